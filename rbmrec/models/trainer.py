@@ -1,0 +1,303 @@
+"""The one training loop shared by every rbmrec model.
+
+A model hands the trainer a dict of parameter arrays (updated in place) and a function that
+returns the contrastive-divergence statistics of a mini-batch; the trainer owns everything
+else: shuffling, the CD-T schedule, learning rate, momentum and weight decay, divergence
+checks, per-epoch metrics, callbacks, a tqdm progress bar, early stopping that keeps the
+best epoch's parameters, and Ctrl-C that stops cleanly with the best parameters so far.
+
+Update rule (Hinton 2010, "A practical guide to training RBMs"), for each parameter ``p``
+with batch statistics ``g`` (positive minus negative phase, summed over the batch rows)::
+
+    velocity = momentum * velocity + learning_rate * (g / n_batch - weight_decay * p)
+    p += velocity
+
+Weight decay applies only to the parameters a model lists in ``decay`` (weights, not biases).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rbmrec.errors import TrainingDivergedError
+
+log = logging.getLogger(__name__)
+
+CDSchedule = int | Sequence[tuple[int, int]]
+
+
+def parse_cd_schedule(cd_steps: CDSchedule) -> list[tuple[int, int]]:
+    """Normalise a CD-T schedule to a sorted list of ``(first_epoch, steps)``.
+
+    Parameters
+    ----------
+    cd_steps : int or sequence of (int, int)
+        Either a constant number of Gibbs steps, or pairs ``(first_epoch, steps)`` with
+        0-based epochs, e.g. ``[(0, 1), (15, 3), (25, 5), (35, 9)]`` as in Salakhutdinov,
+        Mnih & Hinton (2007). The first pair must start at epoch 0.
+
+    Returns
+    -------
+    list of (int, int)
+
+    Raises
+    ------
+    ValueError
+        If a step count is below 1, the epochs are not increasing, or epoch 0 is missing.
+    TypeError
+        If ``cd_steps`` is neither an int nor a sequence of pairs.
+    """
+    if isinstance(cd_steps, bool):
+        raise TypeError("cd_steps must be an int or a sequence of (first_epoch, steps) pairs")
+    if isinstance(cd_steps, int | np.integer):
+        if cd_steps < 1:
+            raise ValueError(f"cd_steps must be >= 1, got {cd_steps}")
+        return [(0, int(cd_steps))]
+    try:
+        pairs = [(int(e), int(k)) for e, k in cd_steps]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"cd_steps must be an int or a sequence of (first_epoch, steps) pairs, got {cd_steps!r}"
+        ) from exc
+    if not pairs or pairs[0][0] != 0:
+        raise ValueError(f"cd_steps schedule must start at epoch 0, got {cd_steps!r}")
+    for (e0, _), (e1, _) in itertools.pairwise(pairs):
+        if e1 <= e0:
+            raise ValueError(f"cd_steps schedule epochs must increase, got {cd_steps!r}")
+    for _, k in pairs:
+        if k < 1:
+            raise ValueError(f"cd_steps must be >= 1 in every schedule entry, got {cd_steps!r}")
+    return pairs
+
+
+def cd_steps_at(schedule: list[tuple[int, int]], epoch: int) -> int:
+    """Number of Gibbs steps in force at 0-based ``epoch`` of a parsed schedule."""
+    k = schedule[0][1]
+    for first, steps in schedule:
+        if epoch >= first:
+            k = steps
+    return k
+
+
+class BatchStep(Protocol):
+    """What a model supplies: the CD statistics of one mini-batch.
+
+    Called as ``step(rows, cd_steps, rng)`` with ``rows`` the int64 row indices of the batch
+    (already shuffled), it returns ``(grads, stats)``: ``grads`` maps parameter names to
+    arrays of the parameter's shape holding positive minus negative statistics summed over
+    the batch; ``stats`` maps metric names to sums over the batch (e.g. squared
+    reconstruction error), which the trainer averages over the epoch by ``stats["count"]``
+    when present, else by the number of rows.
+    """
+
+    def __call__(
+        self, rows: np.ndarray, cd_steps: int, rng: np.random.Generator
+    ) -> tuple[Mapping[str, np.ndarray], Mapping[str, float]]: ...
+
+
+EpochCallback = Callable[[int, dict[str, float]], bool | None]
+
+
+@dataclass
+class TrainerConfig:
+    """Hyperparameters of the training loop (validated by :meth:`validate`)."""
+
+    n_epochs: int = 50
+    batch_size: int = 100
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.001
+    cd_steps: CDSchedule = 1
+    momentum_warmup: int = 0
+    patience: int | None = None
+    monitor: str = "valid_rmse"
+    progress: bool = False
+    callbacks: Sequence[EpochCallback] = field(default_factory=tuple)
+
+    def validate(self) -> list[tuple[int, int]]:
+        """Check every field; return the parsed CD schedule."""
+        for name in ("n_epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        for name in ("learning_rate", "momentum", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.number):
+                raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+            if not np.isfinite(v):
+                raise ValueError(f"{name} must be finite, got {v}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.momentum_warmup < 0:
+            raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        return parse_cd_schedule(self.cd_steps)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    history: list[dict[str, float]]
+    best_epoch: int | None
+    stopped_early: bool
+    interrupted: bool
+
+
+def train(
+    params: dict[str, np.ndarray],
+    step: BatchStep,
+    n_rows: int,
+    config: TrainerConfig,
+    rng: np.random.Generator,
+    *,
+    decay: Iterable[str] = (),
+    evaluate: Callable[[int], Mapping[str, float]] | None = None,
+    describe: str = "",
+    velocity: dict[str, np.ndarray] | None = None,
+    start_epoch: int = 0,
+) -> TrainResult:
+    """Run the epoch loop, updating ``params`` in place.
+
+    Parameters
+    ----------
+    params : dict of str to numpy.ndarray
+        The model's parameters; updated in place and, with early stopping, restored to the
+        best epoch's values at the end.
+    step : BatchStep
+        Computes the CD statistics of a batch of rows.
+    n_rows : int
+        Number of training rows (users, or items for item-based models) to shuffle.
+    config : TrainerConfig
+        Loop hyperparameters.
+    rng : numpy.random.Generator
+        Source of the shuffles and of the per-row kernel random states.
+    decay : iterable of str
+        Names of the parameters that receive weight decay.
+    evaluate : callable, optional
+        ``evaluate(epoch) -> metrics`` called after each epoch (e.g. train/validation RMSE).
+        Required when ``config.patience`` is set; must return ``config.monitor`` then.
+    describe : str
+        Hyperparameter summary used in error messages.
+    velocity : dict, optional
+        Momentum buffers to continue from (``partial_fit``); created when absent.
+    start_epoch : int
+        Epoch number of the first epoch (for schedules across ``partial_fit`` calls).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingDivergedError
+        When a parameter becomes NaN or infinite; the parameters are restored to their
+        values at the start of the failing epoch so no NaN is ever left in a model.
+    """
+    schedule = config.validate()
+    if config.patience is not None and evaluate is None:
+        raise ValueError("early stopping (patience) needs validation data to monitor")
+    decay = frozenset(decay)
+    if velocity is None:
+        velocity = {}
+    for name, p in params.items():
+        if name not in velocity or velocity[name].shape != p.shape:
+            velocity[name] = np.zeros_like(p)
+
+    history: list[dict[str, float]] = []
+    best_value = np.inf
+    best_epoch: int | None = None
+    best_params: dict[str, np.ndarray] | None = None
+    stopped_early = interrupted = False
+    bar = None
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.n_epochs, desc="epochs", unit="epoch", leave=False)
+    try:
+        for e in range(config.n_epochs):
+            epoch = start_epoch + e
+            k = cd_steps_at(schedule, epoch)
+            mom = config.momentum if epoch >= config.momentum_warmup else 0.5 * config.momentum
+            t0 = time.perf_counter()
+            snapshot = {n: p.copy() for n, p in params.items()}
+            order = rng.permutation(n_rows)
+            sums: dict[str, float] = {}
+            for start in range(0, n_rows, config.batch_size):
+                rows = order[start : start + config.batch_size].astype(np.int64)
+                grads, stats = step(rows, k, rng)
+                scale = config.learning_rate / len(rows)
+                for name, g in grads.items():
+                    p = params[name]
+                    v = velocity[name]
+                    v *= mom
+                    v += scale * g
+                    if name in decay and config.weight_decay > 0:
+                        v -= (config.learning_rate * config.weight_decay) * p
+                    p += v
+                for key, val in stats.items():
+                    sums[key] = sums.get(key, 0.0) + float(val)
+            bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
+            if bad:
+                for n, p in params.items():
+                    p[...] = snapshot[n]
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch + 1}: non-finite values in "
+                    f"{', '.join(bad)} ({describe}learning_rate={config.learning_rate}, "
+                    f"momentum={config.momentum}, weight_decay={config.weight_decay}, "
+                    f"cd_steps={k}); lower the learning rate. Parameters were restored to "
+                    f"their values before that epoch."
+                )
+            count = sums.pop("count", float(n_rows))
+            record: dict[str, float] = {"epoch": float(epoch + 1), "cd_steps": float(k)}
+            record.update({key: val / max(count, 1.0) for key, val in sums.items()})
+            if evaluate is not None:
+                record.update({key: float(v) for key, v in evaluate(epoch).items()})
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            log.info("epoch %d: %s", epoch + 1, record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k_: f"{v:.4f}" for k_, v in record.items() if k_ != "epoch"})
+            stop = False
+            for cb in config.callbacks:
+                if cb(epoch, record):
+                    stop = True
+            if config.patience is not None:
+                if config.monitor not in record:
+                    raise ValueError(
+                        f"monitored metric {config.monitor!r} missing from epoch metrics "
+                        f"{sorted(record)}"
+                    )
+                value = record[config.monitor]
+                if value < best_value:
+                    best_value, best_epoch = value, epoch
+                    best_params = {n: p.copy() for n, p in params.items()}
+                elif epoch - best_epoch >= config.patience:
+                    stopped_early = stop = True
+            if stop:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("training interrupted; keeping the best parameters so far")
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_params is not None:
+        for n, p in params.items():
+            p[...] = best_params[n]
+    return TrainResult(history, best_epoch, stopped_early, interrupted)
