@@ -158,6 +158,26 @@ class TrainResult:
     interrupted: bool
 
 
+def _apply(
+    params: dict[str, np.ndarray],
+    velocity: dict[str, np.ndarray],
+    grads: Mapping[str, np.ndarray],
+    scale: float,
+    mom: float,
+    config: TrainerConfig,
+    decay: frozenset[str],
+) -> None:
+    """One momentum step for every parameter that has a gradient."""
+    for name, g in grads.items():
+        p = params[name]
+        v = velocity[name]
+        v *= mom
+        v += scale * g
+        if name in decay and config.weight_decay > 0:
+            v -= (config.learning_rate * config.weight_decay) * p
+        p += v
+
+
 def train(
     params: dict[str, np.ndarray],
     step: BatchStep,
@@ -241,14 +261,9 @@ def train(
                 rows = order[start : start + config.batch_size].astype(np.int64)
                 grads, stats = step(rows, k, rng)
                 scale = config.learning_rate / len(rows)
-                for name, g in grads.items():
-                    p = params[name]
-                    v = velocity[name]
-                    v *= mom
-                    v += scale * g
-                    if name in decay and config.weight_decay > 0:
-                        v -= (config.learning_rate * config.weight_decay) * p
-                    p += v
+                # Overflow shows up as inf/NaN and is reported once, below, with context.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    _apply(params, velocity, grads, scale, mom, config, decay)
                 for key, val in stats.items():
                     sums[key] = sums.get(key, 0.0) + float(val)
             bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]

@@ -1,0 +1,496 @@
+"""Kernels for RBMs with K-way softmax visible units and binary hidden units.
+
+Layout. A CSR matrix ``(indptr, indices, levels)`` lists, for each row (a user in the rating
+model), the visible groups it observes (``indices``, int32) and the observed level of each
+(``levels``, int8, 0-based). Groups a row does not store are *unobserved*: they are not part
+of that row's RBM and are never reconstructed (Salakhutdinov, Mnih & Hinton 2007, sec. 2).
+Parameters: ``W`` (n_visible, n_levels, n_hidden), ``b`` (n_visible, n_levels), ``c``
+(n_hidden,). ``hidden_offset`` (n_batch, n_hidden) is added to every hidden pre-activation
+(the conditional RBM's ``r @ D``); pass an array of shape (0, n_hidden) for none.
+
+Energy of a row with observed one-hot ``v[i, k]`` and hidden ``h``::
+
+    E(v, h) = -sum_ik b_ik v_ik - sum_j c_j h_j - sum_ikj v_ik W_ikj h_j
+
+Determinism. Work on batch row ``r`` draws only from ``states[r]``; gradients are summed per
+visible group (parallel over groups, entries in batch order), so results do not depend on the
+number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from rbmrec.engine._math import sigmoid, softplus
+from rbmrec.engine._random import uniform
+
+#: Negative-phase modes of :func:`softmax_cd`.
+NEG_SAMPLE = 0  # v_k sampled one-hot, statistics from p(h | v_k): the CD-k estimator
+NEG_MEAN_FIELD = 1  # last visible step uses the softmax probabilities (lower variance)
+
+
+@njit(cache=True, parallel=True)
+def softmax_hidden_input(indptr, indices, levels, rows, W, c, hidden_offset):
+    """Hidden pre-activations ``c + offset + sum_i W[i, v_i, :]`` of each batch row.
+
+    Parameters
+    ----------
+    indptr, indices, levels : ndarray
+        CSR of observed groups, shapes (n_rows + 1,), (nnz,), (nnz,) int8.
+    rows : ndarray of int64, shape (n_batch,)
+        Rows to process.
+    W : ndarray, shape (n_visible, n_levels, n_hidden)
+    c : ndarray, shape (n_hidden,)
+    hidden_offset : ndarray, shape (n_batch, n_hidden) or (0, n_hidden)
+
+    Returns
+    -------
+    ndarray of W.dtype, shape (n_batch, n_hidden)
+    """
+    n_batch = rows.shape[0]
+    n_hidden = c.shape[0]
+    out = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    has_off = hidden_offset.shape[0] > 0
+    for r in prange(n_batch):
+        u = rows[r]
+        for j in range(n_hidden):
+            out[r, j] = c[j]
+        if has_off:
+            for j in range(n_hidden):
+                out[r, j] += hidden_offset[r, j]
+        for p in range(indptr[u], indptr[u + 1]):
+            i = indices[p]
+            k = levels[p]
+            for j in range(n_hidden):
+                out[r, j] += W[i, k, j]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def softmax_hidden_probs(indptr, indices, levels, rows, W, c, hidden_offset):
+    """p(h_j = 1 | v) for each batch row, shape (n_batch, n_hidden).
+
+    Same arguments as :func:`softmax_hidden_input`.
+    """
+    x = softmax_hidden_input(indptr, indices, levels, rows, W, c, hidden_offset)
+    for r in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[r, j] = sigmoid(x[r, j])
+    return x
+
+
+@njit(cache=True, parallel=True)
+def softmax_free_energy(indptr, indices, levels, rows, W, b, c, hidden_offset):
+    """Free energy ``F(v) = -sum_i b[i, v_i] - sum_j softplus(x_j)`` per batch row.
+
+    ``x`` is the hidden pre-activation of :func:`softmax_hidden_input`. Accumulated in
+    float64.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_batch,)
+    """
+    x = softmax_hidden_input(indptr, indices, levels, rows, W, c, hidden_offset)
+    n_batch = rows.shape[0]
+    out = np.empty(n_batch, dtype=np.float64)
+    for r in prange(n_batch):
+        u = rows[r]
+        f = 0.0
+        for p in range(indptr[u], indptr[u + 1]):
+            f -= b[indices[p], levels[p]]
+        for j in range(x.shape[1]):
+            f -= softplus(np.float64(x[r, j]))
+        out[r] = f
+    return out
+
+
+@njit(cache=True, inline="always")
+def _visible_softmax(i, h, W, b, probs):
+    """Fill ``probs`` (n_levels,) with p(v_i = k | h) for hidden vector ``h`` (max-shifted)."""
+    n_levels = W.shape[1]
+    n_hidden = W.shape[2]
+    top = -np.inf
+    for k in range(n_levels):
+        a = np.float64(b[i, k])
+        for j in range(n_hidden):
+            a += W[i, k, j] * h[j]
+        probs[k] = a
+        if a > top:
+            top = a
+    total = 0.0
+    for k in range(n_levels):
+        e = np.exp(probs[k] - top)
+        probs[k] = e
+        total += e
+    for k in range(n_levels):
+        probs[k] /= total
+
+
+@njit(cache=True, inline="always")
+def _draw_level(probs, u):
+    """Index k with probability probs[k], from a uniform ``u`` in [0, 1)."""
+    acc = 0.0
+    n = probs.shape[0]
+    for k in range(n - 1):
+        acc += probs[k]
+        if u < acc:
+            return k
+    return n - 1
+
+
+@njit(cache=True)
+def _batch_offsets(indptr, rows):
+    """Start of each batch row's entries in the concatenated batch entries (n_batch + 1,)."""
+    n_batch = rows.shape[0]
+    off = np.empty(n_batch + 1, dtype=np.int64)
+    off[0] = 0
+    for r in range(n_batch):
+        u = rows[r]
+        off[r + 1] = off[r] + indptr[u + 1] - indptr[u]
+    return off
+
+
+@njit(cache=True)
+def _group_entries(indptr, indices, rows, off, n_visible):
+    """Counting sort of the batch entries by visible group.
+
+    Returns ``(gptr, grow, gent)``: entries of group ``i`` are ``gent[gptr[i]:gptr[i+1]]``
+    (positions in the concatenated batch entries), from batch rows ``grow[...]``, in batch
+    order, so the per-group sums below always add in the same order.
+    """
+    n_batch = rows.shape[0]
+    nnz = off[n_batch]
+    gptr = np.zeros(n_visible + 1, dtype=np.int64)
+    for r in range(n_batch):
+        u = rows[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            gptr[indices[p] + 1] += 1
+    for i in range(n_visible):
+        gptr[i + 1] += gptr[i]
+    fill = gptr[:-1].copy()
+    grow = np.empty(nnz, dtype=np.int64)
+    gent = np.empty(nnz, dtype=np.int64)
+    for r in range(n_batch):
+        u = rows[r]
+        q = off[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            i = indices[p]
+            grow[fill[i]] = r
+            gent[fill[i]] = q
+            fill[i] += 1
+            q += 1
+    return gptr, grow, gent
+
+
+@njit(cache=True, parallel=True)
+def _cd_chains(
+    indptr, indices, levels, rows, W, b, hpos_in, cd_steps, states, chain_levels, use_chain,
+    neg_mode, off, vneg, hneg, hsamp, recon,
+):  # fmt: skip
+    """Negative phase of every batch row (parallel over rows); fills vneg, hneg, recon."""
+    n_batch = rows.shape[0]
+    n_hidden = W.shape[2]
+    n_levels = W.shape[1]
+    for r in prange(n_batch):
+        u = rows[r]
+        start = indptr[u]
+        q0 = off[r]
+        n_obs = indptr[u + 1] - start
+        probs = np.empty(n_levels, dtype=np.float64)
+        cur = np.empty(n_obs, dtype=np.int8)
+        x = np.empty(n_hidden, dtype=np.float64)
+        # Hidden probabilities of the chain's starting visible state.
+        if use_chain:
+            for t in range(n_obs):
+                cur[t] = chain_levels[start + t]
+            # p(h | chain state) needs the chain state's own pre-activation; hneg holds
+            # c + offset on entry (see softmax_cd).
+            for j in range(n_hidden):
+                x[j] = hneg[r, j]
+            for t in range(n_obs):
+                i = indices[start + t]
+                k = cur[t]
+                for j in range(n_hidden):
+                    x[j] += W[i, k, j]
+            for j in range(n_hidden):
+                x[j] = sigmoid(x[j])
+        else:
+            for t in range(n_obs):
+                cur[t] = levels[start + t]
+            for j in range(n_hidden):
+                x[j] = hpos_in[r, j]
+        sq = 0.0
+        for step in range(cd_steps):
+            last = step == cd_steps - 1
+            for j in range(n_hidden):
+                hsamp[r, j] = 1.0 if uniform(states, r) < x[j] else 0.0
+            # Pre-activation of the new hidden layer starts from c + offset (kept in hneg).
+            for j in range(n_hidden):
+                x[j] = hneg[r, j]
+            for t in range(n_obs):
+                i = indices[start + t]
+                _visible_softmax(i, hsamp[r], W, b, probs)
+                k = _draw_level(probs, uniform(states, r))
+                cur[t] = k
+                q = q0 + t
+                if last and neg_mode == NEG_MEAN_FIELD:
+                    for kk in range(n_levels):
+                        vneg[q, kk] = probs[kk]
+                        for j in range(n_hidden):
+                            x[j] += probs[kk] * W[i, kk, j]
+                else:
+                    for j in range(n_hidden):
+                        x[j] += W[i, k, j]
+                    if last:
+                        for kk in range(n_levels):
+                            vneg[q, kk] = 0.0
+                        vneg[q, k] = 1.0
+                if last:
+                    e = 0.0
+                    for kk in range(n_levels):
+                        e += kk * probs[kk]
+                    d = e - levels[start + t]
+                    sq += d * d
+            for j in range(n_hidden):
+                x[j] = sigmoid(x[j])
+        for j in range(n_hidden):
+            hneg[r, j] = x[j]
+        recon[r] = sq
+        if use_chain:
+            for t in range(n_obs):
+                chain_levels[start + t] = cur[t]
+
+
+@njit(cache=True, parallel=True)
+def _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb):
+    """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
+    n_visible = gW.shape[0]
+    n_levels = gW.shape[1]
+    n_hidden = gW.shape[2]
+    for i in prange(n_visible):
+        for k in range(n_levels):
+            gb[i, k] = 0.0
+            for j in range(n_hidden):
+                gW[i, k, j] = 0.0
+        for e in range(gptr[i], gptr[i + 1]):
+            r = grow[e]
+            q = gent[e]
+            kd = levels_b[q]
+            gb[i, kd] += 1.0
+            for j in range(n_hidden):
+                gW[i, kd, j] += hpos[r, j]
+            for k in range(n_levels):
+                vk = vneg[q, k]
+                if vk != 0.0:
+                    gb[i, k] -= vk
+                    for j in range(n_hidden):
+                        gW[i, k, j] -= vk * hneg[r, j]
+
+
+@njit(cache=True)
+def _gather_levels(indptr, levels, rows, off):
+    out = np.empty(off[-1], dtype=np.int8)
+    for r in range(rows.shape[0]):
+        u = rows[r]
+        q = off[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            out[q] = levels[p]
+            q += 1
+    return out
+
+
+@njit(cache=True)
+def softmax_cd(
+    indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+    use_chain, gW, gb, gc, h_diff, neg_mode=NEG_SAMPLE,
+):  # fmt: skip
+    """CD-k / PCD statistics of a mini-batch (Hinton 2002; Tieleman 2008).
+
+    Parameters
+    ----------
+    indptr, indices, levels : ndarray
+        CSR of observed groups: (n_rows + 1,), int32 (nnz,), int8 (nnz,) 0-based levels.
+    rows : ndarray of int64, shape (n_batch,)
+        Batch rows.
+    W, b, c : ndarray
+        Parameters, shapes (n_visible, n_levels, n_hidden), (n_visible, n_levels),
+        (n_hidden,).
+    hidden_offset : ndarray, shape (n_batch, n_hidden) or (0, n_hidden)
+        Extra hidden input per row (conditional RBM), or none.
+    cd_steps : int
+        Gibbs steps k >= 1.
+    states : ndarray of uint64, shape (n_batch,)
+        Per-row random states (advanced in place).
+    chain_levels : ndarray of int8, shape (nnz,) or (0,)
+        Persistent fantasy levels, one per stored entry; read and written when ``use_chain``.
+    use_chain : bool
+        Persistent CD: start the negative chain from ``chain_levels`` instead of the data.
+    gW, gb, gc : ndarray
+        Outputs (overwritten): positive minus negative statistics summed over the batch,
+        shapes like W, b, c.
+    h_diff : ndarray, shape (n_batch, n_hidden)
+        Output: p(h | v_data) - p(h | v_k) per row (for the conditional RBM's D gradient).
+    neg_mode : int
+        ``NEG_SAMPLE`` (0): negative statistics from the sampled one-hot ``v_k`` and
+        ``p(h | v_k)``, the CD-k estimator whose bias vanishes as k grows.
+        ``NEG_MEAN_FIELD`` (1): the last visible step uses the softmax probabilities and the
+        hidden probabilities they induce (common in practice: less noise, some bias).
+
+    Returns
+    -------
+    ndarray of float64, shape (2,)
+        [sum of squared differences between data level and the reconstruction's expected
+        level (last step), number of entries].
+    """
+    n_batch = rows.shape[0]
+    n_hidden = c.shape[0]
+    n_levels = W.shape[1]
+    hpos = softmax_hidden_probs(indptr, indices, levels, rows, W, c, hidden_offset)
+    off = _batch_offsets(indptr, rows)
+    nnz_b = off[n_batch]
+    # hneg carries c + offset into the chain kernel, which overwrites it with p(h | v_k).
+    hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    has_off = hidden_offset.shape[0] > 0
+    for r in range(n_batch):
+        for j in range(n_hidden):
+            hneg[r, j] = c[j] + (hidden_offset[r, j] if has_off else 0.0)
+    vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
+    hsamp = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    recon = np.empty(n_batch, dtype=np.float64)
+    _cd_chains(
+        indptr, indices, levels, rows, W, b, hpos, cd_steps, states, chain_levels, use_chain,
+        neg_mode, off, vneg, hneg, hsamp, recon,
+    )  # fmt: skip
+    gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
+    levels_b = _gather_levels(indptr, levels, rows, off)
+    _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb)
+    for j in range(n_hidden):
+        gc[j] = 0.0
+    for r in range(n_batch):
+        for j in range(n_hidden):
+            d = hpos[r, j] - hneg[r, j]
+            h_diff[r, j] = d
+            gc[j] += d
+    out = np.empty(2, dtype=np.float64)
+    out[0] = recon.sum()
+    out[1] = nnz_b
+    return out
+
+
+@njit(cache=True, parallel=True)
+def softmax_gibbs(indptr, indices, levels, rows, W, b, c, hidden_offset, steps, states):
+    """Sampled levels after ``steps`` Gibbs sweeps from the data, for the observed groups.
+
+    Returns
+    -------
+    ndarray of int8, shape (nnz of the batch rows,)
+        In CSR order of ``rows``.
+    """
+    n_batch = rows.shape[0]
+    n_hidden = c.shape[0]
+    n_levels = W.shape[1]
+    off = _batch_offsets(indptr, rows)
+    out = np.empty(off[n_batch], dtype=np.int8)
+    has_off = hidden_offset.shape[0] > 0
+    for r in prange(n_batch):
+        u = rows[r]
+        start = indptr[u]
+        n_obs = indptr[u + 1] - start
+        probs = np.empty(n_levels, dtype=np.float64)
+        x = np.empty(n_hidden, dtype=np.float64)
+        h = np.empty(n_hidden, dtype=np.float64)
+        q0 = off[r]
+        for t in range(n_obs):
+            out[q0 + t] = levels[start + t]
+        for _ in range(steps):
+            for j in range(n_hidden):
+                x[j] = c[j] + (hidden_offset[r, j] if has_off else 0.0)
+            for t in range(n_obs):
+                i = indices[start + t]
+                k = out[q0 + t]
+                for j in range(n_hidden):
+                    x[j] += W[i, k, j]
+            for j in range(n_hidden):
+                h[j] = 1.0 if uniform(states, r) < sigmoid(x[j]) else 0.0
+            for t in range(n_obs):
+                _visible_softmax(indices[start + t], h, W, b, probs)
+                out[q0 + t] = _draw_level(probs, uniform(states, r))
+    return out
+
+
+@njit(cache=True, parallel=True)
+def softmax_visible_probs(indptr, indices, rows, W, b, hprob):
+    """p(v_i = k | h) for each observed group of each batch row, h given per row.
+
+    Parameters
+    ----------
+    hprob : ndarray, shape (n_batch, n_hidden)
+        Hidden values (probabilities for a mean-field pass, or a binary sample).
+
+    Returns
+    -------
+    ndarray of float64, shape (nnz of the batch rows, n_levels)
+    """
+    n_batch = rows.shape[0]
+    off = _batch_offsets(indptr, rows)
+    out = np.empty((off[n_batch], W.shape[1]), dtype=np.float64)
+    for r in prange(n_batch):
+        u = rows[r]
+        q = off[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            _visible_softmax(indices[p], hprob[r], W, b, out[q])
+            q += 1
+    return out
+
+
+@njit(cache=True, parallel=True)
+def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
+    """Predictive distribution over levels of unobserved groups.
+
+    Parameters
+    ----------
+    hidden : ndarray, shape (n_rows, n_hidden)
+        Per-row hidden *probabilities* (mean field) or hidden *pre-activations* (exact).
+    pair_row : ndarray of int64, shape (n_pairs,)
+        Row of ``hidden`` for each pair.
+    pair_item : ndarray of int64, shape (n_pairs,)
+        Visible group whose level distribution is wanted.
+    W, b : ndarray
+        Parameters, shapes (n_visible, n_levels, n_hidden), (n_visible, n_levels).
+    exact : bool
+        False: one mean-field pass, ``p_k ∝ exp(b_ik + sum_j p_j W_ikj)``.
+        True: the exact marginal with the hidden units summed out (Salakhutdinov et al.
+        2007, Eq. 7), ``p_k ∝ exp(b_ik) prod_j (1 + exp(x_j + W_ikj))`` where ``x`` is the
+        hidden pre-activation given the observed groups.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_pairs, n_levels)
+    """
+    n_pairs = pair_row.shape[0]
+    n_levels = W.shape[1]
+    n_hidden = W.shape[2]
+    out = np.empty((n_pairs, n_levels), dtype=np.float64)
+    for t in prange(n_pairs):
+        r = pair_row[t]
+        i = pair_item[t]
+        if exact:
+            top = -np.inf
+            for k in range(n_levels):
+                a = np.float64(b[i, k])
+                for j in range(n_hidden):
+                    a += softplus(np.float64(hidden[r, j]) + W[i, k, j])
+                out[t, k] = a
+                if a > top:
+                    top = a
+            total = 0.0
+            for k in range(n_levels):
+                e = np.exp(out[t, k] - top)
+                out[t, k] = e
+                total += e
+            for k in range(n_levels):
+                out[t, k] /= total
+        else:
+            _visible_softmax(i, hidden[r], W, b, out[t])
+    return out

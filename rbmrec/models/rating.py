@@ -1,0 +1,638 @@
+"""RatingRBM: the collaborative-filtering RBM of Salakhutdinov, Mnih & Hinton (2007)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from rbmrec.engine import softmax as K
+from rbmrec.engine._random import row_states
+from rbmrec.errors import DataError
+from rbmrec.models import persistence
+from rbmrec.models._common import (
+    as_index_array,
+    check_choice,
+    check_csr,
+    check_fitted,
+    check_int,
+    num_threads,
+    seed_generator,
+)
+from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
+
+log = logging.getLogger(__name__)
+
+_MAX_LEVELS = 127  # levels are stored as int8
+_SCORES = ("expected", "p_high")
+
+
+@persistence.register
+class RatingRBM:
+    """Softmax RBM for rating prediction with weights shared across users.
+
+    Each user (or item, with ``orientation="item"``) has its own RBM whose visible units are
+    K-way softmax units for the items that user rated, all RBMs sharing the weights
+    ``W[item, level, hidden]``, visible biases ``b[item, level]`` and hidden biases ``c``
+    (Salakhutdinov, Mnih & Hinton, "Restricted Boltzmann Machines for Collaborative
+    Filtering", ICML 2007). Trained with contrastive divergence (Hinton 2002) and a CD-T
+    schedule, optionally persistent CD (Tieleman 2008); the RBM itself is Smolensky's (1986)
+    harmonium.
+
+    Parameters
+    ----------
+    n_hidden : int, default 100
+        Number of binary hidden units.
+    orientation : {"user", "item"}, default "user"
+        "user": one RBM per user over the items they rated (U-RBM). "item": one RBM per item
+        over the users who rated it (I-RBM); the API stays users x items.
+    conditional : bool, default False
+        Conditional RBM: the binary vector ``r`` of which items a row rated (training pairs,
+        plus ``known_pairs`` given to ``fit``) feeds the hidden units through a learned matrix
+        ``D`` (n_items, n_hidden).
+    n_factors : int or None, default None
+        Factored RBM: ``W = A @ B`` with ``A`` (n_items, n_levels, n_factors) and ``B``
+        (n_factors, n_hidden).
+    cd_steps : int or sequence of (first_epoch, steps), default 1
+        Gibbs steps of contrastive divergence, or a schedule such as
+        ``[(0, 1), (15, 3), (25, 5), (35, 9)]``.
+    persistent : bool, default False
+        Persistent CD: one fantasy chain per training row.
+    negative : {"mean_field", "sample"}, default "mean_field"
+        Negative statistics from the last step's softmax probabilities (lower variance) or
+        from the sampled one-hot visibles (the unbiased-in-the-limit CD-k estimator).
+    prediction : {"mean_field", "exact"}, default "mean_field"
+        Predictive distribution: one mean-field pass, or the exact marginal with the hidden
+        units summed out (the paper's Eq. 7).
+    n_epochs : int, default 50
+    batch_size : int, default 100
+        Rows (users, or items) per mini-batch.
+    learning_rate : float, default 0.05
+        Step size applied to the batch-averaged gradient.
+    momentum : float, default 0.9
+    weight_decay : float, default 0.001
+        L2 penalty on ``W`` (or ``A``, ``B``) and ``D``.
+    patience : int or None, default 5
+        Early stopping on validation RMSE when ``fit`` gets ``validation``; the best epoch's
+        parameters are kept. None disables early stopping (the last epoch is kept).
+    recommend_score : {"expected", "p_high"}, default "expected"
+        Ranking score of :meth:`recommend`: the expected rating, or the probability of a
+        rating at or above ``high_rating``.
+    high_rating : float or None, default None
+        Threshold of ``"p_high"``; None means the second-highest rating level.
+    random_state : int, SeedSequence, Generator or None
+    num_threads : int, default 0
+        Numba threads (0: numba's default). Results do not depend on it.
+    dtype : numpy dtype, default float32
+    progress : bool, default False
+        Show a tqdm bar over epochs.
+    callbacks : sequence of callables, default ()
+        ``callback(epoch, metrics) -> bool``; returning True stops training.
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_items, n_levels, n_hidden)
+        (n_users, ...) in item orientation.
+    visible_bias_ : ndarray, shape (n_items, n_levels)
+    hidden_bias_ : ndarray, shape (n_hidden,)
+    values_ : ndarray, shape (n_levels,)
+        Rating value of each level, sorted.
+    history_ : list of dict
+        Per epoch: train_recon_rmse, valid_rmse (with validation), seconds, cd_steps.
+    best_epoch_ : int or None
+    """
+
+    def __init__(
+        self,
+        n_hidden: int = 100,
+        *,
+        orientation: str = "user",
+        conditional: bool = False,
+        n_factors: int | None = None,
+        cd_steps: int | Sequence[tuple[int, int]] = 1,
+        persistent: bool = False,
+        negative: str = "mean_field",
+        prediction: str = "mean_field",
+        n_epochs: int = 50,
+        batch_size: int = 100,
+        learning_rate: float = 0.05,
+        momentum: float = 0.9,
+        weight_decay: float = 0.001,
+        patience: int | None = 5,
+        recommend_score: str = "expected",
+        high_rating: float | None = None,
+        random_state: Any = None,
+        num_threads: int = 0,
+        dtype: Any = np.float32,
+        progress: bool = False,
+        callbacks: Sequence[Callable[[int, dict[str, float]], bool | None]] = (),
+    ) -> None:
+        self.n_hidden = n_hidden
+        self.orientation = orientation
+        self.conditional = conditional
+        self.n_factors = n_factors
+        self.cd_steps = cd_steps
+        self.persistent = persistent
+        self.negative = negative
+        self.prediction = prediction
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.recommend_score = recommend_score
+        self.high_rating = high_rating
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.dtype = dtype
+        self.progress = progress
+        self.callbacks = callbacks
+        self.weights_: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        check_int("n_hidden", self.n_hidden, 1)
+        check_choice("orientation", self.orientation, ("user", "item"))
+        check_choice("negative", self.negative, ("mean_field", "sample"))
+        check_choice("prediction", self.prediction, ("mean_field", "exact"))
+        check_choice("recommend_score", self.recommend_score, _SCORES)
+        if not isinstance(self.conditional, bool | np.bool_):
+            raise TypeError(f"conditional must be a bool, got {type(self.conditional).__name__}")
+        if not isinstance(self.persistent, bool | np.bool_):
+            raise TypeError(f"persistent must be a bool, got {type(self.persistent).__name__}")
+        if self.n_factors is not None:
+            check_int("n_factors", self.n_factors, 1)
+        check_int("num_threads", self.num_threads, 0)
+        if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        parse_cd_schedule(self.cd_steps)
+
+    def _config(self) -> TrainerConfig:
+        return TrainerConfig(
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            cd_steps=self.cd_steps,
+            patience=self.patience,
+            monitor="valid_rmse",
+            progress=self.progress,
+            callbacks=tuple(self.callbacks),
+        )
+
+    @staticmethod
+    def _check_ratings(name: str, X: Any, *, allow_empty: bool = False) -> sp.csr_matrix:
+        X = check_csr(name, X, allow_empty=allow_empty)
+        if np.any(X.data == 0):
+            raise DataError(
+                f"{name} holds explicit ratings of 0: sparse storage cannot tell a 0 rating from "
+                "a missing one; shift the scale so every rating is non-zero (e.g. 0..4 -> 1..5)"
+            )
+        return X
+
+    # ------------------------------------------------------------------ layout helpers
+    def _orient(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        """users x items -> rows x groups of the RBM (transposed in item orientation)."""
+        return X if self.orientation == "user" else sp.csr_matrix(X.T)
+
+    def _to_levels(self, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernel CSR arrays (indptr int64, indices int32, levels int8) of a ratings CSR."""
+        lv = np.searchsorted(self.values_, X.data)
+        lv = np.clip(lv, 0, len(self.values_) - 1)
+        if not np.allclose(self.values_[lv], X.data):
+            bad = X.data[~np.isclose(self.values_[lv], X.data)][0]
+            raise DataError(
+                f"rating {bad} is not one of the levels seen in fit: {self.values_.tolist()}"
+            )
+        return (
+            X.indptr.astype(np.int64),
+            X.indices.astype(np.int32),
+            lv.astype(np.int8),
+        )
+
+    def _weights(self) -> np.ndarray:
+        """The full W (n_groups, n_levels, n_hidden), materialised for factored models."""
+        if self.n_factors is None:
+            return self._params["W"]
+        A, B = self._params["A"], self._params["B"]
+        n_g, n_l, _ = A.shape
+        return (A.reshape(n_g * n_l, -1) @ B).reshape(n_g, n_l, -1)
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        user_items: sp.spmatrix,
+        validation: sp.spmatrix | None = None,
+        known_pairs: sp.spmatrix | None = None,
+    ) -> RatingRBM:
+        """Fit on a users x items CSR of raw ratings.
+
+        Parameters
+        ----------
+        user_items : scipy.sparse matrix, shape (n_users, n_items)
+            Raw ratings on any finite set of non-zero values (1..5, half stars, ...); the
+            distinct values become the softmax levels. Missing entries mean "not rated".
+        validation : scipy.sparse matrix, shape (n_users, n_items), optional
+            Held-out ratings for per-epoch validation RMSE and early stopping.
+        known_pairs : scipy.sparse matrix, shape (n_users, n_items), optional
+            Conditional RBM only: pairs known to be rated whose ratings are unknown (the
+            Netflix "qualifying" setting). Never pass an offline test split's pairs here.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = self._check_ratings("user_items", user_items)
+        self.values_ = np.unique(X.data)
+        if len(self.values_) > _MAX_LEVELS:
+            raise DataError(
+                f"user_items has {len(self.values_)} distinct rating values; the softmax model "
+                f"supports at most {_MAX_LEVELS} levels"
+            )
+        if len(self.values_) < 2:
+            raise DataError("user_items needs at least two distinct rating values to learn from")
+        self.n_users_, self.n_items_ = X.shape
+        V = None
+        if validation is not None:
+            V = self._check_ratings("validation", validation, allow_empty=True)
+            if V.shape != X.shape:
+                raise DataError(
+                    f"validation has shape {V.shape} but user_items has shape {X.shape}"
+                )
+        if known_pairs is not None:
+            if not self.conditional:
+                raise ValueError("known_pairs is only used by the conditional model")
+            if not sp.issparse(known_pairs) or known_pairs.shape != X.shape:
+                raise DataError(f"known_pairs must be a sparse matrix of shape {X.shape}")
+        rng = seed_generator(self.random_state)
+        self._rng = rng
+        dtype = np.dtype(self.dtype)
+
+        Xo = self._orient(X)
+        self._train = self._to_levels(Xo)
+        n_rows, n_groups = Xo.shape
+        n_levels = len(self.values_)
+        H = self.n_hidden
+
+        # Visible biases: log of each group's smoothed level frequencies (paper, sec. 2.2).
+        counts = np.zeros((n_groups, n_levels))
+        np.add.at(counts, (self._train[1], self._train[2]), 1.0)
+        prior = counts.sum(0) / counts.sum()
+        b = np.log((counts + prior) / (counts.sum(1, keepdims=True) + 1.0)).astype(dtype)
+        params: dict[str, np.ndarray] = {"b": b, "c": np.zeros(H, dtype=dtype)}
+        decay = ["W"]
+        if self.n_factors is None:
+            params["W"] = rng.normal(0.0, 0.01, (n_groups, n_levels, H)).astype(dtype)
+        else:
+            C = self.n_factors
+            params["A"] = rng.normal(0.0, 0.1, (n_groups, n_levels, C)).astype(dtype)
+            params["B"] = rng.normal(0.0, 0.1, (C, H)).astype(dtype)
+            decay = ["A", "B"]
+        self._R = None
+        if self.conditional:
+            pattern = Xo.copy()
+            pattern.data[:] = 1.0
+            if known_pairs is not None:
+                kp = self._orient(sp.csr_matrix(known_pairs, dtype=np.float64))
+                kp.data[:] = 1.0
+                pattern = pattern + kp
+                pattern.data[:] = 1.0
+            self._R = sp.csr_matrix(pattern, dtype=dtype)
+            params["D"] = np.zeros((self._R.shape[1], H), dtype=dtype)
+            decay.append("D")
+        self._params = params
+        self._chain = self._train[2].copy() if self.persistent else np.zeros(0, np.int8)
+        self._set_public()
+
+        indptr, indices, levels = self._train
+        neg_mode = K.NEG_MEAN_FIELD if self.negative == "mean_field" else K.NEG_SAMPLE
+        gbuf = {
+            "W": np.empty((n_groups, n_levels, H), dtype=dtype),
+            "b": np.empty_like(b),
+            "c": np.empty(H, dtype=dtype),
+        }
+
+        def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
+            W = self._weights()
+            off = self._offset(rows)
+            hd = np.empty((len(rows), H), dtype=dtype)
+            stats = K.softmax_cd(
+                indptr, indices, levels, rows, W, params["b"], params["c"], off, k,
+                row_states(rng_, len(rows)), self._chain, self.persistent,
+                gbuf["W"], gbuf["b"], gbuf["c"], hd, neg_mode,
+            )  # fmt: skip
+            grads = {"b": gbuf["b"], "c": gbuf["c"]}
+            if self.n_factors is None:
+                grads["W"] = gbuf["W"]
+            else:
+                gW = gbuf["W"].reshape(n_groups * n_levels, H)
+                A2 = params["A"].reshape(n_groups * n_levels, -1)
+                grads["A"] = (gW @ params["B"].T).reshape(params["A"].shape)
+                grads["B"] = A2.T @ gW
+            if self._R is not None:
+                grads["D"] = np.asarray(self._R[rows].T @ hd, dtype=dtype)
+            return grads, {"train_recon_sse": stats[0], "count": stats[1]}
+
+        evaluate = None
+        if V is not None and V.nnz:
+            vu, vi = V.nonzero()
+            vr = np.asarray(V[vu, vi]).ravel()
+
+            def evaluate(epoch: int) -> dict[str, float]:
+                pred = self.predict(vu, vi)
+                return {"valid_rmse": float(np.sqrt(np.mean((pred - vr) ** 2)))}
+
+        config = self._config()
+        if evaluate is None:
+            config.patience = None
+        t0 = time.perf_counter()
+        with num_threads(self.num_threads):
+            result = train(
+                params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
+                describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, ",
+            )  # fmt: skip
+        for rec in result.history:
+            sse = rec.pop("train_recon_sse", None)
+            if sse is not None:
+                rec["train_recon_rmse"] = float(np.sqrt(sse))
+        self.history_ = result.history
+        self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
+        self.interrupted_ = result.interrupted
+        self.fit_seconds_ = time.perf_counter() - t0
+        self._set_public()
+        return self
+
+    def _set_public(self) -> None:
+        self.weights_ = self._weights()
+        self.visible_bias_ = self._params["b"]
+        self.hidden_bias_ = self._params["c"]
+        self.conditional_weights_ = self._params.get("D")
+
+    def _offset(self, rows: np.ndarray) -> np.ndarray:
+        """Per-row hidden offset r @ D (n_batch, n_hidden), or an empty (0, n_hidden)."""
+        H = self.n_hidden
+        if self._R is None:
+            return np.zeros((0, H), dtype=self._params["c"].dtype)
+        return np.asarray(self._R[rows] @ self._params["D"], dtype=self._params["c"].dtype)
+
+    # ------------------------------------------------------------------ inference
+    def _pair_probs(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        levels: np.ndarray,
+        rows: np.ndarray,
+        pair_row: np.ndarray,
+        pair_group: np.ndarray,
+        offset: np.ndarray,
+    ) -> np.ndarray:
+        """Level distributions (n_pairs, n_levels) for pairs given per-row observations."""
+        W = self._weights()
+        p = self._params
+        with num_threads(self.num_threads):
+            x = K.softmax_hidden_input(indptr, indices, levels, rows, W, p["c"], offset)
+            if self.prediction == "mean_field":
+                x = 1.0 / (1.0 + np.exp(-x))
+            return K.softmax_pair_probs(
+                x, pair_row, pair_group, W, p["b"], self.prediction == "exact"
+            )
+
+    def predict_proba(self, userids: Any, itemids: Any) -> np.ndarray:
+        """Predictive distribution over rating levels for (user, item) pairs.
+
+        Parameters
+        ----------
+        userids, itemids : array-like of int, shape (n_pairs,)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_pairs, n_levels)
+            Column k is the probability of rating ``values_[k]``.
+        """
+        check_fitted(self)
+        u = as_index_array("userids", userids, self.n_users_)
+        i = as_index_array("itemids", itemids, self.n_items_)
+        if len(u) != len(i):
+            raise ValueError(f"userids has {len(u)} entries but itemids has {len(i)}")
+        rows, groups = (u, i) if self.orientation == "user" else (i, u)
+        uniq, pair_row = np.unique(rows, return_inverse=True)
+        indptr, indices, levels = self._train
+        return self._pair_probs(
+            indptr, indices, levels, uniq, pair_row.astype(np.int64), groups, self._offset(uniq)
+        )
+
+    def predict(self, userids: Any, itemids: Any) -> np.ndarray:
+        """Expected rating on the original scale for each (user, item) pair.
+
+        Conditioned on each user's training ratings.
+
+        Parameters
+        ----------
+        userids, itemids : array-like of int, shape (n_pairs,)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_pairs,)
+        """
+        return self.predict_proba(userids, itemids) @ self.values_
+
+    def predict_user(self, user_ratings: Any, itemids: Any) -> np.ndarray:
+        """Fold in a user never seen in ``fit`` (no retraining) and predict ratings.
+
+        Parameters
+        ----------
+        user_ratings : scipy.sparse matrix, shape (1, n_items)
+            The user's ratings (values among ``values_``).
+        itemids : array-like of int, shape (n_pairs,)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_pairs,)
+        """
+        check_fitted(self)
+        row = self._check_ratings("user_ratings", user_ratings, allow_empty=True)
+        if row.shape != (1, self.n_items_):
+            raise DataError(f"user_ratings must have shape (1, {self.n_items_}), got {row.shape}")
+        items = as_index_array("itemids", itemids, self.n_items_)
+        return self._fold_in_probs(row, items) @ self.values_
+
+    def _fold_in_probs(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        if self.orientation == "item":
+            raise NotImplementedError(
+                "fold-in of new users needs a user-oriented model: an item-based RBM has no "
+                "hidden state for a user (refit with the user's ratings instead)"
+            )
+        indptr, indices, levels = self._to_levels(row)
+        off = np.zeros((0, self.n_hidden), dtype=self._params["c"].dtype)
+        if self._R is not None:
+            r = row.copy()
+            r.data[:] = 1.0
+            off = np.asarray(r @ self._params["D"], dtype=off.dtype)
+        rows = np.zeros(1, dtype=np.int64)
+        return self._pair_probs(indptr, indices, levels, rows, np.zeros(len(items), np.int64),
+                                items, off)  # fmt: skip
+
+    # ------------------------------------------------------------------ top-N
+    def _score(self, probs: np.ndarray) -> np.ndarray:
+        if self.recommend_score == "expected":
+            return probs @ self.values_
+        thr = self.high_rating if self.high_rating is not None else self.values_[-2]
+        return probs[:, self.values_ >= thr].sum(1)
+
+    def score_items(self, userid: int, user_items: sp.spmatrix | None = None) -> np.ndarray:
+        """Ranking score of every item for one user, shape (n_items,).
+
+        Uses the training ratings of a fitted user, or folds in ``user_items`` (1, n_items)
+        for a user index beyond the fitted ones.
+        """
+        check_fitted(self)
+        items = np.arange(self.n_items_, dtype=np.int64)
+        if 0 <= userid < self.n_users_:
+            probs = self.predict_proba(np.full(self.n_items_, userid), items)
+        else:
+            if user_items is None:
+                raise IndexError(f"userid {userid} outside [0, {self.n_users_})")
+            row = self._check_ratings("user_items", user_items, allow_empty=True)
+            probs = self._fold_in_probs(row, items)
+        return self._score(probs)
+
+    def recommend(
+        self,
+        userid: Any,
+        user_items: sp.spmatrix,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items: Any = None,
+        recalculate_user: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-N items by ``recommend_score`` (same contract as ``implicit``).
+
+        Parameters
+        ----------
+        userid : int or array-like of int
+            One user, or several (then outputs are 2-D).
+        user_items : scipy.sparse matrix
+            The users' rows (one row per requested user; ``user_items[userid]`` style): used
+            to filter already-rated items and, with ``recalculate_user`` or for a user index
+            beyond the fitted ones, to fold the user in.
+        N : int, default 10
+        filter_already_liked_items : bool, default True
+        filter_items : array-like of int, optional
+            Items never to recommend.
+        recalculate_user : bool, default False
+            Score from ``user_items`` instead of the stored training ratings.
+
+        Returns
+        -------
+        ids : ndarray of int32, shape (N,) or (n_users, N)
+        scores : ndarray of float32, same shape
+        """
+        check_fitted(self)
+        check_int("N", N, 1)
+        if not sp.issparse(user_items):
+            raise TypeError("user_items must be a scipy.sparse matrix")
+        user_items = sp.csr_matrix(user_items)
+        batch = np.ndim(userid) > 0
+        users = np.atleast_1d(np.asarray(userid))
+        if users.dtype.kind not in "iu":
+            raise TypeError(f"userid must be integer, got dtype {users.dtype}")
+        if user_items.shape[0] != len(users):
+            raise ValueError(
+                f"user_items must have one row per requested user ({len(users)}), "
+                f"got {user_items.shape[0]}"
+            )
+        if user_items.shape[1] != self.n_items_:
+            raise ValueError(f"user_items must have {self.n_items_} columns")
+        exclude = None
+        if filter_items is not None:
+            exclude = as_index_array("filter_items", filter_items, self.n_items_)
+        n = min(N, self.n_items_)
+        ids = np.full((len(users), n), -1, dtype=np.int32)
+        scores = np.full((len(users), n), -np.inf, dtype=np.float32)
+        for r, u in enumerate(users):
+            row = user_items[r]
+            if recalculate_user or not 0 <= u < self.n_users_:
+                if u < 0:
+                    raise IndexError(f"userid {u} is negative")
+                s = self._score(self._fold_in_probs(
+                    self._check_ratings("user_items", row, allow_empty=True),
+                    np.arange(self.n_items_, dtype=np.int64),
+                ))  # fmt: skip
+            else:
+                s = self.score_items(int(u))
+            s = s.astype(np.float64)
+            if filter_already_liked_items:
+                s[row.indices] = -np.inf
+            if exclude is not None:
+                s[exclude] = -np.inf
+            valid = np.count_nonzero(np.isfinite(s))
+            top = np.argpartition(-s, n - 1)[:n] if n < len(s) else np.arange(len(s))
+            top = top[np.lexsort((top, -s[top]))][: min(n, valid)]
+            ids[r, : len(top)] = top
+            scores[r, : len(top)] = s[top]
+        if not batch:
+            valid = ids[0] >= 0
+            return ids[0][valid], scores[0][valid]
+        return ids, scores
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Any) -> Any:
+        """Save to ``path`` (npz + JSON metadata, no pickle); see :func:`rbmrec.load`."""
+        check_fitted(self)
+        return persistence.save(self, path)
+
+    _HYPER = (
+        "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
+        "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
+        "patience", "recommend_score", "high_rating", "num_threads",
+    )  # fmt: skip
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"param_{k}": v for k, v in self._params.items()}
+        indptr, indices, levels = self._train
+        arrays.update(
+            train_indptr=indptr, train_indices=indices, train_levels=levels, values=self.values_
+        )
+        if self._R is not None:
+            arrays.update(r_indptr=self._R.indptr, r_indices=self._R.indices)
+        cd = self.cd_steps if isinstance(self.cd_steps, int) else [list(p) for p in self.cd_steps]
+        meta = {k: getattr(self, k) for k in self._HYPER}
+        meta.update(
+            cd_steps=cd,
+            dtype=np.dtype(self.dtype).name,
+            n_users=self.n_users_,
+            n_items=self.n_items_,
+            history=self.history_,
+            best_epoch=self.best_epoch_,
+        )
+        return arrays, meta
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RatingRBM:
+        hyper = {k: meta[k] for k in cls._HYPER}
+        cd = meta["cd_steps"]
+        model = cls(**hyper, cd_steps=cd if isinstance(cd, int) else [tuple(p) for p in cd])
+        model.dtype = np.dtype(meta["dtype"])
+        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+        model.values_ = arrays["values"]
+        model._train = (arrays["train_indptr"], arrays["train_indices"], arrays["train_levels"])
+        model._params = {k[6:]: v for k, v in arrays.items() if k.startswith("param_")}
+        model._R = None
+        if "r_indptr" in arrays:
+            n_rows = len(arrays["r_indptr"]) - 1
+            n_cols = model._params["D"].shape[0]
+            data = np.ones(len(arrays["r_indices"]), dtype=model._params["c"].dtype)
+            model._R = sp.csr_matrix(
+                (data, arrays["r_indices"], arrays["r_indptr"]), shape=(n_rows, n_cols)
+            )
+        model.history_ = meta["history"]
+        model.best_epoch_ = meta["best_epoch"]
+        model._set_public()
+        return model

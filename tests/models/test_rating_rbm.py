@@ -1,0 +1,263 @@
+"""RatingRBM: prediction formulas against enumeration, learning, determinism, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from rbmrec import load
+from rbmrec.errors import DataError, NotFittedError
+from rbmrec.models.rating import RatingRBM
+
+
+def planted(n_users=300, n_items=60, n_groups=3, density=0.3, seed=0):
+    """Ratings 1..5 where users love their group's items and dislike the others."""
+    rng = np.random.default_rng(seed)
+    ug = rng.integers(0, n_groups, n_users)
+    ig = rng.integers(0, n_groups, n_items)
+    mask = rng.random((n_users, n_items)) < density
+    base = np.where(ug[:, None] == ig[None, :], 4.6, 1.8)
+    bias = rng.normal(0, 0.3, n_items)[None, :]
+    r = np.clip(np.rint(base + bias + rng.normal(0, 0.5, (n_users, n_items))), 1, 5)
+    full = sp.csr_matrix(np.where(mask, r, 0.0))
+    return full, ug, ig
+
+
+def holdout(X, frac=0.2, seed=1):
+    coo = X.tocoo()
+    m = np.random.default_rng(seed).random(coo.nnz) < frac
+    mk = lambda s: sp.csr_matrix((coo.data[s], (coo.row[s], coo.col[s])), shape=X.shape)  # noqa: E731
+    return mk(~m), mk(m)
+
+
+def tiny_model(prediction):
+    """A fitted RatingRBM on a tiny problem, then random parameters put in place."""
+    X = sp.csr_matrix(np.array([[1, 2, 0, 3], [3, 0, 1, 2], [0, 3, 2, 1]], dtype=float))
+    m = RatingRBM(n_hidden=3, n_epochs=1, batch_size=3, prediction=prediction,
+                  random_state=0, dtype=np.float64).fit(X)  # fmt: skip
+    rng = np.random.default_rng(7)
+    m._params["W"][...] = rng.normal(0, 1.0, m._params["W"].shape)
+    m._params["b"][...] = rng.normal(0, 1.0, m._params["b"].shape)
+    m._params["c"][...] = rng.normal(0, 1.0, m._params["c"].shape)
+    m._set_public()
+    return m, X
+
+
+def brute_force_conditional(m, X, user, item):
+    """p(v_item = k | user's observed ratings) by summing exp(-E) over all hidden states."""
+    W, b, c = m.weights_, m.visible_bias_, m.hidden_bias_
+    lv = np.searchsorted(m.values_, X[user].data)
+    obs = list(zip(X[user].indices, lv, strict=True))
+    logp = []
+    for k in range(W.shape[1]):
+        terms = []
+        for h in itertools.product([0, 1], repeat=W.shape[2]):
+            h = np.array(h, dtype=float)
+            e = c @ h + b[item, k] + W[item, k] @ h
+            e += sum(b[i, v] + W[i, v] @ h for i, v in obs)
+            terms.append(e)
+        logp.append(np.logaddexp.reduce(terms))
+    logp = np.array(logp)
+    return np.exp(logp - np.logaddexp.reduce(logp))
+
+
+def test_exact_prediction_matches_enumeration():
+    m, X = tiny_model("exact")
+    for user, item in [(0, 2), (1, 1), (2, 0)]:
+        got = m.predict_proba([user], [item])[0]
+        want = brute_force_conditional(m, X, user, item)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_mean_field_prediction_matches_formula():
+    m, X = tiny_model("mean_field")
+    W, b, c = m.weights_, m.visible_bias_, m.hidden_bias_
+    for user, item in [(0, 2), (1, 1), (2, 0)]:
+        lv = np.searchsorted(m.values_, X[user].data)
+        x = c + sum(W[i, v] for i, v in zip(X[user].indices, lv, strict=True))
+        p = 1 / (1 + np.exp(-x))
+        logits = b[item] + W[item] @ p
+        want = np.exp(logits - logits.max())
+        want /= want.sum()
+        np.testing.assert_allclose(m.predict_proba([user], [item])[0], want, rtol=1e-10)
+        np.testing.assert_allclose(m.predict([user], [item])[0], want @ m.values_, rtol=1e-10)
+
+
+def test_exact_and_mean_field_differ_but_agree_roughly():
+    m_exact, _ = tiny_model("exact")
+    m_mf, _ = tiny_model("mean_field")
+    pe = m_exact.predict_proba([0, 1], [2, 1])
+    pm = m_mf.predict_proba([0, 1], [2, 1])
+    assert not np.allclose(pe, pm)
+    assert np.abs(pe - pm).max() < 0.5
+
+
+def item_mean_rmse(train, test):
+    sums = np.asarray(train.sum(0)).ravel()
+    cnt = np.diff(train.tocsc().indptr)
+    gm = train.data.mean()
+    means = np.where(cnt > 0, sums / np.maximum(cnt, 1), gm)
+    tu, ti = test.nonzero()
+    return float(np.sqrt(np.mean((means[ti] - np.asarray(test[tu, ti]).ravel()) ** 2)))
+
+
+def rmse(model, test):
+    tu, ti = test.nonzero()
+    return float(np.sqrt(np.mean((model.predict(tu, ti) - np.asarray(test[tu, ti]).ravel()) ** 2)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"orientation": "item"},
+        {"conditional": True},
+        {"n_factors": 5},
+        {"prediction": "exact"},
+        {"persistent": True, "negative": "sample"},
+    ],
+    ids=["user", "item", "conditional", "factored", "exact", "pcd"],
+)
+def test_learns_planted_groups_better_than_item_means(kwargs):
+    X, _, _ = planted()
+    train, test = holdout(X)
+    m = RatingRBM(n_hidden=20, n_epochs=25, batch_size=20, learning_rate=0.05,
+                  random_state=0, **kwargs).fit(train)  # fmt: skip
+    base = item_mean_rmse(train, test)
+    got = rmse(m, test)
+    assert got < 0.85 * base, (got, base)
+
+
+def test_validation_history_and_early_stopping_keep_best():
+    X, _, _ = planted(seed=3)
+    train, valid = holdout(X, seed=4)
+    m = RatingRBM(n_hidden=10, n_epochs=12, batch_size=30, patience=2, random_state=0)
+    m.fit(train, validation=valid)
+    vals = [h["valid_rmse"] for h in m.history_]
+    assert len(vals) >= 1 and all("seconds" in h and "train_recon_rmse" in h for h in m.history_)
+    assert m.best_epoch_ == int(np.argmin(vals)) + 1
+    assert rmse(m, valid) == pytest.approx(min(vals), rel=1e-6)
+
+
+def test_fold_in_equals_in_training_prediction():
+    X, _, _ = planted(n_users=60, n_items=30)
+    m = RatingRBM(n_hidden=8, n_epochs=3, batch_size=20, random_state=0, conditional=True)
+    m.fit(X)
+    items = np.arange(30)
+    for u in (0, 5, 17):
+        np.testing.assert_allclose(
+            m.predict_user(X[u], items), m.predict(np.full(30, u), items), rtol=1e-6
+        )
+
+
+def test_save_load_round_trip(tmp_path):
+    X, _, _ = planted(n_users=60, n_items=30)
+    for kw in ({}, {"conditional": True, "n_factors": 3}, {"orientation": "item"}):
+        m = RatingRBM(n_hidden=6, n_epochs=2, batch_size=20, random_state=1, **kw).fit(X)
+        path = m.save(tmp_path / "m")
+        m2 = load(path)
+        u, i = X.nonzero()
+        np.testing.assert_array_equal(m.predict(u, i), m2.predict(u, i))
+        ids, sc = m.recommend(3, X[3], N=5)
+        ids2, sc2 = m2.recommend(3, X[3], N=5)
+        np.testing.assert_array_equal(ids, ids2)
+        np.testing.assert_array_equal(sc, sc2)
+
+
+def test_same_seed_same_weights_across_thread_counts():
+    X, _, _ = planted(n_users=120, n_items=40)
+    kw = dict(n_hidden=8, n_epochs=3, batch_size=30, random_state=42, conditional=True)
+    ws = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        ws.append(RatingRBM(num_threads=threads, **kw).fit(X).weights_)
+    np.testing.assert_array_equal(ws[0], ws[1])
+    other = RatingRBM(**{**kw, "random_state": 43}).fit(X).weights_
+    assert not np.array_equal(ws[0], other)
+
+
+def test_half_star_and_arbitrary_scales():
+    X, _, _ = planted(n_users=80, n_items=30)
+    half = X.copy()
+    half.data = half.data / 2.0  # 0.5 .. 2.5
+    m = RatingRBM(n_hidden=5, n_epochs=2, batch_size=40, random_state=0).fit(half)
+    np.testing.assert_array_equal(m.values_, np.unique(half.data))
+    p = m.predict(*half.nonzero())
+    assert p.min() >= 0.5 and p.max() <= 2.5
+
+
+def test_recommend_contract_basics():
+    X, ug, ig = planted(n_users=100, n_items=40, density=0.4)
+    m = RatingRBM(n_hidden=10, n_epochs=15, batch_size=20, random_state=0).fit(X)
+    ids, scores = m.recommend(0, X[0], N=5)
+    assert ids.dtype == np.int32 and scores.dtype == np.float32
+    assert np.all(np.diff(scores) <= 0)
+    assert not set(ids) & set(X[0].indices)
+    bids, _ = m.recommend(np.array([0, 1]), X[[0, 1]], N=5)
+    np.testing.assert_array_equal(bids[0], ids)
+    # Items of the user's own taste group come first.
+    assert np.mean(ig[ids] == ug[0]) >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("matrix", "error", "match"),
+    [
+        (sp.csr_matrix(np.array([[1.0, np.nan], [2.0, 3.0]])), DataError, "NaN"),
+        (sp.csr_matrix((np.array([0.0, 2.0]), ([0, 1], [0, 1])), shape=(2, 2)), DataError,
+         "rating of 0|ratings of 0"),
+        (sp.csr_matrix((2, 3)), DataError, "no stored ratings"),
+        (np.ones((2, 2)), TypeError, "scipy.sparse"),
+        (sp.csr_matrix(np.full((2, 2), 3.0)), DataError, "two distinct"),
+    ],
+)  # fmt: skip
+def test_bad_fit_input(matrix, error, match):
+    with pytest.raises(error, match=match):
+        RatingRBM(n_epochs=1).fit(matrix)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_hidden": 0}, "n_hidden"),
+        ({"orientation": "diagonal"}, "orientation"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"cd_steps": 0}, "cd_steps"),
+        ({"cd_steps": [(3, 1)]}, "epoch 0"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"prediction": "magic"}, "prediction"),
+        ({"n_factors": 0}, "n_factors"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, match):
+    X, _, _ = planted(n_users=20, n_items=10)
+    with pytest.raises((ValueError, TypeError), match=match):
+        RatingRBM(n_epochs=1, **kwargs).fit(X)
+
+
+def test_bad_predict_input():
+    X, _, _ = planted(n_users=20, n_items=10)
+    with pytest.raises(NotFittedError):
+        RatingRBM().predict([0], [0])
+    m = RatingRBM(n_hidden=3, n_epochs=1).fit(X)
+    with pytest.raises(IndexError, match="userids"):
+        m.predict([20], [0])
+    with pytest.raises(IndexError, match="itemids"):
+        m.predict([0], [-1])
+    with pytest.raises(ValueError, match="entries"):
+        m.predict([0, 1], [0])
+    with pytest.raises(DataError, match="shape"):
+        m.fit(X, validation=sp.csr_matrix((3, 3)))
+    with pytest.raises(DataError, match="levels seen in fit"):
+        m.predict_user(sp.csr_matrix(np.r_[[[7.0] + [0.0] * 9]]), [1])
+
+
+def test_divergence_raises_and_leaves_no_nan():
+    X, _, _ = planted(n_users=40, n_items=20)
+    m = RatingRBM(n_hidden=5, n_epochs=5, learning_rate=1e38, momentum=0.0, random_state=0)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+.*learning_rate=1e\+38"):
+        m.fit(X)
+    assert np.all(np.isfinite(m.weights_))
