@@ -1,5 +1,20 @@
-"""Data layer: loaders, the Ratings container, splits and synthetic data."""
+"""Data layer: loaders, the Ratings container, splits and synthetic data.
 
+Everything a model consumes is a :class:`Ratings` (or its ``user_items`` CSR matrix of raw
+ratings, users x items, int32 indices); the id maps translate indices back to the ids in the
+user's files.
+"""
+
+from rbmrec.data.idmap import IdMap, UnknownIdError
+from rbmrec.data.movielens import load_movielens
+from rbmrec.data.ratings import Description, Ratings
 from rbmrec.data.split import Split
 
-__all__ = ["Split"]
+__all__ = [
+    "Description",
+    "IdMap",
+    "Ratings",
+    "Split",
+    "UnknownIdError",
+    "load_movielens",
+]

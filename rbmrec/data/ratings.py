@@ -1,0 +1,595 @@
+"""The ``Ratings`` container: a users x items CSR matrix of raw ratings plus its id maps.
+
+Every loader returns one and every model takes its ``user_items``. Ratings are stored as
+given (1..5, half stars, ...); a stored value of 0 would be indistinguishable from a missing
+entry in sparse storage, so ratings of 0 are rejected at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from rbmrec.data.idmap import IdMap, _as_id_array
+from rbmrec.errors import DataError
+
+Duplicates = Literal["error", "last", "mean"]
+
+
+# --------------------------------------------------------------------------- CSR helpers
+
+
+def make_csr(
+    data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A ``csr_matrix`` from its arrays, keeping int32 indices (scipy may widen them).
+
+    ``indices`` must already be sorted within each row and free of duplicates.
+    """
+    m = sp.csr_matrix(
+        (data, indices.astype(np.int32, copy=False), indptr.astype(np.int32, copy=False)),
+        shape=shape,
+        copy=False,
+    )
+    if m.indices.dtype != np.int32:
+        m.indices = m.indices.astype(np.int32)
+    if m.indptr.dtype != np.int32:
+        m.indptr = m.indptr.astype(np.int32)
+    m.has_sorted_indices = True
+    m.has_canonical_format = True
+    return m
+
+
+def as_rating_csr(matrix: Any) -> sp.csr_matrix:
+    """Any matrix (a ``Ratings``, scipy sparse, dense) as canonical float32/int32 CSR.
+
+    Canonical: sorted indices, no duplicates. Explicit zeros are kept (a split never drops
+    a stored entry), but building a ``Ratings`` rejects them.
+    """
+    if hasattr(matrix, "user_items") and not sp.issparse(matrix):
+        return matrix.user_items
+    if sp.issparse(matrix):
+        m = sp.csr_matrix(matrix)
+    else:
+        arr = np.asarray(matrix)
+        if arr.ndim != 2:
+            raise DataError(f"expected a 2-D users x items matrix, got shape {arr.shape}")
+        m = sp.csr_matrix(arr)
+    if m.dtype != np.float32:
+        m = m.astype(np.float32)
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    if m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
+        m = make_csr(m.data, m.indices, m.indptr, m.shape)
+    return m
+
+
+def row_of_entries(indptr: np.ndarray) -> np.ndarray:
+    """Row index of every stored entry of a CSR matrix (int32, shape (nnz,))."""
+    n_rows = indptr.size - 1
+    return np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(indptr))
+
+
+def _factorize(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique ids, int32 index of each id): ``np.unique`` but O(n) for compact ints."""
+    if ids.dtype.kind in "iu" and ids.size:
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo >= 0 and hi < 4 * ids.size + 1_000_000:
+            present = np.zeros(hi + 1, dtype=bool)
+            present[ids] = True
+            uniq = np.flatnonzero(present).astype(np.int64)
+            lookup = np.cumsum(present, dtype=np.int64) - 1
+            return uniq, lookup[ids].astype(np.int32)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    return uniq, inverse.astype(np.int32).reshape(-1)
+
+
+# --------------------------------------------------------------------------- describe
+
+
+@dataclass(frozen=True)
+class Description:
+    """Summary counts of a :class:`Ratings` (``describe()``); ``str()`` is a small table."""
+
+    n_users: int
+    n_items: int
+    n_ratings: int
+    density: float
+    histogram: dict[float, int]
+    mean_rating: float
+    ratings_per_user: dict[str, float]
+    ratings_per_item: dict[str, float]
+    has_timestamps: bool
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __str__(self) -> str:
+        hist = ", ".join(f"{k:g}: {v:,}" for k, v in self.histogram.items())
+        pu, pi = self.ratings_per_user, self.ratings_per_item
+        lines = [
+            f"{self.name or 'ratings'}: {self.n_ratings:,} ratings, {self.n_users:,} users, "
+            f"{self.n_items:,} items, density {self.density:.4%}",
+            f"  rating histogram: {hist}",
+            f"  mean rating {self.mean_rating:.3f}",
+            f"  ratings per user: min {pu['min']:g}, median {pu['median']:g}, "
+            f"max {pu['max']:g}",
+            f"  ratings per item: min {pi['min']:g}, median {pi['median']:g}, "
+            f"max {pi['max']:g}",
+            f"  timestamps: {'yes' if self.has_timestamps else 'no'}",
+        ]
+        return "\n".join(lines)
+
+
+def _count_stats(counts: np.ndarray) -> dict[str, float]:
+    if counts.size == 0:
+        return {"min": 0.0, "median": 0.0, "mean": 0.0, "max": 0.0}
+    return {
+        "min": float(counts.min()),
+        "median": float(np.median(counts)),
+        "mean": float(counts.mean()),
+        "max": float(counts.max()),
+    }
+
+
+# --------------------------------------------------------------------------- Ratings
+
+
+class Ratings:
+    """Explicit ratings as a users x items CSR matrix, with the raw-id maps.
+
+    Parameters
+    ----------
+    user_items : scipy sparse matrix, shape (n_users, n_items)
+        Raw ratings; stored as float32 CSR with int32 indices and sorted indices. Stored
+        zeros, NaN and infinities are rejected.
+    user_ids, item_ids : IdMap or array-like, optional
+        Raw id of each row / column; default ``0 .. n - 1``.
+    timestamps : scipy sparse matrix, optional
+        Same sparsity pattern as ``user_items`` (int64 seconds since the epoch).
+    items : polars.DataFrame, optional
+        Item metadata, one row per item index in index order, with column ``item_id`` (raw
+        id) and ``title`` when known. Rows are aligned by ``item_id`` if they are not.
+    users : polars.DataFrame, optional
+        User metadata, one row per user index, with column ``user_id``.
+    values : sequence of float, optional
+        The rating scale (e.g. 1..5); default: the distinct stored values.
+    name : str, optional
+        Data set name for messages and ``describe()``.
+    info : dict, optional
+        Provenance (release, files, options).
+    truth : object, optional
+        Planted structure of synthetic data (see :func:`rbmrec.data.make_ratings`).
+
+    Attributes
+    ----------
+    user_items : scipy.sparse.csr_matrix, float32, shape (n_users, n_items)
+    user_ids, item_ids : IdMap
+    timestamps : scipy.sparse.csr_matrix (int64) or None
+    items, users : polars.DataFrame or None
+    values : numpy.ndarray of float32, sorted
+    """
+
+    def __init__(
+        self,
+        user_items: Any,
+        user_ids: IdMap | Sequence[Any] | np.ndarray | None = None,
+        item_ids: IdMap | Sequence[Any] | np.ndarray | None = None,
+        *,
+        timestamps: Any = None,
+        items: pl.DataFrame | None = None,
+        users: pl.DataFrame | None = None,
+        values: Sequence[float] | np.ndarray | None = None,
+        name: str = "",
+        info: dict[str, Any] | None = None,
+        truth: Any = None,
+        _checked: bool = False,
+    ) -> None:
+        m = as_rating_csr(user_items)
+        n_users, n_items = m.shape
+        if not _checked and m.nnz:
+            if not np.all(np.isfinite(m.data)):
+                raise DataError("ratings must be finite numbers (found NaN or infinity)")
+            if np.any(m.data == 0):
+                raise DataError(
+                    "a rating of 0 is stored: sparse storage cannot tell a 0 rating from a "
+                    "missing one; shift the scale (e.g. 1..5) or drop those entries"
+                )
+        self.user_ids = _id_map(user_ids, n_users, "user")
+        self.item_ids = _id_map(item_ids, n_items, "item")
+        self.user_items = m
+        self.timestamps = _aligned_timestamps(timestamps, m) if timestamps is not None else None
+        self.items = _align_meta(items, self.item_ids, "item_id") if items is not None else None
+        self.users = _align_meta(users, self.user_ids, "user_id") if users is not None else None
+        if values is None:
+            vals = np.unique(m.data)
+        else:
+            vals = np.unique(np.asarray(values, dtype=np.float32))
+        self.values = vals.astype(np.float32)
+        self.name = name
+        self.info = dict(info or {})
+        self.truth = truth
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_items.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.user_items.shape[1])
+
+    @property
+    def n_ratings(self) -> int:
+        return int(self.user_items.nnz)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    def __len__(self) -> int:
+        return self.n_ratings
+
+    def __repr__(self) -> str:
+        label = f"{self.name}: " if self.name else ""
+        ts = ", timestamps" if self.timestamps is not None else ""
+        return (
+            f"Ratings({label}{self.n_ratings:,} ratings, {self.n_users:,} users x "
+            f"{self.n_items:,} items{ts})"
+        )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_arrays(
+        cls,
+        user: Any,
+        item: Any,
+        rating: Any,
+        timestamp: Any = None,
+        *,
+        duplicates: Duplicates = "error",
+        user_ids: IdMap | None = None,
+        item_ids: IdMap | None = None,
+        where: Callable[[int], str] | None = None,
+        **kwargs: Any,
+    ) -> Ratings:
+        """Build from parallel arrays of raw user ids, raw item ids and ratings.
+
+        Parameters
+        ----------
+        user, item : array-like, shape (n,)
+            Raw ids (non-negative integers or strings).
+        rating : array-like of float, shape (n,)
+            Non-zero finite ratings.
+        timestamp : array-like of int or datetime64, shape (n,), optional
+        duplicates : {"error", "last", "mean"}, default "error"
+            What a repeated (user, item) pair does: raise, keep the last one in input order,
+            or average the ratings (the timestamp of the last one is kept).
+        user_ids, item_ids : IdMap, optional
+            Existing maps to index with (unknown ids are an error); default: the sorted
+            distinct ids.
+        where : callable, optional
+            ``where(k)`` names the origin of input row ``k`` (e.g. ``"file, line 7"``) in
+            error messages.
+        **kwargs
+            Passed to the constructor (``items``, ``users``, ``values``, ``name``, ``info``).
+        """
+        if duplicates not in ("error", "last", "mean"):
+            raise ValueError(f"duplicates must be 'error', 'last' or 'mean', got {duplicates!r}")
+        loc = where or (lambda k: f"row {k}")
+        u_raw = _as_id_array(user)
+        i_raw = _as_id_array(item)
+        r = np.asarray(rating)
+        if r.ndim != 1:
+            r = r.reshape(-1)
+        if not (u_raw.size == i_raw.size == r.size):
+            raise DataError(
+                f"users, items and ratings differ in length: {u_raw.size}, {i_raw.size}, {r.size}"
+            )
+        if r.dtype.kind not in "iuf":
+            raise DataError(f"ratings must be numeric, got dtype {r.dtype}")
+        r = r.astype(np.float64, copy=False)
+        bad = np.flatnonzero(~np.isfinite(r))
+        if bad.size:
+            raise DataError(f"{loc(bad[0])}: rating {r[bad[0]]} is not a finite number")
+        bad = np.flatnonzero(r == 0)
+        if bad.size:
+            raise DataError(
+                f"{loc(bad[0])}: rating of 0: sparse storage cannot tell a 0 rating from a "
+                "missing one; shift the scale (e.g. 1..5) or drop those rows"
+            )
+        for raw, what in ((u_raw, "user"), (i_raw, "item")):
+            if raw.dtype.kind == "f":
+                raise DataError(f"{what} ids must be integers or strings, got floats")
+            if raw.dtype.kind == "i" and raw.size:
+                neg = np.flatnonzero(raw < 0)
+                if neg.size:
+                    raise DataError(f"{loc(neg[0])}: negative {what} id {raw[neg[0]].item()}")
+        ts = None
+        if timestamp is not None:
+            ts = np.asarray(timestamp).reshape(-1)
+            if ts.size != r.size:
+                raise DataError(f"timestamps has {ts.size} values for {r.size} ratings")
+            if ts.dtype.kind == "M":
+                ts = ts.astype("datetime64[s]").astype(np.int64)
+            ts = ts.astype(np.int64, copy=False)
+
+        if user_ids is None:
+            uniq, u_idx = _factorize(u_raw)
+            user_ids = IdMap._from_sorted_unique(uniq, "user")
+        else:
+            u_idx = user_ids.to_index(u_raw)
+        if item_ids is None:
+            uniq, i_idx = _factorize(i_raw)
+            item_ids = IdMap._from_sorted_unique(uniq, "item")
+        else:
+            i_idx = item_ids.to_index(i_raw)
+        n_users, n_items = len(user_ids), len(item_ids)
+
+        key = u_idx.astype(np.int64) * n_items + i_idx
+        if key.size > 1 and np.any(key[1:] <= key[:-1]):
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+        else:
+            order = None
+        data = r if order is None else r[order]
+        tsd = None if ts is None else (ts if order is None else ts[order])
+        if key.size > 1:
+            dup = key[1:] == key[:-1]
+            if dup.any():
+                if duplicates == "error":
+                    j = int(np.flatnonzero(dup)[0])
+                    a, b = (j, j + 1) if order is None else (int(order[j]), int(order[j + 1]))
+                    raise DataError(
+                        f"{loc(b)}: duplicate rating of item {i_raw[b].item()!r} by user "
+                        f"{u_raw[b].item()!r} "
+                        f"(first at {loc(a)}); pass duplicates='last' or 'mean' to merge them"
+                    )
+                start = np.flatnonzero(np.r_[True, ~dup])
+                last = np.r_[start[1:] - 1, key.size - 1]
+                if duplicates == "mean":
+                    counts = np.diff(np.r_[start, key.size])
+                    data = np.add.reduceat(data, start) / counts
+                else:
+                    data = data[last]
+                key = key[start]
+                if tsd is not None:
+                    tsd = tsd[last]
+        rows = (key // n_items).astype(np.int32)
+        cols = (key % n_items).astype(np.int32)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+        m = make_csr(data.astype(np.float32), cols, indptr, (n_users, n_items))
+        t = None if tsd is None else make_csr(tsd, cols, indptr, (n_users, n_items))
+        return cls(m, user_ids, item_ids, timestamps=t, _checked=True, **kwargs)
+
+    @classmethod
+    def from_frame(
+        cls,
+        df: Any,
+        user: str = "user_id",
+        item: str = "item_id",
+        rating: str = "rating",
+        timestamp: str | None = None,
+        duplicates: Duplicates = "error",
+        **kwargs: Any,
+    ) -> Ratings:
+        """Build from a polars (or pandas) data frame with one rating per row.
+
+        Parameters
+        ----------
+        df : polars.DataFrame or pandas.DataFrame
+        user, item, rating : str
+            Column names (defaults match :meth:`to_frame`).
+        timestamp : str, optional
+            Column of timestamps: integers (seconds) or datetimes.
+        duplicates : {"error", "last", "mean"}, default "error"
+        **kwargs
+            Passed on (``items``, ``name``, ``values``, ``where`` ...).
+        """
+        if not isinstance(df, pl.DataFrame):
+            try:
+                df = pl.from_pandas(df) if hasattr(df, "iloc") else pl.DataFrame(df)
+            except Exception as exc:
+                raise DataError(f"cannot read a data frame from {type(df).__name__}") from exc
+        wanted = [user, item, rating] + ([timestamp] if timestamp else [])
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            raise DataError(f"column(s) {missing} not in the frame (columns: {df.columns})")
+        where = kwargs.pop("where", None) or (lambda k: f"row {k}")
+        for col in wanted:
+            nulls = df[col].is_null()
+            if nulls.any():
+                k = int(nulls.arg_true()[0])
+                raise DataError(f"{where(k)}: missing value in column {col!r}")
+        rcol = df[rating]
+        if not rcol.dtype.is_numeric():
+            raise DataError(
+                f"rating column {rating!r} must be numeric, got {rcol.dtype} "
+                f"(first value {rcol[0]!r})"
+            )
+        ts = None
+        if timestamp:
+            tcol = df[timestamp]
+            if tcol.dtype == pl.Date:
+                tcol = tcol.cast(pl.Datetime("ms"))
+            if isinstance(tcol.dtype, pl.Datetime):
+                ts = (tcol.dt.epoch("ms") // 1000).to_numpy()
+            elif tcol.dtype.is_integer():
+                ts = tcol.to_numpy()
+            else:
+                raise DataError(
+                    f"timestamp column {timestamp!r} must hold integers or datetimes, "
+                    f"got {tcol.dtype}"
+                )
+        return cls.from_arrays(
+            _id_column(df[user], user, where),
+            _id_column(df[item], item, where),
+            rcol.cast(pl.Float64).to_numpy(),
+            ts,
+            duplicates=duplicates,
+            where=where,
+            **kwargs,
+        )
+
+    def to_frame(self, raw_ids: bool = True) -> pl.DataFrame:
+        """One row per rating: ``user_id``, ``item_id``, ``rating`` (+ ``timestamp``).
+
+        Parameters
+        ----------
+        raw_ids : bool, default True
+            Raw ids (as in the files); False gives the int32 indices.
+        """
+        m = self.user_items
+        rows = row_of_entries(m.indptr)
+        cols = m.indices
+        if raw_ids:
+            u, i = self.user_ids.raw[rows], self.item_ids.raw[cols]
+        else:
+            u, i = rows, cols
+        data = {"user_id": u, "item_id": i, "rating": m.data}
+        if self.timestamps is not None:
+            data["timestamp"] = self.timestamps.data
+        return pl.DataFrame(data)
+
+    def _derive(
+        self, user_items: sp.csr_matrix, timestamps: sp.csr_matrix | None, **changes: Any
+    ) -> Ratings:
+        """A Ratings over the same ids and metadata with other entries."""
+        kwargs: dict[str, Any] = {
+            "timestamps": timestamps,
+            "items": self.items,
+            "users": self.users,
+            "values": self.values,
+            "name": self.name,
+            "info": dict(self.info),
+            "truth": self.truth,
+        }
+        kwargs.update(changes)
+        return Ratings(user_items, self.user_ids, self.item_ids, _checked=True, **kwargs)
+
+    # ------------------------------------------------------------------ transforms
+
+    def binarize(self, threshold: float) -> Ratings:
+        """Implicit feedback: 1 where the rating is >= ``threshold``; other entries dropped.
+
+        Shapes, id maps and metadata are kept, so indices mean the same items.
+
+        Parameters
+        ----------
+        threshold : float
+            e.g. 4 on a 1..5 scale ("liked").
+        """
+        if not np.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        keep = self.user_items.data >= threshold
+        m = _mask_csr(self.user_items, keep)
+        m.data[:] = 1.0
+        t = _mask_csr(self.timestamps, keep) if self.timestamps is not None else None
+        info = dict(self.info, binarized_at=float(threshold))
+        return self._derive(m, t, values=np.ones(1, np.float32), info=info)
+
+    def item_titles(self, indices: Any) -> list[str]:
+        """Titles of item indices; the raw id as text where no title is known."""
+        idx = np.asarray(indices).reshape(-1)
+        raw = self.item_ids.to_raw(idx)
+        if self.items is None or "title" not in self.items.columns:
+            return [str(v) for v in raw.tolist()]
+        titles = self.items["title"].gather(idx.astype(np.int64)).to_list()
+        return [t if t is not None else str(r) for t, r in zip(titles, raw.tolist(), strict=True)]
+
+    def describe(self) -> Description:
+        """Counts, density and the rating histogram."""
+        m = self.user_items
+        vals, counts = np.unique(m.data, return_counts=True)
+        cells = self.n_users * self.n_items
+        return Description(
+            n_users=self.n_users,
+            n_items=self.n_items,
+            n_ratings=self.n_ratings,
+            density=self.n_ratings / cells if cells else 0.0,
+            histogram={float(v): int(c) for v, c in zip(vals, counts, strict=True)},
+            mean_rating=float(m.data.mean(dtype=np.float64)) if m.nnz else float("nan"),
+            ratings_per_user=_count_stats(np.diff(m.indptr)),
+            ratings_per_item=_count_stats(np.bincount(m.indices, minlength=self.n_items)),
+            has_timestamps=self.timestamps is not None,
+            name=self.name,
+        )
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _mask_csr(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """The stored entries of ``m`` where ``keep`` (shape (nnz,)) is True, same shape."""
+    kept_before = np.zeros(keep.size + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    indptr = kept_before[m.indptr]
+    return make_csr(m.data[keep].copy(), m.indices[keep], indptr, m.shape)
+
+
+def _id_map(ids: Any, n: int, what: str) -> IdMap:
+    if ids is None:
+        return IdMap._from_sorted_unique(np.arange(n, dtype=np.int64), what)
+    m = ids if isinstance(ids, IdMap) else IdMap(ids, name=what)
+    if len(m) != n:
+        raise DataError(f"{what} id map has {len(m)} ids for {n} {what}s")
+    return m
+
+
+def _id_column(col: pl.Series, name: str, where: Callable[[int], str]) -> np.ndarray:
+    if col.dtype.is_integer():
+        return col.cast(pl.Int64).to_numpy()
+    if col.dtype in (pl.String, pl.Categorical, pl.Enum):
+        return col.cast(pl.String).to_numpy().astype(str)
+    if col.dtype.is_float():
+        arr = col.to_numpy()
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
+        if bad.size:
+            raise DataError(f"{where(bad[0])}: id column {name!r} holds non-integer {arr[bad[0]]}")
+        return arr.astype(np.int64)
+    raise DataError(f"id column {name!r} must hold integers or strings, got {col.dtype}")
+
+
+def _aligned_timestamps(ts: Any, m: sp.csr_matrix) -> sp.csr_matrix:
+    t = sp.csr_matrix(ts)
+    if t.shape != m.shape:
+        raise DataError(f"timestamps has shape {t.shape}, ratings {m.shape}")
+    t.sort_indices()
+    if t.nnz != m.nnz or not (
+        np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
+    ):
+        raise DataError("timestamps must have the same sparsity pattern as the ratings")
+    return make_csr(t.data.astype(np.int64, copy=False), m.indices, m.indptr, m.shape)
+
+
+def _align_meta(meta: pl.DataFrame, ids: IdMap, key: str) -> pl.DataFrame:
+    """One metadata row per index, in index order (nulls where an id has none)."""
+    if not isinstance(meta, pl.DataFrame):
+        raise DataError(f"metadata must be a polars DataFrame, got {type(meta).__name__}")
+    if key not in meta.columns:
+        raise DataError(f"metadata has no {key!r} column (columns: {meta.columns})")
+    raw = pl.Series(key, ids.raw)
+    col = meta[key]
+    if meta.height == len(ids) and col.dtype == raw.dtype and col.equals(raw):
+        return meta
+    if col.dtype != raw.dtype:
+        try:
+            meta = meta.with_columns(pl.col(key).cast(raw.dtype))
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(f"metadata {key!r} cannot be matched to the ids") from exc
+    meta = meta.unique(subset=key, keep="first", maintain_order=True)
+    return pl.DataFrame({key: raw}).join(meta, on=key, how="left", maintain_order="left")

@@ -1,0 +1,222 @@
+"""IdMap and Ratings: construction, id translation, duplicates, transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+from rbmrec.data import IdMap, Ratings, UnknownIdError
+from rbmrec.errors import DataError
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user": ["bob", "alice", "bob", "carol", "alice"],
+            "item": [30, 10, 10, 20, 30],
+            "stars": [4.0, 5.0, 2.0, 1.0, 3.5],
+            "ts": [5, 1, 2, 3, 4],
+        }
+    )
+
+
+# --------------------------------------------------------------------------- IdMap
+
+
+def test_idmap_round_trip_ints():
+    m = IdMap([10, 20, 30], name="item")
+    assert len(m) == 3
+    assert m.to_index(20) == 1
+    assert isinstance(m.to_index(20), int)
+    idx = m.to_index([30, 10])
+    assert idx.dtype == np.int32 and idx.tolist() == [2, 0]
+    assert m.to_raw(2) == 30
+    assert m.to_raw([0, 1]).tolist() == [10, 20]
+    assert 20 in m and 99 not in m
+
+
+def test_idmap_unsorted_and_strings():
+    m = IdMap(["z", "a", "m"], name="user")
+    assert m.to_index(["a", "z", "m"]).tolist() == [1, 0, 2]
+    assert m.to_raw([0, 1, 2]).tolist() == ["z", "a", "m"]
+
+
+def test_idmap_unknown_policy():
+    m = IdMap([1, 2, 3], name="user")
+    with pytest.raises(UnknownIdError, match=r"unknown user id.*99"):
+        m.to_index(99)
+    with pytest.raises(KeyError):
+        m.to_index([1, 99])
+    assert m.to_index(99, unknown="minus_one") == -1
+    assert m.to_index([3, 99, 1], unknown="minus_one").tolist() == [2, -1, 0]
+    # A string looked up in an int map is unknown, not a crash.
+    assert m.to_index(["x"], unknown="minus_one").tolist() == [-1]
+    with pytest.raises(ValueError, match="unknown must be"):
+        m.to_index(1, unknown="ignore")
+
+
+def test_idmap_rejects_repeats_and_bad_indices():
+    with pytest.raises(DataError, match="repeated id: 2"):
+        IdMap([1, 2, 2])
+    m = IdMap([5, 6])
+    with pytest.raises(IndexError, match="index 2 out of range"):
+        m.to_raw(2)
+    with pytest.raises(IndexError):
+        m.to_raw(-1)
+
+
+def test_idmap_equality():
+    assert IdMap([1, 2]) == IdMap(np.array([1, 2], dtype=np.int32))
+    assert IdMap([1, 2]) != IdMap([1, 3])
+    assert IdMap(["1"]) != IdMap([1])
+
+
+# --------------------------------------------------------------------------- Ratings
+
+
+def test_from_frame_builds_csr_with_int32_indices():
+    r = Ratings.from_frame(_frame(), user="user", item="item", rating="stars", timestamp="ts")
+    m = r.user_items
+    assert isinstance(m, sp.csr_matrix)
+    assert m.dtype == np.float32
+    assert m.indices.dtype == np.int32 and m.indptr.dtype == np.int32
+    assert (r.n_users, r.n_items, r.n_ratings) == (3, 3, 5)
+    assert r.user_ids.raw.tolist() == ["alice", "bob", "carol"]
+    assert r.item_ids.raw.tolist() == [10, 20, 30]
+    bob, i30 = r.user_ids.to_index("bob"), r.item_ids.to_index(30)
+    assert m[bob, i30] == 4.0
+    assert r.timestamps[bob, i30] == 5
+    assert r.values.tolist() == [1.0, 2.0, 3.5, 4.0, 5.0]
+    assert m.has_sorted_indices
+
+
+def test_to_frame_round_trip():
+    r = Ratings.from_frame(_frame(), user="user", item="item", rating="stars", timestamp="ts")
+    df = r.to_frame()
+    assert df.columns == ["user_id", "item_id", "rating", "timestamp"]
+    back = Ratings.from_frame(df, timestamp="timestamp")
+    assert (back.user_items != r.user_items).nnz == 0
+    assert back.user_ids == r.user_ids and back.item_ids == r.item_ids
+    idx = r.to_frame(raw_ids=False)
+    assert idx["user_id"].max() == r.n_users - 1
+
+
+def test_duplicates_policies():
+    df = pl.DataFrame({"user_id": [1, 1, 2, 1], "item_id": [5, 6, 5, 5], "rating": [1, 2, 3, 4]})
+    msg = r"row 3: duplicate rating of item 5 by user 1 \(first at row 0\)"
+    with pytest.raises(DataError, match=msg):
+        Ratings.from_frame(df)
+    last = Ratings.from_frame(df, duplicates="last")
+    assert last.n_ratings == 3 and last.user_items[0, 0] == 4.0
+    mean = Ratings.from_frame(df, duplicates="mean")
+    assert mean.user_items[0, 0] == 2.5
+    with pytest.raises(ValueError, match="duplicates must be"):
+        Ratings.from_frame(df, duplicates="first")
+
+
+def test_duplicates_keep_last_timestamp():
+    df = pl.DataFrame(
+        {"user_id": [1, 1], "item_id": [5, 5], "rating": [1, 3], "ts": [100, 50]}
+    )
+    r = Ratings.from_frame(df, timestamp="ts", duplicates="mean")
+    assert r.user_items[0, 0] == 2.0 and r.timestamps[0, 0] == 50
+
+
+@pytest.mark.parametrize(
+    ("rating", "match"),
+    [
+        (0.0, "rating of 0: sparse storage cannot tell a 0 rating from a missing one"),
+        (float("nan"), "row 1: rating nan is not a finite number"),
+        (float("inf"), "not a finite number"),
+    ],
+)
+def test_bad_rating_values(rating, match):
+    df = pl.DataFrame({"user_id": [1, 2], "item_id": [1, 1], "rating": [3.0, rating]})
+    with pytest.raises(DataError, match=match):
+        Ratings.from_frame(df)
+
+
+def test_bad_frames():
+    with pytest.raises(DataError, match="negative user id -3"):
+        Ratings.from_frame(pl.DataFrame({"user_id": [-3], "item_id": [1], "rating": [1.0]}))
+    with pytest.raises(DataError, match="row 1: missing value in column 'item_id'"):
+        Ratings.from_frame(
+            pl.DataFrame({"user_id": [1, 2], "item_id": [1, None], "rating": [1.0, 2.0]})
+        )
+    with pytest.raises(DataError, match="must be numeric"):
+        Ratings.from_frame(pl.DataFrame({"user_id": [1], "item_id": [1], "rating": ["good"]}))
+    with pytest.raises(DataError, match=r"column\(s\) \['score'\] not in the frame"):
+        Ratings.from_frame(pl.DataFrame({"user_id": [1], "item_id": [1]}), rating="score")
+
+
+def test_constructor_rejects_stored_zero_and_nan():
+    with pytest.raises(DataError, match="rating of 0"):
+        Ratings(sp.csr_matrix((np.array([0.0]), (np.array([0]), np.array([0]))), shape=(1, 1)))
+    with pytest.raises(DataError, match="finite"):
+        Ratings(sp.csr_matrix(np.array([[np.nan]])))
+    with pytest.raises(DataError, match="user id map has 3 ids for 2 users"):
+        Ratings(sp.csr_matrix(np.ones((2, 2))), user_ids=[1, 2, 3])
+
+
+def test_binarize_keeps_shape_and_ids():
+    r = Ratings.from_frame(_frame(), user="user", item="item", rating="stars", timestamp="ts")
+    b = r.binarize(3.5)
+    assert b.shape == r.shape
+    assert b.user_ids == r.user_ids and b.item_ids == r.item_ids
+    assert b.n_ratings == 3
+    assert set(b.user_items.data.tolist()) == {1.0}
+    assert b.values.tolist() == [1.0]
+    assert b.timestamps is not None and b.timestamps.nnz == 3
+    # Entries kept are exactly those rated >= threshold.
+    dense_r, dense_b = r.user_items.toarray(), b.user_items.toarray()
+    assert np.array_equal(dense_b == 1, dense_r >= 3.5)
+    # The original is untouched.
+    assert r.n_ratings == 5
+
+
+def test_describe():
+    r = Ratings.from_frame(_frame(), user="user", item="item", rating="stars")
+    d = r.describe()
+    assert (d.n_users, d.n_items, d.n_ratings) == (3, 3, 5)
+    assert d.density == pytest.approx(5 / 9)
+    assert d.histogram == {1.0: 1, 2.0: 1, 3.5: 1, 4.0: 1, 5.0: 1}
+    assert d["n_ratings"] == 5
+    assert d.ratings_per_user["max"] == 2
+    assert "5 ratings" in str(d)
+    assert d.as_dict()["histogram"][5.0] == 1
+
+
+def test_item_titles_and_metadata_alignment():
+    items = pl.DataFrame({"item_id": [30, 99, 10], "title": ["Thirty", "Unrated", "Ten"]})
+    r = Ratings.from_frame(_frame(), user="user", item="item", rating="stars", items=items)
+    assert r.items["item_id"].to_list() == [10, 20, 30]
+    assert r.item_titles([0, 1, 2]) == ["Ten", "20", "Thirty"]
+    plain = Ratings.from_frame(_frame(), user="user", item="item", rating="stars")
+    assert plain.item_titles([2]) == ["30"]
+
+
+def test_from_frame_accepts_datetimes_and_pandas_like_dicts():
+    import datetime as dt
+
+    df = pl.DataFrame(
+        {
+            "user_id": [1, 2],
+            "item_id": [1, 1],
+            "rating": [1, 2],
+            "when": [dt.datetime(1970, 1, 1, 0, 0, 10), dt.datetime(2000, 1, 1)],
+        }
+    )
+    r = Ratings.from_frame(df, timestamp="when")
+    assert r.timestamps.data.tolist() == [10, 946684800]
+    r2 = Ratings.from_frame({"user_id": [1], "item_id": [2], "rating": [3]})
+    assert r2.n_ratings == 1
+
+
+def test_string_and_large_int_ids():
+    big = [10**12, 5, 10**12]
+    r = Ratings.from_arrays(big, ["a", "b", "b"], [1, 2, 3])
+    assert r.user_ids.raw.tolist() == [5, 10**12]
+    assert r.item_ids.raw.tolist() == ["a", "b"]
+    assert r.user_items.toarray().tolist() == [[0, 2], [1, 3]]
