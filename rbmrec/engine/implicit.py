@@ -1,0 +1,377 @@
+"""Kernels of the implicit-feedback (top-N) Bernoulli RBM.
+
+Why these differ from the generic Bernoulli kernels in :mod:`rbmrec.engine.bernoulli`:
+in top-N recommendation *every* item is a visible unit, so the data are a very sparse
+binary matrix (ML-1M: 4 % of the 6,040 x 3,706 entries are 1) while the negative phase
+(the model's reconstruction) is dense by nature. The kernels here are split accordingly:
+
+- positive phase, sparse: :func:`csr_hidden_probs` computes ``p(h | v)`` from a user's
+  interacted items only (sum of their weight rows), and :func:`add_positive_stats`
+  accumulates ``v^T h`` item by item from an item-major copy of the batch
+  (:func:`batch_item_major`), so its cost is proportional to the number of interactions;
+- negative phase, dense: a mean-field (or sampled) reconstruction of all items for a batch
+  is a pair of dense matrix products, which BLAS performs an order of magnitude faster than
+  any hand-written loop (measured on ML-1M, 300 hidden units: about 1 s per epoch for the
+  whole negative phase). :func:`mean_field_negative` and :func:`pcd_negative` therefore use
+  numpy's BLAS-backed ``@`` for the products and Numba only for the element-wise parts;
+- scoring: :func:`topn_select` picks the ``n`` best items of each row of a dense block of
+  scores while skipping each row's excluded items (its CSR row) and a global exclusion
+  mask, with a bounded heap per row (``O(n_items log n)``) and ties broken by item id.
+
+Every parallel kernel runs ``prange`` over rows (users or items) and writes only its own
+row, so results do not depend on the number of threads. Randomness comes from one
+SplitMix64 state per batch row (:mod:`rbmrec.engine._random`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from rbmrec.engine._math import sigmoid
+from rbmrec.engine._random import uniform
+
+__all__ = [
+    "add_positive_stats",
+    "batch_item_major",
+    "csr_hidden_probs",
+    "mean_field_negative",
+    "pcd_negative",
+    "sample_bernoulli_rows",
+    "sigmoid_affine_rows",
+    "topn_select",
+]
+
+
+@njit(cache=True, parallel=True)
+def csr_hidden_probs(indptr, indices, rows, W, c):
+    """Hidden probabilities ``p(h_j = 1 | v) = sigmoid(c_j + sum_{i in v} W[i, j])``.
+
+    Parameters
+    ----------
+    indptr : int32 or int64 array, shape (n_users + 1,)
+    indices : int32 array, shape (nnz,)
+        CSR structure of the binary visible matrix (values are not read: every stored
+        entry is a visible unit equal to 1).
+    rows : int64 array, shape (n_batch,)
+        Rows (users) of the CSR matrix to process.
+    W : float array, shape (n_items, n_hidden)
+    c : float array, shape (n_hidden,)
+
+    Returns
+    -------
+    float array (dtype of ``W``), shape (n_batch, n_hidden)
+    """
+    n_batch = rows.shape[0]
+    n_hidden = W.shape[1]
+    out = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    for r in prange(n_batch):
+        u = rows[r]
+        acc = np.empty(n_hidden, dtype=np.float64)
+        for j in range(n_hidden):
+            acc[j] = c[j]
+        for p in range(indptr[u], indptr[u + 1]):
+            i = indices[p]
+            for j in range(n_hidden):
+                acc[j] += W[i, j]
+        for j in range(n_hidden):
+            out[r, j] = sigmoid(acc[j])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def sample_bernoulli_rows(p, states):
+    """Binary samples ``x[r, j] = 1 if u < p[r, j]`` with row ``r`` drawing from ``states[r]``.
+
+    Parameters
+    ----------
+    p : float array, shape (n_rows, n_units)
+        Probabilities.
+    states : uint64 array, shape (n_rows,)
+        One random state per row; advanced in place.
+
+    Returns
+    -------
+    float array (dtype of ``p``), shape (n_rows, n_units)
+    """
+    n, m = p.shape
+    out = np.empty_like(p)
+    for r in prange(n):
+        for j in range(m):
+            out[r, j] = 1.0 if uniform(states, r) < p[r, j] else 0.0
+    return out
+
+
+@njit(cache=True, parallel=True)
+def sigmoid_affine_rows(a, bias):
+    """In place ``a[r, j] = sigmoid(a[r, j] + bias[j])``.
+
+    Parameters
+    ----------
+    a : float array, shape (n_rows, n_units)
+        Pre-activations without bias (e.g. the output of a matrix product).
+    bias : float array, shape (n_units,)
+    """
+    n, m = a.shape
+    for r in prange(n):
+        for j in range(m):
+            a[r, j] = sigmoid(a[r, j] + bias[j])
+
+
+@njit(cache=True)
+def batch_item_major(indptr, indices, data, rows, n_items):
+    """Item-major (CSC-like) copy of the batch rows of a CSR matrix (counting sort).
+
+    Parameters
+    ----------
+    indptr, indices, data : arrays
+        CSR matrix, shape (n_users, n_items); ``data`` holds the positive-phase weight of
+        each stored entry (1 for plain binary visibles).
+    rows : int64 array, shape (n_batch,)
+    n_items : int
+
+    Returns
+    -------
+    col_ptr : int64 array, shape (n_items + 1,)
+    batch_row : int64 array, shape (nnz_batch,)
+        Position in ``rows`` (0..n_batch-1) of each entry, increasing within an item.
+    weight : array (dtype of ``data``), shape (nnz_batch,)
+    """
+    col_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    for r in range(rows.shape[0]):
+        u = rows[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            col_ptr[indices[p] + 1] += 1
+    for i in range(n_items):
+        col_ptr[i + 1] += col_ptr[i]
+    nnz = col_ptr[n_items]
+    batch_row = np.empty(nnz, dtype=np.int64)
+    weight = np.empty(nnz, dtype=data.dtype)
+    fill = col_ptr[:-1].copy()
+    for r in range(rows.shape[0]):
+        u = rows[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            i = indices[p]
+            batch_row[fill[i]] = r
+            weight[fill[i]] = data[p]
+            fill[i] += 1
+    return col_ptr, batch_row, weight
+
+
+@njit(cache=True, parallel=True)
+def add_positive_stats(col_ptr, batch_row, weight, h, gW, gb):
+    """Add the positive-phase statistics of a batch, item by item.
+
+    ``gW[i] += sum_r weight[r, i] * h[r]`` and ``gb[i] += sum_r weight[r, i]`` over the batch
+    rows ``r`` that contain item ``i``. Parallel over items, so each thread writes its own
+    rows of ``gW`` (deterministic for any thread count).
+
+    Parameters
+    ----------
+    col_ptr, batch_row, weight : arrays
+        Output of :func:`batch_item_major`.
+    h : float array, shape (n_batch, n_hidden)
+        Hidden probabilities of the batch rows.
+    gW : float array, shape (n_items, n_hidden)
+        Updated in place.
+    gb : float array, shape (n_items,)
+        Updated in place.
+    """
+    n_items = col_ptr.shape[0] - 1
+    n_hidden = h.shape[1]
+    for i in prange(n_items):
+        start = col_ptr[i]
+        stop = col_ptr[i + 1]
+        if start == stop:
+            continue
+        s = 0.0
+        for p in range(start, stop):
+            r = batch_row[p]
+            w = weight[p]
+            s += w
+            for j in range(n_hidden):
+                gW[i, j] += w * h[r, j]
+        gb[i] += s
+
+
+def mean_field_negative(hs, W, b, c, k, states, gW, gb, gc):
+    """CD-k negative phase with a mean-field visible reconstruction over all items.
+
+    For ``k`` steps: ``v = sigmoid(h W^T + b)`` (every item, mean field), then
+    ``h = p(h | v)``; between steps the hidden units are sampled. Subtracts the negative
+    statistics ``v^T h``, ``sum v`` and ``sum h`` of the final step from the gradients.
+    The two dense products per step run in BLAS.
+
+    Parameters
+    ----------
+    hs : float array, shape (n_batch, n_hidden)
+        Hidden states (sampled or probabilities) from the positive phase.
+    W : float array, shape (n_items, n_hidden)
+    b : float array, shape (n_items,)
+    c : float array, shape (n_hidden,)
+    k : int
+        Number of Gibbs steps (>= 1).
+    states : uint64 array, shape (n_batch,)
+        Per-row random states, used when ``k > 1``.
+    gW, gb, gc : float arrays
+        Gradient accumulators of shapes ``W``, ``b``, ``c``; updated in place.
+
+    Returns
+    -------
+    v : float array, shape (n_batch, n_items)
+        The final mean-field reconstruction.
+    """
+    h = hs
+    v = None
+    for step in range(k):
+        v = h @ W.T
+        sigmoid_affine_rows(v, b)
+        h = v @ W
+        sigmoid_affine_rows(h, c)
+        if step < k - 1:
+            h = sample_bernoulli_rows(h, states)
+    gW -= v.T @ h
+    gb -= v.sum(axis=0, dtype=np.float64).astype(gb.dtype)
+    gc -= h.sum(axis=0, dtype=np.float64).astype(gc.dtype)
+    return v
+
+
+def pcd_negative(chains, W, b, c, k, states, gW, gb, gc, scale):
+    """Persistent-CD negative phase (Tieleman 2008) on binary fantasy chains.
+
+    Runs ``k`` full Gibbs steps (sampled hidden and visible units) on each chain, stores
+    the new binary visible states in ``chains`` and subtracts ``scale`` times the
+    negative statistics (visible probabilities of the last step and the hidden
+    probabilities given the sampled visibles).
+
+    Parameters
+    ----------
+    chains : float array, shape (n_chains, n_items)
+        Binary visible states of the persistent chains; updated in place.
+    W, b, c : float arrays
+        Parameters, shapes (n_items, n_hidden), (n_items,), (n_hidden,).
+    k : int
+        Gibbs steps per update (>= 1).
+    states : uint64 array, shape (n_chains,)
+        One random state per chain.
+    gW, gb, gc : float arrays
+        Gradient accumulators; updated in place.
+    scale : float
+        ``n_batch / n_chains``, so the negative statistics are on the batch's scale.
+    """
+    v = chains
+    for _ in range(k):
+        h = v @ W
+        sigmoid_affine_rows(h, c)
+        hs = sample_bernoulli_rows(h, states)
+        vp = hs @ W.T
+        sigmoid_affine_rows(vp, b)
+        v = sample_bernoulli_rows(vp, states)
+    chains[...] = v
+    h = v @ W
+    sigmoid_affine_rows(h, c)
+    gW -= scale * (vp.T @ h)
+    gb -= (scale * vp.sum(axis=0, dtype=np.float64)).astype(gb.dtype)
+    gc -= (scale * h.sum(axis=0, dtype=np.float64)).astype(gc.dtype)
+
+
+@njit(cache=True)
+def _worse(sa, ia, sb, ib):
+    """True when (score sa, id ia) ranks below (sb, ib): lower score, or tie and higher id."""
+    return sa < sb or (sa == sb and ia > ib)
+
+
+@njit(cache=True)
+def _sift_down(hs, hi, pos, size):
+    """Restore the min-heap (worst candidate at the root) below ``pos``."""
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        worst = left
+        right = left + 1
+        if right < size and _worse(hs[right], hi[right], hs[left], hi[left]):
+            worst = right
+        if _worse(hs[worst], hi[worst], hs[pos], hi[pos]):
+            hs[pos], hs[worst] = hs[worst], hs[pos]
+            hi[pos], hi[worst] = hi[worst], hi[pos]
+            pos = worst
+        else:
+            return
+
+
+@njit(cache=True, parallel=True)
+def topn_select(scores, excl_indptr, excl_indices, excluded, n):
+    """The ``n`` best items of each row of ``scores``, skipping excluded items.
+
+    Parameters
+    ----------
+    scores : float array, shape (n_rows, n_items)
+        Scores of a block of users; NaN scores are treated as excluded.
+    excl_indptr : int array, shape (n_rows + 1,)
+    excl_indices : int array, shape (nnz,)
+        CSR structure of the per-row exclusions (e.g. already-liked items); use
+        ``indptr = zeros(n_rows + 1)`` for none.
+    excluded : bool array, shape (n_items,)
+        Items excluded from every row.
+    n : int
+        Number of items to return per row.
+
+    Returns
+    -------
+    ids : int32 array, shape (n_rows, n)
+        Best items first (ties by increasing id); rows with fewer than ``n`` eligible items
+        are padded with -1.
+    best : float32 array, shape (n_rows, n)
+        Their scores, padded with ``-finfo(float32).max`` (as ``implicit`` pads).
+    counts : int64 array, shape (n_rows,)
+        Number of valid entries in each row.
+    """
+    n_rows, n_items = scores.shape
+    ids = np.full((n_rows, n), -1, dtype=np.int32)
+    best = np.full((n_rows, n), -np.finfo(np.float32).max, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    if n == 0:
+        return ids, best, counts
+    for r in prange(n_rows):
+        skip = excluded.copy()
+        for p in range(excl_indptr[r], excl_indptr[r + 1]):
+            skip[excl_indices[p]] = True
+        hs = np.empty(n, dtype=np.float64)
+        hi = np.empty(n, dtype=np.int64)
+        size = 0
+        for i in range(n_items):
+            if skip[i]:
+                continue
+            s = np.float64(scores[r, i])
+            if np.isnan(s):
+                continue
+            if size < n:
+                # sift up
+                pos = size
+                hs[pos] = s
+                hi[pos] = i
+                size += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
+                        hs[pos], hs[parent] = hs[parent], hs[pos]
+                        hi[pos], hi[parent] = hi[parent], hi[pos]
+                        pos = parent
+                    else:
+                        break
+            elif _worse(hs[0], hi[0], s, i):
+                hs[0] = s
+                hi[0] = i
+                _sift_down(hs, hi, 0, size)
+        counts[r] = size
+        # pop the worst repeatedly, filling from the back
+        m = size
+        while m > 0:
+            best[r, m - 1] = hs[0]
+            ids[r, m - 1] = hi[0]
+            m -= 1
+            hs[0] = hs[m]
+            hi[0] = hi[m]
+            _sift_down(hs, hi, 0, m)
+    return ids, best, counts
