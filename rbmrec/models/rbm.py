@@ -1,0 +1,768 @@
+"""The generic restricted Boltzmann machine estimator, :class:`rbmrec.RBM`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from rbmrec.engine import bernoulli as _bern
+from rbmrec.engine import exact as _exact
+from rbmrec.engine import softmax as _soft
+from rbmrec.engine._random import row_states
+from rbmrec.models._common import (
+    check_choice,
+    check_fitted,
+    check_int,
+    num_threads,
+    seed_generator,
+)
+from rbmrec.models.persistence import register
+from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
+
+log = logging.getLogger(__name__)
+
+VISIBLE = ("bernoulli", "gaussian", "softmax")
+_FAMILY = {"bernoulli": _bern.BERNOULLI, "gaussian": _bern.GAUSSIAN}
+#: Rows of the training data used for the per-epoch free energy / pseudo-likelihood.
+_MONITOR_ROWS = 256
+
+
+class _Rows:
+    """Kernel view of an input matrix: CSR arrays (``vals`` = float data or int8 levels)."""
+
+    __slots__ = ("indices", "indptr", "n_cols", "n_rows", "vals")
+
+    def __init__(
+        self, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, n_cols: int
+    ) -> None:
+        self.indptr = indptr
+        self.indices = indices
+        self.vals = vals
+        self.n_rows = len(indptr) - 1
+        self.n_cols = n_cols
+
+    def subset(self, rows: np.ndarray) -> _Rows:
+        """The given rows as a new contiguous CSR."""
+        lens = self.indptr[rows + 1] - self.indptr[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        take = np.concatenate(
+            [np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows] or [np.zeros(0, int)]
+        ).astype(np.int64)
+        return _Rows(indptr, self.indices[take], self.vals[take], self.n_cols)
+
+
+@register
+class RBM:
+    """Restricted Boltzmann machine with binary hidden units (Smolensky 1986).
+
+    Visible units are binary (``"bernoulli"``), Gaussian with fixed per-unit standard deviation
+    (``"gaussian"``) or K-way softmax groups (``"softmax"``). Trained by contrastive divergence
+    CD-k (Hinton 2002) or, with ``persistent=True``, persistent CD (Tieleman 2008), in the
+    sparse, parallel Numba kernels of :mod:`rbmrec.engine`; the update rule (learning rate,
+    momentum, weight decay on the weights) is the shared trainer's
+    (:mod:`rbmrec.models.trainer`).
+
+    Parameters
+    ----------
+    n_hidden : int, default 64
+        Number of binary hidden units.
+    visible : {"bernoulli", "gaussian", "softmax"}, default "bernoulli"
+        Visible family. Input ``X`` is (n_samples, n_visible): values in [0, 1] for
+        bernoulli (probabilities are accepted), real values for gaussian, and for softmax
+        integer level indices with -1 for "not observed" (dense) or a CSR matrix whose stored
+        data are level indices + 1 (unstored groups are not observed). Dense or scipy sparse;
+        for bernoulli/gaussian an unstored sparse entry means 0.
+    n_levels : int or None, default None
+        Softmax only: number of levels K in [2, 127]; inferred from the first ``fit`` data
+        when None.
+    sigma : float, array of shape (n_visible,) or None, default None
+        Gaussian only: fixed standard deviation of each visible unit (1 when None).
+    cd_steps : int or sequence of (first_epoch, steps), default 1
+        Gibbs steps k of CD-k / PCD-k, or a schedule.
+    persistent : bool, default False
+        Persistent CD. Binary/Gaussian: ``batch_size`` fantasy chains kept across batches
+        and ``partial_fit`` calls. Softmax: one chain per training row (its observed groups),
+        restarted at the data by each ``fit``/``partial_fit`` call.
+    learning_rate : float, default 0.05
+    momentum : float, default 0.5
+    weight_decay : float, default 1e-4
+        L2 penalty on the weights (not on the biases).
+    batch_size : int, default 64
+    n_epochs : int, default 20
+        Epochs of ``fit``; ``partial_fit`` runs one epoch.
+    init_scale : float, default 0.01
+        Standard deviation of the initial weights.
+    dtype : {"float32", "float64"}, default "float32"
+        Parameter dtype.
+    random_state : None, int, SeedSequence or Generator, default None
+        Seeds the initialisation, shuffling and every kernel random stream.
+    num_threads : int, default 0
+        Numba threads for each call; 0 keeps numba's setting. Results do not depend on it.
+    callback : callable or None, default None
+        ``callback(epoch, metrics) -> bool | None`` after each epoch; True stops training.
+    progress : bool, default False
+        Show a tqdm progress bar over epochs.
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_visible, n_hidden) or (n_visible, n_levels, n_hidden)
+    visible_bias_ : ndarray, shape (n_visible,) or (n_visible, n_levels)
+    hidden_bias_ : ndarray, shape (n_hidden,)
+    sigma_ : ndarray, shape (n_visible,)
+        Gaussian only (ones for the other families).
+    n_visible_ : int
+    n_levels_ : int or None
+    history_ : list of dict
+        Per epoch: ``epoch``, ``cd_steps``, ``recon_error`` (mean squared error of the
+        mean-field reconstruction per visible unit; softmax: of the expected level at the last
+        Gibbs step), ``free_energy`` (mean over up to 256 training rows),
+        ``pseudo_log_likelihood`` (bernoulli, stochastic one-unit estimate as in
+        scikit-learn), ``free_energy_gap`` (mean F(validation) - mean F(training), when
+        ``fit`` gets ``validation``), ``seconds``.
+
+    Examples
+    --------
+    >>> import numpy as np, rbmrec
+    >>> X = (np.random.default_rng(0).random((100, 6)) < 0.3).astype(np.float32)
+    >>> rbm = rbmrec.RBM(n_hidden=4, n_epochs=2, random_state=0).fit(X)
+    >>> rbm.transform(X).shape
+    (100, 4)
+    """
+
+    def __init__(
+        self,
+        n_hidden: int = 64,
+        visible: str = "bernoulli",
+        n_levels: int | None = None,
+        sigma: float | np.ndarray | None = None,
+        cd_steps: int | Any = 1,
+        persistent: bool = False,
+        learning_rate: float = 0.05,
+        momentum: float = 0.5,
+        weight_decay: float = 1e-4,
+        batch_size: int = 64,
+        n_epochs: int = 20,
+        init_scale: float = 0.01,
+        dtype: str = "float32",
+        random_state: Any = None,
+        num_threads: int = 0,
+        callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.n_hidden = n_hidden
+        self.visible = visible
+        self.n_levels = n_levels
+        self.sigma = sigma
+        self.cd_steps = cd_steps
+        self.persistent = persistent
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.init_scale = init_scale
+        self.dtype = dtype
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.callback = callback
+        self.progress = progress
+        self.weights_: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ validation
+
+    def _config(self, n_epochs: int) -> TrainerConfig:
+        check_int("n_hidden", self.n_hidden, 1)
+        check_choice("visible", self.visible, VISIBLE)
+        if self.n_levels is not None:
+            if self.visible != "softmax":
+                raise ValueError("n_levels applies only to visible='softmax'")
+            check_int("n_levels", self.n_levels, 2, 127)
+        if self.sigma is not None and self.visible != "gaussian":
+            raise ValueError("sigma applies only to visible='gaussian'")
+        if not isinstance(self.persistent, bool | np.bool_):
+            raise TypeError(f"persistent must be a bool, got {type(self.persistent).__name__}")
+        if not isinstance(self.progress, bool | np.bool_):
+            raise TypeError(f"progress must be a bool, got {type(self.progress).__name__}")
+        if isinstance(self.init_scale, bool) or not isinstance(
+            self.init_scale, int | float | np.number
+        ):
+            raise TypeError(f"init_scale must be a number, got {type(self.init_scale).__name__}")
+        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ValueError(f"init_scale must be finite and > 0, got {self.init_scale}")
+        if self.dtype not in ("float32", "float64", np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_int("num_threads", self.num_threads, 0, numba.config.NUMBA_NUM_THREADS)
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable, got {type(self.callback).__name__}")
+        parse_cd_schedule(self.cd_steps)
+        cfg = TrainerConfig(
+            n_epochs=n_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            cd_steps=self.cd_steps,
+            progress=bool(self.progress),
+            callbacks=(self.callback,) if self.callback is not None else (),
+        )
+        cfg.validate()
+        return cfg
+
+    @property
+    def _dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def _check_sigma(self, n_visible: int) -> np.ndarray:
+        if self.sigma is None:
+            return np.ones(n_visible, dtype=self._dtype)
+        s = np.asarray(self.sigma)
+        if s.dtype.kind not in "iuf":
+            raise TypeError(f"sigma must be a number or an array of numbers, got {s.dtype}")
+        s = np.broadcast_to(s, (n_visible,)) if s.ndim == 0 else s
+        if s.shape != (n_visible,):
+            raise ValueError(f"sigma must be a scalar or have shape ({n_visible},), got {s.shape}")
+        if not np.all(np.isfinite(s)) or np.any(s <= 0):
+            raise ValueError("sigma must be finite and > 0 for every visible unit")
+        return s.astype(self._dtype)
+
+    def _check_X(self, X: Any, name: str = "X", fitting: bool = False) -> _Rows:
+        """Validate ``X`` and convert it to the kernels' CSR layout."""
+        fitted = self.weights_ is not None
+        n_vis = self.n_visible_ if fitted else None
+        if sp.issparse(X):
+            if X.ndim != 2:
+                raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
+            if X.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+            X = sp.csr_matrix(X, copy=True)
+            shape = X.shape
+        else:
+            if isinstance(X, str | bytes) or X is None:
+                raise TypeError(f"{name} must be an array or a scipy sparse matrix, got {X!r}")
+            X = np.asarray(X)
+            if X.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+            if X.ndim != 2:
+                raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {X.shape}")
+            shape = X.shape
+        if shape[0] == 0 or shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {shape})")
+        if n_vis is not None and shape[1] != n_vis:
+            raise ValueError(
+                f"{name} has {shape[1]} columns but the model has {n_vis} visible units"
+            )
+        if self.visible == "softmax":
+            return self._softmax_rows(X, name, self.n_levels if fitting else self.n_levels_)
+        if sp.issparse(X):
+            X.sum_duplicates()
+            X.sort_indices()
+            data = X.data
+        else:
+            data = X
+        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if self.visible == "bernoulli" and data.size and (data.min() < 0 or data.max() > 1):
+            raise ValueError(
+                f"{name} must hold values in [0, 1] for bernoulli visible units, got range "
+                f"[{data.min()}, {data.max()}]"
+            )
+        csr = X if sp.issparse(X) else sp.csr_matrix(X)
+        return _Rows(
+            csr.indptr.astype(np.int64),
+            csr.indices.astype(np.int32),
+            csr.data.astype(self._dtype),
+            shape[1],
+        )
+
+    def _softmax_rows(self, X: Any, name: str, K: int | None) -> _Rows:
+        if sp.issparse(X):
+            X.sort_indices()
+            rows_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+            dup = (np.diff(X.indices) == 0) & (np.diff(rows_of) == 0)
+            if np.any(dup):
+                raise ValueError(f"{name} has duplicate stored entries")
+            d = X.data
+            if d.dtype.kind == "f":
+                if not np.all(np.isfinite(d)):
+                    raise ValueError(f"{name} contains NaN or infinite values")
+                if np.any(d != np.round(d)):
+                    raise ValueError(f"{name} (softmax CSR) must store integer level indices + 1")
+            d = d.astype(np.int64)
+            if d.size and (d.min() < 1 or (K is not None and d.max() > K)):
+                raise ValueError(
+                    f"{name} (softmax CSR) stores level indices + 1, which must lie in "
+                    f"[1, {K if K is not None else 'n_levels'}]; got range [{d.min()}, {d.max()}]"
+                )
+            indptr, indices, levels = X.indptr, X.indices, d - 1
+        else:
+            if X.dtype.kind not in "iu":
+                raise TypeError(
+                    f"{name} must hold integer level indices (-1 = not observed) for softmax "
+                    f"visible units, got dtype {X.dtype}"
+                )
+            Xi = X.astype(np.int64)
+            if Xi.min() < -1 or (K is not None and Xi.max() >= K):
+                raise ValueError(
+                    f"{name} level indices must lie in [0, {K if K is not None else 'n_levels'}"
+                    f") or be -1 (not observed); got range [{Xi.min()}, {Xi.max()}]"
+                )
+            mask = Xi >= 0
+            indptr = np.zeros(Xi.shape[0] + 1, dtype=np.int64)
+            np.cumsum(mask.sum(axis=1), out=indptr[1:])
+            indices = np.nonzero(mask)[1]
+            levels = Xi[mask]
+        if len(levels) == 0:
+            raise ValueError(f"{name} observes no visible group")
+        if K is None and levels.max() + 1 > 127:
+            raise ValueError(f"{name} has {levels.max() + 1} levels; at most 127 are supported")
+        return _Rows(
+            indptr.astype(np.int64), indices.astype(np.int32), levels.astype(np.int8), X.shape[1]
+        )
+
+    # ------------------------------------------------------------------ parameters
+
+    def _init_params(self, data: _Rows, n_visible: int, rng: np.random.Generator) -> None:
+        dt = self._dtype
+        nh = self.n_hidden
+        self.n_visible_ = n_visible
+        if self.visible == "softmax":
+            K = self.n_levels if self.n_levels is not None else max(2, int(data.vals.max()) + 1)
+            self.n_levels_ = K
+            counts = np.ones((n_visible, K))
+            np.add.at(counts, (data.indices, data.vals.astype(np.int64)), 1.0)
+            b = np.log(counts / counts.sum(axis=1, keepdims=True))
+            W = rng.normal(0.0, self.init_scale, size=(n_visible, K, nh))
+        else:
+            self.n_levels_ = None
+            mean = np.zeros(n_visible)
+            np.add.at(mean, data.indices, data.vals.astype(np.float64))
+            mean /= data.n_rows
+            if self.visible == "bernoulli":
+                p = np.clip(mean, 1e-3, 1 - 1e-3)
+                b = np.log(p / (1 - p))
+            else:
+                b = mean
+            W = rng.normal(0.0, self.init_scale, size=(n_visible, nh))
+        self.sigma_ = (
+            self._check_sigma(n_visible)
+            if self.visible == "gaussian"
+            else np.ones(n_visible, dtype=dt)
+        )
+        self.weights_ = np.ascontiguousarray(W, dtype=dt)
+        self.visible_bias_ = np.ascontiguousarray(b, dtype=dt)
+        self.hidden_bias_ = np.zeros(nh, dtype=dt)
+        self._velocity: dict[str, np.ndarray] | None = None
+        self._chains: np.ndarray | None = None
+        self._epochs_done = 0
+        self.history_: list[dict[str, float]] = []
+
+    def _params(self) -> dict[str, np.ndarray]:
+        return {"W": self.weights_, "b": self.visible_bias_, "c": self.hidden_bias_}
+
+    def _no_offset(self) -> np.ndarray:
+        return np.zeros((0, self.weights_.shape[-1]), dtype=self.weights_.dtype)
+
+    def _describe(self) -> str:
+        return (
+            f"visible={self.visible!r}, n_hidden={self.n_hidden}, batch_size={self.batch_size}, "
+            f"persistent={self.persistent}, "
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, X: Any, y: Any = None, *, validation: Any = None) -> RBM:
+        """Fit the model from scratch for ``n_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Training data (see the class docstring for each family's encoding).
+        y : ignored
+        validation : same kind as X, optional
+            Held-out rows; adds ``free_energy_gap`` to ``history_`` (a growing gap signals
+            overfitting).
+
+        Returns
+        -------
+        RBM
+            ``self``.
+        """
+        cfg = self._config(self.n_epochs)
+        self._rng = seed_generator(self.random_state)
+        self.weights_ = None
+        data = self._check_X(X, fitting=True)
+        self._init_params(data, data.n_cols, self._rng)
+        return self._run(data, cfg, validation)
+
+    def partial_fit(self, X: Any, y: Any = None) -> RBM:
+        """Run one more epoch over ``X`` (initialising the model on the first call).
+
+        Momentum buffers, the CD schedule position and the binary/Gaussian persistent chains
+        carry over between calls.
+
+        Returns
+        -------
+        RBM
+            ``self``.
+        """
+        cfg = self._config(1)
+        if self.weights_ is None:
+            self._rng = seed_generator(self.random_state)
+            data = self._check_X(X, fitting=True)
+            self._init_params(data, data.n_cols, self._rng)
+        else:
+            data = self._check_X(X)
+        return self._run(data, cfg, None)
+
+    def _run(self, data: _Rows, cfg: TrainerConfig, validation: Any) -> RBM:
+        rng = self._rng
+        params = self._params()
+        dt = self._dtype
+        nh = self.n_hidden
+        off0 = self._no_offset()
+        valid = self._check_X(validation, "validation") if validation is not None else None
+        if self.persistent:
+            if self.visible == "softmax":
+                chains = data.vals.copy()
+            else:
+                if self._chains is None or self._chains.shape[0] != cfg.batch_size:
+                    start = rng.integers(0, data.n_rows, size=cfg.batch_size)
+                    self._chains = self._dense(data.subset(start)).astype(dt)
+                chains = self._chains
+        else:
+            chains = (
+                np.zeros(0, dtype=np.int8)
+                if self.visible == "softmax"
+                else np.zeros((0, self.n_visible_), dtype=dt)
+            )
+        persistent = bool(self.persistent)
+
+        def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
+            W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
+            states = row_states(rng_, len(rows))
+            gW = np.empty_like(W)
+            gb = np.empty_like(b)
+            gc = np.empty_like(c)
+            h_diff = np.empty((len(rows), nh), dtype=dt)
+            if self.visible == "softmax":
+                res = _soft.softmax_cd(
+                    data.indptr, data.indices, data.vals, rows, W, b, c, off0, k, states,
+                    chains, persistent, gW, gb, gc, h_diff,
+                )  # fmt: skip
+            else:
+                res = _bern.cd(
+                    data.indptr, data.indices, data.vals, rows, W, b, c, self.sigma_,
+                    _FAMILY[self.visible], off0, k, states, chains, persistent, gW, gb, gc,
+                    h_diff,
+                )  # fmt: skip
+            return {"W": gW, "b": gb, "c": gc}, {"recon_error": res[0], "count": res[1]}
+
+        monitor = data.subset(np.sort(rng.permutation(data.n_rows)[:_MONITOR_ROWS]))
+        flip = rng.integers(0, self.n_visible_, size=monitor.n_rows)
+
+        def evaluate(epoch: int) -> dict[str, float]:
+            f_train = float(np.mean(self._free_energy_rows(monitor)))
+            out = {"free_energy": f_train}
+            if self.visible == "bernoulli":
+                out["pseudo_log_likelihood"] = self._pseudo_ll(monitor, flip)
+            if valid is not None:
+                out["free_energy_gap"] = float(np.mean(self._free_energy_rows(valid))) - f_train
+            return out
+
+        if self._velocity is None:
+            self._velocity = {}
+        with num_threads(self.num_threads):
+            result = train(
+                params,
+                step,
+                data.n_rows,
+                cfg,
+                rng,
+                decay=("W",),
+                evaluate=evaluate,
+                describe=self._describe(),
+                velocity=self._velocity,
+                start_epoch=self._epochs_done,
+            )
+        self._epochs_done += len(result.history)
+        self.history_.extend(result.history)
+        return self
+
+    def _pseudo_ll(self, monitor: _Rows, flip: np.ndarray) -> float:
+        """Stochastic pseudo-log-likelihood: ``n_visible * log sigmoid(F(v~) - F(v))``."""
+        V = self._dense(monitor).astype(np.float64)
+        Vf = V.copy()
+        idx = np.arange(len(V))
+        Vf[idx, flip] = 1.0 - Vf[idx, flip]
+        args = (self.weights_, self.visible_bias_, self.hidden_bias_)
+        f = _exact.free_energy("bernoulli", V, *args)
+        ff = _exact.free_energy("bernoulli", Vf, *args)
+        return float(np.mean(-self.n_visible_ * np.logaddexp(0.0, -(ff - f))))
+
+    def _dense(self, rows: _Rows) -> np.ndarray:
+        out = np.zeros((rows.n_rows, self.n_visible_), dtype=np.float64)
+        r = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
+        out[r, rows.indices] = rows.vals
+        return out
+
+    # ------------------------------------------------------------------ inference
+
+    def _all_rows(self, n: int) -> np.ndarray:
+        return np.arange(n, dtype=np.int64)
+
+    def _free_energy_rows(self, d: _Rows) -> np.ndarray:
+        rows = self._all_rows(d.n_rows)
+        W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
+        if self.visible == "softmax":
+            return _soft.softmax_free_energy(
+                d.indptr, d.indices, d.vals, rows, W, b, c, self._no_offset()
+            )
+        return _bern.free_energy(
+            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self.visible],
+            self._no_offset(),
+        )  # fmt: skip
+
+    def _hidden_rows(self, d: _Rows) -> np.ndarray:
+        rows = self._all_rows(d.n_rows)
+        W, c = self.weights_, self.hidden_bias_
+        if self.visible == "softmax":
+            return _soft.softmax_hidden_probs(
+                d.indptr, d.indices, d.vals, rows, W, c, self._no_offset()
+            )
+        inv = (1.0 / self.sigma_).astype(W.dtype)
+        return _bern.hidden_probs(d.indptr, d.indices, d.vals, rows, W, c, inv, self._no_offset())
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Hidden activation probabilities ``p(h_j = 1 | v)``.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_hidden), the model's dtype
+        """
+        check_fitted(self)
+        d = self._check_X(X)
+        with num_threads(self.num_threads):
+            return self._hidden_rows(d)
+
+    def free_energy(self, X: Any) -> np.ndarray:
+        """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row.
+
+        For softmax rows that observe a subset of the groups, ``F`` is that of the row's RBM
+        over its observed groups.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+        """
+        check_fitted(self)
+        d = self._check_X(X)
+        with num_threads(self.num_threads):
+            return self._free_energy_rows(d)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Mean-field reconstruction ``E[v | h = p(h | v)]``.
+
+        Returns
+        -------
+        ndarray
+            (n_samples, n_visible) means for bernoulli/gaussian; (n_samples, n_visible,
+            n_levels) level probabilities of every group for softmax.
+        """
+        check_fitted(self)
+        d = self._check_X(X)
+        with num_threads(self.num_threads):
+            hp = self._hidden_rows(d)
+            if self.visible == "softmax":
+                n, nv = d.n_rows, self.n_visible_
+                indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
+                indices = np.tile(np.arange(nv, dtype=np.int32), n)
+                probs = _soft.softmax_visible_probs(
+                    indptr, indices, self._all_rows(n), self.weights_, self.visible_bias_, hp
+                )
+                return probs.reshape(n, nv, self.n_levels_)
+            return _bern.visible_mean(
+                hp, self.weights_, self.visible_bias_, self.sigma_, _FAMILY[self.visible]
+            )
+
+    def _gibbs_rows(self, d: _Rows, steps: int) -> np.ndarray:
+        rows = self._all_rows(d.n_rows)
+        states = row_states(self._rng, d.n_rows)
+        W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
+        if self.visible == "softmax":
+            lv = _soft.softmax_gibbs(
+                d.indptr, d.indices, d.vals, rows, W, b, c, self._no_offset(), steps, states
+            )
+            out = np.full((d.n_rows, self.n_visible_), -1, dtype=np.int64)
+            r = np.repeat(np.arange(d.n_rows), np.diff(d.indptr))
+            out[r, d.indices] = lv
+            return out
+        return _bern.gibbs(
+            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self.visible],
+            self._no_offset(), steps, states,
+        )  # fmt: skip
+
+    def gibbs(self, X: Any, steps: int = 1) -> np.ndarray:
+        """Run ``steps`` Gibbs sweeps (``h ~ p(h|v)``, ``v ~ p(v|h)``) from each row of ``X``.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_visible)
+            Sampled visible states: floats for bernoulli/gaussian, int64 levels for softmax
+            (-1 where the input row does not observe the group).
+        """
+        check_fitted(self)
+        steps = check_int("steps", steps, 1)
+        d = self._check_X(X)
+        with num_threads(self.num_threads):
+            return self._gibbs_rows(d, steps)
+
+    def sample(self, n_samples: int = 1, steps: int = 100) -> np.ndarray:
+        """Draw ``n_samples`` visible vectors by ``steps`` Gibbs sweeps from random starts.
+
+        Starts are uniform random bits (bernoulli), ``b + sigma * N(0, 1)`` (gaussian) or
+        uniform levels of every group (softmax).
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_visible)
+        """
+        check_fitted(self)
+        n_samples = check_int("n_samples", n_samples, 1)
+        steps = check_int("steps", steps, 1)
+        nv, rng = self.n_visible_, self._rng
+        n = n_samples
+        indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
+        indices = np.tile(np.arange(nv, dtype=np.int32), n)
+        if self.visible == "softmax":
+            vals = rng.integers(0, self.n_levels_, size=n * nv).astype(np.int8)
+        elif self.visible == "bernoulli":
+            vals = (rng.random(n * nv) < 0.5).astype(self._dtype)
+        else:
+            z = rng.standard_normal((n, nv))
+            vals = (self.visible_bias_ + self.sigma_ * z).astype(self._dtype).ravel()
+        with num_threads(self.num_threads):
+            return self._gibbs_rows(_Rows(indptr, indices, vals, nv), steps)
+
+    # ------------------------------------------------------------------ exact (tiny models)
+
+    def _exact_args(self) -> tuple:
+        sigma = self.sigma_ if self.visible == "gaussian" else None
+        return self.weights_, self.visible_bias_, self.hidden_bias_, sigma
+
+    def log_partition(self, max_states: int = _exact.MAX_STATES) -> float:
+        """Exact ``log Z`` by enumeration (tiny models only).
+
+        Sums over the hidden states or the visible states, whichever are fewer (Gaussian:
+        hidden states, the visible integral in closed form). Softmax: the RBM over all groups.
+
+        Raises
+        ------
+        ValueError
+            If more than ``max_states`` states would be enumerated.
+        """
+        check_fitted(self)
+        return _exact.log_partition(self.visible, *self._exact_args(), max_states=max_states)
+
+    def log_likelihood(self, X: Any, max_states: int = _exact.MAX_STATES) -> np.ndarray:
+        """Exact ``log p(v)`` of each row (a log density for Gaussian units).
+
+        Softmax rows observing a subset of the groups are scored under the RBM of their
+        observed groups (one partition function per distinct subset).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            If the model is too large to enumerate (see :meth:`log_partition`).
+        """
+        check_fitted(self)
+        d = self._check_X(X)
+        with num_threads(self.num_threads):
+            F = self._free_energy_rows(d)
+        if self.visible != "softmax":
+            return -F - self.log_partition(max_states)
+        W, b, c, _ = self._exact_args()
+        mask = np.zeros((d.n_rows, self.n_visible_), dtype=bool)
+        r = np.repeat(np.arange(d.n_rows), np.diff(d.indptr))
+        mask[r, d.indices] = True
+        out = np.empty(d.n_rows)
+        patterns, inverse = np.unique(mask, axis=0, return_inverse=True)
+        for q, pat in enumerate(patterns):
+            logz = _exact.log_partition("softmax", W[pat], b[pat], c, max_states=max_states)
+            sel = inverse.ravel() == q
+            out[sel] = -F[sel] - logz
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        check_fitted(self)
+        arrays = {
+            "weights": self.weights_,
+            "visible_bias": self.visible_bias_,
+            "hidden_bias": self.hidden_bias_,
+            "sigma": self.sigma_,
+        }
+        rs = self.random_state
+        meta = {
+            "params": {
+                "n_hidden": int(self.n_hidden),
+                "visible": self.visible,
+                "n_levels": self.n_levels,
+                "cd_steps": self.cd_steps
+                if isinstance(self.cd_steps, int)
+                else [list(p) for p in parse_cd_schedule(self.cd_steps)],
+                "persistent": bool(self.persistent),
+                "learning_rate": float(self.learning_rate),
+                "momentum": float(self.momentum),
+                "weight_decay": float(self.weight_decay),
+                "batch_size": int(self.batch_size),
+                "n_epochs": int(self.n_epochs),
+                "init_scale": float(self.init_scale),
+                "dtype": str(np.dtype(self.dtype)),
+                "random_state": int(rs) if isinstance(rs, int | np.integer) else None,
+                "num_threads": int(self.num_threads),
+            },
+            "n_visible": int(self.n_visible_),
+            "n_levels_": self.n_levels_,
+            "history": self.history_,
+        }
+        return arrays, meta
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RBM:
+        params = dict(meta["params"])
+        if isinstance(params["cd_steps"], list):
+            params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
+        model = cls(**params)
+        if model.visible == "gaussian":
+            model.sigma = arrays["sigma"]
+        model._config(1)
+        model.weights_ = np.ascontiguousarray(arrays["weights"])
+        model.visible_bias_ = np.ascontiguousarray(arrays["visible_bias"])
+        model.hidden_bias_ = np.ascontiguousarray(arrays["hidden_bias"])
+        model.sigma_ = np.ascontiguousarray(arrays["sigma"])
+        model.n_visible_ = int(meta["n_visible"])
+        model.n_levels_ = meta["n_levels_"]
+        nl = () if model.n_levels_ is None else (int(model.n_levels_),)
+        expect = (model.n_visible_, *nl, model.n_hidden)
+        if model.weights_.shape != expect:
+            raise ValueError(f"weights have shape {model.weights_.shape}, expected {expect}")
+        model.history_ = list(meta.get("history", []))
+        model._rng = seed_generator(model.random_state)
+        model._velocity = None
+        model._chains = None
+        model._epochs_done = len(model.history_)
+        return model
+
+
+__all__ = ["RBM"]
