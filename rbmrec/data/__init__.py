@@ -9,6 +9,14 @@ from rbmrec.data.idmap import IdMap, UnknownIdError
 from rbmrec.data.movielens import load_movielens
 from rbmrec.data.ratings import Description, Ratings
 from rbmrec.data.split import Split
+from rbmrec.data.splits import (
+    carve_validation,
+    kfold,
+    movielens_folds,
+    random_split,
+    temporal_split,
+    user_holdout,
+)
 
 __all__ = [
     "Description",
@@ -16,5 +24,11 @@ __all__ = [
     "Ratings",
     "Split",
     "UnknownIdError",
+    "carve_validation",
+    "kfold",
     "load_movielens",
+    "movielens_folds",
+    "random_split",
+    "temporal_split",
+    "user_holdout",
 ]

@@ -162,9 +162,7 @@ def _detect(source: Source) -> str:
     )
 
 
-def _check_scale(
-    ratings: np.ndarray, scale: np.ndarray, release: str, where: Any
-) -> None:
+def _check_scale(ratings: np.ndarray, scale: np.ndarray, release: str, where: Any) -> None:
     bad = np.flatnonzero(~np.isin(ratings, scale) & (ratings != 0))
     if bad.size:
         k = int(bad[0])

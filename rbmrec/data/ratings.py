@@ -123,10 +123,8 @@ class Description:
             f"{self.n_items:,} items, density {self.density:.4%}",
             f"  rating histogram: {hist}",
             f"  mean rating {self.mean_rating:.3f}",
-            f"  ratings per user: min {pu['min']:g}, median {pu['median']:g}, "
-            f"max {pu['max']:g}",
-            f"  ratings per item: min {pi['min']:g}, median {pi['median']:g}, "
-            f"max {pi['max']:g}",
+            f"  ratings per user: min {pu['min']:g}, median {pu['median']:g}, max {pu['max']:g}",
+            f"  ratings per item: min {pi['min']:g}, median {pi['median']:g}, max {pi['max']:g}",
             f"  timestamps: {'yes' if self.has_timestamps else 'no'}",
         ]
         return "\n".join(lines)

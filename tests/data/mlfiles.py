@@ -56,9 +56,7 @@ def write_dat(folder: Path, rows=ROWS, timestamps: bool = True, name="ratings.da
     (folder / name).write_text(text)
     movies = "".join(f"{i}::{t}::Comedy|Drama\n" for i, t in TITLES.items())
     (folder / "movies.dat").write_bytes(movies.encode("latin-1"))
-    (folder / "users.dat").write_text(
-        "".join(f"{u}::F::25::{u}::1000{u}\n" for u in (1, 2, 3, 7))
-    )
+    (folder / "users.dat").write_text("".join(f"{u}::F::25::{u}::1000{u}\n" for u in (1, 2, 3, 7)))
     return folder
 
 

@@ -117,9 +117,7 @@ def test_duplicates_policies():
 
 
 def test_duplicates_keep_last_timestamp():
-    df = pl.DataFrame(
-        {"user_id": [1, 1], "item_id": [5, 5], "rating": [1, 3], "ts": [100, 50]}
-    )
+    df = pl.DataFrame({"user_id": [1, 1], "item_id": [5, 5], "rating": [1, 3], "ts": [100, 50]})
     r = Ratings.from_frame(df, timestamp="ts", duplicates="mean")
     assert r.user_items[0, 0] == 2.0 and r.timestamps[0, 0] == 50
 
