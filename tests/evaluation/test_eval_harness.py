@@ -1,0 +1,323 @@
+"""Harness, splitting helpers, writers, and the cross-check against implicit.evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+from rbmrec.data.split import Split
+from rbmrec.evaluation import (
+    BiasBaseline,
+    GlobalMean,
+    ImplicitALS,
+    ImplicitBPR,
+    Popularity,
+    carve_validation,
+    cross_validate,
+    evaluate,
+    grid_search,
+    kfold_splits,
+    relevant_items,
+    to_markdown,
+    write_results,
+)
+from rbmrec.evaluation import metrics as M
+from rbmrec.evaluation.harness import METRIC_COLUMNS, recommend_all
+
+
+def planted_ratings(n_users=300, n_items=120, seed=0) -> sp.csr_matrix:
+    """Ratings 1..5 with user/item biases, observed on the ~20% pairs with the highest
+    rank-3 affinity (so who-rated-what carries a low-rank signal)."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(n_users, 3))
+    v = rng.normal(size=(n_items, 3))
+    affinity = u @ v.T
+    p = affinity + 0.5 * rng.normal(size=(n_users, n_items)) + rng.normal(size=n_items)
+    mask = p > np.quantile(p, 0.8)
+    b_u = rng.normal(0, 0.5, size=(n_users, 1))
+    b_i = rng.normal(0, 0.7, size=(1, n_items))
+    noise = rng.normal(0, 0.5, size=(n_users, n_items))
+    r = np.clip(np.rint(3.3 + b_u + b_i + 0.3 * affinity + noise), 1, 5) * mask
+    m = sp.csr_matrix(r.astype(np.float32))
+    m.sort_indices()
+    return m
+
+
+def holdout(m: sp.csr_matrix, fraction=0.2, seed=1) -> Split:
+    rng = np.random.default_rng(seed)
+    coo = m.tocoo()
+    te = rng.random(coo.nnz) < fraction
+
+    def part(mask):
+        out = sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=m.shape)
+        out.sort_indices()
+        return out
+
+    return Split(part(~te), part(te), name="holdout", info={"seed": seed})
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return holdout(planted_ratings())
+
+
+class ValidationAware(Popularity):
+    """Records what fit received."""
+
+    def fit(self, user_items, validation=None):
+        self.seen_validation = validation
+        return super().fit(user_items)
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_table(split):
+    models = {
+        "global-mean": GlobalMean(),
+        "bias": BiasBaseline(),
+        "popularity": Popularity(),
+        "als": ImplicitALS(factors=8, iterations=10, random_state=5),
+    }
+    df = evaluate(models, split, K=10, relevance_threshold=4.0)
+    assert df["model"].to_list() == list(models)
+    for c in (*METRIC_COLUMNS, "fit_seconds", "recommend_seconds", "n_users", "seed"):
+        assert c in df.columns
+    rel = relevant_items(split.test, 4.0)
+    n_eval = int((np.diff(rel.indptr) > 0).sum())
+    assert df["n_users"].to_list() == [n_eval] * 4
+    rows = {r["model"]: r for r in df.iter_rows(named=True)}
+    # rating metrics only for models with predict
+    assert rows["popularity"]["rmse"] is None and rows["als"]["rmse"] is None
+    assert rows["bias"]["rmse"] < rows["global-mean"]["rmse"]
+    assert rows["bias"]["predict_seconds"] >= 0
+    # a personalised model beats the same list for everyone on planted low-rank data
+    assert rows["als"]["ndcg"] > rows["popularity"]["ndcg"]
+    assert rows["als"]["seed"] == 5 and rows["popularity"]["seed"] is None
+    for r in rows.values():
+        assert r["fit_seconds"] >= 0 and r["recommend_seconds"] >= 0
+        for k in M.RANKING_METRICS:
+            assert 0.0 <= r[k] <= 1.0
+    # the table matches metrics computed directly from the model's lists
+    users = np.flatnonzero(np.diff(rel.indptr))
+    ids = recommend_all(models["als"], split.train, users, 10)
+    assert rows["als"]["ndcg"] == pytest.approx(M.ndcg_at_k(ids, rel[users], 10))
+
+
+def test_evaluate_relevance_threshold_none_counts_all_heldout(split):
+    df = evaluate({"pop": Popularity()}, split, K=5, relevance_threshold=None)
+    assert df["n_users"][0] == int((np.diff(split.test.indptr) > 0).sum())
+    assert df["relevance_threshold"][0] is None
+
+
+def test_validation_passed_to_fit_when_accepted(split):
+    val = split.test.copy()
+    with_val = Split(split.train, split.test, val, name="v")
+    m = ValidationAware()
+    evaluate({"m": m}, with_val, K=5)
+    assert m.seen_validation is val
+    m2 = ValidationAware()
+    evaluate({"m": m2}, split, K=5)
+    assert m2.seen_validation is None
+
+
+def test_evaluate_prefitted_model(split):
+    m = Popularity().fit(split.train)
+    df = evaluate({"pop": m}, split, fit=False)
+    assert df["fit_seconds"][0] is None and df["ndcg"][0] > 0
+
+
+def test_evaluate_bad_input(split):
+    with pytest.raises(TypeError, match="Split"):
+        evaluate({"p": Popularity()}, (split.train, split.test))
+    with pytest.raises(ValueError, match="non-empty"):
+        evaluate({}, split)
+    with pytest.raises(ValueError, match="K"):
+        evaluate({"p": Popularity()}, split, K=0)
+    with pytest.raises(TypeError, match="neither"):
+        evaluate({"x": object()}, split)
+    bad = Split(split.train, split.test[:, :5], name="bad")
+    with pytest.raises(ValueError, match="shape"):
+        evaluate({"p": Popularity()}, bad)
+
+
+# -------------------------------------------------------------------------- splitting
+
+
+def test_kfold_splits_partition_ratings():
+    m = planted_ratings(60, 40)
+    folds = kfold_splits(m, k=4, seed=3)
+    assert len(folds) == 4
+    total = sum(f.test for f in folds)
+    np.testing.assert_array_equal(total.toarray(), m.toarray())
+    for f in folds:
+        np.testing.assert_array_equal((f.train + f.test).toarray(), m.toarray())
+        assert f.train.multiply(f.test).nnz == 0
+        assert f.train.indices.dtype == np.int32
+        assert abs(f.test.nnz - m.nnz / 4) <= 1
+    again = kfold_splits(m, k=4, seed=3)
+    assert (again[0].test != folds[0].test).nnz == 0
+    with pytest.raises(ValueError):
+        kfold_splits(m, k=1)
+
+
+def test_carve_validation(split):
+    carved = carve_validation(split, fraction=0.25, seed=2)
+    assert carved.test is split.test
+    assert carved.train.multiply(carved.validation).nnz == 0
+    np.testing.assert_array_equal(
+        (carved.train + carved.validation).toarray(), split.train.toarray()
+    )
+    n_before = np.diff(split.train.indptr)
+    n_val = np.diff(carved.validation.indptr)
+    assert np.all(n_val <= np.maximum(n_before - 1, 0))  # every user keeps a training rating
+    assert abs(carved.validation.nnz / split.train.nnz - 0.25) < 0.05
+    with pytest.raises(ValueError):
+        carve_validation(split, fraction=1.0)
+
+
+def test_grid_search_never_reads_test(split):
+    grid = {"factors": [2, 8], "regularization": [0.05]}
+
+    def factory(**p):
+        return ImplicitALS(iterations=5, random_state=0, **p)
+
+    best, results = grid_search(factory, grid, split, K=10)
+    assert results.height == 2 and best in (
+        {"factors": 2, "regularization": 0.05},
+        {"factors": 8, "regularization": 0.05},
+    )
+    idx = int(np.argmax(results["ndcg"].to_numpy()))
+    assert results["model"][idx] == repr(best)
+    # Replacing the test part changes nothing: tuning only sees train.
+    blank = Split(split.train, sp.csr_matrix(split.test.shape, dtype=np.float32), name="x")
+    best2, results2 = grid_search(factory, grid, blank, K=10)
+    assert best2 == best
+    np.testing.assert_allclose(results2["ndcg"].to_numpy(), results["ndcg"].to_numpy())
+    with pytest.raises(ValueError, match="metric"):
+        grid_search(factory, grid, split, metric="auc")
+
+
+# ---------------------------------------------------------------------- cross-validation
+
+
+def test_cross_validate_mean_and_std():
+    m = planted_ratings(120, 60)
+    folds_in = kfold_splits(m, k=3, seed=0)
+    folds, summary = cross_validate(
+        lambda: {"bias": BiasBaseline(), "pop": Popularity()}, folds_in, K=5
+    )
+    assert folds.height == 6 and sorted(set(folds["fold"].to_list())) == [0, 1, 2]
+    assert summary["model"].to_list() == ["bias", "pop"]
+    assert summary["n_folds"].to_list() == [3, 3]
+    vals = folds.filter(pl.col("model") == "bias")["rmse"].to_numpy()
+    row = summary.filter(pl.col("model") == "bias").row(0, named=True)
+    assert row["rmse_mean"] == pytest.approx(vals.mean())
+    assert row["rmse_std"] == pytest.approx(vals.std(ddof=1))
+    assert summary.filter(pl.col("model") == "pop")["rmse_mean"][0] is None
+    with pytest.raises(ValueError):
+        cross_validate(lambda: {"p": Popularity()}, [])
+
+
+# ------------------------------------------------------------------------------ writers
+
+
+def test_writers_round_trip(split, tmp_path):
+    df = evaluate({"bias": BiasBaseline(), "pop": Popularity()}, split, K=5)
+    md = to_markdown(df)
+    lines = md.strip().splitlines()
+    assert len(lines) == 2 + df.height
+    assert "| model |" in lines[0] and "ndcg" in lines[0] and "params" not in lines[0]
+    assert lines[2].startswith("| bias |")
+    assert to_markdown(df, columns=["model", "ndcg"]).splitlines()[0] == "| model | ndcg |"
+    csv = write_results(df, tmp_path / "r.csv")
+    back = pl.read_csv(csv)
+    np.testing.assert_allclose(back["ndcg"].to_numpy(), df["ndcg"].to_numpy())
+    js = write_results(df, tmp_path / "r.json", metadata={"command": "x"})
+    doc = json.loads(js.read_text())
+    assert doc["metadata"] == {"command": "x"} and len(doc["rows"]) == 2
+    assert doc["rows"][1]["ndcg"] == pytest.approx(df["ndcg"][1])
+    mdp = write_results(df, tmp_path / "r.md", metadata={"machine": "m"})
+    assert mdp.read_text().startswith("- machine: m\n")
+    with pytest.raises(ValueError, match="format"):
+        write_results(df, tmp_path / "r.xlsx")
+    with pytest.raises(ValueError, match="not in the frame"):
+        to_markdown(df, columns=["nope"])
+
+
+# ------------------------------------------------------------- cross-check with implicit
+
+
+@pytest.fixture(scope="module")
+def als_and_relevant(split):
+    model = ImplicitALS(factors=8, iterations=10, random_state=0).fit(split.train)
+    return model, relevant_items(split.test, 4.0)
+
+
+def test_ndcg_map_agree_with_implicit_evaluation(split, als_and_relevant):
+    from implicit.evaluation import ranking_metrics_at_k
+
+    model, rel = als_and_relevant
+    users = np.flatnonzero(np.diff(rel.indptr))
+    ids = recommend_all(model, split.train, users, 10)
+    ours = M.ranking_metrics(ids, rel[users], 10)
+    # Our wrapper speaks implicit's protocol, so implicit's own evaluation can drive it:
+    # identical lists, identical NDCG and MAP.
+    theirs = ranking_metrics_at_k(model, split.train, rel, K=10, show_progress=False)
+    assert ours["ndcg"] == pytest.approx(theirs["ndcg"], rel=1e-9)
+    assert ours["map"] == pytest.approx(theirs["map"], rel=1e-9)
+    # The documented difference: implicit's "precision" is pooled hits / min(K, |R|) ...
+    assert M.pooled_recall_at_k(ids, rel[users], 10) == pytest.approx(theirs["precision"])
+    # ... not hits / K.
+    assert ours["precision"] < theirs["precision"] - 0.05
+
+
+def test_agree_with_implicit_on_raw_implicit_model(split, als_and_relevant):
+    """The same factors inside implicit's own model give the same metrics (its top-k)."""
+    from implicit.evaluation import ranking_metrics_at_k
+
+    model, rel = als_and_relevant
+    raw = model._model  # the fitted implicit AlternatingLeastSquares
+    users = np.flatnonzero(np.diff(rel.indptr))
+    ids = recommend_all(model, split.train, users, 10)
+    ours = M.ranking_metrics(ids, rel[users], 10)
+    theirs = ranking_metrics_at_k(raw, split.train, rel, K=10, show_progress=False)
+    # implicit ranks in float32; near-ties may swap, so allow a small difference.
+    assert ours["ndcg"] == pytest.approx(theirs["ndcg"], abs=2e-3)
+    assert ours["map"] == pytest.approx(theirs["map"], abs=2e-3)
+
+
+def test_bpr_through_implicit_evaluation(split):
+    from implicit.evaluation import ranking_metrics_at_k
+
+    model = ImplicitBPR(factors=8, iterations=30, random_state=0).fit(split.train)
+    rel = relevant_items(split.test, 4.0)
+    theirs = ranking_metrics_at_k(model, split.train, rel, K=10, show_progress=False)
+    df = evaluate({"bpr": model}, split, K=10, fit=False)
+    assert df["ndcg"][0] == pytest.approx(theirs["ndcg"], rel=1e-9)
+    assert not math.isnan(df["map"][0])
+
+
+# ------------------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+def test_ml100k_u1_baselines(ml100k_dir):
+    def read(name):
+        a = np.loadtxt(ml100k_dir / name, dtype=np.int64)
+        return sp.csr_matrix(
+            (a[:, 2].astype(np.float32), (a[:, 0] - 1, a[:, 1] - 1)), shape=(943, 1682)
+        )
+
+    split = Split(read("u1.base"), read("u1.test"), name="u1")
+    df = evaluate({"mean": GlobalMean(), "bias": BiasBaseline(), "pop": Popularity()}, split, K=10)
+    rows = {r["model"]: r for r in df.iter_rows(named=True)}
+    # Published BaselineOnly RMSE on ML-100K is about 0.94-0.95; the global mean about 1.15.
+    assert 0.92 < rows["bias"]["rmse"] < 0.97
+    assert rows["mean"]["rmse"] > 1.1
+    assert rows["pop"]["ndcg"] > 0.05
