@@ -399,7 +399,7 @@ class RatingRBM:
         with num_threads(self.num_threads):
             x = K.softmax_hidden_input(indptr, indices, levels, rows, W, p["c"], offset)
             if self.prediction == "mean_field":
-                x = 1.0 / (1.0 + np.exp(-x))
+                x = 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
             return K.softmax_pair_probs(
                 x, pair_row, pair_group, W, p["b"], self.prediction == "exact"
             )
@@ -489,19 +489,16 @@ class RatingRBM:
     def score_items(self, userid: int, user_items: sp.spmatrix | None = None) -> np.ndarray:
         """Ranking score of every item for one user, shape (n_items,).
 
-        Uses the training ratings of a fitted user, or folds in ``user_items`` (1, n_items)
-        for a user index beyond the fitted ones.
+        Uses the training ratings of fitted user ``userid``; with ``user_items`` (1, n_items)
+        given, folds those ratings in instead (e.g. for a user added after ``fit``).
         """
         check_fitted(self)
         items = np.arange(self.n_items_, dtype=np.int64)
-        if 0 <= userid < self.n_users_:
-            probs = self.predict_proba(np.full(self.n_items_, userid), items)
-        else:
-            if user_items is None:
-                raise IndexError(f"userid {userid} outside [0, {self.n_users_})")
+        if user_items is not None:
             row = self._check_ratings("user_items", user_items, allow_empty=True)
-            probs = self._fold_in_probs(row, items)
-        return self._score(probs)
+            return self._score(self._fold_in_probs(row, items))
+        as_index_array("userid", [userid], self.n_users_)
+        return self._score(self.predict_proba(np.full(self.n_items_, userid), items))
 
     def recommend(
         self,
@@ -520,8 +517,8 @@ class RatingRBM:
             One user, or several (then outputs are 2-D).
         user_items : scipy.sparse matrix
             The users' rows (one row per requested user; ``user_items[userid]`` style): used
-            to filter already-rated items and, with ``recalculate_user`` or for a user index
-            beyond the fitted ones, to fold the user in.
+            to filter already-rated items and, with ``recalculate_user``, to fold the user in
+            (any non-negative userid is then accepted, e.g. users added after ``fit``).
         N : int, default 10
         filter_already_liked_items : bool, default True
         filter_items : array-like of int, optional
@@ -531,8 +528,10 @@ class RatingRBM:
 
         Returns
         -------
-        ids : ndarray of int32, shape (N,) or (n_users, N)
-        scores : ndarray of float32, same shape
+        ids : ndarray of int32, shape (n,) or (n_users, N)
+            A single user gets ``n = min(N, candidates)`` ids; in batch mode rows are padded
+            with id -1 and score -inf.
+        scores : ndarray of float32, same shape as ids
         """
         check_fitted(self)
         check_int("N", N, 1)
@@ -553,14 +552,16 @@ class RatingRBM:
         exclude = None
         if filter_items is not None:
             exclude = as_index_array("filter_items", filter_items, self.n_items_)
+        if not recalculate_user:
+            as_index_array("userid", users, self.n_users_)
+        elif np.any(users < 0):
+            raise IndexError(f"userid contains a negative index: {users[users < 0][0]}")
         n = min(N, self.n_items_)
-        ids = np.full((len(users), n), -1, dtype=np.int32)
-        scores = np.full((len(users), n), -np.inf, dtype=np.float32)
+        ids = np.full((len(users), N), -1, dtype=np.int32)
+        scores = np.full((len(users), N), -np.inf, dtype=np.float32)
         for r, u in enumerate(users):
             row = user_items[r]
-            if recalculate_user or not 0 <= u < self.n_users_:
-                if u < 0:
-                    raise IndexError(f"userid {u} is negative")
+            if recalculate_user:
                 s = self._score(self._fold_in_probs(
                     self._check_ratings("user_items", row, allow_empty=True),
                     np.arange(self.n_items_, dtype=np.int64),

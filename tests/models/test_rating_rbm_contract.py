@@ -1,0 +1,35 @@
+"""RatingRBM (user- and item-based, conditional) passes the shared recommender contract."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contract import RecommenderContract
+
+from rbmrec import RatingRBM
+
+
+class TestUserRatingRBMContract(RecommenderContract):
+    supports_predict = True
+
+    def make_model(self):
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, random_state=0)
+
+
+class TestItemRatingRBMContract(RecommenderContract):
+    supports_predict = True
+
+    def make_model(self):
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="item",
+                         random_state=0)  # fmt: skip
+
+
+class TestConditionalFactoredRatingRBMContract(RecommenderContract):
+    supports_predict = True
+
+    def make_model(self):
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, conditional=True, n_factors=3,
+                         recommend_score="p_high", random_state=0)  # fmt: skip
