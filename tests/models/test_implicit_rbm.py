@@ -1,0 +1,390 @@
+"""Tests of ImplicitRBM and its kernels (rbmrec.engine.implicit)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import rbmrec
+from rbmrec.engine._random import row_states
+from rbmrec.engine.implicit import (
+    add_positive_stats,
+    batch_item_major,
+    csr_hidden_probs,
+    mean_field_negative,
+    sample_bernoulli_rows,
+    topn_select,
+)
+from rbmrec.errors import DataError, NotFittedError
+from rbmrec.models.implicit import ImplicitRBM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from contract import RecommenderContract
+
+PAD = -np.finfo(np.float32).max
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def planted(seed: int = 0, n_groups: int = 3, users_per_group: int = 40, items_per_group: int = 20):
+    """Users in ``n_groups`` groups; a group's users consume ~60 % of its items, plus noise.
+
+    Returns (train, held_out, group_of_user, items_of_group) where held_out holds one third
+    of every user's in-group items.
+    """
+    rng = np.random.default_rng(seed)
+    n_items = n_groups * items_per_group
+    train_rows, train_cols, test_rows, test_cols = [], [], [], []
+    group = np.repeat(np.arange(n_groups), users_per_group)
+    for u, g in enumerate(group):
+        own = np.arange(g * items_per_group, (g + 1) * items_per_group)
+        chosen = rng.choice(own, size=12, replace=False)
+        held = chosen[:4]
+        others = np.setdiff1d(np.arange(n_items), own)
+        noise = rng.choice(others, size=1, replace=False)
+        for i in np.concatenate([chosen[4:], noise]):
+            train_rows.append(u), train_cols.append(i)
+        for i in held:
+            test_rows.append(u), test_cols.append(i)
+    shape = (group.size, n_items)
+    train = sp.csr_matrix(
+        (np.full(len(train_rows), 5.0, np.float32), (train_rows, train_cols)), shape=shape
+    )
+    test = sp.csr_matrix(
+        (np.full(len(test_rows), 5.0, np.float32), (test_rows, test_cols)), shape=shape
+    )
+    return train, test, group, items_per_group
+
+
+FAST = dict(n_hidden=12, n_epochs=40, batch_size=10, learning_rate=0.05, random_state=0)
+
+
+# -- contract -----------------------------------------------------------------------------
+
+
+class TestImplicitRBMContract(RecommenderContract):
+    def make_model(self):
+        return ImplicitRBM(
+            n_hidden=8, n_epochs=20, batch_size=8, learning_rate=0.05, random_state=3
+        )
+
+
+# -- kernels against numpy references ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(1)
+    X = sp.random(30, 17, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    X.data[:] = rng.integers(1, 6, X.nnz)
+    X.indices = X.indices.astype(np.int32)
+    X.indptr = X.indptr.astype(np.int64)
+    W = rng.normal(0, 0.5, (17, 5)).astype(np.float32)
+    b = rng.normal(0, 0.5, 17).astype(np.float32)
+    c = rng.normal(0, 0.5, 5).astype(np.float32)
+    return X, W, b, c
+
+
+def test_csr_hidden_probs_matches_numpy(small):
+    X, W, _b, c = small
+    rows = np.array([3, 0, 29, 3, 7], dtype=np.int64)
+    V = (X[rows].toarray() > 0).astype(np.float64)
+    ref = _sig(V @ W.astype(np.float64) + c)
+    got = csr_hidden_probs(X.indptr, X.indices, rows, W, c)
+    assert got.dtype == np.float32 and got.shape == (5, 5)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_positive_stats_match_numpy(small):
+    X, _W, _b, _c = small
+    rows = np.array([5, 1, 2, 28, 11, 5], dtype=np.int64)
+    h = np.random.default_rng(0).random((rows.size, 5)).astype(np.float32)
+    col_ptr, batch_row, w = batch_item_major(X.indptr, X.indices, X.data, rows, 17)
+    assert col_ptr[-1] == X[rows].nnz
+    gW = np.ones((17, 5), np.float32)
+    gb = np.ones(17, np.float32)
+    add_positive_stats(col_ptr, batch_row, w, h, gW, gb)
+    D = X[rows].toarray().astype(np.float64)
+    np.testing.assert_allclose(gW, 1 + D.T @ h, rtol=1e-5)
+    np.testing.assert_allclose(gb, 1 + D.sum(0), rtol=1e-6)
+
+
+def test_mean_field_negative_matches_numpy(small):
+    _X, W, b, c = small
+    hs = (np.random.default_rng(4).random((6, 5)) < 0.5).astype(np.float32)
+    gW = np.zeros_like(W)
+    gb = np.zeros_like(b)
+    gc = np.zeros_like(c)
+    states = row_states(np.random.default_rng(0), 6)
+    v = mean_field_negative(hs, W, b, c, 1, states, gW, gb, gc)
+    v_ref = _sig(hs @ W.T + b)
+    h_ref = _sig(v_ref @ W + c)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5)
+    np.testing.assert_allclose(gW, -v_ref.T @ h_ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gb, -v_ref.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(gc, -h_ref.sum(0), rtol=1e-5)
+
+
+def test_sample_bernoulli_rows_statistics_and_threads():
+    p = np.tile(np.array([0.1, 0.5, 0.9], np.float64), (400, 1))
+    states = row_states(np.random.default_rng(7), 400)
+    s1 = sample_bernoulli_rows(p, states.copy())
+    assert set(np.unique(s1)) <= {0.0, 1.0}
+    # 400 draws per column: standard error <= 0.025, so 4 SE = 0.1
+    np.testing.assert_allclose(s1.mean(0), [0.1, 0.5, 0.9], atol=0.1)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = sample_bernoulli_rows(p, states.copy())
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        b = sample_bernoulli_rows(p, states.copy())
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, s1)
+
+
+def _topn_reference(scores, excl_rows, excluded, n):
+    out_ids, out_sc = [], []
+    for r in range(scores.shape[0]):
+        cand = [i for i in range(scores.shape[1]) if not excluded[i] and i not in excl_rows[r]]
+        cand.sort(key=lambda i: (-scores[r, i], i))
+        out_ids.append(cand[:n])
+        out_sc.append([scores[r, i] for i in cand[:n]])
+    return out_ids, out_sc
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 30])
+def test_topn_select_matches_reference(n):
+    rng = np.random.default_rng(n)
+    scores = rng.integers(0, 6, (9, 25)).astype(np.float32)  # many ties
+    excl = sp.random(9, 25, density=0.3, format="csr", random_state=n)
+    excluded = np.zeros(25, np.bool_)
+    excluded[[2, 11]] = True
+    ids, best, counts = topn_select(scores, excl.indptr, excl.indices, excluded, n)
+    excl_rows = [set(excl[r].indices.tolist()) for r in range(9)]
+    ref_ids, ref_sc = _topn_reference(scores, excl_rows, excluded, n)
+    assert ids.shape == (9, n) and ids.dtype == np.int32 and best.dtype == np.float32
+    for r in range(9):
+        k = len(ref_ids[r])
+        assert counts[r] == k
+        assert ids[r, :k].tolist() == ref_ids[r]
+        np.testing.assert_array_equal(best[r, :k], ref_sc[r])
+        assert np.all(ids[r, k:] == -1) and np.all(best[r, k:] == PAD)
+
+
+# -- behaviour on planted data -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planted_data():
+    return planted()
+
+
+@pytest.fixture(scope="module")
+def planted_model(planted_data):
+    train, _test, _, _ = planted_data
+    return ImplicitRBM(**FAST).fit(train)
+
+
+def _in_group_precision(model, train, group, per_group, n=5):
+    ids, _ = model.recommend(np.arange(train.shape[0]), train, N=n)
+    return float(np.mean(ids // per_group == group[:, None]))
+
+
+def _held_out_recall(model, train, test, n=5):
+    ids, _ = model.recommend(np.arange(train.shape[0]), train, N=n)
+    hits = [np.isin(ids[u], test[u].indices).sum() / test[u].nnz for u in range(train.shape[0])]
+    return float(np.mean(hits))
+
+
+def test_planted_groups_recovered(planted_model, planted_data):
+    train, test, group, per_group = planted_data
+    # Chance level is 1/3 in group; a popularity ranking gets about 1/3 too.
+    assert _in_group_precision(planted_model, train, group, per_group) > 0.95
+    # Held-out: each user has 12 unseen in-group items, 4 of them held out, and ~48 unseen
+    # out-of-group items. Items within a group are exchangeable, so the best possible top-5
+    # (any 5 in-group items) expects recall 5/12 = 0.42; a random top-5 over all unseen
+    # items expects 5/60 = 0.08.
+    assert _held_out_recall(planted_model, train, test) > 0.35
+
+
+def test_planted_groups_recovered_with_pcd(planted_data):
+    train, _test, group, per_group = planted_data
+    model = ImplicitRBM(**{**FAST, "negative": "pcd", "n_chains": 30}).fit(train)
+    assert _in_group_precision(model, train, group, per_group) > 0.9
+
+
+def test_similar_items_stay_in_group(planted_model, planted_data):
+    _, _, _, per_group = planted_data
+    ids, scores = planted_model.similar_items(3, N=6)
+    assert ids[0] == 3 and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(ids // per_group == 0)
+    assert np.all(np.diff(scores) <= 0)
+    b_ids, _ = planted_model.similar_items(np.array([3, 45]), N=6)
+    np.testing.assert_array_equal(b_ids[0], ids)
+    assert np.all(b_ids[1] // per_group == 2)
+    f_ids, _ = planted_model.similar_items(3, N=6, filter_items=[3])
+    assert 3 not in f_ids.tolist()
+
+
+def test_fold_in_new_user(planted_model, planted_data):
+    train, _, _, per_group = planted_data
+    # recalculate_user on the training row reproduces the stored user exactly
+    a = planted_model.recommend(5, train[5], N=5)
+    b = planted_model.recommend(5, train[5], N=5, recalculate_user=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    # a brand-new user (index beyond the fitted ones) who likes group-1 items
+    new = sp.csr_matrix((np.ones(5), ([0] * 5, [20, 22, 25, 31, 38])), shape=(1, 60))
+    ids, _ = planted_model.recommend(train.shape[0] + 3, new, N=5, recalculate_user=True)
+    assert np.all(ids // per_group == 1)
+    assert set(ids.tolist()).isdisjoint(new.indices.tolist())
+    with pytest.raises(IndexError):
+        planted_model.recommend(train.shape[0] + 3, new, N=5)
+
+
+def test_items_restriction(planted_model, planted_data):
+    train, _, _, _ = planted_data
+    cand = np.array([50, 1, 7, 33])
+    ids, _scores = planted_model.recommend(0, train[0], N=10, items=cand)
+    assert set(ids.tolist()) <= set(cand.tolist()) - set(train[0].indices.tolist())
+    full, _full_sc = planted_model.recommend(0, train[0], N=60, filter_already_liked_items=True)
+    order = [i for i in full.tolist() if i in set(ids.tolist())]
+    assert ids.tolist() == order
+
+
+def test_validation_history_and_early_stopping(planted_data):
+    train, test, _, _ = planted_data
+    model = ImplicitRBM(**{**FAST, "n_epochs": 30, "patience": 3}).fit(train, validation=test)
+    nd = [r["valid_ndcg"] for r in model.history_]
+    assert all(0.0 <= x <= 1.0 for x in nd)
+    assert max(nd) > 0.3
+    # the kept parameters are the best epoch's: recomputing validation NDCG gives its value
+    got = ImplicitRBM._ndcg_at_10(
+        model.user_items_,
+        model_valid(test),
+        model.weights_,
+        model.visible_bias_,
+        model.hidden_bias_,
+    )
+    assert got == pytest.approx(max(nd), abs=1e-12)
+    assert "recon_error" in model.history_[0]
+
+
+def model_valid(test):
+    v = sp.csr_matrix(test, dtype=np.float32)
+    v.indices = v.indices.astype(np.int32)
+    v.indptr = v.indptr.astype(np.int64)
+    return v
+
+
+def test_same_weights_for_one_and_two_threads(planted_data):
+    train, _, _, _ = planted_data
+    kw = {**FAST, "n_epochs": 3}
+    a = ImplicitRBM(**kw, num_threads=1).fit(train)
+    b = ImplicitRBM(**kw, num_threads=2).fit(train)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    np.testing.assert_array_equal(a.visible_bias_, b.visible_bias_)
+    np.testing.assert_array_equal(a.hidden_bias_, b.hidden_bias_)
+
+
+def test_confidence_weights_change_the_fit(planted_data):
+    train, _, _, _ = planted_data
+    counts = train.copy()
+    counts.data = np.random.default_rng(0).integers(1, 50, counts.nnz).astype(np.float32)
+    kw = {**FAST, "n_epochs": 2}
+    plain = ImplicitRBM(**kw).fit(counts)
+    binary_same = ImplicitRBM(**kw).fit(train)
+    weighted = ImplicitRBM(**kw, confidence=1.0).fit(counts)
+    # without confidence only the pattern matters, not the values
+    np.testing.assert_array_equal(plain.weights_, binary_same.weights_)
+    assert not np.allclose(plain.weights_, weighted.weights_)
+
+
+def test_visible_bias_starts_at_popularity_log_odds(planted_data):
+    train, _, _, _ = planted_data
+    model = ImplicitRBM(n_hidden=4, n_epochs=1, learning_rate=1e-8, random_state=0).fit(train)
+    counts = np.asarray((train > 0).sum(0)).ravel()
+    pop = (counts + 1) / (train.shape[0] + 2)
+    np.testing.assert_allclose(model.visible_bias_, np.log(pop / (1 - pop)), atol=1e-5)
+
+
+def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
+    path = planted_model.save(tmp_path / "m")
+    loaded = rbmrec.load(path)
+    assert loaded.get_params() == planted_model.get_params()
+    np.testing.assert_array_equal(loaded.weights_, planted_model.weights_)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"n_hidden": 0}, ValueError),
+        ({"n_hidden": 2.5}, TypeError),
+        ({"n_epochs": 0}, ValueError),
+        ({"batch_size": 0}, ValueError),
+        ({"learning_rate": -1.0}, ValueError),
+        ({"momentum": 1.0}, ValueError),
+        ({"weight_decay": -0.1}, ValueError),
+        ({"cd_steps": 0}, ValueError),
+        ({"negative": "sampled"}, ValueError),
+        ({"n_chains": 0}, ValueError),
+        ({"confidence": -1.0}, ValueError),
+        ({"init_std": 0.0}, ValueError),
+        ({"sample_hidden": "yes"}, TypeError),
+        ({"patience": 0}, ValueError),
+        ({"num_threads": -1}, ValueError),
+        ({"random_state": "seed"}, TypeError),
+    ],
+)
+def test_bad_parameters_raise(kwargs, exc, planted_data):
+    train, test, _, _ = planted_data
+    with pytest.raises(exc):
+        ImplicitRBM(**{**FAST, "n_epochs": 1, **kwargs}).fit(train, validation=test)
+
+
+def test_bad_fit_input_raises(planted_data):
+    train, _, _, _ = planted_data
+    model = ImplicitRBM(**{**FAST, "n_epochs": 1})
+    with pytest.raises(TypeError, match=r"scipy\.sparse"):
+        model.fit(train.toarray())
+    with pytest.raises(DataError):
+        model.fit(sp.csr_matrix((4, 5), dtype=np.float32))
+    bad = train.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="columns"):
+        model.fit(train, validation=train[:, :10])
+    with pytest.raises(ValueError, match="patience"):
+        ImplicitRBM(**{**FAST, "n_epochs": 1, "patience": 2}).fit(train)
+
+
+def test_unfitted_similar_items_raises():
+    with pytest.raises(NotFittedError):
+        ImplicitRBM().similar_items(0)
+
+
+def test_bad_recommend_arguments(planted_model, planted_data):
+    train, _, _, _ = planted_data
+    with pytest.raises(IndexError):
+        planted_model.recommend(0, train[0], filter_items=[1000])
+    with pytest.raises(ValueError, match="items and filter_items"):
+        planted_model.recommend(0, train[0], filter_items=[1], items=[2])
+    with pytest.raises(ValueError):
+        planted_model.recommend(0, train[0], N=-1)
+    with pytest.raises(TypeError):
+        planted_model.recommend(0, train[0].toarray())
+    with pytest.raises(IndexError):
+        planted_model.similar_items(1000)
