@@ -1,0 +1,872 @@
+"""The ``rbmrec`` command line: demo, fit, recommend, evaluate, benchmark, datasets.
+
+Every sub-command prints for a person reading a terminal (the library itself only logs).
+Exit codes: 0 success, 2 usage or data error (the message names the problem), 1 anything
+unexpected (with a traceback).
+
+A fitted model is written as ``<out>.npz`` (see :func:`rbmrec.load`) plus two side files
+that let ``recommend`` speak in the ids of the user's files:
+
+- ``<out>.npz.ids.json``: ``{"user_ids": [...], "item_ids": [...], "titles": [...] | null,
+  "data": "...", "model": "..."}``, raw ids in index order;
+- ``<out>.npz.seen.npz``: the training ratings (scipy sparse, users x items), used to
+  exclude already-rated items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+
+_MOVIELENS_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small")
+_SYNTHETIC_WORDS = ("demo", "synthetic")
+_MODEL_KEYS = ("rbm", "irbm", "als", "bpr", "pop", "bias")
+_MODEL_NAMES = {
+    "rbm": "RatingRBM",
+    "irbm": "ImplicitRBM",
+    "als": "ALS",
+    "bpr": "BPR",
+    "pop": "Popularity",
+    "bias": "Bias",
+}
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or inputs; exit code 2."""
+
+
+def _err(message: str) -> None:
+    print(f"rbmrec: error: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _optional(module: str, name: str) -> Any:
+    """``module.name`` when that module and attribute exist (parts still landing), else None."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, name, None)
+
+
+_ADJECTIVES = (
+    "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Lost", "Electric",
+    "Frozen", "Wild", "Secret", "Distant", "Burning", "Little", "Dark", "Paper", "Iron",
+)  # fmt: skip
+_NOUNS = (
+    "River", "Empire", "Garden", "Summer", "Harbor", "Machine", "Kingdom", "Letter", "Orchard",
+    "Station", "Mirror", "Frontier", "Lighthouse", "Carnival", "Voyage", "Island", "Detective",
+)  # fmt: skip
+_GENRES = ("Comedy", "Drama", "Sci-Fi", "Thriller", "Romance", "Animation", "Western", "Horror")
+
+
+def _synthetic_ratings(
+    n_users: int = 600, n_items: int = 300, per_user: int = 40, seed: int = 0
+) -> Any:
+    """Small planted-taste rating data with movie-like titles (fallback demo data).
+
+    Users and items belong to latent genres; a user rates ``~per_user`` items, mostly of
+    liked genres, on a 1..5 scale driven by a low-rank taste model plus noise, so both
+    rating prediction and top-N ranking have signal to find.
+    """
+    from rbmrec.data import Ratings
+
+    rng = np.random.default_rng(seed)
+    n_genres = len(_GENRES)
+    item_genre = rng.integers(0, n_genres, n_items)
+    user_taste = rng.normal(0.0, 1.0, (n_users, n_genres))
+    item_quality = rng.normal(0.0, 0.5, n_items)
+    popularity = rng.zipf(1.6, n_items).clip(max=50).astype(np.float64)
+    users, items, ratings = [], [], []
+    for u in range(n_users):
+        affinity = user_taste[u, item_genre]
+        weight = popularity * np.exp(1.2 * affinity)
+        k = int(np.clip(rng.poisson(per_user), 5, n_items // 2))
+        chosen = rng.choice(n_items, size=k, replace=False, p=weight / weight.sum())
+        score = 3.2 + 0.9 * affinity[chosen] + item_quality[chosen] + rng.normal(0, 0.5, k)
+        users.append(np.full(k, u))
+        items.append(chosen)
+        ratings.append(np.clip(np.rint(score), 1, 5))
+    titles = []
+    for i in range(n_items):
+        adj = _ADJECTIVES[(i * 7 + 3) % len(_ADJECTIVES)]
+        noun = _NOUNS[(i * 5 + i // len(_NOUNS)) % len(_NOUNS)]
+        year = 1950 + (i * 37) % 70
+        titles.append(f"The {adj} {noun} ({year}) [{_GENRES[item_genre[i]]}]")
+    import polars as pl
+
+    meta = pl.DataFrame({"item_id": np.arange(n_items), "title": titles})
+    return Ratings.from_arrays(
+        np.concatenate(users) + 1,
+        np.concatenate(items),
+        np.concatenate(ratings).astype(np.float32),
+        items=meta.with_columns(pl.col("item_id")),
+        name="synthetic",
+        info={"generator": "rbmrec.cli._synthetic_ratings", "seed": seed},
+    )
+
+
+def _demo_ratings(seed: int = 0) -> Any:
+    """The embedded demo data set: the data layer's generator when present, else ours."""
+    for name in ("demo_ratings", "make_ratings"):
+        maker = _optional("rbmrec.data", name)
+        if maker is not None:
+            try:
+                return maker(seed=seed) if name == "make_ratings" else maker()
+            except TypeError:
+                return maker()
+    return _synthetic_ratings(seed=seed)
+
+
+def _data_roots() -> list[Path]:
+    roots = []
+    env = os.environ.get("RBMREC_DATA_DIR")
+    if env:
+        roots.append(Path(env))
+    cache = os.environ.get("RBMREC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rbmrec"
+    )
+    roots.append(Path(cache))
+    return roots
+
+
+def _local_dataset(name: str) -> Path | None:
+    for root in _data_roots():
+        for cand in (root / name, root / f"{name}.zip"):
+            if cand.exists():
+                return cand
+    return None
+
+
+def _load_dataset(name: str) -> Any:
+    """A named data set: ``demo``/``synthetic``, or a registry / local MovieLens release."""
+    if name.lower() in _SYNTHETIC_WORDS:
+        return _demo_ratings()
+    registry_load = _optional("rbmrec.datasets", "load")
+    if registry_load is not None:
+        return registry_load(name)
+    from rbmrec.data import load_movielens
+
+    path = _local_dataset(name)
+    if path is None:
+        where = ", ".join(str(r) for r in _data_roots())
+        raise UsageError(
+            f"data set {name!r} not found (looked in {where}); set RBMREC_DATA_DIR to a folder "
+            f"holding {name}/, run `rbmrec datasets download {name}`, or use --data PATH"
+        )
+    return load_movielens(path)
+
+
+def _load_table(path: Path, user_col: str, item_col: str, rating_col: str) -> Any:
+    """A CSV/TSV/parquet file of ratings, one (user, item, rating) per row."""
+    import polars as pl
+
+    from rbmrec.data import Ratings
+
+    generic = _optional("rbmrec.data", "load_ratings")
+    if generic is not None:
+        return generic(path, user=user_col, item=item_col, rating=rating_col)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df = pl.read_parquet(path)
+    else:
+        sep = "\t" if suffix in (".tsv", ".tab") else ","
+        try:
+            df = pl.read_csv(path, separator=sep, infer_schema_length=10000)
+        except Exception as exc:  # polars raises several types for malformed text
+            raise UsageError(f"cannot read {path}: {exc}") from exc
+    missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
+    if missing:
+        raise UsageError(
+            f"{path}: column(s) {missing} not found (columns: {df.columns}); "
+            "name them with --user-col/--item-col/--rating-col"
+        )
+    items = None
+    if "title" in df.columns:
+        items = (
+            df.select(pl.col(item_col).alias("item_id"), pl.col("title"))
+            .unique("item_id", keep="first")
+            .sort("item_id")
+        )
+    return Ratings.from_frame(
+        df, user=user_col, item=item_col, rating=rating_col, items=items, name=path.stem
+    )
+
+
+def _load_data(args: argparse.Namespace) -> Any:
+    """The Ratings named by ``--data`` or ``--dataset`` (default: the demo data)."""
+    data = getattr(args, "data", None)
+    dataset = getattr(args, "dataset", None)
+    if data and dataset:
+        raise UsageError("give either --data or --dataset, not both")
+    if dataset:
+        return _load_dataset(dataset)
+    if not data or data.lower() in _SYNTHETIC_WORDS:
+        return _demo_ratings()
+    path = Path(data)
+    if not path.exists():
+        if data.lower() in _MOVIELENS_NAMES:
+            return _load_dataset(data.lower())
+        raise FileNotFoundError(f"--data {data}: no such file or folder")
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        from rbmrec.data import load_movielens
+
+        return load_movielens(path)
+    return _load_table(path, args.user_col, args.item_col, args.rating_col)
+
+
+def _titles(data: Any) -> list[str] | None:
+    if data.items is None or "title" not in data.items.columns:
+        return None
+    return data.item_titles(np.arange(data.n_items))
+
+
+def _jsonable_ids(ids: Any) -> list[Any]:
+    raw = np.asarray(ids.raw)
+    return [str(v) if raw.dtype.kind in "USO" else int(v) for v in raw.tolist()]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
+    """A fresh model for a ``--models`` key with the command's hyperparameters."""
+    seed = int(args.seed)
+    epochs = getattr(args, "epochs", None)
+    hidden = getattr(args, "n_hidden", None)
+    lr = getattr(args, "learning_rate", None)
+    batch = getattr(args, "batch_size", None)
+    kw: dict[str, Any] = {}
+    if key == "rbm":
+        from rbmrec import RatingRBM
+
+        for name, value in (
+            ("n_epochs", epochs),
+            ("learning_rate", lr),
+            ("batch_size", batch),
+        ):
+            if value is not None:
+                kw[name] = value
+        return RatingRBM(
+            hidden if hidden is not None else 100, random_state=seed, progress=progress, **kw
+        )
+    if key == "irbm":
+        from rbmrec import ImplicitRBM
+
+        for name, value in (
+            ("n_epochs", epochs),
+            ("learning_rate", lr),
+            ("batch_size", batch),
+        ):
+            if value is not None:
+                kw[name] = value
+        return ImplicitRBM(
+            hidden if hidden is not None else 300, random_state=seed, progress=progress, **kw
+        )
+    from rbmrec.evaluation import BiasBaseline, ImplicitALS, ImplicitBPR, Popularity
+
+    if key == "als":
+        return ImplicitALS(random_state=seed)
+    if key == "bpr":
+        return ImplicitBPR(random_state=seed)
+    if key == "pop":
+        return Popularity()
+    if key == "bias":
+        return BiasBaseline()
+    raise UsageError(f"unknown model {key!r}; choose from {', '.join(_MODEL_KEYS)}")
+
+
+def _parse_models(text: str) -> list[str]:
+    aliases = {
+        "rating-rbm": "rbm",
+        "implicit-rbm": "irbm",
+        "popularity": "pop",
+        "baseline": "bias",
+    }
+    keys = [aliases.get(k.strip().lower(), k.strip().lower()) for k in text.split(",") if k.strip()]
+    bad = [k for k in keys if k not in _MODEL_KEYS]
+    if bad or not keys:
+        raise UsageError(
+            f"--models: unknown model(s) {bad or [text]}; choose from {', '.join(_MODEL_KEYS)}"
+        )
+    return list(dict.fromkeys(keys))
+
+
+class _Announced:
+    """Wraps a model so the harness's fit prints a header line first (progress for people)."""
+
+    def __init__(self, label: str, model: Any, stream: Any = None) -> None:
+        self._label = label
+        self._model = model
+        self._stream = stream or sys.stdout
+
+    def fit(self, user_items: Any, validation: Any = None) -> Any:
+        from rbmrec.evaluation.harness import _accepts_validation
+
+        print(f"fitting {self._label} ...", file=self._stream, flush=True)
+        t0 = time.perf_counter()
+        if validation is not None and _accepts_validation(self._model.fit):
+            self._model.fit(user_items, validation=validation)
+        else:
+            self._model.fit(user_items)
+        print(
+            f"  {self._label} fitted in {time.perf_counter() - t0:.1f} s",
+            file=self._stream,
+            flush=True,
+        )
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+_TABLE_COLUMNS = (
+    "model",
+    "rmse",
+    "mae",
+    "ndcg",
+    "precision",
+    "recall",
+    "hit_rate",
+    "coverage",
+    "fit_seconds",
+    "recommend_seconds",
+)
+
+
+def _table(df: Any) -> str:
+    from rbmrec.evaluation import to_markdown
+
+    cols = [c for c in _TABLE_COLUMNS if c in df.columns]
+    return to_markdown(df, columns=cols)
+
+
+def _split(data: Any, args: argparse.Namespace) -> Any:
+    from rbmrec.data import random_split
+
+    return random_split(
+        data,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+    )
+
+
+def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> Any:
+    from rbmrec.evaluation import evaluate
+
+    split = _split(data, args)
+    print(
+        f"split: {split.train.nnz:,} train, "
+        f"{0 if split.validation is None else split.validation.nnz:,} validation, "
+        f"{split.test.nnz:,} test ratings",
+        flush=True,
+    )
+    models = {
+        _MODEL_NAMES[k]: _Announced(_MODEL_NAMES[k], _make_model(k, args, not args.quiet))
+        for k in keys
+    }
+    df = evaluate(models, split, K=args.k, relevance_threshold=args.relevance_threshold)
+    return df, split, models
+
+
+def _write_outputs(df: Any, args: argparse.Namespace, meta: dict[str, Any]) -> None:
+    from rbmrec.evaluation import write_results
+
+    if args.out:
+        path = write_results(df, args.out, metadata=meta)
+        print(f"results written to {path}")
+    if args.plot:
+        path = _plot(df, Path(args.plot), title=meta.get("data", ""))
+        print(f"plot written to {path}")
+
+
+def _plot(df: Any, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = df["model"].to_list()
+    panels = [(c, c.upper()) for c in ("rmse", "ndcg") if df[c].null_count() < df.height]
+    panels.append(("fit_seconds", "fit seconds"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    axes = np.atleast_1d(axes)
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        values = [np.nan if v is None else v for v in df[col].to_list()]
+        ax.bar(names, values, color="#4477aa")
+        ax.set_title(label)
+        ax.tick_params(axis="x", rotation=30)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    if args.dataset is None and args.data is None:
+        local = _local_dataset("ml-100k")
+        if local is not None and os.environ.get("RBMREC_DATA_DIR"):
+            args.dataset = "ml-100k"
+    data = _load_data(args)
+    print(f"data: {data!r}")
+    real = data.n_ratings > 50_000
+    defaults = {
+        "epochs": 12 if real else 20,
+        "n_hidden": 64 if real else 50,
+    }
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    keys = _parse_models(args.models)
+    df, split, models = _run_comparison(data, keys, args)
+    print()
+    print(f"## Comparison on {data.name or 'the data'} (K={args.k})")
+    print()
+    print(_table(df), end="")
+    # Sample user: the one with most training ratings, so the list is personal.
+    counts = np.diff(split.train.indptr)
+    user = int(np.argmax(counts))
+    raw_user = data.user_ids.to_raw(np.array([user]))[0]
+    for key in ("rbm", "irbm"):
+        if key not in keys:
+            continue
+        model = models[_MODEL_NAMES[key]]
+        ids, scores = model.recommend(user, split.train[user], N=10)
+        print()
+        print(f"## Top-10 from {_MODEL_NAMES[key]} for user {raw_user} ({counts[user]} ratings)")
+        print()
+        for rank, (i, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True), 1):
+            print(f"{rank:3d}. {data.item_titles([i])[0]}  ({s:.3f})")
+    row = split.train[user]
+    top = row.indices[np.argsort(-row.data, kind="stable")[:5]]
+    print()
+    print(f"user {raw_user} rated highly: " + "; ".join(data.item_titles(top)))
+    _write_outputs(df, args, {"command": "demo", "data": data.name})
+    print(f"\ndemo finished in {time.perf_counter() - t_start:.1f} s")
+    return EXIT_OK
+
+
+def _sidecars(model_path: Path) -> tuple[Path, Path]:
+    return (
+        model_path.with_name(model_path.name + ".ids.json"),
+        model_path.with_name(model_path.name + ".seen.npz"),
+    )
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    key = _parse_models(args.model)[0]
+    if key not in ("rbm", "irbm"):
+        raise UsageError(f"--model must be rating-rbm or implicit-rbm, got {args.model!r}")
+    data = _load_data(args)
+    print(f"data: {data!r}")
+    model = _make_model(key, args, progress=not args.quiet)
+    validation = None
+    train = data.user_items
+    if args.validation_fraction > 0:
+        from rbmrec.data import random_split
+
+        split = random_split(data, test_fraction=args.validation_fraction, seed=args.seed)
+        train, validation = split.train, split.test
+    t0 = time.perf_counter()
+    if validation is not None:
+        model.fit(train, validation=validation)
+    else:
+        model.fit(train)
+    seconds = time.perf_counter() - t0
+    path = Path(model.save(args.out))
+    ids_path, seen_path = _sidecars(path)
+    doc = {
+        "model": _MODEL_NAMES[key],
+        "data": data.name,
+        "user_ids": _jsonable_ids(data.user_ids),
+        "item_ids": _jsonable_ids(data.item_ids),
+        "titles": _titles(data),
+    }
+    ids_path.write_text(json.dumps(doc) + "\n")
+    sp.save_npz(seen_path, sp.csr_matrix(data.user_items))
+    history = getattr(model, "history_", None) or []
+    note = ""
+    if history and len(history) < getattr(model, "n_epochs", len(history)):
+        note = f" (stopped after {len(history)} epochs)"
+    print(f"fitted {_MODEL_NAMES[key]} in {seconds:.1f} s{note}")
+    print(f"model written to {path} (+ {ids_path.name}, {seen_path.name})")
+    return EXIT_OK
+
+
+def _index_of(raw_ids: list[Any], value: str) -> int | None:
+    lookup = {str(v): i for i, v in enumerate(raw_ids)}
+    return lookup.get(str(value).strip())
+
+
+def _fold_in_row(path: Path, item_ids: list[Any], n_items: int) -> sp.csr_matrix:
+    """A 1 x n_items CSR from a CSV of ``item,rating`` lines (header optional)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--ratings {path}: no such file")
+    lookup = {str(v): i for i, v in enumerate(item_ids)}
+    cols, vals, unknown = [], [], []
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.replace("\t", ",").split(",")]
+        if len(parts) < 2:
+            raise UsageError(f"{path}, line {line_no}: expected 'item,rating', got {line!r}")
+        try:
+            rating = float(parts[1])
+        except ValueError:
+            if line_no == 1:
+                continue  # header
+            raise UsageError(f"{path}, line {line_no}: rating {parts[1]!r} is not a number")
+        idx = lookup.get(parts[0])
+        if idx is None:
+            unknown.append(parts[0])
+            continue
+        cols.append(idx)
+        vals.append(rating)
+    if unknown:
+        print(f"note: ignoring {len(unknown)} unknown item id(s): {', '.join(unknown[:5])}")
+    if not cols:
+        raise UsageError(f"{path}: no ratings of known items")
+    row = sp.csr_matrix(
+        (np.asarray(vals, np.float32), (np.zeros(len(cols), np.int32), np.asarray(cols))),
+        shape=(1, n_items),
+    )
+    row.sum_duplicates()
+    return row
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import rbmrec
+    from rbmrec.errors import ModelFileError
+
+    model_path = Path(args.model)
+    model = rbmrec.load(model_path)
+    ids_path, seen_path = _sidecars(model_path)
+    if not ids_path.is_file():
+        raise ModelFileError(
+            f"{ids_path} is missing: models for `rbmrec recommend` are written by `rbmrec fit`"
+        )
+    doc = json.loads(ids_path.read_text())
+    user_ids, item_ids, titles = doc["user_ids"], doc["item_ids"], doc.get("titles")
+    seen = sp.load_npz(seen_path).tocsr() if seen_path.is_file() else None
+    n_items = len(item_ids)
+    user = _index_of(user_ids, args.user)
+    recalc = False
+    if args.ratings:
+        row = _fold_in_row(Path(args.ratings), item_ids, n_items)
+        userid, recalc = (user if user is not None else len(user_ids)), True
+        if getattr(model, "orientation", "user") != "user":
+            raise UsageError("fold-in (--ratings) needs a user-oriented model")
+    elif user is None:
+        raise UsageError(
+            f"unknown user {args.user!r}: not in the training data of {model_path}; "
+            "give their ratings with --ratings FILE (CSV item,rating) to fold them in"
+        )
+    else:
+        userid = user
+        row = seen[user] if seen is not None else sp.csr_matrix((1, n_items), dtype=np.float32)
+    ids, scores = model.recommend(
+        userid,
+        row,
+        N=args.n,
+        filter_already_liked_items=args.exclude_seen,
+        recalculate_user=recalc,
+    )
+    recs = []
+    for i, s in zip(np.asarray(ids).tolist(), np.asarray(scores).tolist(), strict=True):
+        if i < 0:
+            continue
+        recs.append(
+            {
+                "item_id": item_ids[i],
+                "title": titles[i] if titles else None,
+                "score": float(s),
+            }
+        )
+    if args.json:
+        print(json.dumps({"user": args.user, "recommendations": recs}, indent=2))
+        return EXIT_OK
+    print(f"top {len(recs)} for user {args.user}" + (" (folded in)" if recalc else "") + ":")
+    for rank, rec in enumerate(recs, 1):
+        label = rec["title"] or f"item {rec['item_id']}"
+        extra = f" [{rec['item_id']}]" if rec["title"] else ""
+        print(f"{rank:3d}. {label}{extra}  {rec['score']:.4f}")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    data = _load_data(args)
+    print(f"data: {data!r}")
+    keys = _parse_models(args.models)
+    df, _, _ = _run_comparison(data, keys, args)
+    print()
+    print(_table(df), end="")
+    meta = {
+        "command": " ".join(["rbmrec", *sys.argv[1:]]),
+        "data": data.name,
+        "seed": args.seed,
+        "test_fraction": args.test_fraction,
+        "validation_fraction": args.validation_fraction,
+    }
+    _write_outputs(df, args, meta)
+    return EXIT_OK
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "list":
+        registry_list = _optional("rbmrec.datasets", "list_datasets")
+        names = list(registry_list()) if registry_list is not None else None
+        if names is None:
+            names = ["demo", "ml-100k", "ml-1m"]
+        for name in names:
+            label = name if isinstance(name, str) else getattr(name, "name", str(name))
+            if label in _SYNTHETIC_WORDS:
+                status = "embedded"
+            else:
+                path = _local_dataset(label)
+                status = f"available at {path}" if path else "not downloaded"
+            print(f"{label:12s} {status}")
+        return EXIT_OK
+    if not args.name:
+        raise UsageError(f"datasets {action} needs a data set name (e.g. ml-100k)")
+    if action == "download":
+        download = _optional("rbmrec.datasets", "download")
+        if download is None:
+            raise UsageError(
+                "downloading is not available in this build (rbmrec.datasets missing); "
+                "place the release folder under RBMREC_DATA_DIR instead"
+            )
+        path = download(args.name)
+        print(f"{args.name}: {path}")
+        return EXIT_OK
+    data = _load_dataset(args.name)
+    print(data.describe())
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        metavar="PATH",
+        help="MovieLens folder/zip, CSV/TSV/parquet of ratings, or 'demo' (synthetic)",
+    )
+    g.add_argument("--dataset", metavar="NAME", help="named data set: demo, ml-100k, ml-1m, ...")
+    g.add_argument("--user-col", default="user_id", help="user column of a table (user_id)")
+    g.add_argument("--item-col", default="item_id", help="item column of a table (item_id)")
+    g.add_argument("--rating-col", default="rating", help="rating column of a table (rating)")
+
+
+def _add_hyper_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("RBM hyperparameters (defaults: the model's)")
+    g.add_argument("--n-hidden", type=_positive_int, help="hidden units")
+    g.add_argument("--epochs", type=_positive_int, help="training epochs")
+    g.add_argument("--learning-rate", type=_positive_float, help="learning rate")
+    g.add_argument("--batch-size", type=_positive_int, help="rows per mini-batch")
+    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_eval_args(p: argparse.ArgumentParser, models: str) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument(
+        "--models", default=models, help=f"comma-separated: {','.join(_MODEL_KEYS)} ({models})"
+    )
+    g.add_argument("--test-fraction", type=_fraction, default=0.1, help="held out (0.1)")
+    g.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.1,
+        help="of train, for early stopping (0.1)",
+    )
+    g.add_argument("-k", "--k", type=_positive_int, default=10, help="list length K (10)")
+    g.add_argument(
+        "--relevance-threshold",
+        type=float,
+        default=4.0,
+        help="held-out ratings >= this are relevant (4)",
+    )
+    g.add_argument("--out", metavar="FILE", help="write the table (.csv, .json or .md)")
+    g.add_argument("--plot", metavar="PNG", help="write a bar chart of the metrics")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rbmrec`` command."""
+    from rbmrec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rbmrec",
+        description="Collaborative filtering with restricted Boltzmann machines.",
+    )
+    parser.add_argument("--version", action="version", version=f"rbmrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo",
+        help="fit RBMs and baselines on demo data, compare, recommend",
+        description="Fit RatingRBM, ImplicitRBM, the bias baseline and ALS on one split of "
+        "the embedded synthetic data (or ML-100K when RBMREC_DATA_DIR has it), print the "
+        "comparison and top-10 recommendations for a sample user.",
+    )
+    _add_data_args(p)
+    _add_hyper_args(p)
+    _add_eval_args(p, "rbm,irbm,bias,als")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("fit", help="fit a model and save it")
+    _add_data_args(p)
+    p.add_argument(
+        "--model",
+        default="rating-rbm",
+        choices=("rating-rbm", "implicit-rbm", "rbm", "irbm"),
+        help="model to fit (rating-rbm)",
+    )
+    _add_hyper_args(p)
+    p.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.0,
+        help="hold out this fraction for early stopping (0: fit on everything)",
+    )
+    p.add_argument("--out", required=True, metavar="MODEL.npz", help="where to save the model")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("recommend", help="top-N items for a user of a saved model")
+    p.add_argument("--model", required=True, metavar="MODEL.npz", help="written by rbmrec fit")
+    p.add_argument("--user", required=True, metavar="RAW_ID", help="user id as in the data")
+    p.add_argument("-n", type=_positive_int, default=10, help="how many items (10)")
+    seen = p.add_mutually_exclusive_group()
+    seen.add_argument(
+        "--exclude-seen",
+        dest="exclude_seen",
+        action="store_true",
+        default=True,
+        help="skip items the user rated (default)",
+    )
+    seen.add_argument("--include-seen", dest="exclude_seen", action="store_false")
+    p.add_argument(
+        "--ratings", metavar="CSV", help="fold in a user from 'item,rating' lines (new users)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_recommend)
+
+    for name, models, help_text in (
+        ("evaluate", "rbm,irbm,bias,als", "compare models on one random split"),
+        ("benchmark", ",".join(_MODEL_KEYS), "compare models (default: all) on a data set"),
+    ):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_data_args(p)
+        _add_hyper_args(p)
+        _add_eval_args(p, models)
+        p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("datasets", help="list, download or describe data sets")
+    p.add_argument("action", choices=("list", "download", "describe"))
+    p.add_argument("name", nargs="?", help="data set name (download, describe)")
+    p.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rbmrec`` command; returns the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 success, 2 usage or data error, 1 unexpected error.
+    """
+    from rbmrec.errors import RBMRecError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (UsageError, RBMRecError, ValueError, FileNotFoundError) as exc:
+        _err(str(exc).strip("'\"") or type(exc).__name__)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:
+        traceback.print_exc()
+        _err("unexpected failure (see the traceback above); please report it")
+        return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
