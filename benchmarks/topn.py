@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
         print(f"ALS grid ({results.height} candidates, {tuning:.0f} s) on validation:")
         print(results.select("model", "ndcg", "fit_seconds").sort("ndcg", descending=True))
         meta["als_tuning"] = (
-            f"grid {ALS_GRIDS[args.als_grid]} on a per-user {args.validation_fraction:.0%} "
-            f"validation carve of train (seed {args.seed}); best by NDCG@{args.K}: {best}; "
+            f"grid {ALS_GRIDS[args.als_grid]} fit on train minus a random "
+            f"{args.validation_fraction:.0%} validation carve (seed {args.seed}), scored on "
+            f"that validation part; best by NDCG@{args.K}: {best}; "
             f"{tuning:.0f} s"
         )
         models["als-tuned"] = ImplicitALS(random_state=args.seed, num_threads=args.threads, **best)

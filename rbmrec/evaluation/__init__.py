@@ -11,13 +11,7 @@ from rbmrec.evaluation.baselines import (
     ImplicitItemKNN,
     Popularity,
 )
-from rbmrec.evaluation.harness import (
-    carve_validation,
-    cross_validate,
-    evaluate,
-    grid_search,
-    kfold_splits,
-)
+from rbmrec.evaluation.harness import cross_validate, evaluate, grid_search
 from rbmrec.evaluation.metrics import (
     mae,
     ranking_metrics,
@@ -33,11 +27,9 @@ __all__ = [
     "ImplicitBPR",
     "ImplicitItemKNN",
     "Popularity",
-    "carve_validation",
     "cross_validate",
     "evaluate",
     "grid_search",
-    "kfold_splits",
     "mae",
     "ranking_metrics",
     "relevant_items",

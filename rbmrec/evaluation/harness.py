@@ -6,6 +6,8 @@ to models whose ``fit`` accepts it), scores rating predictions on every held-out
 ``recommend``) for every user with at least one relevant held-out item, and returns one
 polars row per model. :func:`cross_validate` repeats it over folds; :func:`grid_search`
 tunes a model on a validation part carved from the training data (never the test part).
+Splitting itself (random, k-fold, official folds, validation carving) is the data layer's
+job: :mod:`rbmrec.data.splits`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from rbmrec.evaluation.metrics import RANKING_METRICS, mae, ranking_metrics, rel
 
 __all__ = [
     "METRIC_COLUMNS",
-    "carve_validation",
     "cross_validate",
     "evaluate",
     "grid_search",
-    "kfold_splits",
+    "recommend_all",
 ]
 
 logger = logging.getLogger(__name__)
@@ -237,7 +238,8 @@ def cross_validate(
     make_models : callable returning a mapping of str to recommender
         Called once per fold so no fitted state leaks between folds.
     splits : sequence of rbmrec.data.Split
-        Predefined folds (e.g. ML-100K ``u1..u5``) or :func:`kfold_splits`.
+        Predefined folds (e.g. :func:`rbmrec.data.movielens_folds`, ML-100K ``u1..u5``) or
+        k random folds (:func:`rbmrec.data.kfold`).
     K, relevance_threshold :
         As in :func:`evaluate`.
     **kwargs :
@@ -270,101 +272,6 @@ def cross_validate(
     return folds, summary
 
 
-# --------------------------------------------------------------------- splitting helpers
-
-
-def _entries(m: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    c = sp.csr_matrix(m)
-    c.sum_duplicates()
-    rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-    return rows, c.indices.copy(), c.data.copy(), c.shape
-
-
-def _csr(rows, cols, data, shape, mask) -> sp.csr_matrix:
-    out = sp.csr_matrix((data[mask], (rows[mask], cols[mask])), shape=shape)
-    out.indices = out.indices.astype(np.int32)
-    out.indptr = out.indptr.astype(np.int32)
-    out.sort_indices()
-    return out
-
-
-def carve_validation(split: Split, fraction: float = 0.1, seed: int = 0) -> Split:
-    """Move a random ``fraction`` of each user's training ratings into a validation part.
-
-    Users with fewer than 2 training ratings keep them all. The test part is untouched and
-    never looked at, so tuning on the result cannot leak test information.
-
-    Parameters
-    ----------
-    split : rbmrec.data.Split
-    fraction : float, default 0.1
-        In (0, 1); per user, ``round(fraction * n_u)`` ratings (at most ``n_u - 1``) move.
-    seed : int, default 0
-
-    Returns
-    -------
-    rbmrec.data.Split
-        ``train`` minus validation, ``validation``, the same ``test``; name suffixed ``-val``.
-    """
-    split = _check_split(split)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    rows, cols, data, shape = _entries(split.train)
-    rng = np.random.default_rng(seed)
-    # Rank entries randomly within each user; the lowest-ranked k_u go to validation.
-    order = np.lexsort((rng.random(rows.size), rows))
-    counts = np.bincount(rows, minlength=shape[0])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(rows.size, dtype=np.int64)
-    rank[order] = np.arange(rows.size) - np.repeat(starts, counts)
-    k = np.minimum(np.rint(fraction * counts).astype(np.int64), np.maximum(counts - 1, 0))
-    val_mask = rank < k[rows]
-    info = {**split.info, "validation_fraction": fraction, "validation_seed": seed}
-    return Split(
-        train=_csr(rows, cols, data, shape, ~val_mask),
-        test=split.test,
-        validation=_csr(rows, cols, data, shape, val_mask),
-        name=f"{split.name}-val",
-        info=info,
-    )
-
-
-def kfold_splits(user_items: sp.spmatrix, k: int = 5, seed: int = 0) -> list[Split]:
-    """``k`` random folds over ratings: each rating is held out in exactly one fold.
-
-    Parameters
-    ----------
-    user_items : scipy sparse matrix, shape (n_users, n_items)
-    k : int, default 5
-        Number of folds, >= 2.
-    seed : int, default 0
-
-    Returns
-    -------
-    list of rbmrec.data.Split
-        Fold ``f`` tests on the ratings assigned to ``f`` and trains on the others.
-    """
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
-        raise ValueError(f"k must be an integer >= 2, got {k!r}")
-    if not sp.issparse(user_items):
-        raise TypeError(f"user_items must be a scipy sparse matrix, got {type(user_items)}")
-    rows, cols, data, shape = _entries(user_items)
-    if rows.size < k:
-        raise ValueError(f"{rows.size} ratings cannot be split into {k} folds")
-    rng = np.random.default_rng(seed)
-    fold = np.empty(rows.size, dtype=np.int64)
-    fold[rng.permutation(rows.size)] = np.arange(rows.size) % k
-    return [
-        Split(
-            train=_csr(rows, cols, data, shape, fold != f),
-            test=_csr(rows, cols, data, shape, fold == f),
-            name=f"kfold{k}-seed{seed}-{f}",
-            info={"kind": "kfold", "k": int(k), "fold": f, "seed": int(seed)},
-        )
-        for f in range(k)
-    ]
-
-
 def grid_search(
     factory: Callable[..., Any],
     grid: Mapping[str, Iterable[Any]],
@@ -378,8 +285,9 @@ def grid_search(
     """Pick hyperparameters on a validation part carved from ``split.train``.
 
     The test part is never used: each candidate is fit on ``train`` minus validation and
-    scored on the validation ratings (``split.validation`` when present, else
-    :func:`carve_validation`). Refit the winner on the full ``split.train`` yourself and
+    scored on the validation ratings (``split.validation`` when present, else a random
+    ``validation_fraction`` of the training ratings moved out by
+    :func:`rbmrec.data.carve_validation`). Refit the winner on the full ``split.train`` yourself and
     report it on the test part.
 
     Parameters
@@ -414,6 +322,8 @@ def grid_search(
     if split.validation is not None:
         tune_train, tune_val = split.train, split.validation
     else:
+        from rbmrec.data.splits import carve_validation
+
         carved = carve_validation(split, validation_fraction, seed)
         tune_train, tune_val = carved.train, carved.validation
     tuning = Split(tune_train, tune_val, None, name=f"{split.name}-tuning", info=split.info)

@@ -11,17 +11,16 @@ import pytest
 import scipy.sparse as sp
 
 from rbmrec.data.split import Split
+from rbmrec.data.splits import kfold
 from rbmrec.evaluation import (
     BiasBaseline,
     GlobalMean,
     ImplicitALS,
     ImplicitBPR,
     Popularity,
-    carve_validation,
     cross_validate,
     evaluate,
     grid_search,
-    kfold_splits,
     relevant_items,
     to_markdown,
     write_results,
@@ -146,39 +145,7 @@ def test_evaluate_bad_input(split):
         evaluate({"p": Popularity()}, bad)
 
 
-# -------------------------------------------------------------------------- splitting
-
-
-def test_kfold_splits_partition_ratings():
-    m = planted_ratings(60, 40)
-    folds = kfold_splits(m, k=4, seed=3)
-    assert len(folds) == 4
-    total = sum(f.test for f in folds)
-    np.testing.assert_array_equal(total.toarray(), m.toarray())
-    for f in folds:
-        np.testing.assert_array_equal((f.train + f.test).toarray(), m.toarray())
-        assert f.train.multiply(f.test).nnz == 0
-        assert f.train.indices.dtype == np.int32
-        assert abs(f.test.nnz - m.nnz / 4) <= 1
-    again = kfold_splits(m, k=4, seed=3)
-    assert (again[0].test != folds[0].test).nnz == 0
-    with pytest.raises(ValueError):
-        kfold_splits(m, k=1)
-
-
-def test_carve_validation(split):
-    carved = carve_validation(split, fraction=0.25, seed=2)
-    assert carved.test is split.test
-    assert carved.train.multiply(carved.validation).nnz == 0
-    np.testing.assert_array_equal(
-        (carved.train + carved.validation).toarray(), split.train.toarray()
-    )
-    n_before = np.diff(split.train.indptr)
-    n_val = np.diff(carved.validation.indptr)
-    assert np.all(n_val <= np.maximum(n_before - 1, 0))  # every user keeps a training rating
-    assert abs(carved.validation.nnz / split.train.nnz - 0.25) < 0.05
-    with pytest.raises(ValueError):
-        carve_validation(split, fraction=1.0)
+# ------------------------------------------------------------------------ grid search
 
 
 def test_grid_search_never_reads_test(split):
@@ -194,6 +161,10 @@ def test_grid_search_never_reads_test(split):
     )
     idx = int(np.argmax(results["ndcg"].to_numpy()))
     assert results["model"][idx] == repr(best)
+    # an existing validation part is used as is
+    with_val = Split(split.train, split.test, split.test, name="v")
+    _, results_v = grid_search(factory, grid, with_val, K=10)
+    assert not np.allclose(results_v["ndcg"].to_numpy(), results["ndcg"].to_numpy())
     # Replacing the test part changes nothing: tuning only sees train.
     blank = Split(split.train, sp.csr_matrix(split.test.shape, dtype=np.float32), name="x")
     best2, results2 = grid_search(factory, grid, blank, K=10)
@@ -208,7 +179,7 @@ def test_grid_search_never_reads_test(split):
 
 def test_cross_validate_mean_and_std():
     m = planted_ratings(120, 60)
-    folds_in = kfold_splits(m, k=3, seed=0)
+    folds_in = kfold(m, k=3, seed=0)
     folds, summary = cross_validate(
         lambda: {"bias": BiasBaseline(), "pop": Popularity()}, folds_in, K=5
     )
