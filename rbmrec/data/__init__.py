@@ -17,16 +17,20 @@ from rbmrec.data.splits import (
     temporal_split,
     user_holdout,
 )
+from rbmrec.data.synthetic import PlantedTruth, demo_ratings, make_ratings
 
 __all__ = [
     "Description",
     "IdMap",
+    "PlantedTruth",
     "Ratings",
     "Split",
     "UnknownIdError",
     "carve_validation",
+    "demo_ratings",
     "kfold",
     "load_movielens",
+    "make_ratings",
     "movielens_folds",
     "random_split",
     "temporal_split",

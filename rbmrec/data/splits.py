@@ -206,7 +206,13 @@ def user_holdout(
         n_test = np.clip(np.minimum(n_test, counts - min_train), 0, None)
         label, info = f"user-holdout-{f:g}", {"test_fraction": f}
     rng = _rng(seed)
-    order, rows, rank = _rank_in_row(m.indptr, rng.random(m.nnz))
+    # A random permutation, then a stable sort by row: a uniform random order inside each
+    # row at the cost of an integer sort.
+    perm = rng.permutation(m.nnz)
+    rows = row_of_entries(m.indptr)
+    order = perm[np.argsort(rows[perm], kind="stable")]
+    rows = rows[order]
+    rank = np.arange(m.nnz, dtype=np.int64) - m.indptr[rows]
     part = np.zeros(m.nnz, dtype=np.int8)
     part[order[rank < n_test[rows]]] = TEST
     info.update(kind="user_holdout", min_train=min_train, n_eligible_users=int(np.sum(n_test > 0)))

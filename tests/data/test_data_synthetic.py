@@ -1,0 +1,147 @@
+"""Synthetic ratings: exact counts, valid CSR, reproducibility and the planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from rbmrec.data import demo_ratings, make_ratings, temporal_split, user_holdout
+from rbmrec.data.synthetic import PlantedTruth
+
+
+def _assert_valid_csr(m: sp.csr_matrix) -> None:
+    assert m.dtype == np.float32
+    assert m.indices.dtype == np.int32 and m.indptr.dtype == np.int32
+    c = m.copy()
+    c.has_sorted_indices = False
+    c.sort_indices()
+    assert np.array_equal(c.indices, m.indices), "indices not sorted within rows"
+    c.has_canonical_format = False
+    c.sum_duplicates()
+    assert c.nnz == m.nnz, "duplicate entries"
+    assert np.all(m.data != 0)
+
+
+def test_counts_shape_and_levels():
+    r = make_ratings(300, 120, density=0.07, seed=3)
+    assert r.shape == (300, 120)
+    assert r.n_ratings == round(0.07 * 300 * 120)
+    _assert_valid_csr(r.user_items)
+    assert set(np.unique(r.user_items.data).tolist()) <= {1, 2, 3, 4, 5}
+    assert r.values.tolist() == [1, 2, 3, 4, 5]
+    assert np.diff(r.user_items.indptr).min() >= 1
+    assert r.user_ids.to_raw(5) == 5 and r.item_ids.to_index(7) == 7
+
+
+def test_reproducible_and_seed_dependent():
+    a = make_ratings(200, 80, density=0.1, seed=11, timestamps=True)
+    b = make_ratings(200, 80, density=0.1, seed=11, timestamps=True)
+    c = make_ratings(200, 80, density=0.1, seed=12, timestamps=True)
+    assert (a.user_items != b.user_items).nnz == 0
+    assert np.array_equal(a.timestamps.data, b.timestamps.data)
+    assert np.array_equal(a.truth.user_group, b.truth.user_group)
+    assert (a.user_items != c.user_items).nnz > 0
+
+
+def test_many_chunks_and_dense_rows():
+    r = make_ratings(400, 60, density=0.3, activity=1.5, chunk_ratings=500, seed=2)
+    _assert_valid_csr(r.user_items)
+    assert r.n_ratings == round(0.3 * 400 * 60)
+    counts = np.diff(r.user_items.indptr)
+    assert counts.max() > 60 // 4  # some users take the dense-row path
+    full = make_ratings(10, 8, density=1.0, seed=0)
+    assert full.n_ratings == 80 and np.all(np.diff(full.user_items.indptr) == 8)
+
+
+def test_planted_groups_drive_ratings():
+    r = make_ratings(600, 200, density=0.1, n_groups=4, noise=0.25, seed=5)
+    t = r.truth
+    assert isinstance(t, PlantedTruth)
+    assert r.info["user_group"] is t.user_group and r.info["expected"] == t.expected
+    assert t.user_group.shape == (600,) and t.item_group.shape == (200,)
+    assert set(np.unique(t.user_group).tolist()) == {0, 1, 2, 3}
+    m = r.user_items.tocoo()
+    liked = t.liked(m.row, m.col)
+    assert m.data[liked].mean() > 4.0 > 2.0 > m.data[~liked].mean()
+    # The noiseless expectation explains most of the observed variance.
+    expected = t.expected(m.row, m.col)
+    assert np.corrcoef(expected, m.data)[0, 1] > 0.9
+    dense = t.expected_matrix()
+    assert dense.shape == (600, 200)
+    assert np.allclose(dense[m.row, m.col], expected)
+    assert np.all(t.item_group[t.group_items(2)] == 2)
+
+
+def test_exposure_enriches_observed_items_in_the_users_group():
+    fractions = []
+    for exposure in (1.0, 8.0):
+        r = make_ratings(500, 200, density=0.05, n_groups=5, exposure=exposure, seed=1)
+        m = r.user_items.tocoo()
+        fractions.append(r.truth.liked(m.row, m.col).mean())
+    assert fractions[0] == pytest.approx(0.2, abs=0.05)
+    assert fractions[1] > 0.55
+
+
+def test_power_law_popularity_and_activity():
+    skewed = make_ratings(2000, 500, density=0.02, popularity=1.0, activity=1.0, seed=4)
+    flat = make_ratings(2000, 500, density=0.02, popularity=0.0, activity=0.0, seed=4)
+
+    def top_share(counts):
+        c = np.sort(counts)[::-1]
+        return c[: c.size // 10].sum() / c.sum()
+
+    item_skewed = top_share(np.bincount(skewed.user_items.indices, minlength=500))
+    item_flat = top_share(np.bincount(flat.user_items.indices, minlength=500))
+    user_skewed = top_share(np.diff(skewed.user_items.indptr))
+    user_flat = top_share(np.diff(flat.user_items.indptr))
+    assert item_skewed > 2 * item_flat
+    assert user_skewed > 2 * user_flat
+    assert np.ptp(np.diff(flat.user_items.indptr)) <= 1
+
+
+def test_continuous_scale_and_custom_levels():
+    r = make_ratings(100, 50, density=0.2, scale=(0.5, 10.0), seed=0)
+    d = r.user_items.data
+    assert d.min() >= 0.5 and d.max() <= 10.0
+    assert np.unique(d).size > 50
+    h = make_ratings(100, 50, density=0.2, levels=(0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5))
+    assert set(np.unique(h.user_items.data).tolist()) <= {v / 2 for v in range(1, 11)}
+    b = make_ratings(100, 50, density=0.2, levels=2)
+    assert b.values.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"levels": (0, 1, 2)}, "must not contain 0"),
+        ({"scale": (0, 5)}, "0 < low < high"),
+        ({"scale": (1, 5), "levels": 5}, "not both"),
+        ({"density": 0}, "density must be in"),
+        ({"density": 1.5}, "density must be in"),
+        ({"n_groups": 0}, "n_groups must be a positive int"),
+        ({"noise": -1}, "noise must be"),
+        ({"exposure": 0}, "exposure must be > 0"),
+        ({"levels": 1}, "levels must be >= 2"),
+        ({"min_per_user": 500}, "min_per_user"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_ratings(20, 10, **kwargs)
+
+
+def test_demo_ratings():
+    d = demo_ratings()
+    assert d.shape == (1000, 500)
+    assert d.n_ratings == 25_000
+    assert d.name == "demo"
+    assert d.timestamps is not None
+    assert d.items is not None and d.items.height == 500
+    g = int(d.truth.item_group[3])
+    assert d.item_titles([3]) == [f"Film 3 (taste group {g})"]
+    _assert_valid_csr(d.user_items)
+    assert (demo_ratings().user_items != d.user_items).nnz == 0
+    # Every split kind works on it.
+    assert temporal_split(d, last_k=1).test.nnz == int(np.sum(np.diff(d.user_items.indptr) >= 2))
+    assert user_holdout(d, k=2).test.nnz > 0
