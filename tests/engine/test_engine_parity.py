@@ -1,0 +1,223 @@
+"""Parallel kernels against plain-NumPy references, and thread-count independence."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from rbmrec.engine import bernoulli as B
+from rbmrec.engine import exact as E
+from rbmrec.engine import gaussian as G
+from rbmrec.engine import softmax as S
+from rbmrec.engine._random import row_states
+
+_M = (1 << 64) - 1
+
+
+class _SplitMix:
+    """Pure-Python mirror of ``rbmrec.engine._random`` for one row's stream."""
+
+    def __init__(self, state: int) -> None:
+        self.s = int(state)
+
+    def u64(self) -> int:
+        self.s = (self.s + 0x9E3779B97F4A7C15) & _M
+        z = self.s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
+        return z ^ (z >> 31)
+
+    def uniform(self) -> float:
+        return (self.u64() >> 11) * 2.0**-53
+
+    def normal(self) -> float:
+        u1, u2 = self.uniform(), self.uniform()
+        return float(np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _reference_cd(V, W, b, c, sigma, gaussian, k, states, chain):
+    """Plain-NumPy CD-k/PCD-k drawing the same random numbers in the same order."""
+    gW, gb, gc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)
+    err = 0.0
+    for r, v0 in enumerate(V):
+        rs = _SplitMix(states[r])
+        hp0 = _sigmoid(c + (v0 / sigma) @ W)
+        hs = np.array([1.0 if rs.uniform() < p else 0.0 for p in hp0])
+        gW += np.outer(v0 / sigma, hp0)
+        gb += v0 / sigma**2
+        gc += hp0
+        act = W @ hp0
+        mean = b + sigma * act if gaussian else _sigmoid(b + act)
+        err += ((v0 - mean) ** 2).sum()
+        if chain is not None:
+            hp = _sigmoid(c + (chain[r] / sigma) @ W)
+            hs = np.array([1.0 if rs.uniform() < p else 0.0 for p in hp])
+        for step in range(k):
+            act = W @ hs
+            if gaussian:
+                v = np.array(
+                    [m + s * rs.normal() for m, s in zip(b + sigma * act, sigma, strict=True)]
+                )
+            else:
+                v = np.array([1.0 if rs.uniform() < m else 0.0 for m in _sigmoid(b + act)])
+            hp = _sigmoid(c + (v / sigma) @ W)
+            if step < k - 1:
+                hs = np.array([1.0 if rs.uniform() < p else 0.0 for p in hp])
+        gW -= np.outer(v / sigma, hp)
+        gb -= v / sigma**2
+        gc -= hp
+        if chain is not None:
+            chain[r] = v
+    return gW, gb, gc, err
+
+
+def _problem(gaussian: bool, n=23, nv=9, nh=4, seed=0):
+    rng = np.random.default_rng(seed)
+    if gaussian:
+        V = rng.normal(0, 1, (n, nv)) * (rng.random((n, nv)) < 0.6)
+        sigma = rng.uniform(0.5, 1.5, nv)
+    else:
+        V = (rng.random((n, nv)) < 0.4).astype(float)
+        sigma = np.ones(nv)
+    W = rng.normal(0, 0.7, (nv, nh))
+    return V, W, rng.normal(0, 1, nv), rng.normal(0, 1, nh), sigma
+
+
+def _csr(V):
+    A = sp.csr_matrix(V)
+    return A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_cd_kernel_matches_numpy_reference(gaussian, persistent):
+    V, W, b, c, sigma = _problem(gaussian)
+    n, nv = V.shape
+    nh = W.shape[1]
+    rng = np.random.default_rng(4)
+    states = row_states(rng, n)
+    chain = rng.normal(0, 1, (n, nv)) if gaussian else (rng.random((n, nv)) < 0.5) * 1.0
+    ref_chain = chain.copy() if persistent else None
+    want = _reference_cd(V, W, b, c, sigma, gaussian, 3, states, ref_chain)
+    gW, gb, gc = np.empty_like(W), np.empty_like(b), np.empty_like(c)
+    h_diff = np.empty((n, nh))
+    fam = B.GAUSSIAN if gaussian else B.BERNOULLI
+    ch = chain if persistent else np.zeros((0, nv))
+    res = B.cd(
+        *_csr(V), np.arange(n, dtype=np.int64), W, b, c, sigma, fam, np.zeros((0, nh)), 3,
+        states.copy(), ch, persistent, gW, gb, gc, h_diff,
+    )  # fmt: skip
+    for got, ref in zip((gW, gb, gc), want[:3], strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+    assert res[0] == pytest.approx(want[3], rel=1e-10)
+    assert res[1] == n * nv
+    if persistent:
+        np.testing.assert_allclose(chain, ref_chain, rtol=1e-12, atol=1e-12)
+    # h_diff rows sum to the hidden-bias statistics.
+    np.testing.assert_allclose(h_diff.sum(0), gc, rtol=1e-10, atol=1e-10)
+
+
+def test_inference_kernels_match_numpy_with_hidden_offset_and_row_subset():
+    V, W, b, c, sigma = _problem(True, n=30)
+    rows = np.array([5, 0, 29, 5, 17], dtype=np.int64)
+    off = np.random.default_rng(2).normal(0, 1, (len(rows), W.shape[1]))
+    csr = _csr(V)
+    x = V[rows]
+    act = c + off + (x / sigma) @ W
+    np.testing.assert_allclose(
+        G.gaussian_hidden_probs(*csr, rows, W, c, sigma, off), _sigmoid(act), rtol=1e-12
+    )
+    want_f = (((x - b) / sigma) ** 2).sum(1) / 2 - np.logaddexp(0, act).sum(1)
+    np.testing.assert_allclose(
+        G.gaussian_free_energy(*csr, rows, W, b, c, sigma, off), want_f, rtol=1e-12
+    )
+    xb = (x != 0).astype(float)
+    csr_b = _csr(xb)
+    r5 = np.arange(5, dtype=np.int64)
+    act_b = c + off + xb @ W
+    np.testing.assert_allclose(
+        B.bernoulli_free_energy(*csr_b, r5, W, b, c, off),
+        -xb @ b - np.logaddexp(0, act_b).sum(1),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        B.bernoulli_free_energy(*csr_b, r5, W, b, c, np.zeros((0, W.shape[1]))),
+        E.free_energy("bernoulli", xb, W, b, c),
+        rtol=1e-12,
+    )
+
+
+def test_float32_kernels_agree_with_float64():
+    V, W, b, c, _ = _problem(False, n=40)
+    csr = _csr(V)
+    rows = np.arange(40, dtype=np.int64)
+    off = np.zeros((0, W.shape[1]))
+    f64 = B.bernoulli_free_energy(*csr, rows, W, b, c, off)
+    f32 = B.bernoulli_free_energy(
+        csr[0], csr[1], csr[2].astype(np.float32), rows, W.astype(np.float32),
+        b.astype(np.float32), c.astype(np.float32), off.astype(np.float32),
+    )  # fmt: skip
+    assert f32.dtype == np.float64
+    np.testing.assert_allclose(f32, f64, rtol=1e-5, atol=1e-5)
+
+
+def _all_cd_runs():
+    """Run every CD kernel (binary, Gaussian, masked Gaussian, softmax) once; return outputs."""
+    out = []
+    n, nv, nh, nl = 70, 11, 5, 4
+    rng = np.random.default_rng(9)
+    V = (rng.random((n, nv)) < 0.3).astype(np.float32)
+    W = rng.normal(0, 0.5, (nv, nh)).astype(np.float32)
+    b = rng.normal(0, 1, nv).astype(np.float32)
+    c = rng.normal(0, 1, nh).astype(np.float32)
+    rows = rng.permutation(n).astype(np.int64)
+    off = np.zeros((0, nh), np.float32)
+    st = row_states(np.random.default_rng(1), n)
+    for fam in (B.BERNOULLI, B.GAUSSIAN):
+        g = [np.empty_like(W), np.empty_like(b), np.empty_like(c), np.empty((n, nh), np.float32)]
+        chain = np.ones((n, nv), np.float32)
+        r = B.cd(*_csr(V), rows, W, b, c, np.ones(nv, np.float32), fam, off, 2, st.copy(),
+                 chain, True, *g)  # fmt: skip
+        out += [*g, chain, r]
+    A = sp.csr_matrix(V)
+    g = [np.empty_like(W), np.empty_like(b), np.empty_like(c), np.empty((n, nh), np.float32)]
+    chain = A.data.copy()
+    r = G.gaussian_masked_cd(
+        A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data, rows, W, b, c,
+        np.full(nv, 0.8, np.float32), off, 2, st.copy(), chain, True, *g,
+    )  # fmt: skip
+    out += [*g, chain, r]
+    levels = rng.integers(0, nl, A.nnz).astype(np.int8)
+    Ws = rng.normal(0, 0.5, (nv, nl, nh)).astype(np.float32)
+    bs = rng.normal(0, 1, (nv, nl)).astype(np.float32)
+    g = [np.empty_like(Ws), np.empty_like(bs), np.empty_like(c), np.empty((n, nh), np.float32)]
+    chain = levels.copy()
+    r = S.softmax_cd(A.indptr.astype(np.int64), A.indices.astype(np.int32), levels, rows, Ws, bs,
+                     c, off, 2, st.copy(), chain, True, *g)  # fmt: skip
+    out += [*g, chain, r]
+    out.append(
+        B.gibbs(*_csr(V), rows, W, b, c, np.ones(nv, np.float32), B.BERNOULLI, off, 3, st.copy())
+    )
+    return out
+
+
+def test_results_identical_for_one_and_two_threads():
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _all_cd_runs()
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = _all_cd_runs()
+    finally:
+        numba.set_num_threads(old)
+    assert len(one) == len(two)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The chains really were sampled (the comparison above is not of untouched arrays).
+    assert not np.array_equal(one[4], np.ones_like(one[4]))
