@@ -35,6 +35,7 @@ __all__ = [
     "add_positive_stats",
     "batch_item_major",
     "csr_hidden_probs",
+    "csr_hidden_probs_dropout",
     "mean_field_negative",
     "pcd_negative",
     "sample_bernoulli_rows",
@@ -74,6 +75,52 @@ def csr_hidden_probs(indptr, indices, rows, W, c):
             i = indices[p]
             for j in range(n_hidden):
                 acc[j] += W[i, j]
+        for j in range(n_hidden):
+            out[r, j] = sigmoid(acc[j])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states):
+    """Hidden probabilities from a randomly thinned copy of each user's items.
+
+    Each stored item of row ``rows[r]`` is kept with probability ``keep`` (drawn from
+    ``states[r]``) and a kept item contributes ``W[i] / keep``, so the expected
+    pre-activation equals that of :func:`csr_hidden_probs`. Used for denoising training:
+    the hidden units must explain the user's items from a subset of them, which is the
+    top-N task (predict unseen items from seen ones).
+
+    Parameters
+    ----------
+    indptr, indices : arrays
+        CSR structure, shape (n_users, n_items).
+    rows : int64 array, shape (n_batch,)
+    W : float array, shape (n_items, n_hidden)
+    c : float array, shape (n_hidden,)
+    keep : float
+        Probability of keeping an item, in (0, 1].
+    states : uint64 array, shape (n_batch,)
+        One random state per batch row; advanced in place.
+
+    Returns
+    -------
+    float array (dtype of ``W``), shape (n_batch, n_hidden)
+    """
+    n_batch = rows.shape[0]
+    n_hidden = W.shape[1]
+    out = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    scale = 1.0 / keep
+    for r in prange(n_batch):
+        u = rows[r]
+        acc = np.empty(n_hidden, dtype=np.float64)
+        for j in range(n_hidden):
+            acc[j] = c[j]
+        for p in range(indptr[u], indptr[u + 1]):
+            if uniform(states, r) >= keep:
+                continue
+            i = indices[p]
+            for j in range(n_hidden):
+                acc[j] += scale * W[i, j]
         for j in range(n_hidden):
             out[r, j] = sigmoid(acc[j])
     return out

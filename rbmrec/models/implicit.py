@@ -15,6 +15,7 @@ from rbmrec.engine.implicit import (
     add_positive_stats,
     batch_item_major,
     csr_hidden_probs,
+    csr_hidden_probs_dropout,
     mean_field_negative,
     pcd_negative,
     sample_bernoulli_rows,
@@ -123,6 +124,12 @@ class ImplicitRBM:
         Weight of an interaction's value in the positive phase (0: binary).
     init_std : float, default 0.01
         Standard deviation of the initial weights.
+    input_dropout : float, default 0.0
+        Denoising CD: during training the positive-phase hidden probabilities are computed
+        from a random subset of each user's items (each dropped with this probability, the
+        rest scaled by ``1 / (1 - input_dropout)``) while the positive statistics use all
+        of them, so the hidden units learn to predict items a user has not shown (the top-N
+        task) rather than to copy the input. A heuristic, not a likelihood gradient.
     patience : int or None, default None
         Early stopping on validation NDCG@10 when ``fit`` gets ``validation``.
     num_threads : int, default 0
@@ -159,6 +166,7 @@ class ImplicitRBM:
         n_chains: int = 100,
         confidence: float = 0.0,
         init_std: float = 0.01,
+        input_dropout: float = 0.0,
         patience: int | None = None,
         num_threads: int = 0,
         random_state: Any = None,
@@ -176,6 +184,7 @@ class ImplicitRBM:
         self.n_chains = n_chains
         self.confidence = confidence
         self.init_std = init_std
+        self.input_dropout = input_dropout
         self.patience = patience
         self.num_threads = num_threads
         self.random_state = random_state
@@ -201,6 +210,7 @@ class ImplicitRBM:
         "n_chains",
         "confidence",
         "init_std",
+        "input_dropout",
         "patience",
         "num_threads",
         "progress",
@@ -225,6 +235,8 @@ class ImplicitRBM:
             )
         _check_float("confidence", self.confidence, 0.0)
         _check_float("init_std", self.init_std, 0.0, strict=True)
+        if _check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}")
         if self.patience is not None:
             check_int("patience", self.patience, 1)
         config = TrainerConfig(
@@ -292,16 +304,20 @@ class ImplicitRBM:
         if self.negative == "pcd":
             chains = (rng.random((self.n_chains, n_items)) < pop).astype(np.float32)
         sample_hidden = bool(self.sample_hidden)
+        keep = 1.0 - float(self.input_dropout)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
             gW = np.zeros_like(W)
             gb = np.zeros_like(b)
             gc = np.zeros_like(c)
-            h0 = csr_hidden_probs(indptr, indices, rows, W, c)
+            states = row_states(rng_, len(rows))
+            if keep < 1.0:
+                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states)
+            else:
+                h0 = csr_hidden_probs(indptr, indices, rows, W, c)
             col_ptr, batch_row, w = batch_item_major(indptr, indices, weight, rows, n_items)
             add_positive_stats(col_ptr, batch_row, w, h0, gW, gb)
             gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
-            states = row_states(rng_, len(rows))
             hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
             if chains is None:
                 v1 = mean_field_negative(hs, W, b, c, k, states, gW, gb, gc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rbmrec.engine.implicit import (
     add_positive_stats,
     batch_item_major,
     csr_hidden_probs,
+    csr_hidden_probs_dropout,
     mean_field_negative,
     sample_bernoulli_rows,
     topn_select,
@@ -216,6 +218,43 @@ def test_planted_groups_recovered(planted_model, planted_data):
     assert _held_out_recall(planted_model, train, test) > 0.35
 
 
+def test_planted_groups_recovered_with_input_dropout(planted_data):
+    train, test, group, per_group = planted_data
+    model = ImplicitRBM(**{**FAST, "input_dropout": 0.3}).fit(train)
+    assert _in_group_precision(model, train, group, per_group) > 0.95
+    assert _held_out_recall(model, train, test) > 0.35
+
+
+def test_dropout_hidden_probs_thin_the_input(small):
+    X, W, _b, c = small
+    rows = np.arange(30, dtype=np.int64)
+    states = row_states(np.random.default_rng(3), 30)
+    # keep = 1 reproduces the plain kernel exactly
+    full = csr_hidden_probs(X.indptr, X.indices, rows, W, c)
+    same = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 1.0, states.copy())
+    np.testing.assert_array_equal(same, full)
+    # keep = 0.5: each row's pre-activation is c + 2 * (sum of a subset of its W rows)
+    got = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 0.5, states.copy())
+    pre = np.log(got / (1 - got)) - c
+    for r in (0, 7, 19):
+        items = X[r].indices
+        Wr = 2.0 * W[items].astype(np.float64)
+        best = min(
+            np.abs(pre[r] - Wr[list(sub)].sum(0)).max() if sub else np.abs(pre[r]).max()
+            for k in range(len(items) + 1)
+            for sub in itertools.combinations(range(len(items)), k)
+        )
+        assert best < 1e-3
+    # and it does not depend on the thread count
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 0.5, states.copy())
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(a, got)
+
+
 def test_planted_groups_recovered_with_pcd(planted_data):
     train, _test, group, per_group = planted_data
     model = ImplicitRBM(**{**FAST, "negative": "pcd", "n_chains": 30}).fit(train)
@@ -342,6 +381,8 @@ def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
         ({"n_chains": 0}, ValueError),
         ({"confidence": -1.0}, ValueError),
         ({"init_std": 0.0}, ValueError),
+        ({"input_dropout": 1.0}, ValueError),
+        ({"input_dropout": -0.1}, ValueError),
         ({"sample_hidden": "yes"}, TypeError),
         ({"patience": 0}, ValueError),
         ({"num_threads": -1}, ValueError),
