@@ -33,7 +33,7 @@ from _common import (
     report,
 )
 
-from rbmrec.evaluation import ImplicitALS, evaluate, grid_search
+from rbmrec.evaluation import ImplicitALS, evaluate, grid_search, to_markdown
 
 COLUMNS = [
     "model",
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
         )
         tuning = time.perf_counter() - t0
         print(f"ALS grid ({results.height} candidates, {tuning:.0f} s) on validation:")
-        print(results.select("model", "ndcg", "fit_seconds").sort("ndcg", descending=True))
+        ranked = results.sort("ndcg", descending=True)
+        print(to_markdown(ranked, columns=["model", "ndcg", "map", "fit_seconds"]))
         meta["als_tuning"] = (
             f"grid {ALS_GRIDS[args.als_grid]} fit on train minus a random "
             f"{args.validation_fraction:.0%} validation carve (seed {args.seed}), scored on "
