@@ -1,0 +1,16 @@
+"""Numba kernels of rbmrec: plain arrays and scalars in, arrays out.
+
+Modules (imported on demand so ``import rbmrec.engine`` compiles nothing):
+
+- :mod:`rbmrec.engine.bernoulli`: binary visible units, and the kernels shared with dense
+  Gaussian units (``family`` argument): hidden probabilities, free energy, Gibbs sampling,
+  visible means and CD-k / PCD-k gradient statistics over CSR rows.
+- :mod:`rbmrec.engine.gaussian`: Gaussian visible units with per-unit ``sigma``, dense
+  (missing = 0) and masked (only stored entries are visible units) layouts.
+- :mod:`rbmrec.engine.softmax`: K-way softmax visible groups (rating models).
+- :mod:`rbmrec.engine.exact`: exact enumeration of tiny models (log Z, p(v), expectations,
+  the exact log-likelihood gradient), in plain NumPy: the reference the kernels are tested
+  against.
+- :mod:`rbmrec.engine._random`, :mod:`rbmrec.engine._math`: per-row random streams and
+  stable scalar helpers.
+"""

@@ -1,0 +1,66 @@
+"""The pieces of the shared trainer that the RBM relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rbmrec.errors import TrainingDivergedError
+from rbmrec.models.trainer import TrainerConfig, cd_steps_at, parse_cd_schedule, train
+
+
+@pytest.mark.parametrize(
+    ("schedule", "exc"),
+    [
+        (0, ValueError),
+        (True, TypeError),
+        ("3", TypeError),
+        ([(1, 3)], ValueError),
+        ([(0, 1), (0, 3)], ValueError),
+        ([(0, 1), (5, 0)], ValueError),
+        ([], ValueError),
+    ],
+)
+def test_parse_cd_schedule_rejects_bad_schedules(schedule, exc):
+    with pytest.raises(exc, match="cd_steps"):
+        parse_cd_schedule(schedule)
+
+
+def test_cd_schedule_lookup():
+    sched = parse_cd_schedule([(0, 1), (3, 5)])
+    assert [cd_steps_at(sched, e) for e in range(5)] == [1, 1, 1, 5, 5]
+    assert parse_cd_schedule(4) == [(0, 4)]
+
+
+def test_update_rule_momentum_and_decay_on_listed_params_only():
+    params = {"W": np.ones(2), "c": np.ones(2)}
+
+    def step(rows, k, rng):
+        return {"W": np.full(2, float(len(rows))), "c": np.full(2, float(len(rows)))}, {}
+
+    cfg = TrainerConfig(n_epochs=1, batch_size=4, learning_rate=0.1, momentum=0.0,
+                        weight_decay=0.5)  # fmt: skip
+    train(params, step, 4, cfg, np.random.default_rng(0), decay=("W",))
+    # one batch: g / n_batch = 1; W also gets -lr * decay * W
+    np.testing.assert_allclose(params["c"], 1.1)
+    np.testing.assert_allclose(params["W"], 1.0 + 0.1 - 0.1 * 0.5)
+
+
+def test_divergence_names_epoch_and_hyperparameters_and_restores_params():
+    params = {"W": np.zeros(3)}
+    calls = []
+
+    def step(rows, k, rng):
+        calls.append(k)
+        bad = np.full(3, np.nan) if len(calls) > 2 else np.ones(3)
+        return {"W": bad}, {}
+
+    cfg = TrainerConfig(n_epochs=5, batch_size=10, learning_rate=0.3, momentum=0.2,
+                        weight_decay=0.0, cd_steps=2)  # fmt: skip
+    with pytest.raises(TrainingDivergedError) as err:
+        train(params, step, 10, cfg, np.random.default_rng(0), describe="n_hidden=7, ")
+    msg = str(err.value)
+    assert "epoch 3" in msg and "learning_rate=0.3" in msg and "n_hidden=7" in msg
+    assert "cd_steps=2" in msg and "momentum=0.2" in msg
+    assert np.all(np.isfinite(params["W"]))
+    assert params["W"][0] > 0  # the two good epochs' updates are kept
