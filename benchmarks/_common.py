@@ -89,13 +89,13 @@ _register_rbms()
 ALS_GRIDS: dict[str, dict[str, list[Any]]] = {
     "quick": {
         "factors": [64],
-        "regularization": [0.1, 1.0, 10.0],
+        "regularization": [1.0, 10.0, 30.0],
         "alpha": [1.0, 5.0],
         "iterations": [15],
     },
     "full": {
         "factors": [32, 64, 128],
-        "regularization": [0.01, 0.1, 1.0],
+        "regularization": [0.1, 1.0, 10.0, 30.0],
         "alpha": [1.0, 5.0, 20.0],
         "iterations": [15],
     },
