@@ -7,6 +7,7 @@ user's files.
 
 from rbmrec.data.idmap import IdMap, UnknownIdError
 from rbmrec.data.movielens import load_movielens
+from rbmrec.data.netflix import load_netflix
 from rbmrec.data.ratings import Description, Ratings
 from rbmrec.data.split import Split
 from rbmrec.data.splits import (
@@ -18,6 +19,7 @@ from rbmrec.data.splits import (
     user_holdout,
 )
 from rbmrec.data.synthetic import PlantedTruth, demo_ratings, make_ratings
+from rbmrec.data.table import load_table
 
 __all__ = [
     "Description",
@@ -30,9 +32,15 @@ __all__ = [
     "demo_ratings",
     "kfold",
     "load_movielens",
+    "load_netflix",
+    "load_ratings",
+    "load_table",
     "make_ratings",
     "movielens_folds",
     "random_split",
     "temporal_split",
     "user_holdout",
 ]
+
+# The CLI's name for the generic table loader.
+load_ratings = load_table

@@ -293,9 +293,10 @@ def read_delimited(
         firsts = frame.select(
             [cond.arg_true().first().alias(str(i)) for i, (cond, _) in enumerate(checks)]
         ).row(0)
-        hits = [(row, msg) for row, (_, msg) in zip(firsts, checks, strict=True) if row is not None]
+        hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
         if hits:
-            row, msg = min(hits)
+            row, i = min(hits)  # the earliest line; on it, the first check in the list
+            msg = checks[i][1]
             line_no = int(row) + 1 + n_header
             text = line_text(data, line_no)
             if shown_sep:

@@ -76,6 +76,21 @@ def row_of_entries(indptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(indptr))
 
 
+def _stable_sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(permutation, sorted keys) of a stable sort of non-negative int64 keys.
+
+    Sorting ``key * n + position`` by value is several times faster than an indirect
+    ``argsort`` and breaks ties by position; it is used whenever the product fits in int64.
+    """
+    n = key.size
+    if (int(key.max()) + 1) * n < 2**63:
+        packed = key * n + np.arange(n, dtype=np.int64)
+        packed.sort()
+        return packed % n, packed // n
+    order = np.argsort(key, kind="stable")
+    return order, key[order]
+
+
 def _factorize(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted unique ids, int32 index of each id): ``np.unique`` but O(n) for compact ints."""
     if ids.dtype.kind in "iu" and ids.size:
@@ -338,11 +353,9 @@ class Ratings:
         n_users, n_items = len(user_ids), len(item_ids)
 
         key = u_idx.astype(np.int64) * n_items + i_idx
+        order = None
         if key.size > 1 and np.any(key[1:] <= key[:-1]):
-            order = np.argsort(key, kind="stable")
-            key = key[order]
-        else:
-            order = None
+            order, key = _stable_sort(key)
         data = r if order is None else r[order]
         tsd = None if ts is None else (ts if order is None else ts[order])
         if key.size > 1:

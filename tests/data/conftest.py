@@ -22,3 +22,19 @@ def ml1m_small(tmp_path: Path) -> Path:
 @pytest.fixture
 def writer() -> dict[str, Callable[..., Path]]:
     return {"100k": write_100k, "dat": write_dat, "csv": write_csv, "zip": zip_folder}
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch, tmp_path_factory):
+    """Tests never download: only file:// URLs open, and the cache is a temporary folder."""
+    import rbmrec.datasets as ds
+
+    real = ds._urlopen
+
+    def guarded(url: str, timeout: float = 60.0):
+        if not url.startswith("file:"):
+            raise AssertionError(f"a test tried to download {url}")
+        return real(url, timeout)
+
+    monkeypatch.setattr(ds, "_urlopen", guarded)
+    monkeypatch.setenv("RBMREC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -126,6 +126,16 @@ def test_real_ml100k_counts(ml100k_dir: Path):
 
 
 @pytest.mark.realdata
+def test_real_ml100k_matches_the_registry_file_md5(ml100k_dir: Path):
+    import hashlib
+
+    from rbmrec.datasets import info
+
+    digest = hashlib.md5((ml100k_dir / "u.data").read_bytes()).hexdigest()
+    assert digest == info("ml-100k").file_md5["u.data"] == "6e47046882bad158b0efbb84cd5cb987"
+
+
+@pytest.mark.realdata
 def test_real_ml1m_counts(ml1m_dir: Path):
     r = load_movielens(ml1m_dir)
     assert (r.n_ratings, r.n_users, r.n_items) == (1_000_209, 6_040, 3_706)

@@ -1,0 +1,275 @@
+"""Netflix Prize format loader.
+
+The release has one file per movie (``training_set/mv_0000001.txt`` ..), each a
+``MovieID:`` line followed by ``CustomerID,Rating,Date`` lines; the Kaggle re-packaging
+concatenates them into ``combined_data_1.txt`` .. ``combined_data_4.txt``. Both layouts are
+read the same way: movie files are concatenated in batches and parsed by polars as one
+three-column CSV in which a one-field ``N:`` line starts the next movie.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from rbmrec.data._io import decode_text, line_text
+from rbmrec.data.movielens import INT_SCALE
+from rbmrec.data.ratings import Duplicates, Ratings
+from rbmrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_BATCH_BYTES = 256 * 1024 * 1024
+_SCHEMA = {"a": pl.String, "rating": pl.String, "date": pl.String}
+_TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.Date}
+
+
+def _files(path: Path) -> tuple[list[Path], Path | None]:
+    """Rating files in reading order, and the movie titles file if any."""
+    if path.is_file():
+        return [path], None
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    roots = [path, path / "training_set", path / "download", path / "download" / "training_set"]
+    for root in roots:
+        combined = sorted(root.glob("combined_data_*.txt"))
+        movies = sorted(root.glob("mv_*.txt"))
+        if combined or movies:
+            titles = next(
+                (
+                    p
+                    for r in (root, root.parent, path)
+                    for p in (r / "movie_titles.txt", r / "movie_titles.csv")
+                    if p.is_file()
+                ),
+                None,
+            )
+            return (combined or movies), titles
+    raise DataError(
+        f"{path}: no Netflix Prize rating files found (looked for training_set/mv_*.txt and "
+        "combined_data_*.txt)"
+    )
+
+
+def _batches(files: list[Path]) -> Iterator[tuple[bytes, list[tuple[Path, int]]]]:
+    """Concatenated file contents of about ``_BATCH_BYTES``, with (file, first line) spans."""
+    chunks: list[bytes] = []
+    spans: list[tuple[Path, int]] = []
+    size = lines = 0
+    for f in files:
+        data = f.read_bytes()
+        if not data.strip():
+            raise DataError(f"{f}: the file is empty")
+        # Each file starts with its movie's "N:" line (else it would inherit the previous one).
+        head = data.lstrip().split(b"\n", 1)[0]
+        if not head.strip().endswith(b":"):
+            line_no = data[: len(data) - len(data.lstrip())].count(b"\n") + 1
+            text = decode_text(head).rstrip("\r")
+            raise DataError(
+                f"{f}, line {line_no}: rating before the first 'MovieID:' line: {text!r}"
+            )
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        chunks.append(data)
+        spans.append((f, lines))
+        lines += data.count(b"\n")
+        size += len(data)
+        if size >= _BATCH_BYTES:
+            yield b"".join(chunks), spans
+            chunks, spans, size, lines = [], [], 0, 0
+    if chunks:
+        yield b"".join(chunks), spans
+
+
+def _locator(spans: list[tuple[Path, int]]) -> Callable[[int], tuple[Path, int]]:
+    starts = np.array([s for _, s in spans], dtype=np.int64)
+
+    def locate(row: int) -> tuple[Path, int]:
+        j = int(np.searchsorted(starts, row, side="right")) - 1
+        return spans[j][0], int(row - starts[j]) + 1
+
+    return locate
+
+
+def _parse_batch(
+    data: bytes, spans: list[tuple[Path, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
+    locate = _locator(spans)
+
+    def fail(row: int, problem: str) -> DataError:
+        f, line = locate(row)
+        text = line_text(f.read_bytes(), line)
+        return DataError(f"{f}, line {line}: {problem}: {text!r}")
+
+    if not data.strip():
+        raise DataError(f"{spans[0][0]}: the file is empty")
+    # polars takes the column count from the first line, a one-field "N:" line: lead with an
+    # empty three-field line (dropped below as blank) and shift rows back by one.
+    data = b",,\n" + data
+    try:
+        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TYPED, quote_char=None)
+        typed = True
+    except pl.exceptions.PolarsError:
+        typed = False
+    if not typed:
+        try:
+            df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_SCHEMA, quote_char=None)
+        except pl.exceptions.PolarsError:
+            # Too many fields on some line: find it.
+            for k, raw in enumerate(data.split(b"\n")):
+                if raw.count(b",") > 2:
+                    raise fail(k - 1, "expected 'CustomerID,Rating,Date'") from None
+            raise
+    df = df.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64) - 1)
+    a = pl.col("a")
+    is_movie = a.str.ends_with(":") & pl.col("rating").is_null()
+    blank = a.is_null() & pl.col("rating").is_null() & pl.col("date").is_null()
+    df = df.with_columns(
+        movie=pl.when(is_movie).then(a.str.strip_suffix(":").cast(pl.Int64, strict=False)),
+        is_movie=is_movie,
+        blank=blank,
+    )
+    bad_header = df.filter(pl.col("is_movie") & pl.col("movie").is_null())
+    if bad_header.height:
+        raise fail(int(bad_header["row"][0]), "movie id is not an integer")
+    df = df.with_columns(pl.col("movie").forward_fill())
+    df = df.filter(~pl.col("is_movie") & ~pl.col("blank"))
+    if typed:
+        parsed = df.select("row", "movie", "rating", "date", user=a.cast(pl.Int64, strict=False))
+        clean = parsed.select(
+            pl.any_horizontal(pl.all().is_null()).any()
+            | (pl.col("user") < 0).any()
+            | (~pl.col("rating").is_finite()).any()
+        ).item()
+        if not clean:
+            return _columns(parsed, locate)
+        # Something is wrong on some line: re-read as text to say what and where.
+        df = df.with_columns(pl.col("rating", "date").cast(pl.String))
+    parsed = df.select(
+        "row",
+        "movie",
+        user=a.str.strip_chars().cast(pl.Int64, strict=False),
+        rating=pl.col("rating").str.strip_chars().cast(pl.Float64, strict=False),
+        date=pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+        r_raw=pl.col("rating"),
+        d_raw=pl.col("date"),
+    )
+    checks = [
+        (pl.col("movie").is_null(), "rating before the first 'MovieID:' line"),
+        (
+            pl.col("r_raw").is_null() | pl.col("d_raw").is_null(),
+            "expected 'CustomerID,Rating,Date'",
+        ),
+        (pl.col("user").is_null(), "customer id is not an integer"),
+        (pl.col("user") < 0, "negative customer id"),
+        (pl.col("rating").is_null(), "rating is not a number"),
+        (~pl.col("rating").is_finite(), "rating is not a finite number"),
+        (pl.col("date").is_null(), "date is not YYYY-MM-DD"),
+    ]
+    firsts = parsed.select(
+        [
+            cond.fill_null(False).arg_true().first().alias(str(i))
+            for i, (cond, _) in enumerate(checks)
+        ]
+    ).row(0)
+    hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
+    if hits:
+        k, i = min(hits)  # the earliest line; on it, the first check in the list
+        raise fail(int(parsed["row"][k]), checks[i][1])
+    return _columns(parsed, locate)
+
+
+def _columns(
+    parsed: pl.DataFrame, locate: Callable[[int], tuple[Path, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
+    rows = parsed["row"].to_numpy()
+
+    def where(k: int) -> str:
+        f, line = locate(int(rows[k]))
+        return f"{f}, line {line}"
+
+    ts = parsed["date"].cast(pl.Int64).to_numpy() * 86_400
+    return (
+        parsed["user"].to_numpy(),
+        parsed["movie"].to_numpy(),
+        parsed["rating"].to_numpy(),
+        ts,
+        where,
+    )
+
+
+def _read_titles(path: Path) -> pl.DataFrame:
+    ids, years, titles = [], [], []
+    for line_no, line in enumerate(decode_text(path.read_bytes()).split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        parts = line.split(",", 2)
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            raise DataError(f"{path}, line {line_no}: expected 'MovieID,Year,Title': {line!r}")
+        ids.append(int(parts[0]))
+        years.append(int(parts[1]) if parts[1].strip().isdigit() else None)
+        titles.append(parts[2])
+    return pl.DataFrame(
+        {"item_id": ids, "title": titles, "year": years},
+        schema={"item_id": pl.Int64, "title": pl.String, "year": pl.Int64},
+    )
+
+
+def load_netflix(
+    path: str | Path, *, duplicates: Duplicates = "error", metadata: bool = True
+) -> Ratings:
+    """Load Netflix Prize format ratings.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder holding ``training_set/mv_*.txt`` (or the ``training_set`` folder itself),
+        a folder of ``combined_data_*.txt``, or one such file.
+    duplicates : {"error", "last", "mean"}, default "error"
+    metadata : bool, default True
+        Read ``movie_titles.txt``/``.csv`` (``MovieID,Year,Title``, latin-1) when found.
+
+    Returns
+    -------
+    Ratings
+        Users (customer ids) and items (movie ids) indexed in increasing id order;
+        timestamps are the dates at midnight UTC; ``values`` 1..5.
+    """
+    path = Path(path)
+    files, titles_file = _files(path)
+    parts = []
+    for data, spans in _batches(files):
+        parts.append(_parse_batch(data, spans))
+    users = np.concatenate([p[0] for p in parts])
+    items = np.concatenate([p[1] for p in parts])
+    ratings = np.concatenate([p[2] for p in parts])
+    ts = np.concatenate([p[3] for p in parts])
+    offsets = np.cumsum([0] + [p[0].size for p in parts])
+
+    def where(k: int) -> str:
+        j = int(np.searchsorted(offsets, k, side="right")) - 1
+        return parts[j][4](int(k - offsets[j]))
+
+    bad = np.flatnonzero(~np.isin(ratings, INT_SCALE) & (ratings != 0))
+    if bad.size:
+        k = int(bad[0])
+        raise DataError(f"{where(k)}: rating {ratings[k]:g} is not on the 1..5 scale")
+    items_meta = _read_titles(titles_file) if (metadata and titles_file) else None
+    return Ratings.from_arrays(
+        users,
+        items,
+        ratings,
+        ts,
+        duplicates=duplicates,
+        where=where,
+        items=items_meta,
+        values=INT_SCALE,
+        name="netflix",
+        info={"release": "netflix", "path": str(path), "n_files": len(files)},
+    )

@@ -1,0 +1,217 @@
+"""Generic loader for users' own exports: CSV, TSV (or any delimiter) and parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from rbmrec.data._io import line_text
+from rbmrec.data.ratings import Duplicates, Ratings
+from rbmrec.errors import DataError
+
+_SEPARATORS = {".tsv": "\t", ".tab": "\t", ".csv": ","}
+
+
+def _sniff(data: bytes) -> str:
+    first = next((ln for ln in data.split(b"\n", 20) if ln.strip()), b"")
+    for sep in ("::", "\t", ",", ";", "|"):
+        if sep.encode() in first:
+            return sep
+    return " "
+
+
+def _column(df: pl.DataFrame, col: str | int, what: str, path: Path) -> str:
+    if isinstance(col, int) and not isinstance(col, bool):
+        if not 0 <= col < df.width:
+            raise DataError(f"{path}: {what} column {col} out of range (the file has {df.width})")
+        return df.columns[col]
+    if col not in df.columns:
+        raise DataError(
+            f"{path}: {what} column {col!r} not found (columns: {df.columns}); pass the name "
+            f"with {what}=..."
+        )
+    return col
+
+
+def load_table(
+    path: str | Path,
+    user: str | int = "user_id",
+    item: str | int = "item_id",
+    rating: str | int = "rating",
+    timestamp: str | int | None = None,
+    sep: str | None = None,
+    *,
+    has_header: bool = True,
+    duplicates: Duplicates = "error",
+    items: pl.DataFrame | None = None,
+    name: str | None = None,
+) -> Ratings:
+    """Load ratings from a CSV/TSV/delimited text file or a parquet file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.parquet`` is read as parquet; anything else as delimited text.
+    user, item, rating : str or int
+        Column names (or 0-based positions, e.g. for files without a header).
+    timestamp : str or int, optional
+        Column of integer timestamps (seconds) or dates/datetimes (ISO text or typed).
+    sep : str, optional
+        Field separator; default from the suffix (``.csv`` ",", ``.tsv`` tab), else sniffed
+        from the first line among ``::``, tab, ``,``, ``;``, ``|`` and space.
+    has_header : bool, default True, keyword-only
+        Whether the first line holds column names (text files).
+    duplicates : {"error", "last", "mean"}, default "error", keyword-only
+    items : polars.DataFrame, optional, keyword-only
+        Item metadata with an ``item_id`` column (and ``title``).
+    name : str, optional, keyword-only
+        Data set name (default: the file name without suffix).
+
+    Returns
+    -------
+    Ratings
+        Ids that all parse as integers are stored as integers, otherwise as strings.
+
+    Raises
+    ------
+    DataError
+        Missing columns, empty file, or a bad value: the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    label = str(path)
+    n_header = 1 if has_header else 0
+    if path.suffix.lower() == ".parquet":
+        try:
+            df = pl.read_parquet(path)
+        except Exception as exc:  # polars/arrow raise several types for broken files
+            raise DataError(f"{path}: not a readable parquet file ({exc})") from exc
+        raw = None
+        n_header = 0
+
+        def where(k: int) -> str:
+            return f"{label}, row {int(k)}"
+    else:
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise DataError(f"{path}: the file is empty")
+        sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
+        text = raw
+        if len(sep) > 1:
+            # polars takes one-byte separators only.
+            text = raw.replace(sep.encode(), b"\x1f")
+            sep = "\x1f"
+        try:
+            df = pl.read_csv(
+                text,
+                separator=sep,
+                has_header=has_header,
+                infer_schema=False,
+                truncate_ragged_lines=False,
+            )
+        except pl.exceptions.PolarsError as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{path}: cannot be parsed as {sep!r}-separated text: {msg}") from exc
+
+        def where(k: int) -> str:
+            return f"{label}, line {int(k) + 1 + n_header}"
+
+    if df.height == 0:
+        raise DataError(f"{path}: the file has no ratings")
+    cols = {
+        "user": _column(df, user, "user", path),
+        "item": _column(df, item, "item", path),
+        "rating": _column(df, rating, "rating", path),
+    }
+    if timestamp is not None:
+        cols["timestamp"] = _column(df, timestamp, "timestamp", path)
+    df = df.select(**{k: pl.col(v) for k, v in cols.items()})
+    # Blank lines come back as all-null rows: drop them, remembering original positions.
+    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
+    rows = np.arange(df.height)
+    if blank.any():
+        keep = ~blank.to_numpy()
+        rows = rows[keep]
+        df = df.filter(~blank)
+
+    def fail(k: int, problem: str) -> DataError:
+        where_k = where(rows[k])
+        if raw is not None:
+            text = line_text(raw, int(rows[k]) + 1 + n_header)
+            return DataError(f"{where_k}: {problem}: {text!r}")
+        return DataError(f"{where_k}: {problem}")
+
+    for key in cols:
+        nulls = df[key].is_null()
+        if nulls.any():
+            raise fail(int(nulls.arg_true()[0]), f"missing {key} ({cols[key]!r})")
+    rat = df["rating"]
+    if rat.dtype == pl.String:
+        rat = rat.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = rat.is_null()
+        if bad.any():
+            k = int(bad.arg_true()[0])
+            raise fail(k, f"rating {df['rating'][k]!r} is not a number")
+    elif not rat.dtype.is_numeric():
+        raise DataError(f"{path}: rating column {cols['rating']!r} has type {rat.dtype}")
+    rat = rat.cast(pl.Float64)
+    ids = {key: _ids(df[key]) for key in ("user", "item")}
+    for key, arr in ids.items():
+        if arr.dtype.kind == "i":
+            neg = np.flatnonzero(arr < 0)
+            if neg.size:
+                raise fail(int(neg[0]), f"negative {key} id {arr[neg[0]]}")
+    ts = None
+    if timestamp is not None:
+        ts = _timestamps(df["timestamp"], fail)
+    return Ratings.from_arrays(
+        ids["user"],
+        ids["item"],
+        rat.to_numpy(),
+        ts,
+        duplicates=duplicates,
+        where=lambda k: where(rows[k]),
+        items=items,
+        name=name or path.stem,
+        info={"path": str(path), "format": "parquet" if raw is None else "text"},
+    )
+
+
+def _ids(col: pl.Series) -> np.ndarray:
+    """Integer ids when every value parses as one, else strings."""
+    if col.dtype.is_integer():
+        return col.cast(pl.Int64).to_numpy()
+    if col.dtype == pl.String:
+        stripped = col.str.strip_chars()
+        as_int = stripped.cast(pl.Int64, strict=False)
+        if as_int.null_count() == 0:
+            return as_int.to_numpy()
+        return stripped.to_numpy().astype(str)
+    if col.dtype.is_float():
+        arr = col.to_numpy()
+        if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+    return col.cast(pl.String).to_numpy().astype(str)
+
+
+def _timestamps(col: pl.Series, fail: Any) -> np.ndarray:
+    if col.dtype == pl.Date:
+        return col.cast(pl.Int64).to_numpy() * 86_400
+    if isinstance(col.dtype, pl.Datetime):
+        return (col.dt.epoch("ms") // 1000).to_numpy()
+    if col.dtype.is_integer():
+        return col.cast(pl.Int64).to_numpy()
+    text = col.cast(pl.String).str.strip_chars()
+    as_int = text.cast(pl.Int64, strict=False)
+    if as_int.null_count() == 0:
+        return as_int.to_numpy()
+    as_dt = text.str.to_datetime(strict=False, time_zone="UTC")
+    bad = as_dt.is_null()
+    if bad.any():
+        k = int(bad.arg_true()[0])
+        raise fail(k, f"timestamp {text[k]!r} is neither an integer nor a date")
+    return (as_dt.dt.epoch("ms") // 1000).to_numpy()

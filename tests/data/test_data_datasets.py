@@ -1,0 +1,190 @@
+"""The dataset registry: lookup order, atomic checksummed downloads (file:// URLs only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import urllib.error
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from mlfiles import N_RATINGS, write_100k, write_csv, zip_folder
+
+import rbmrec.datasets as ds
+from rbmrec.errors import DataError, DownloadError
+
+
+@pytest.fixture(autouse=True)
+def _no_data_dir(monkeypatch):
+    """The registry must not find the real data of RBMREC_DATA_DIR in these tests."""
+    monkeypatch.delenv("RBMREC_DATA_DIR", raising=False)
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch) -> Path:
+    """A small ml-100k zip served from a file:// URL, registered in place of the real one."""
+    folder = write_100k(tmp_path / "src" / "ml-100k")
+    z = zip_folder(folder, tmp_path / "ml-100k.zip")
+    entry = dataclasses.replace(ds.REGISTRY["ml-100k"], url=z.as_uri(), md5=_md5(z), file_md5={})
+    monkeypatch.setitem(ds.REGISTRY, "ml-100k", entry)
+    return z
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir() if p.name.startswith("."))
+
+
+def test_registry_lists_the_releases():
+    names = ds.list_datasets()
+    for name in ("demo", "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small"):
+        assert name in names
+    assert ds.info("ml-1m").n_ratings == 1_000_209
+    assert ds.info("ml-100k").file_md5["u.data"] == "6e47046882bad158b0efbb84cd5cb987"
+    with pytest.raises(DataError, match="unknown data set 'ml-2m'"):
+        ds.info("ml-2m")
+
+
+def test_cache_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("RBMREC_CACHE_DIR", str(tmp_path / "c"))
+    assert ds.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("RBMREC_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert ds.cache_dir() == tmp_path / "x" / "rbmrec"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert ds.cache_dir() == Path.home() / ".cache" / "rbmrec"
+
+
+def test_lookup_order_data_dir_then_cache(monkeypatch, tmp_path):
+    data, cache = tmp_path / "data", Path(os.environ["RBMREC_CACHE_DIR"])
+    monkeypatch.setenv("RBMREC_DATA_DIR", str(data))
+    assert ds.locate("ml-100k") is None
+    write_100k(cache / "ml-100k")
+    assert ds.locate("ml-100k") == cache / "ml-100k"
+    write_100k(data / "ml-100k")
+    assert ds.locate("ml-100k") == data / "ml-100k"
+    r = ds.load("ml-100k", download=False)
+    assert r.n_ratings == N_RATINGS and r.info["release"] == "ml-100k"
+
+
+def test_release_folder_name_and_zip_are_found(monkeypatch, tmp_path):
+    monkeypatch.setenv("RBMREC_DATA_DIR", str(tmp_path))
+    write_csv(tmp_path / "ml-25m")
+    assert ds.locate("ml-25m") == tmp_path / "ml-25m"
+    z = zip_folder(write_100k(tmp_path / "src" / "ml-100k"), tmp_path / "ml-100k.zip")
+    assert ds.locate("ml-100k") == z
+    assert ds.load("ml-100k").n_ratings == N_RATINGS
+
+
+def test_load_demo_and_missing(monkeypatch, tmp_path):
+    assert ds.load("demo").n_ratings == 25_000
+    monkeypatch.setenv("RBMREC_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"ml-1m not found in .*download\('ml-1m'\)"):
+        ds.load("ml-1m", download=False)
+
+
+def test_download_extracts_atomically_and_load_uses_it(release):
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    path = ds.download("ml-100k", progress=False)
+    assert path == cache / "ml-100k"
+    assert (path / "u.data").is_file()
+    assert _leftovers(cache) == []  # no .part file or staging folder left
+    assert ds.locate("ml-100k") == path
+    assert ds.load("ml-100k").n_ratings == N_RATINGS
+    # A second call finds the cache and does not download.
+    assert ds.download("ml-100k") == path
+    assert ds.download("ml-100k", force=True, progress=False) == path
+    assert _leftovers(cache) == []
+
+
+def test_load_downloads_when_missing(release):
+    r = ds.load("ml-100k")
+    assert r.n_ratings == N_RATINGS
+
+
+def test_checksum_mismatch_keeps_nothing(release, monkeypatch):
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    entry = dataclasses.replace(ds.REGISTRY["ml-100k"], md5="0" * 32)
+    monkeypatch.setitem(ds.REGISTRY, "ml-100k", entry)
+    with pytest.raises(DownloadError, match=r"checksum mismatch for ml-100k.*expected 0{32}"):
+        ds.download("ml-100k", progress=False)
+    assert list(cache.iterdir()) == []
+    assert ds.locate("ml-100k") is None
+
+
+def test_known_file_checksum_is_verified(release, monkeypatch):
+    entry = dataclasses.replace(ds.REGISTRY["ml-100k"], file_md5={"u.data": "1" * 32})
+    monkeypatch.setitem(ds.REGISTRY, "ml-100k", entry)
+    with pytest.raises(DownloadError, match=r"u\.data does not match its known md5"):
+        ds.download("ml-100k", progress=False)
+    assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
+
+
+def test_corrupted_archive(tmp_path, monkeypatch):
+    bad = tmp_path / "ml-1m.zip"
+    bad.write_bytes(b"<html>404 not found</html>")
+    entry = dataclasses.replace(ds.REGISTRY["ml-1m"], url=bad.as_uri(), md5=_md5(bad))
+    monkeypatch.setitem(ds.REGISTRY, "ml-1m", entry)
+    with pytest.raises(DownloadError, match="archive is corrupted"):
+        ds.download("ml-1m", progress=False)
+    assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
+
+
+def test_offline_gives_a_clear_message(monkeypatch):
+    def offline(url, timeout=60.0):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(ds, "_urlopen", offline)
+    with pytest.raises(DownloadError, match=r"could not download ml-1m .*offline"):
+        ds.download("ml-1m", progress=False)
+    with pytest.raises(DownloadError, match="could not download"):
+        ds.load("ml-1m")
+    assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
+
+
+def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
+    class Broken(io.BytesIO):
+        headers: ClassVar[dict[str, str]] = {"Content-Length": "1000000"}
+
+        def read(self, n=-1):
+            if self.tell() > 0:
+                raise ConnectionResetError("connection reset by peer")
+            return super().read(10)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(ds, "_urlopen", lambda url, timeout=60.0: Broken(b"x" * 100))
+    with pytest.raises(DownloadError, match="connection reset"):
+        ds.download("ml-100k", progress=False)
+    assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
+
+
+def test_unpinned_release_uses_the_published_md5(tmp_path, monkeypatch):
+    folder = write_csv(tmp_path / "src" / "ml-latest-small")
+    z = zip_folder(folder, tmp_path / "ml-latest-small.zip")
+    Path(str(z) + ".md5").write_text(f"MD5 (ml-latest-small.zip) = {_md5(z)}\n")
+    entry = dataclasses.replace(ds.REGISTRY["ml-latest-small"], url=z.as_uri())
+    monkeypatch.setitem(ds.REGISTRY, "ml-latest-small", entry)
+    r = ds.load("ml-latest-small")
+    assert r.n_ratings == N_RATINGS and r.info["release"] == "ml-latest-small"
+    Path(str(z) + ".md5").unlink()
+    with pytest.raises(DownloadError, match=r"published checksum .*\.md5"):
+        ds.download("ml-latest-small", force=True, progress=False)
+
+
+def test_mirror_url_still_checked(release, tmp_path):
+    other = tmp_path / "other.zip"
+    other.write_bytes(release.read_bytes() + b"tampered")
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        ds.download("ml-100k", url=other.as_uri(), progress=False)
+    assert ds.download("ml-100k", url=release.as_uri(), progress=False).is_dir()

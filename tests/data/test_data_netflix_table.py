@@ -1,0 +1,203 @@
+"""Netflix Prize format and the generic CSV/TSV/parquet loader."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rbmrec.data import load_netflix, load_ratings, load_table
+from rbmrec.errors import DataError
+
+MOVIES = {
+    1: [(6, 3, "2005-09-06"), (1488844, 5, "2005-09-07"), (822109, 4, "2004-01-01")],
+    2: [(6, 1, "2003-02-28")],
+    30: [(1488844, 2, "2001-12-31"), (7, 5, "2002-06-15")],
+}
+
+
+def _epoch(date: str) -> int:
+    return int(dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC).timestamp())
+
+
+def _movie_text(movie: int) -> str:
+    return f"{movie}:\n" + "".join(f"{u},{r},{d}\n" for u, r, d in MOVIES[movie])
+
+
+def _training_set(root: Path) -> Path:
+    ts = root / "training_set"
+    ts.mkdir(parents=True)
+    for movie in MOVIES:
+        (ts / f"mv_{movie:07d}.txt").write_text(_movie_text(movie))
+    titles = "1,2003,Dinosaur Planet\n2,NULL,Isle of Man TT, 2004 Review\n30,1999,Amélie\n"
+    (root / "movie_titles.txt").write_bytes(titles.encode("latin-1"))
+    return root
+
+
+def _check(r) -> None:
+    assert (r.n_ratings, r.n_users, r.n_items) == (6, 4, 3)
+    assert r.user_ids.raw.tolist() == [6, 7, 822109, 1488844]
+    assert r.item_ids.raw.tolist() == [1, 2, 30]
+    for movie, rows in MOVIES.items():
+        i = r.item_ids.to_index(movie)
+        for u, rating, date in rows:
+            ui = r.user_ids.to_index(u)
+            assert r.user_items[ui, i] == rating
+            assert r.timestamps[ui, i] == _epoch(date)
+    assert r.values.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_netflix_training_set_layout(tmp_path):
+    root = _training_set(tmp_path / "nf")
+    r = load_netflix(root)
+    _check(r)
+    assert r.item_titles([0, 1, 2]) == ["Dinosaur Planet", "Isle of Man TT, 2004 Review", "Amélie"]
+    assert r.items["year"].to_list() == [2003, None, 1999]
+    # The training_set folder itself works too.
+    assert load_netflix(root / "training_set").n_ratings == 6
+
+
+def test_netflix_combined_layout(tmp_path):
+    (tmp_path / "combined_data_1.txt").write_text(_movie_text(1) + _movie_text(2))
+    (tmp_path / "combined_data_2.txt").write_text(_movie_text(30))
+    _check(load_netflix(tmp_path))
+    single = load_netflix(tmp_path / "combined_data_1.txt", metadata=False)
+    assert single.n_ratings == 4 and single.items is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("2:\n6,1,2003-02-28\n7,x,2003-02-28\n", 3, "rating is not a number"),
+        ("2:\n6,1,2003-02-28\n7,4,2003-02-30\n", 3, "date is not YYYY-MM-DD"),
+        ("2:\n6,1\n", 2, "expected 'CustomerID,Rating,Date'"),
+        ("2:\n6,1,2003-02-28,9\n", 2, "expected 'CustomerID,Rating,Date'"),
+        ("2:\n-6,1,2003-02-28\n", 2, "negative customer id"),
+        ("2:\nsix,1,2003-02-28\n", 2, "customer id is not an integer"),
+        ("2:\n6,nan,2003-02-28\n", 2, "rating is not a finite number"),
+        ("2:\n6,0,2003-02-28\n", 2, "rating of 0: sparse storage"),
+        ("2:\n6,9,2003-02-28\n", 2, "rating 9 is not on the 1..5 scale"),
+        ("two:\n6,1,2003-02-28\n", 1, "movie id is not an integer"),
+        ("6,1,2003-02-28\n", 1, "rating before the first 'MovieID:' line"),
+        ("2:\n6,1,2003-02-28\n6,2,2003-02-28\n", 3, "duplicate rating of item 2 by user 6"),
+    ],
+)
+def test_netflix_bad_lines(tmp_path, text, line, message):
+    root = _training_set(tmp_path / "nf")
+    bad = root / "training_set" / "mv_0000002.txt"
+    bad.write_text(text)
+    with pytest.raises(DataError, match=rf"mv_0000002.txt, line {line}: {message}"):
+        load_netflix(root)
+
+
+def test_netflix_empty_and_missing(tmp_path):
+    root = _training_set(tmp_path / "nf")
+    (root / "training_set" / "mv_0000002.txt").write_text("")
+    with pytest.raises(DataError, match=r"mv_0000002.txt: the file is empty"):
+        load_netflix(root)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(DataError, match="no Netflix Prize rating files"):
+        load_netflix(tmp_path / "none")
+    with pytest.raises(FileNotFoundError):
+        load_netflix(tmp_path / "missing")
+
+
+def test_netflix_duplicates_policy(tmp_path):
+    root = _training_set(tmp_path / "nf")
+    (root / "training_set" / "mv_0000002.txt").write_text("2:\n6,1,2003-02-28\n6,5,2003-03-01\n")
+    r = load_netflix(root, duplicates="last")
+    assert r.user_items[r.user_ids.to_index(6), r.item_ids.to_index(2)] == 5
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_csv_with_string_ids_and_dates(tmp_path):
+    f = tmp_path / "export.csv"
+    f.write_text(
+        "who,what,stars,when\n"
+        "alice,tt01,4,2001-01-01\n"
+        "bob,tt01,5,2002-03-04 10:00:00\n"
+        "\n"
+        "carol,tt02,3.5,2003-01-01\n"
+    )
+    r = load_table(f, user="who", item="what", rating="stars", timestamp="when")
+    assert (r.n_users, r.n_items, r.n_ratings) == (3, 2, 3)
+    assert r.user_ids.raw.tolist() == ["alice", "bob", "carol"]
+    assert r.item_ids.raw.tolist() == ["tt01", "tt02"]
+    assert r.timestamps[1, 0] == _epoch("2002-03-04T10:00:00")
+    assert r.name == "export"
+    assert load_ratings is load_table
+
+
+def test_tsv_and_custom_separator_without_header(tmp_path):
+    f = tmp_path / "r.tsv"
+    f.write_text("user_id\titem_id\trating\n1\t10\t4\n2\t10\t5\n")
+    r = load_table(f)
+    assert r.user_ids.raw.tolist() == [1, 2] and r.user_items.dtype == np.float32
+    g = tmp_path / "ratings.txt"
+    g.write_text("1::10::4::100\n2::10::5::200\n")
+    r = load_table(g, user=0, item=1, rating=2, timestamp=3, has_header=False)
+    assert r.n_ratings == 2 and r.timestamps[1, 0] == 200
+    h = tmp_path / "semi.txt"
+    h.write_text("u;i;r\n1;2;3\n")
+    assert load_table(h, user="u", item="i", rating="r").n_ratings == 1
+
+
+def test_parquet(tmp_path):
+    f = tmp_path / "r.parquet"
+    pl.DataFrame(
+        {
+            "u": [1, 2, 2],
+            "i": ["a", "a", "b"],
+            "r": [1.0, 2.0, 3.0],
+            "t": [dt.datetime(2000, 1, 1)] * 3,
+        }
+    ).write_parquet(f)
+    r = load_table(f, user="u", item="i", rating="r", timestamp="t")
+    assert r.user_items.toarray().tolist() == [[1, 0], [2, 3]]
+    assert set(r.timestamps.data.tolist()) == {946684800}
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        load_table(tmp_path / "bad.parquet")
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("1,10,good\n", r"line 3: rating 'good' is not a number"),
+        ("1,10,0\n", r"line 3: rating of 0: sparse storage"),
+        ("1,10,nan\n", r"line 3: rating nan is not a finite number"),
+        ("-1,10,4\n", r"line 3: negative user id -1"),
+        (",10,4\n", r"line 3: missing user \('user_id'\)"),
+        ("2,20,4\n", r"line 3: duplicate rating of item 20 by user 2 \(first at .*line 2\)"),
+    ],
+)
+def test_table_bad_values(tmp_path, body, match):
+    f = tmp_path / "r.csv"
+    f.write_text("user_id,item_id,rating\n2,20,3\n" + body)
+    with pytest.raises(DataError, match=match):
+        load_table(f)
+
+
+def test_table_structure_errors(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("user,item,score\n1,2,3\n")
+    with pytest.raises(DataError, match=r"rating column 'rating' not found .*columns: \['user'"):
+        load_table(f, user="user", item="item")
+    with pytest.raises(DataError, match="out of range"):
+        load_table(f, user=0, item=1, rating=7)
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(DataError, match="the file is empty"):
+        load_table(tmp_path / "e.csv")
+    (tmp_path / "h.csv").write_text("user_id,item_id,rating\n")
+    with pytest.raises(DataError, match="no ratings"):
+        load_table(tmp_path / "h.csv")
+    with pytest.raises(FileNotFoundError):
+        load_table(tmp_path / "missing.csv")
+    g = tmp_path / "d.csv"
+    g.write_text("user_id,item_id,rating\n1,2,3\n1,2,5\n")
+    assert load_table(g, duplicates="mean").user_items[0, 0] == 4
