@@ -38,7 +38,8 @@ def tiny_model(prediction):
     """A fitted RatingRBM on a tiny problem, then random parameters put in place."""
     X = sp.csr_matrix(np.array([[1, 2, 0, 3], [3, 0, 1, 2], [0, 3, 2, 1]], dtype=float))
     m = RatingRBM(n_hidden=3, n_epochs=1, batch_size=3, prediction=prediction,
-                  random_state=0, dtype=np.float64).fit(X)  # fmt: skip
+                  orientation="user", conditional=False, random_state=0,
+                  dtype=np.float64).fit(X)  # fmt: skip
     rng = np.random.default_rng(7)
     m._params["W"][...] = rng.normal(0, 1.0, m._params["W"].shape)
     m._params["b"][...] = rng.normal(0, 1.0, m._params["b"].shape)
@@ -113,9 +114,9 @@ def rmse(model, test):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {},
-        {"orientation": "item"},
-        {"conditional": True},
+        {"orientation": "user", "conditional": False},
+        {"orientation": "item", "conditional": False},
+        {"orientation": "user", "conditional": True},
         {"n_factors": 5},
         {"prediction": "exact"},
         {"persistent": True, "negative": "sample"},
@@ -145,7 +146,9 @@ def test_validation_history_and_early_stopping_keep_best():
 
 def test_fold_in_equals_in_training_prediction():
     X, _, _ = planted(n_users=60, n_items=30)
-    m = RatingRBM(n_hidden=8, n_epochs=3, batch_size=20, random_state=0, conditional=True)
+    m = RatingRBM(
+        n_hidden=8, n_epochs=3, batch_size=20, random_state=0, conditional=True, orientation="user"
+    )
     m.fit(X)
     items = np.arange(30)
     for u in (0, 5, 17):
@@ -156,7 +159,11 @@ def test_fold_in_equals_in_training_prediction():
 
 def test_save_load_round_trip(tmp_path):
     X, _, _ = planted(n_users=60, n_items=30)
-    for kw in ({}, {"conditional": True, "n_factors": 3}, {"orientation": "item"}):
+    for kw in (
+        {"orientation": "user", "conditional": False},
+        {"orientation": "user", "n_factors": 3},
+        {"orientation": "item", "persistent": True},
+    ):
         m = RatingRBM(n_hidden=6, n_epochs=2, batch_size=20, random_state=1, **kw).fit(X)
         path = m.save(tmp_path / "m")
         m2 = load(path)
@@ -170,7 +177,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_same_seed_same_weights_across_thread_counts():
     X, _, _ = planted(n_users=120, n_items=40)
-    kw = dict(n_hidden=8, n_epochs=3, batch_size=30, random_state=42, conditional=True)
+    kw = dict(n_hidden=8, n_epochs=3, batch_size=30, random_state=42, orientation="user")
     ws = []
     for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
         ws.append(RatingRBM(num_threads=threads, **kw).fit(X).weights_)
@@ -191,7 +198,9 @@ def test_half_star_and_arbitrary_scales():
 
 def test_recommend_contract_basics():
     X, ug, ig = planted(n_users=100, n_items=40, density=0.4)
-    m = RatingRBM(n_hidden=10, n_epochs=15, batch_size=20, random_state=0).fit(X)
+    m = RatingRBM(n_hidden=10, n_epochs=15, batch_size=20, orientation="user", random_state=0).fit(
+        X
+    )
     ids, scores = m.recommend(0, X[0], N=5)
     assert ids.dtype == np.int32 and scores.dtype == np.float32
     assert np.all(np.diff(scores) <= 0)
@@ -242,7 +251,7 @@ def test_bad_predict_input():
     X, _, _ = planted(n_users=20, n_items=10)
     with pytest.raises(NotFittedError):
         RatingRBM().predict([0], [0])
-    m = RatingRBM(n_hidden=3, n_epochs=1).fit(X)
+    m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user").fit(X)
     with pytest.raises(IndexError, match="userids"):
         m.predict([20], [0])
     with pytest.raises(IndexError, match="itemids"):
@@ -261,3 +270,12 @@ def test_divergence_raises_and_leaves_no_nan():
     with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+.*learning_rate=1e\+38"):
         m.fit(X)
     assert np.all(np.isfinite(m.weights_))
+
+
+def test_defaults_are_the_tuned_conditional_item_model():
+    m = RatingRBM()
+    assert (m.orientation, m.conditional, m.n_hidden) == ("item", True, 200)
+    X, _, _ = planted(n_users=30, n_items=12)
+    fitted = RatingRBM(n_hidden=4, n_epochs=1).fit(X)
+    with pytest.raises(NotImplementedError, match="orientation"):
+        fitted.predict_user(X[0], [1, 2])

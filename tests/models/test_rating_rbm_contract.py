@@ -16,7 +16,8 @@ class TestUserRatingRBMContract(RecommenderContract):
     supports_predict = True
 
     def make_model(self):
-        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, random_state=0)
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
+                         conditional=False, random_state=0)  # fmt: skip
 
 
 class TestItemRatingRBMContract(RecommenderContract):
@@ -31,5 +32,5 @@ class TestConditionalFactoredRatingRBMContract(RecommenderContract):
     supports_predict = True
 
     def make_model(self):
-        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, conditional=True, n_factors=3,
-                         recommend_score="p_high", random_state=0)  # fmt: skip
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
+                         n_factors=3, recommend_score="p_high", random_state=0)  # fmt: skip
