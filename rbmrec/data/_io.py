@@ -176,20 +176,12 @@ def _check_value(text: str, field: Field) -> str | None:
     return None
 
 
-def diagnose(
-    data: bytes,
-    label: str,
-    sep: str,
-    fields: Sequence[Field],
-    n_header: int,
-    shown_sep: str | None = None,
-) -> None:
+def diagnose(data: bytes, label: str, sep: str, fields: Sequence[Field], n_header: int) -> None:
     """Scan a delimited file line by line and raise :class:`DataError` at the first bad line.
 
     Returns without raising when every line is valid.
     """
     n = len(fields)
-    shown = shown_sep or sep
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         if line_no <= n_header:
             continue
@@ -197,16 +189,15 @@ def diagnose(
         if not line.strip():
             continue
         parts = line.split(sep)
-        display = line.replace(sep, shown) if shown != sep else line
         if len(parts) != n:
             raise DataError(
-                f"{label}, line {line_no}: expected {n} fields separated by {shown!r} "
-                f"({', '.join(f.name for f in fields)}), found {len(parts)}: {display!r}"
+                f"{label}, line {line_no}: expected {n} fields separated by {sep!r} "
+                f"({', '.join(f.name for f in fields)}), found {len(parts)}: {line!r}"
             )
         for part, field in zip(parts, fields, strict=True):
             problem = _check_value(part, field)
             if problem:
-                raise DataError(f"{label}, line {line_no}: {problem}: {display!r}")
+                raise DataError(f"{label}, line {line_no}: {problem}: {line!r}")
 
 
 def read_delimited(
@@ -215,7 +206,6 @@ def read_delimited(
     sep: str,
     fields: Sequence[Field],
     n_header: int = 0,
-    shown_sep: str | None = None,
     quote_char: str | None = None,
 ) -> tuple[pl.DataFrame, Callable[[int], str]]:
     """Parse a delimited file with an explicit schema.
@@ -231,13 +221,11 @@ def read_delimited(
     label : str
         File name for messages.
     sep : str
-        One-character separator (``"::"`` files are passed with ``"::"`` replaced by a tab
-        and ``shown_sep="::"``).
+        One character, or ``"::"`` (MovieLens ``.dat``): polars takes one-byte separators
+        only, so ``"::"`` is read as ``":"`` with an empty column between fields.
     fields : sequence of Field
     n_header : int, default 0
         Lines to skip at the top.
-    shown_sep : str, optional
-        Separator to show in messages, when ``data`` was rewritten.
     quote_char : str, optional
         Quote character for quoted fields (``'"'`` for CSV with quoted titles).
 
@@ -248,13 +236,25 @@ def read_delimited(
     where : callable
         ``where(row)`` -> ``"file, line N"`` for row ``row`` of the frame.
     """
-    if not data.strip():
+    if not data or data.isspace():
         raise DataError(f"{label}: the file is empty")
-    schema = {f.name: f.dtype for f in fields}
+    schema: dict[str, pl.DataType] = {}
+    gaps: list[str] = []
+    for k, f in enumerate(fields):
+        if k and sep == "::":
+            gaps.append(f"_gap{k}")
+            schema[gaps[-1]] = pl.String
+        schema[f.name] = f.dtype
+    if sep == "::":
+        polars_sep = ":"
+    elif len(sep) == 1:
+        polars_sep = sep
+    else:
+        raise ValueError(f"unsupported separator {sep!r}")
     try:
         frame = pl.read_csv(
             io.BytesIO(data),
-            separator=sep,
+            separator=polars_sep,
             has_header=False,
             skip_rows=n_header,
             schema=schema,
@@ -262,9 +262,14 @@ def read_delimited(
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as exc:
-        diagnose(data, label, sep, fields, n_header, shown_sep)
+        diagnose(data, label, sep, fields, n_header)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{label}: cannot be parsed: {first}") from exc
+    if gaps:
+        # A single ':' somewhere shifts the fields into the gap columns.
+        if frame.select(pl.any_horizontal(pl.col(gaps).is_not_null()).any()).item():
+            diagnose(data, label, sep, fields, n_header)
+        frame = frame.drop(gaps)
 
     # polars keeps a blank line as an all-null row, so row k is physical line k + 1 + header;
     # after blank rows are dropped, ``kept`` maps rows back to the original positions.
@@ -281,7 +286,7 @@ def read_delimited(
         null_all.any().alias("blank"),
     ).row(0)
     if bad[0] is not None:
-        diagnose(data, label, sep, fields, n_header, shown_sep)
+        diagnose(data, label, sep, fields, n_header)
         raise DataError(f"{where(bad[0])}: missing field(s)")
     checks = []
     for f in fields:
@@ -296,12 +301,8 @@ def read_delimited(
         hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
         if hits:
             row, i = min(hits)  # the earliest line; on it, the first check in the list
-            msg = checks[i][1]
-            line_no = int(row) + 1 + n_header
-            text = line_text(data, line_no)
-            if shown_sep:
-                text = text.replace(sep, shown_sep)
-            raise DataError(f"{where(row)}: {msg}: {text!r}")
+            text = line_text(data, int(row) + 1 + n_header)
+            raise DataError(f"{where(row)}: {checks[i][1]}: {text!r}")
     if bad[1]:
         frame = frame.with_row_index("_row").filter(~null_all)
         kept = frame["_row"].to_numpy()

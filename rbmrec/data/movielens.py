@@ -186,15 +186,9 @@ def _read_100k_ratings(source: Source, base: str) -> tuple[pl.DataFrame, Any]:
 
 def _read_dat_ratings(source: Source, base: str) -> tuple[pl.DataFrame, Any]:
     data = source.read(base)
-    label = source.label(base)
-    # polars rejects a two-character separator: "::" -> tab (ids and ratings have no tabs).
-    if b"\t" in data:
-        raise DataError(f"{label}: unexpected tab character in a '::' separated file")
-    data = data.replace(b"::", b"\t")
-    first = next((ln for ln in data.split(b"\n", 64) if ln.strip()), b"")
-    n_fields = first.count(b"\t") + 1
-    fields = (*_RATING_FIELDS, _TS) if n_fields >= 4 else _RATING_FIELDS
-    return read_delimited(data, label, "\t", fields, shown_sep="::")
+    first = next((ln for ln in data[:65536].split(b"\n") if ln.strip()), b"")
+    fields = (*_RATING_FIELDS, _TS) if first.count(b"::") >= 3 else _RATING_FIELDS
+    return read_delimited(data, source.label(base), "::", fields)
 
 
 def _read_csv_ratings(source: Source, base: str) -> tuple[pl.DataFrame, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from rbmrec.errors import DataError
 log = logging.getLogger(__name__)
 
 _BATCH_BYTES = 256 * 1024 * 1024
+_LEADING_SPACE = re.compile(rb"\s*")
 _SCHEMA = {"a": pl.String, "rating": pl.String, "date": pl.String}
 _TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.Date}
 
@@ -63,12 +65,14 @@ def _batches(files: list[Path]) -> Iterator[tuple[bytes, list[tuple[Path, int]]]
     size = lines = 0
     for f in files:
         data = f.read_bytes()
-        if not data.strip():
+        if not data or data.isspace():
             raise DataError(f"{f}: the file is empty")
         # Each file starts with its movie's "N:" line (else it would inherit the previous one).
-        head = data.lstrip().split(b"\n", 1)[0]
+        start = _LEADING_SPACE.match(data).end()  # type: ignore[union-attr]
+        end = data.find(b"\n", start)
+        head = data[start : end if end >= 0 else len(data)]
         if not head.strip().endswith(b":"):
-            line_no = data[: len(data) - len(data.lstrip())].count(b"\n") + 1
+            line_no = data.count(b"\n", 0, start) + 1
             text = decode_text(head).rstrip("\r")
             raise DataError(
                 f"{f}, line {line_no}: rating before the first 'MovieID:' line: {text!r}"
@@ -106,7 +110,7 @@ def _parse_batch(
         text = line_text(f.read_bytes(), line)
         return DataError(f"{f}, line {line}: {problem}: {text!r}")
 
-    if not data.strip():
+    if not data or data.isspace():
         raise DataError(f"{spans[0][0]}: the file is empty")
     # polars takes the column count from the first line, a one-field "N:" line: lead with an
     # empty three-field line (dropped below as blank) and shift rows back by one.

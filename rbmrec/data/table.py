@@ -16,7 +16,7 @@ _SEPARATORS = {".tsv": "\t", ".tab": "\t", ".csv": ","}
 
 
 def _sniff(data: bytes) -> str:
-    first = next((ln for ln in data.split(b"\n", 20) if ln.strip()), b"")
+    first = next((ln for ln in data[:65536].split(b"\n") if ln.strip()), b"")
     for sep in ("::", "\t", ",", ";", "|"):
         if sep.encode() in first:
             return sep
@@ -97,7 +97,7 @@ def load_table(
             return f"{label}, row {int(k)}"
     else:
         raw = path.read_bytes()
-        if not raw.strip():
+        if not raw or raw.isspace():
             raise DataError(f"{path}: the file is empty")
         sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
         text = raw
