@@ -16,9 +16,7 @@ that let ``recommend`` speak in the ids of the user's files:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import os
 import sys
 import time
 import traceback
@@ -59,157 +57,49 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def _optional(module: str, name: str) -> Any:
-    """``module.name`` when that module and attribute exist (parts still landing), else None."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
+def _demo_ratings() -> Any:
+    from rbmrec.data import demo_ratings
 
-
-_ADJECTIVES = (
-    "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Lost", "Electric",
-    "Frozen", "Wild", "Secret", "Distant", "Burning", "Little", "Dark", "Paper", "Iron",
-)  # fmt: skip
-_NOUNS = (
-    "River", "Empire", "Garden", "Summer", "Harbor", "Machine", "Kingdom", "Letter", "Orchard",
-    "Station", "Mirror", "Frontier", "Lighthouse", "Carnival", "Voyage", "Island", "Detective",
-)  # fmt: skip
-_GENRES = ("Comedy", "Drama", "Sci-Fi", "Thriller", "Romance", "Animation", "Western", "Horror")
-
-
-def _synthetic_ratings(
-    n_users: int = 600, n_items: int = 300, per_user: int = 40, seed: int = 0
-) -> Any:
-    """Small planted-taste rating data with movie-like titles (fallback demo data).
-
-    Users and items belong to latent genres; a user rates ``~per_user`` items, mostly of
-    liked genres, on a 1..5 scale driven by a low-rank taste model plus noise, so both
-    rating prediction and top-N ranking have signal to find.
-    """
-    from rbmrec.data import Ratings
-
-    rng = np.random.default_rng(seed)
-    n_genres = len(_GENRES)
-    item_genre = rng.integers(0, n_genres, n_items)
-    user_taste = rng.normal(0.0, 1.0, (n_users, n_genres))
-    item_quality = rng.normal(0.0, 0.5, n_items)
-    popularity = rng.zipf(1.6, n_items).clip(max=50).astype(np.float64)
-    users, items, ratings = [], [], []
-    for u in range(n_users):
-        affinity = user_taste[u, item_genre]
-        weight = popularity * np.exp(1.2 * affinity)
-        k = int(np.clip(rng.poisson(per_user), 5, n_items // 2))
-        chosen = rng.choice(n_items, size=k, replace=False, p=weight / weight.sum())
-        score = 3.2 + 0.9 * affinity[chosen] + item_quality[chosen] + rng.normal(0, 0.5, k)
-        users.append(np.full(k, u))
-        items.append(chosen)
-        ratings.append(np.clip(np.rint(score), 1, 5))
-    titles = []
-    for i in range(n_items):
-        adj = _ADJECTIVES[(i * 7 + 3) % len(_ADJECTIVES)]
-        noun = _NOUNS[(i * 5 + i // len(_NOUNS)) % len(_NOUNS)]
-        year = 1950 + (i * 37) % 70
-        titles.append(f"The {adj} {noun} ({year}) [{_GENRES[item_genre[i]]}]")
-    import polars as pl
-
-    meta = pl.DataFrame({"item_id": np.arange(n_items), "title": titles})
-    return Ratings.from_arrays(
-        np.concatenate(users) + 1,
-        np.concatenate(items),
-        np.concatenate(ratings).astype(np.float32),
-        items=meta.with_columns(pl.col("item_id")),
-        name="synthetic",
-        info={"generator": "rbmrec.cli._synthetic_ratings", "seed": seed},
-    )
-
-
-def _demo_ratings(seed: int = 0) -> Any:
-    """The embedded demo data set: the data layer's generator when present, else ours."""
-    for name in ("demo_ratings", "make_ratings"):
-        maker = _optional("rbmrec.data", name)
-        if maker is not None:
-            try:
-                return maker(seed=seed) if name == "make_ratings" else maker()
-            except TypeError:
-                return maker()
-    return _synthetic_ratings(seed=seed)
-
-
-def _data_roots() -> list[Path]:
-    roots = []
-    env = os.environ.get("RBMREC_DATA_DIR")
-    if env:
-        roots.append(Path(env))
-    cache = os.environ.get("RBMREC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rbmrec"
-    )
-    roots.append(Path(cache))
-    return roots
-
-
-def _local_dataset(name: str) -> Path | None:
-    for root in _data_roots():
-        for cand in (root / name, root / f"{name}.zip"):
-            if cand.exists():
-                return cand
-    return None
+    return demo_ratings()
 
 
 def _load_dataset(name: str) -> Any:
-    """A named data set: ``demo``/``synthetic``, or a registry / local MovieLens release."""
+    """A named data set (``demo`` or a MovieLens release, downloaded once when missing)."""
+    from rbmrec import datasets
+
     if name.lower() in _SYNTHETIC_WORDS:
         return _demo_ratings()
-    registry_load = _optional("rbmrec.datasets", "load")
-    if registry_load is not None:
-        return registry_load(name)
-    from rbmrec.data import load_movielens
-
-    path = _local_dataset(name)
-    if path is None:
-        where = ", ".join(str(r) for r in _data_roots())
-        raise UsageError(
-            f"data set {name!r} not found (looked in {where}); set RBMREC_DATA_DIR to a folder "
-            f"holding {name}/, run `rbmrec datasets download {name}`, or use --data PATH"
-        )
-    return load_movielens(path)
+    return datasets.load(name.lower())
 
 
 def _load_table(path: Path, user_col: str, item_col: str, rating_col: str) -> Any:
-    """A CSV/TSV/parquet file of ratings, one (user, item, rating) per row."""
+    """A CSV/TSV/parquet file of ratings (titles kept when the file has a ``title`` column)."""
     import polars as pl
 
-    from rbmrec.data import Ratings
+    from rbmrec.data import load_table
 
-    generic = _optional("rbmrec.data", "load_ratings")
-    if generic is not None:
-        return generic(path, user=user_col, item=item_col, rating=rating_col)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        df = pl.read_parquet(path)
-    else:
-        sep = "\t" if suffix in (".tsv", ".tab") else ","
-        try:
-            df = pl.read_csv(path, separator=sep, infer_schema_length=10000)
-        except Exception as exc:  # polars raises several types for malformed text
-            raise UsageError(f"cannot read {path}: {exc}") from exc
-    missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
-    if missing:
-        raise UsageError(
-            f"{path}: column(s) {missing} not found (columns: {df.columns}); "
-            "name them with --user-col/--item-col/--rating-col"
-        )
     items = None
-    if "title" in df.columns:
-        items = (
-            df.select(pl.col(item_col).alias("item_id"), pl.col("title"))
-            .unique("item_id", keep="first")
-            .sort("item_id")
-        )
-    return Ratings.from_frame(
-        df, user=user_col, item=item_col, rating=rating_col, items=items, name=path.stem
-    )
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".parquet"):
+        try:
+            if suffix == ".parquet":
+                head = pl.read_parquet(path)
+            else:
+                head = pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",")
+        except Exception:  # unreadable here: load_table names the problem below
+            head = None
+        if head is not None and "title" in head.columns and item_col in head.columns:
+            items = head.select(pl.col(item_col).alias("item_id"), pl.col("title")).unique(
+                "item_id", keep="first", maintain_order=True
+            )
+    from rbmrec.errors import DataError
+
+    try:
+        return load_table(path, user=user_col, item=item_col, rating=rating_col, items=items)
+    except DataError as exc:
+        if "column" in str(exc):
+            raise DataError(f"{exc} (command line: --user-col/--item-col/--rating-col)") from exc
+        raise
 
 
 def _load_data(args: argparse.Namespace) -> Any:
@@ -255,7 +145,7 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     hidden = getattr(args, "n_hidden", None)
     lr = getattr(args, "learning_rate", None)
     batch = getattr(args, "batch_size", None)
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
     if key == "rbm":
         from rbmrec import RatingRBM
 
@@ -266,9 +156,11 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
         ):
             if value is not None:
                 kw[name] = value
-        return RatingRBM(
-            hidden if hidden is not None else 100, random_state=seed, progress=progress, **kw
-        )
+        if getattr(args, "orientation", None):
+            kw["orientation"] = args.orientation
+        if hidden is not None:
+            kw["n_hidden"] = hidden
+        return RatingRBM(random_state=seed, progress=progress, **kw)
     if key == "irbm":
         from rbmrec import ImplicitRBM
 
@@ -431,9 +323,11 @@ def _plot(df: Any, path: Path, title: str = "") -> Path:
 def _cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if args.dataset is None and args.data is None:
-        local = _local_dataset("ml-100k")
-        if local is not None and os.environ.get("RBMREC_DATA_DIR"):
+        from rbmrec import datasets
+
+        if datasets.locate("ml-100k") is not None:
             args.dataset = "ml-100k"
+    keys = _parse_models(args.models)
     data = _load_data(args)
     print(f"data: {data!r}")
     real = data.n_ratings > 50_000
@@ -441,10 +335,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "epochs": 12 if real else 20,
         "n_hidden": 64 if real else 50,
     }
+    if args.threads is None:
+        args.threads = 1
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    keys = _parse_models(args.models)
     df, split, models = _run_comparison(data, keys, args)
     print()
     print(f"## Comparison on {data.name or 'the data'} (K={args.k})")
@@ -543,7 +438,9 @@ def _fold_in_row(path: Path, item_ids: list[Any], n_items: int) -> sp.csr_matrix
         except ValueError:
             if line_no == 1:
                 continue  # header
-            raise UsageError(f"{path}, line {line_no}: rating {parts[1]!r} is not a number")
+            raise UsageError(
+                f"{path}, line {line_no}: rating {parts[1]!r} is not a number"
+            ) from None
         idx = lookup.get(parts[0])
         if idx is None:
             unknown.append(parts[0])
@@ -580,10 +477,13 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     user = _index_of(user_ids, args.user)
     recalc = False
     if args.ratings:
+        if getattr(model, "orientation", "user") != "user":
+            raise UsageError(
+                "fold-in (--ratings) needs a user-oriented RatingRBM: this model is item-based; "
+                "refit with `rbmrec fit --model rating-rbm --orientation user ...`"
+            )
         row = _fold_in_row(Path(args.ratings), item_ids, n_items)
         userid, recalc = (user if user is not None else len(user_ids)), True
-        if getattr(model, "orientation", "user") != "user":
-            raise UsageError("fold-in (--ratings) needs a user-oriented model")
     elif user is None:
         raise UsageError(
             f"unknown user {args.user!r}: not in the training data of {model_path}; "
@@ -622,9 +522,9 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    keys = _parse_models(args.models)
     data = _load_data(args)
     print(f"data: {data!r}")
-    keys = _parse_models(args.models)
     df, _, _ = _run_comparison(data, keys, args)
     print()
     print(_table(df), end="")
@@ -640,34 +540,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
+    from rbmrec import datasets
+
     action = args.action
     if action == "list":
-        registry_list = _optional("rbmrec.datasets", "list_datasets")
-        names = list(registry_list()) if registry_list is not None else None
-        if names is None:
-            names = ["demo", "ml-100k", "ml-1m"]
-        for name in names:
-            label = name if isinstance(name, str) else getattr(name, "name", str(name))
-            if label in _SYNTHETIC_WORDS:
-                status = "embedded"
-            else:
-                path = _local_dataset(label)
-                status = f"available at {path}" if path else "not downloaded"
-            print(f"{label:12s} {status}")
+        for name in datasets.list_datasets():
+            if name == datasets.DEMO:
+                print(f"{name:16s} embedded synthetic data (rbmrec.data.demo_ratings)")
+                continue
+            entry = datasets.info(name)
+            path = datasets.locate(name)
+            status = f"available at {path}" if path else f"not downloaded (~{entry.size_mb:g} MB)"
+            print(f"{name:16s} {entry.n_ratings:>11,} ratings  {status}")
         return EXIT_OK
     if not args.name:
-        raise UsageError(f"datasets {action} needs a data set name (e.g. ml-100k)")
+        raise UsageError(f"datasets {action} needs a data set name, e.g. ml-100k")
+    name = args.name.lower()
     if action == "download":
-        download = _optional("rbmrec.datasets", "download")
-        if download is None:
-            raise UsageError(
-                "downloading is not available in this build (rbmrec.datasets missing); "
-                "place the release folder under RBMREC_DATA_DIR instead"
-            )
-        path = download(args.name)
-        print(f"{args.name}: {path}")
+        if name in _SYNTHETIC_WORDS:
+            print(f"{name} is embedded; nothing to download")
+            return EXIT_OK
+        path = datasets.download(name, progress=True)
+        print(f"{name} is at {path}")
         return EXIT_OK
-    data = _load_dataset(args.name)
+    if name in _SYNTHETIC_WORDS:
+        data = _demo_ratings()
+    else:
+        datasets.info(name)  # unknown names fail here, before any download
+        data = datasets.load(name, download=False)
     print(data.describe())
     return EXIT_OK
 
@@ -725,6 +625,13 @@ def _add_hyper_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--learning-rate", type=_positive_float, help="learning rate")
     g.add_argument("--batch-size", type=_positive_int, help="rows per mini-batch")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="numba threads for the RBMs (0: numba's default; demo default 1, which is "
+        "fastest for small data and on busy machines)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -783,6 +690,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="model to fit (rating-rbm)",
     )
     _add_hyper_args(p)
+    p.add_argument(
+        "--orientation",
+        choices=("user", "item"),
+        help="rating-rbm: one RBM per user (needed for fold-in of new users) or per item "
+        "(the model's default)",
+    )
     p.add_argument(
         "--validation-fraction",
         type=_fraction,
