@@ -95,8 +95,8 @@ ALS_GRIDS: dict[str, dict[str, list[Any]]] = {
     },
     "full": {
         "factors": [32, 64, 128],
-        "regularization": [0.1, 1.0, 10.0, 30.0],
-        "alpha": [1.0, 5.0, 20.0],
+        "regularization": [1.0, 10.0, 30.0, 100.0],
+        "alpha": [1.0, 5.0],
         "iterations": [15],
     },
 }
