@@ -374,6 +374,11 @@ class Ratings:
                 if duplicates == "mean":
                     counts = np.diff(np.r_[start, key.size])
                     data = np.add.reduceat(data, start) / counts
+                    if np.any(data == 0):
+                        raise DataError(
+                            "duplicate ratings average to 0, which sparse storage cannot "
+                            "hold; use duplicates='last' or shift the scale"
+                        )
                 else:
                     data = data[last]
                 key = key[start]
@@ -549,7 +554,7 @@ def _mask_csr(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     kept_before = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     indptr = kept_before[m.indptr]
-    return make_csr(m.data[keep].copy(), m.indices[keep], indptr, m.shape)
+    return make_csr(m.data[keep], m.indices[keep], indptr, m.shape)
 
 
 def _id_map(ids: Any, n: int, what: str) -> IdMap:

@@ -213,6 +213,7 @@ def make_ratings(
     seed: int = 0,
     chunk_ratings: int = 4_000_000,
     name: str = "synthetic",
+    n_levels: int | None = None,
 ) -> Ratings:
     """Draw a synthetic ratings data set with planted taste groups.
 
@@ -251,6 +252,8 @@ def make_ratings(
     chunk_ratings : int, default 4,000,000
         Ratings generated per chunk (bounds temporary memory).
     name : str, default "synthetic"
+    n_levels : int, optional
+        Same as ``levels=n_levels`` (levels ``1..n_levels``).
 
     Returns
     -------
@@ -278,6 +281,10 @@ def make_ratings(
         raise ValueError(f"exposure must be > 0, got {exposure!r}")
     if chunk_ratings < 1:
         raise ValueError(f"chunk_ratings must be >= 1, got {chunk_ratings!r}")
+    if n_levels is not None:
+        if levels is not None:
+            raise ValueError("give levels or n_levels, not both")
+        levels = n_levels
     lv = _levels(levels, scale)
     if lv is None:
         low, high = float(scale[0]), float(scale[1])  # type: ignore[index]

@@ -109,6 +109,9 @@ def test_continuous_scale_and_custom_levels():
     assert set(np.unique(h.user_items.data).tolist()) <= {v / 2 for v in range(1, 11)}
     b = make_ratings(100, 50, density=0.2, levels=2)
     assert b.values.tolist() == [1.0, 2.0]
+    ten = make_ratings(100, 50, density=0.2, n_levels=10)
+    assert ten.values.tolist() == list(range(1, 11))
+    assert ten.user_items.data.max() <= 10
 
 
 @pytest.mark.parametrize(
@@ -123,6 +126,7 @@ def test_continuous_scale_and_custom_levels():
         ({"noise": -1}, "noise must be"),
         ({"exposure": 0}, "exposure must be > 0"),
         ({"levels": 1}, "levels must be >= 2"),
+        ({"levels": 5, "n_levels": 5}, "not both"),
         ({"min_per_user": 500}, "min_per_user"),
     ],
 )
