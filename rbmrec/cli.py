@@ -142,6 +142,8 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     """A fresh model for a ``--models`` key with the command's hyperparameters."""
     seed = int(args.seed)
     epochs = getattr(args, "epochs", None)
+    if epochs is None:
+        epochs = getattr(args, "model_epochs", {}).get(key)
     hidden = getattr(args, "n_hidden", None)
     lr = getattr(args, "learning_rate", None)
     batch = getattr(args, "batch_size", None)
@@ -330,16 +332,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     keys = _parse_models(args.models)
     data = _load_data(args)
     print(f"data: {data!r}")
+    # Modest settings so the demo takes well under two minutes on two busy cores; the
+    # rating RBM is cheap per epoch, the implicit one (all items per user) is not.
     real = data.n_ratings > 50_000
-    defaults = {
-        "epochs": 12 if real else 20,
-        "n_hidden": 64 if real else 50,
-    }
+    args.model_epochs = {"rbm": 30, "irbm": 10} if real else {"rbm": 60, "irbm": 12}
+    if args.n_hidden is None:
+        args.n_hidden = 64 if real else 50
     if args.threads is None:
         args.threads = 1
-    for k, v in defaults.items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
     df, split, models = _run_comparison(data, keys, args)
     print()
     print(f"## Comparison on {data.name or 'the data'} (K={args.k})")
