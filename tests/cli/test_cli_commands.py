@@ -245,3 +245,31 @@ def test_demo_on_small_file(work: Path) -> None:
     assert "Top-10 from RatingRBM for user" in out
     assert "Movie" in out.split("Top-10 from ImplicitRBM", 1)[1]
     assert "demo finished" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_fit_ctrl_c_keeps_model(work: Path) -> None:
+    import signal
+    import time
+
+    out = work / "interrupted.npz"
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env.pop("RBMREC_DATA_DIR", None)
+    with open(work / "fit.err", "w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "rbmrec", "fit", "--data", "ratings.csv",
+                "--model", "implicit-rbm", "--epochs", "100000", "--n-hidden", "8",
+                "--threads", "1", "--out", str(out),
+            ],
+            cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while "epochs:" not in (work / "fit.err").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # a few epochs in
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (work / "fit.err").read_text()
+    assert "model written to" in stdout
+    assert out.is_file() and Path(str(out) + ".ids.json").is_file()
