@@ -175,11 +175,6 @@ def _check_scale(ratings: np.ndarray, scale: np.ndarray, release: str, where: An
 # --------------------------------------------------------------------------- ratings files
 
 
-def read_tab_ratings(source: Source, base: str) -> tuple[pl.DataFrame, Any]:
-    """Parse a 100K-style tab separated ratings file (``u.data``, ``u1.base`` ...)."""
-    return _read_100k_ratings(source, base)
-
-
 def _read_100k_ratings(source: Source, base: str) -> tuple[pl.DataFrame, Any]:
     return read_delimited(source.read(base), source.label(base), "\t", (*_RATING_FIELDS, _TS))
 

@@ -437,20 +437,7 @@ class Ratings:
                 f"rating column {rating!r} must be numeric, got {rcol.dtype} "
                 f"(first value {rcol[0]!r})"
             )
-        ts = None
-        if timestamp:
-            tcol = df[timestamp]
-            if tcol.dtype == pl.Date:
-                tcol = tcol.cast(pl.Datetime("ms"))
-            if isinstance(tcol.dtype, pl.Datetime):
-                ts = (tcol.dt.epoch("ms") // 1000).to_numpy()
-            elif tcol.dtype.is_integer():
-                ts = tcol.to_numpy()
-            else:
-                raise DataError(
-                    f"timestamp column {timestamp!r} must hold integers or datetimes, "
-                    f"got {tcol.dtype}"
-                )
+        ts = _timestamp_column(df[timestamp], timestamp) if timestamp else None
         return cls.from_arrays(
             _id_column(df[user], user, where),
             _id_column(df[item], item, where),
@@ -578,6 +565,17 @@ def _id_column(col: pl.Series, name: str, where: Callable[[int], str]) -> np.nda
             raise DataError(f"{where(bad[0])}: id column {name!r} holds non-integer {arr[bad[0]]}")
         return arr.astype(np.int64)
     raise DataError(f"id column {name!r} must hold integers or strings, got {col.dtype}")
+
+
+def _timestamp_column(col: pl.Series, name: str) -> np.ndarray:
+    """Seconds since the epoch (int64) from an integer, date or datetime column."""
+    if col.dtype == pl.Date:
+        col = col.cast(pl.Datetime("ms"))
+    if isinstance(col.dtype, pl.Datetime):
+        return (col.dt.epoch("ms") // 1000).to_numpy()
+    if col.dtype.is_integer():
+        return col.cast(pl.Int64).to_numpy()
+    raise DataError(f"timestamp column {name!r} must hold integers or datetimes, got {col.dtype}")
 
 
 def _aligned_timestamps(ts: Any, m: sp.csr_matrix) -> sp.csr_matrix:

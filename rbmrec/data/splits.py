@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.data.ratings import _mask_csr, as_rating_csr, make_csr, row_of_entries
+from rbmrec.data._io import Source
+from rbmrec.data.movielens import ML100K_FOLDS, load_movielens, read_fold_part
+from rbmrec.data.ratings import (
+    _aligned_timestamps,
+    _mask_csr,
+    as_rating_csr,
+    make_csr,
+    row_of_entries,
+)
 from rbmrec.data.split import Split
 from rbmrec.errors import DataError
 
@@ -65,20 +73,13 @@ def _matrix(data: Any) -> sp.csr_matrix:
 
 def _timestamps(data: Any, timestamps: Any) -> np.ndarray:
     """Timestamps of the stored entries, in CSR order (int64, shape (nnz,))."""
-    m = as_rating_csr(data)
     ts = timestamps if timestamps is not None else getattr(data, "timestamps", None)
     if ts is None:
         raise DataError(
             "temporal_split needs timestamps: this data set has none (e.g. the ML-1M copy "
             "without its timestamp column); pass timestamps= or use a random split"
         )
-    t = sp.csr_matrix(ts)
-    t.sort_indices()
-    if t.shape != m.shape or not (
-        np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
-    ):
-        raise DataError("timestamps must have the same shape and sparsity pattern as the ratings")
-    return np.asarray(t.data).astype(np.int64, copy=False)
+    return _aligned_timestamps(ts, as_rating_csr(data)).data
 
 
 def _parts(
@@ -358,9 +359,6 @@ def movielens_folds(
     seed : int, default 0
         For the validation part only.
     """
-    from rbmrec.data._io import Source
-    from rbmrec.data.movielens import ML100K_FOLDS, load_movielens, read_fold_part
-
     if isinstance(folds, str):
         folds = (folds,)
     unknown = [f for f in folds if f not in ML100K_FOLDS]

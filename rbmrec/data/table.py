@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from rbmrec.data._io import line_text
-from rbmrec.data.ratings import Duplicates, Ratings
+from rbmrec.data.ratings import Duplicates, Ratings, _id_column, _timestamp_column
 from rbmrec.errors import DataError
 
 _SEPARATORS = {".tsv": "\t", ".tab": "\t", ".csv": ","}
@@ -159,7 +159,7 @@ def load_table(
     elif not rat.dtype.is_numeric():
         raise DataError(f"{path}: rating column {cols['rating']!r} has type {rat.dtype}")
     rat = rat.cast(pl.Float64)
-    ids = {key: _ids(df[key]) for key in ("user", "item")}
+    ids = {key: _ids(df[key], cols[key], lambda k: where(rows[k])) for key in ("user", "item")}
     for key, arr in ids.items():
         if arr.dtype.kind == "i":
             neg = np.flatnonzero(arr < 0)
@@ -167,7 +167,7 @@ def load_table(
                 raise fail(int(neg[0]), f"negative {key} id {arr[neg[0]]}")
     ts = None
     if timestamp is not None:
-        ts = _timestamps(df["timestamp"], fail)
+        ts = _timestamps(df["timestamp"], cols["timestamp"], fail)
     return Ratings.from_arrays(
         ids["user"],
         ids["item"],
@@ -181,31 +181,22 @@ def load_table(
     )
 
 
-def _ids(col: pl.Series) -> np.ndarray:
+def _ids(col: pl.Series, name: str, where: Any) -> np.ndarray:
     """Integer ids when every value parses as one, else strings."""
-    if col.dtype.is_integer():
-        return col.cast(pl.Int64).to_numpy()
     if col.dtype == pl.String:
         stripped = col.str.strip_chars()
         as_int = stripped.cast(pl.Int64, strict=False)
         if as_int.null_count() == 0:
             return as_int.to_numpy()
         return stripped.to_numpy().astype(str)
-    if col.dtype.is_float():
-        arr = col.to_numpy()
-        if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            return arr.astype(np.int64)
-    return col.cast(pl.String).to_numpy().astype(str)
+    return _id_column(col, name, where)
 
 
-def _timestamps(col: pl.Series, fail: Any) -> np.ndarray:
-    if col.dtype == pl.Date:
-        return col.cast(pl.Int64).to_numpy() * 86_400
-    if isinstance(col.dtype, pl.Datetime):
-        return (col.dt.epoch("ms") // 1000).to_numpy()
-    if col.dtype.is_integer():
-        return col.cast(pl.Int64).to_numpy()
-    text = col.cast(pl.String).str.strip_chars()
+def _timestamps(col: pl.Series, name: str, fail: Any) -> np.ndarray:
+    """Seconds since the epoch from integers, dates or ISO date/datetime text."""
+    if col.dtype != pl.String:
+        return _timestamp_column(col, name)
+    text = col.str.strip_chars()
     as_int = text.cast(pl.Int64, strict=False)
     if as_int.null_count() == 0:
         return as_int.to_numpy()
@@ -214,4 +205,4 @@ def _timestamps(col: pl.Series, fail: Any) -> np.ndarray:
     if bad.any():
         k = int(bad.arg_true()[0])
         raise fail(k, f"timestamp {text[k]!r} is neither an integer nor a date")
-    return (as_dt.dt.epoch("ms") // 1000).to_numpy()
+    return _timestamp_column(as_dt, name)
