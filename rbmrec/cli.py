@@ -33,7 +33,6 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 
-_MOVIELENS_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small")
 _SYNTHETIC_WORDS = ("demo", "synthetic")
 _MODEL_KEYS = ("rbm", "irbm", "als", "bpr", "pop", "bias")
 _MODEL_NAMES = {
@@ -114,7 +113,9 @@ def _load_data(args: argparse.Namespace) -> Any:
         return _demo_ratings()
     path = Path(data)
     if not path.exists():
-        if data.lower() in _MOVIELENS_NAMES:
+        from rbmrec import datasets
+
+        if data.lower() in datasets.list_datasets():
             return _load_dataset(data.lower())
         raise FileNotFoundError(f"--data {data}: no such file or folder")
     if path.is_dir() or path.suffix.lower() == ".zip":
