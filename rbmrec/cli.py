@@ -305,7 +305,9 @@ def _plot(df: Any, path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     names = df["model"].to_list()
-    panels = [(c, c.upper()) for c in ("rmse", "ndcg") if df[c].null_count() < df.height]
+    k = df["K"][0] if "K" in df.columns and df.height else 10
+    labels = {"rmse": "RMSE (lower is better)", "ndcg": f"NDCG@{k} (higher is better)"}
+    panels = [(c, labels[c]) for c in ("rmse", "ndcg") if df[c].null_count() < df.height]
     panels.append(("fit_seconds", "fit seconds"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     axes = np.atleast_1d(axes)

@@ -273,3 +273,18 @@ def test_fit_ctrl_c_keeps_model(work: Path) -> None:
     assert proc.returncode == 0, (work / "fit.err").read_text()
     assert "model written to" in stdout
     assert out.is_file() and Path(str(out) + ".ids.json").is_file()
+
+
+@pytest.mark.slow
+def test_default_demo_runs(tmp_path: Path) -> None:
+    """``make demo``'s command on the embedded data: table, sample user, under two minutes."""
+    import time
+
+    t0 = time.perf_counter()
+    res = run("demo", "--quiet", cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    for name in ("RatingRBM", "ImplicitRBM", "Bias", "ALS"):
+        assert f"| {name} |" in res.stdout
+    assert "Comparison on demo" in res.stdout
+    assert res.stdout.count("Film") >= 20
+    assert time.perf_counter() - t0 < 240  # two minutes on an idle 2-core machine
