@@ -288,3 +288,39 @@ def test_default_demo_runs(tmp_path: Path) -> None:
     assert "Comparison on demo" in res.stdout
     assert res.stdout.count("Film") >= 20
     assert time.perf_counter() - t0 < 240  # two minutes on an idle 2-core machine
+
+
+def test_movielens_folder_and_zip(work: Path) -> None:
+    import zipfile
+
+    folder = work / "ml-100k"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    rows = {(u, i) for u, i in zip(rng.integers(1, 30, 400), rng.integers(1, 25, 400), strict=True)}
+    lines = [f"{u}\t{i}\t{int(rng.integers(1, 6))}\t8812{k:05d}" for k, (u, i) in enumerate(rows)]
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    res = run("evaluate", "--data", str(folder), "--models", "pop,bias", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert "| Bias |" in res.stdout
+    with zipfile.ZipFile(work / "ml-100k.zip", "w") as zf:
+        zf.write(folder / "u.data", "ml-100k/u.data")
+    res = run("evaluate", "--data", "ml-100k.zip", "--models", "pop", cwd=work)
+    assert res.returncode == 0, res.stderr
+
+
+def test_datasets_download_demo_is_a_no_op(work: Path) -> None:
+    res = run("datasets", "download", "demo", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert "embedded" in res.stdout
+
+
+def test_unexpected_error_exit_1(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from rbmrec import cli
+
+    def boom(args):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cli, "_cmd_datasets", boom)
+    assert cli.main(["datasets", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "kaboom" in err and "unexpected" in err
