@@ -16,6 +16,7 @@ that let ``recommend`` speak in the ids of the user's files:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -148,35 +149,23 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     hidden = getattr(args, "n_hidden", None)
     lr = getattr(args, "learning_rate", None)
     batch = getattr(args, "batch_size", None)
-    kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
-    if key == "rbm":
-        from rbmrec import RatingRBM
+    if key in ("rbm", "irbm"):
+        from rbmrec import ImplicitRBM, RatingRBM
 
+        kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
         for name, value in (
+            ("n_hidden", hidden),
             ("n_epochs", epochs),
             ("learning_rate", lr),
             ("batch_size", batch),
         ):
-            if value is not None:
+            if value is not None:  # otherwise the model's own default
                 kw[name] = value
-        if getattr(args, "orientation", None):
-            kw["orientation"] = args.orientation
-        if hidden is not None:
-            kw["n_hidden"] = hidden
-        return RatingRBM(random_state=seed, progress=progress, **kw)
-    if key == "irbm":
-        from rbmrec import ImplicitRBM
-
-        for name, value in (
-            ("n_epochs", epochs),
-            ("learning_rate", lr),
-            ("batch_size", batch),
-        ):
-            if value is not None:
-                kw[name] = value
-        return ImplicitRBM(
-            hidden if hidden is not None else 300, random_state=seed, progress=progress, **kw
-        )
+        if key == "rbm":
+            if getattr(args, "orientation", None):
+                kw["orientation"] = args.orientation
+            return RatingRBM(random_state=seed, progress=progress, **kw)
+        return ImplicitRBM(random_state=seed, progress=progress, **kw)
     from rbmrec.evaluation import BiasBaseline, ImplicitALS, ImplicitBPR, Popularity
 
     if key == "als":
@@ -215,11 +204,9 @@ class _Announced:
         self._stream = stream or sys.stdout
 
     def fit(self, user_items: Any, validation: Any = None) -> Any:
-        from rbmrec.evaluation.harness import _accepts_validation
-
         print(f"fitting {self._label} ...", file=self._stream, flush=True)
         t0 = time.perf_counter()
-        if validation is not None and _accepts_validation(self._model.fit):
+        if validation is not None and "validation" in inspect.signature(self._model.fit).parameters:
             self._model.fit(user_items, validation=validation)
         else:
             self._model.fit(user_items)
@@ -348,24 +335,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"## Comparison on {data.name or 'the data'} (K={args.k})")
     print()
     print(_table(df), end="")
-    # Sample user: the one with most training ratings, so the list is personal.
+    print(
+        f"\nrmse/mae: held-out ratings; ndcg, precision, recall, hit_rate: top-{args.k} lists "
+        f"with training items excluded, held-out ratings >= {args.relevance_threshold:g} "
+        "relevant; coverage: share of items ever recommended; times in seconds."
+    )
+    # Sample user: the one with most training ratings, so the lists are personal.
     counts = np.diff(split.train.indptr)
     user = int(np.argmax(counts))
     raw_user = data.user_ids.to_raw(np.array([user]))[0]
+    row = split.train[user]
+    top = row.indices[np.argsort(-row.data, kind="stable")[:5]]
+    print()
+    print(f"## Sample user {raw_user} ({counts[user]} training ratings)")
+    print()
+    print("rated highly: " + "; ".join(data.item_titles(top)))
     for key in ("rbm", "irbm"):
         if key not in keys:
             continue
         model = models[_MODEL_NAMES[key]]
-        ids, scores = model.recommend(user, split.train[user], N=10)
+        ids, scores = model.recommend(user, row, N=10)
         print()
-        print(f"## Top-10 from {_MODEL_NAMES[key]} for user {raw_user} ({counts[user]} ratings)")
-        print()
+        print(f"Top-10 from {_MODEL_NAMES[key]} (score):")
         for rank, (i, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True), 1):
             print(f"{rank:3d}. {data.item_titles([i])[0]}  ({s:.3f})")
-    row = split.train[user]
-    top = row.indices[np.argsort(-row.data, kind="stable")[:5]]
-    print()
-    print(f"user {raw_user} rated highly: " + "; ".join(data.item_titles(top)))
     _write_outputs(df, args, {"command": "demo", "data": data.name})
     print(f"\ndemo finished in {time.perf_counter() - t_start:.1f} s")
     return EXIT_OK
