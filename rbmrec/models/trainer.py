@@ -12,6 +12,9 @@ with batch statistics ``g`` (positive minus negative phase, summed over the batc
     velocity = momentum * velocity + learning_rate * (g / n_batch - weight_decay * p)
     p += velocity
 
+with ``learning_rate = config.learning_rate * config.lr_decay ** epoch`` (0-based epoch; the
+default ``lr_decay=1`` keeps it constant). Each epoch's rate is recorded in the history.
+
 Weight decay applies only to the parameters a model lists in ``decay`` (weights, not biases).
 """
 
@@ -116,6 +119,7 @@ class TrainerConfig:
     weight_decay: float = 0.001
     cd_steps: CDSchedule = 1
     momentum_warmup: int = 0
+    lr_decay: float = 1.0
     patience: int | None = None
     monitor: str = "valid_rmse"
     progress: bool = False
@@ -141,6 +145,11 @@ class TrainerConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        lrd = self.lr_decay
+        if isinstance(lrd, bool) or not isinstance(lrd, int | float | np.number):
+            raise TypeError(f"lr_decay must be a number, got {type(self.lr_decay).__name__}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.momentum_warmup < 0:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
         if self.patience is not None and self.patience < 1:
@@ -164,7 +173,8 @@ def _apply(
     grads: Mapping[str, np.ndarray],
     scale: float,
     mom: float,
-    config: TrainerConfig,
+    lr: float,
+    weight_decay: float,
     decay: frozenset[str],
 ) -> None:
     """One momentum step for every parameter that has a gradient."""
@@ -173,8 +183,8 @@ def _apply(
         v = velocity[name]
         v *= mom
         v += scale * g
-        if name in decay and config.weight_decay > 0:
-            v -= (config.learning_rate * config.weight_decay) * p
+        if name in decay and weight_decay > 0:
+            v -= (lr * weight_decay) * p
         p += v
 
 
@@ -252,6 +262,7 @@ def train(
         for e in range(config.n_epochs):
             epoch = start_epoch + e
             k = cd_steps_at(schedule, epoch)
+            lr = config.learning_rate * config.lr_decay**epoch
             mom = config.momentum if epoch >= config.momentum_warmup else 0.5 * config.momentum
             t0 = time.perf_counter()
             snapshot = {n: p.copy() for n, p in params.items()}
@@ -260,10 +271,10 @@ def train(
             for start in range(0, n_rows, config.batch_size):
                 rows = order[start : start + config.batch_size].astype(np.int64)
                 grads, stats = step(rows, k, rng)
-                scale = config.learning_rate / len(rows)
+                scale = lr / len(rows)
                 # Overflow shows up as inf/NaN and is reported once, below, with context.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    _apply(params, velocity, grads, scale, mom, config, decay)
+                    _apply(params, velocity, grads, scale, mom, lr, config.weight_decay, decay)
                 for key, val in stats.items():
                     sums[key] = sums.get(key, 0.0) + float(val)
             bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
@@ -278,7 +289,11 @@ def train(
                     f"their values before that epoch."
                 )
             count = sums.pop("count", float(n_rows))
-            record: dict[str, float] = {"epoch": float(epoch + 1), "cd_steps": float(k)}
+            record: dict[str, float] = {
+                "epoch": float(epoch + 1),
+                "cd_steps": float(k),
+                "learning_rate": lr,
+            }
             record.update({key: val / max(count, 1.0) for key, val in sums.items()})
             if evaluate is not None:
                 record.update({key: float(v) for key, v in evaluate(epoch).items()})

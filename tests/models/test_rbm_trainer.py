@@ -64,3 +64,24 @@ def test_divergence_names_epoch_and_hyperparameters_and_restores_params():
     assert "cd_steps=2" in msg and "momentum=0.2" in msg
     assert np.all(np.isfinite(params["W"]))
     assert params["W"][0] > 0  # the two good epochs' updates are kept
+
+
+def test_lr_decay_scales_each_epoch_step_geometrically():
+    # A constant gradient of 1 and no momentum moves p by exactly lr * decay**epoch per epoch.
+    params = {"p": np.zeros(1)}
+
+    def step(rows, k, rng):
+        return {"p": np.full(1, float(len(rows)))}, {}
+
+    cfg = TrainerConfig(
+        n_epochs=3, batch_size=4, learning_rate=0.5, momentum=0.0, weight_decay=0.0, lr_decay=0.5
+    )
+    res = train(params, step, 4, cfg, np.random.default_rng(0))
+    assert [r["learning_rate"] for r in res.history] == [0.5, 0.25, 0.125]
+    assert params["p"][0] == pytest.approx(0.875)
+
+
+@pytest.mark.parametrize("bad,exc", [(0.0, ValueError), (1.5, ValueError), ("x", TypeError)])
+def test_lr_decay_rejects_bad_values(bad, exc):
+    with pytest.raises(exc, match="lr_decay"):
+        TrainerConfig(lr_decay=bad).validate()
