@@ -25,6 +25,12 @@ from numba import njit, prange
 from rbmrec.engine._math import sigmoid, softplus
 from rbmrec.engine._random import uniform
 
+#: Floating-point flags of the inner dot products and axpys: reassociation lets LLVM
+#: vectorise the sums over hidden units (results change only in the last bits, identically
+#: for every thread count); no ``nnan``/``ninf``, so the max-shifted softmax and the
+#: divergence checks see infinities and NaNs as usual.
+_DOT_MATH = {"reassoc", "contract", "nsz"}
+
 #: Negative-phase modes of :func:`softmax_cd`.
 NEG_SAMPLE = 0  # v_k sampled one-hot, statistics from p(h | v_k): the CD-k estimator
 NEG_MEAN_FIELD = 1  # last visible step uses the softmax probabilities (lower variance)
@@ -105,14 +111,17 @@ def softmax_free_energy(indptr, indices, levels, rows, W, b, c, hidden_offset):
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=_DOT_MATH)
 def _visible_softmax(i, h, W, b, probs):
-    """Fill ``probs`` (n_levels,) with p(v_i = k | h) for hidden vector ``h`` (max-shifted)."""
+    """Fill ``probs`` (n_levels,) with p(v_i = k | h) for hidden vector ``h`` (max-shifted).
+
+    Accumulates in the parameters' dtype; the dot products may be reassociated (SIMD).
+    """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
     top = -np.inf
     for k in range(n_levels):
-        a = np.float64(b[i, k])
+        a = b[i, k]
         for j in range(n_hidden):
             a += W[i, k, j] * h[j]
         probs[k] = a
@@ -183,34 +192,49 @@ def _group_entries(indptr, indices, rows, off, n_visible):
     return gptr, grow, gent
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
 def _cd_chains(
-    indptr, indices, levels, rows, W, b, hpos_in, cd_steps, states, chain_levels, use_chain,
-    neg_mode, off, vneg, hneg, hsamp, recon,
+    indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+    use_chain, neg_mode, off, vneg, hpos, hneg, recon,
 ):  # fmt: skip
-    """Negative phase of every batch row (parallel over rows); fills vneg, hneg, recon."""
+    """Both phases of every batch row (parallel over rows); fills hpos, vneg, hneg, recon.
+
+    Buffers are in the parameters' dtype so the loops over hidden units vectorise.
+    """
     n_batch = rows.shape[0]
     n_hidden = W.shape[2]
     n_levels = W.shape[1]
+    has_off = hidden_offset.shape[0] > 0
     for r in prange(n_batch):
         u = rows[r]
         start = indptr[u]
         q0 = off[r]
         n_obs = indptr[u + 1] - start
-        probs = np.empty(n_levels, dtype=np.float64)
+        probs = np.empty(n_levels, dtype=W.dtype)
         cur = np.empty(n_obs, dtype=np.int8)
-        x = np.empty(n_hidden, dtype=np.float64)
+        base = np.empty(n_hidden, dtype=W.dtype)
+        x = np.empty(n_hidden, dtype=W.dtype)
+        hs = np.empty(n_hidden, dtype=W.dtype)
+        for j in range(n_hidden):
+            base[j] = c[j] + hidden_offset[r, j] if has_off else c[j]
+        # Positive phase: p(h | v_data).
+        for j in range(n_hidden):
+            x[j] = base[j]
+        for t in range(n_obs):
+            i = indices[start + t]
+            k = levels[start + t]
+            for j in range(n_hidden):
+                x[j] += W[i, k, j]
+        for j in range(n_hidden):
+            hpos[r, j] = sigmoid(x[j])
         # Hidden probabilities of the chain's starting visible state.
         if use_chain:
-            for t in range(n_obs):
-                cur[t] = chain_levels[start + t]
-            # p(h | chain state) needs the chain state's own pre-activation; hneg holds
-            # c + offset on entry (see softmax_cd).
             for j in range(n_hidden):
-                x[j] = hneg[r, j]
+                x[j] = base[j]
             for t in range(n_obs):
                 i = indices[start + t]
-                k = cur[t]
+                k = chain_levels[start + t]
+                cur[t] = k
                 for j in range(n_hidden):
                     x[j] += W[i, k, j]
             for j in range(n_hidden):
@@ -219,26 +243,26 @@ def _cd_chains(
             for t in range(n_obs):
                 cur[t] = levels[start + t]
             for j in range(n_hidden):
-                x[j] = hpos_in[r, j]
+                x[j] = hpos[r, j]
         sq = 0.0
         for step in range(cd_steps):
             last = step == cd_steps - 1
             for j in range(n_hidden):
-                hsamp[r, j] = 1.0 if uniform(states, r) < x[j] else 0.0
-            # Pre-activation of the new hidden layer starts from c + offset (kept in hneg).
+                hs[j] = 1.0 if uniform(states, r) < x[j] else 0.0
             for j in range(n_hidden):
-                x[j] = hneg[r, j]
+                x[j] = base[j]
             for t in range(n_obs):
                 i = indices[start + t]
-                _visible_softmax(i, hsamp[r], W, b, probs)
+                _visible_softmax(i, hs, W, b, probs)
                 k = _draw_level(probs, uniform(states, r))
                 cur[t] = k
                 q = q0 + t
                 if last and neg_mode == NEG_MEAN_FIELD:
                     for kk in range(n_levels):
-                        vneg[q, kk] = probs[kk]
+                        pk = probs[kk]
+                        vneg[q, kk] = pk
                         for j in range(n_hidden):
-                            x[j] += probs[kk] * W[i, kk, j]
+                            x[j] += pk * W[i, kk, j]
                 else:
                     for j in range(n_hidden):
                         x[j] += W[i, k, j]
@@ -262,30 +286,35 @@ def _cd_chains(
                 chain_levels[start + t] = cur[t]
 
 
+@njit(cache=True, inline="always", fastmath=_DOT_MATH)
+def _accumulate_group(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb):
+    """gW[i], gb[i] of one visible group, its entries added in batch order."""
+    n_levels = gW.shape[1]
+    n_hidden = gW.shape[2]
+    for k in range(n_levels):
+        gb[i, k] = 0.0
+        for j in range(n_hidden):
+            gW[i, k, j] = 0.0
+    for e in range(gptr[i], gptr[i + 1]):
+        r = grow[e]
+        q = gent[e]
+        kd = levels_b[q]
+        gb[i, kd] += 1.0
+        for j in range(n_hidden):
+            gW[i, kd, j] += hpos[r, j]
+        for k in range(n_levels):
+            vk = vneg[q, k]
+            if vk != 0.0:
+                gb[i, k] -= vk
+                for j in range(n_hidden):
+                    gW[i, k, j] -= vk * hneg[r, j]
+
+
 @njit(cache=True, parallel=True)
 def _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
-    n_visible = gW.shape[0]
-    n_levels = gW.shape[1]
-    n_hidden = gW.shape[2]
-    for i in prange(n_visible):
-        for k in range(n_levels):
-            gb[i, k] = 0.0
-            for j in range(n_hidden):
-                gW[i, k, j] = 0.0
-        for e in range(gptr[i], gptr[i + 1]):
-            r = grow[e]
-            q = gent[e]
-            kd = levels_b[q]
-            gb[i, kd] += 1.0
-            for j in range(n_hidden):
-                gW[i, kd, j] += hpos[r, j]
-            for k in range(n_levels):
-                vk = vneg[q, k]
-                if vk != 0.0:
-                    gb[i, k] -= vk
-                    for j in range(n_hidden):
-                        gW[i, k, j] -= vk * hneg[r, j]
+    for i in prange(gW.shape[0]):
+        _accumulate_group(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb)
 
 
 @njit(cache=True)
@@ -346,21 +375,15 @@ def softmax_cd(
     n_batch = rows.shape[0]
     n_hidden = c.shape[0]
     n_levels = W.shape[1]
-    hpos = softmax_hidden_probs(indptr, indices, levels, rows, W, c, hidden_offset)
     off = _batch_offsets(indptr, rows)
     nnz_b = off[n_batch]
-    # hneg carries c + offset into the chain kernel, which overwrites it with p(h | v_k).
+    hpos = np.empty((n_batch, n_hidden), dtype=W.dtype)
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
-    has_off = hidden_offset.shape[0] > 0
-    for r in range(n_batch):
-        for j in range(n_hidden):
-            hneg[r, j] = c[j] + (hidden_offset[r, j] if has_off else 0.0)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
-    hsamp = np.empty((n_batch, n_hidden), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
     _cd_chains(
-        indptr, indices, levels, rows, W, b, hpos, cd_steps, states, chain_levels, use_chain,
-        neg_mode, off, vneg, hneg, hsamp, recon,
+        indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+        use_chain, neg_mode, off, vneg, hpos, hneg, recon,
     )  # fmt: skip
     gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
     levels_b = _gather_levels(indptr, levels, rows, off)

@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rbmrec.engine.update import apply_momentum
 from rbmrec.errors import TrainingDivergedError
 
 log = logging.getLogger(__name__)
@@ -179,13 +180,8 @@ def _apply(
 ) -> None:
     """One momentum step for every parameter that has a gradient."""
     for name, g in grads.items():
-        p = params[name]
-        v = velocity[name]
-        v *= mom
-        v += scale * g
-        if name in decay and weight_decay > 0:
-            v -= (lr * weight_decay) * p
-        p += v
+        lr_wd = lr * weight_decay if name in decay else 0.0
+        apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
 
 
 def train(
