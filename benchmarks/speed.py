@@ -1,0 +1,800 @@
+"""Training and inference speed of the RBM recommenders, against a dense numpy reference (issue 8).
+
+Usage::
+
+    python benchmarks/speed.py                               # ML-1M and 10M synthetic ratings
+    python benchmarks/speed.py --datasets synth-100m --epochs 1 --models rating-user-cd1
+    python benchmarks/speed.py --quick                       # tiny smoke run (seconds)
+    python benchmarks/speed.py --json out.json --csv out.csv
+
+Every configuration (model x data x threads) runs in a fresh Python process, so its peak
+resident memory (``ru_maxrss``: data, model and training together) is its own, and the numba
+and BLAS thread counts are set before anything is imported. What is measured:
+
+- **s/epoch**: mean wall time of the trainer's epochs (``model.history_``), after a warm-up
+  fit on tiny data in the same process compiled (or loaded) every kernel; **ratings/s** is
+  the training ratings divided by it.
+- **predict/s**: ``model.predict(users, items)`` for every test rating of the ML-1M 90/10
+  split (seed 0), best of three calls; the model is trained on the 90 % part.
+- **recommend s**: ``model.recommend(all_user_ids, train, N=10)``, one batch call for every
+  user. When a first batch of users shows the full call would exceed ``--recommend-budget``,
+  the time is extrapolated from that batch and marked ``~``.
+- **cold start**: in a process whose ``NUMBA_CACHE_DIR`` is a fresh temporary folder, the
+  first tiny fit + predict + recommend (compilation included) minus the second (warm); then
+  the same in a second process that finds the cache filled by the first.
+- **dense reference**: the textbook CD-1 epoch of the user-based softmax RBM
+  (:class:`DenseSoftmaxRBM`: one-hot ``V`` of shape (batch, n_items, K), BLAS products over
+  all items, masked softmax), float32, same batch size and hyperparameters, timed in the same
+  run on the same data. Large data: a fixed number of batches (``--dense-batches``) is timed
+  and the epoch extrapolated (marked ``~``). ``vs dense`` = reference s/epoch / engine s/epoch
+  for the RatingRBM user CD-1 rows.
+
+Synthetic data have Netflix's shape (17,770 items; 480,189 users at 100M ratings, users
+scaled with the rating count below that) and are generated once per run by
+``rbmrec.data.make_ratings`` into a temporary folder that the measuring processes read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NETFLIX_USERS, NETFLIX_ITEMS = 480_189, 17_770
+SYNTH_SIZES = {"synth-10m": 10_000_000, "synth-100m": 100_000_000}
+_QUICK_DIVISOR = 1_000  # --quick: synthetic sizes / 1000, ML-1M cut to its first 600 users
+_QUICK_ML1M_USERS = 600
+_RESULT_TAG = "SPEED-RESULT "
+
+#: Model configurations, by command-line name: (class, orientation, CD steps).
+MODELS: dict[str, tuple[str, str | None, int]] = {
+    "rating-user-cd1": ("RatingRBM", "user", 1),
+    "rating-user-cd5": ("RatingRBM", "user", 5),
+    "rating-item-cd1": ("RatingRBM", "item", 1),
+    "rating-item-cd5": ("RatingRBM", "item", 5),
+    "implicit-cd1": ("ImplicitRBM", None, 1),
+    "dense-user-cd1": ("dense numpy reference", "user", 1),
+}
+DENSE = "dense-user-cd1"
+ENGINE_TWIN = "rating-user-cd1"  # the engine configuration the dense reference reproduces
+
+
+# --------------------------------------------------------------------------- dense reference
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function in place (float32 stays float32; exp overflow gives exactly 0)."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+        x += 1.0
+        np.reciprocal(x, out=x)
+    return x
+
+
+def dense_onehot(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    levels: np.ndarray,
+    rows: np.ndarray,
+    n_items: int,
+    n_levels: int,
+    dtype: Any = np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot ratings and the rated-item mask of a mini-batch of users.
+
+    Parameters
+    ----------
+    indptr, indices, levels : ndarray
+        Users x items CSR: (n_users + 1,), (nnz,) item indices, (nnz,) 0-based levels.
+    rows : ndarray of int, shape (batch,)
+        Users of the batch.
+    n_items, n_levels : int
+    dtype : numpy dtype, default float32
+
+    Returns
+    -------
+    V : ndarray, shape (batch, n_items, n_levels)
+        ``V[r, i, k] = 1`` when user ``rows[r]`` rated item ``i`` with level ``k``.
+    mask : ndarray, shape (batch, n_items)
+        1 where the user rated the item.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, stops = indptr[rows], indptr[rows + 1]
+    counts = stops - starts
+    # Positions of the batch's entries in the CSR, without a Python loop over users.
+    pos = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+    r = np.repeat(np.arange(rows.size), counts)
+    V = np.zeros((rows.size, n_items, n_levels), dtype=dtype)
+    V[r, indices[pos], levels[pos]] = 1.0
+    mask = np.zeros((rows.size, n_items), dtype=dtype)
+    mask[r, indices[pos]] = 1.0
+    return V, mask
+
+
+def dense_hidden_probs(V: np.ndarray, W: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """p(h = 1 | v) = sigmoid(V @ W + c), shape (batch, n_hidden).
+
+    ``V`` (batch, n_items, K), ``W`` (n_items, K, n_hidden), ``c`` (n_hidden,).
+    """
+    batch, n_hidden = V.shape[0], W.shape[2]
+    x = V.reshape(batch, -1) @ W.reshape(-1, n_hidden)
+    x += c
+    return _sigmoid(x)
+
+
+def dense_visible_probs(
+    hs: np.ndarray, mask: np.ndarray, W: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Masked softmax over levels of ``hs @ W^T + b``, shape (batch, n_items, K).
+
+    ``hs`` (batch, n_hidden) hidden values, ``mask`` (batch, n_items); unrated items get 0.
+    """
+    batch = hs.shape[0]
+    n_items, n_levels, n_hidden = W.shape
+    a = (hs @ W.reshape(-1, n_hidden).T).reshape(batch, n_items, n_levels)
+    a += b
+    a -= a.max(axis=2, keepdims=True)
+    np.exp(a, out=a)
+    a /= a.sum(axis=2, keepdims=True)
+    a *= mask[:, :, None]
+    return a
+
+
+def dense_cd1_gradients(
+    V: np.ndarray,
+    mask: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    rng: np.random.Generator | None = None,
+    hidden_sample: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CD-1 statistics of a batch, summed over its users (positive minus negative phase).
+
+    The negative phase is the engine's default ``negative="mean_field"``: visible softmax
+    probabilities of the rated items given a binary hidden sample, then the hidden
+    probabilities they induce.
+
+    Parameters
+    ----------
+    V, mask : ndarray, shapes (batch, n_items, K), (batch, n_items)
+        From :func:`dense_onehot`.
+    W, b, c : ndarray, shapes (n_items, K, n_hidden), (n_items, K), (n_hidden,)
+    rng : numpy.random.Generator, optional
+        Draws the hidden sample (needed unless ``hidden_sample`` is given).
+    hidden_sample : ndarray, shape (batch, n_hidden), optional
+        A given binary hidden sample (for exact expectations in tests).
+
+    Returns
+    -------
+    gW, gb, gc : ndarray, shapes like W, b, c
+    """
+    batch = V.shape[0]
+    n_hidden = W.shape[2]
+    hpos = dense_hidden_probs(V, W, c)
+    if hidden_sample is None:
+        if rng is None:
+            raise ValueError("dense_cd1_gradients needs rng or hidden_sample")
+        hs = (rng.random(hpos.shape, dtype=hpos.dtype) < hpos).astype(hpos.dtype)
+    else:
+        hs = np.asarray(hidden_sample, dtype=hpos.dtype)
+    vneg = dense_visible_probs(hs, mask, W, b)
+    hneg = dense_hidden_probs(vneg, W, c)
+    Vf, vnf = V.reshape(batch, -1), vneg.reshape(batch, -1)
+    gW = Vf.T @ hpos
+    gW -= vnf.T @ hneg
+    gb = V.sum(axis=0) - vneg.sum(axis=0)
+    gc = hpos.sum(axis=0) - hneg.sum(axis=0)
+    return gW.reshape(W.shape[0], W.shape[1], n_hidden), gb, gc
+
+
+@dataclass
+class DenseSoftmaxRBM:
+    """The user-based softmax RBM trained the textbook (dense) way, for speed comparisons.
+
+    Same model, CD-1 estimator (mean-field negative phase) and update rule as
+    ``rbmrec.RatingRBM(orientation="user", conditional=False)``: for each parameter,
+    ``velocity = momentum * velocity + learning_rate * (g / batch - weight_decay * p)``,
+    ``p += velocity`` (weight decay on ``W`` only).
+
+    Parameters
+    ----------
+    W, b, c : ndarray, shapes (n_items, K, n_hidden), (n_items, K), (n_hidden,)
+        Parameters, updated in place.
+    learning_rate, momentum, weight_decay : float
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.002
+
+    def __post_init__(self) -> None:
+        self._vel = {k: np.zeros_like(getattr(self, k)) for k in ("W", "b", "c")}
+
+    @classmethod
+    def init(
+        cls, n_items: int, n_levels: int, n_hidden: int, seed: int = 0, **kwargs: float
+    ) -> DenseSoftmaxRBM:
+        """Random float32 weights N(0, 0.01^2), zero biases."""
+        rng = np.random.default_rng(seed)
+        W = rng.normal(0.0, 0.01, (n_items, n_levels, n_hidden)).astype(np.float32)
+        return cls(
+            W, np.zeros((n_items, n_levels), np.float32), np.zeros(n_hidden, np.float32), **kwargs
+        )
+
+    def step(self, V: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
+        """One CD-1 mini-batch update."""
+        grads = dict(
+            zip(
+                ("W", "b", "c"),
+                dense_cd1_gradients(V, mask, self.W, self.b, self.c, rng),
+                strict=True,
+            )
+        )
+        scale = self.learning_rate / V.shape[0]
+        for name, g in grads.items():
+            p, v = getattr(self, name), self._vel[name]
+            v *= self.momentum
+            g *= scale
+            v += g
+            if name == "W" and self.weight_decay:
+                v -= (self.learning_rate * self.weight_decay) * p
+            p += v
+
+    def epoch(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        levels: np.ndarray,
+        batch_size: int,
+        rng: np.random.Generator,
+        max_batches: int | None = None,
+    ) -> dict[str, Any]:
+        """One CD-1 epoch over shuffled users, or its first ``max_batches`` batches.
+
+        Returns
+        -------
+        dict
+            ``seconds`` (timed part), ``batches`` / ``batches_total``, ``ratings`` in the
+            timed batches, ``epoch_seconds`` and ``extrapolated``. A partial epoch is
+            extrapolated by batch count: a dense batch costs the same whatever number of
+            ratings it holds.
+        """
+        n_users = indptr.size - 1
+        n_items, n_levels = self.W.shape[0], self.W.shape[1]
+        order = rng.permutation(n_users)
+        total = -(-n_users // batch_size)
+        n = total if max_batches is None else min(total, max_batches)
+        ratings = 0
+        t0 = time.perf_counter()
+        for t in range(n):
+            rows = order[t * batch_size : (t + 1) * batch_size]
+            V, mask = dense_onehot(indptr, indices, levels, rows, n_items, n_levels)
+            self.step(V, mask, rng)
+            ratings += int((indptr[rows + 1] - indptr[rows]).sum())
+        seconds = time.perf_counter() - t0
+        return {
+            "seconds": seconds,
+            "batches": n,
+            "batches_total": total,
+            "ratings": ratings,
+            "epoch_seconds": seconds * total / n,
+            "extrapolated": n < total,
+        }
+
+
+# --------------------------------------------------------------------------- measuring process
+
+
+def _peak_mb() -> float:
+    """High-water mark of this process's resident memory, MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _make_model(name: str, spec: dict[str, Any], n_epochs: int) -> Any:
+    import rbmrec
+
+    kind, orientation, k = MODELS[name]
+    common = {
+        "n_hidden": spec["hidden"],
+        "n_epochs": n_epochs,
+        "random_state": 0,
+        "num_threads": spec["threads"],
+    }
+    if kind == "RatingRBM":
+        return rbmrec.RatingRBM(
+            orientation=orientation,
+            conditional=False,
+            cd_steps=k,
+            patience=None,
+            batch_size=spec["batch_size"],
+            **common,
+        )
+    return rbmrec.ImplicitRBM(cd_steps=k, **common)
+
+
+def _load(spec: dict[str, Any]) -> tuple[Any, Any]:
+    """(train CSR, test CSR or None) of the spec's data set."""
+    import scipy.sparse as sp
+
+    if spec["dataset"] == "ml-1m":
+        from rbmrec.data import load_movielens, random_split
+
+        m = load_movielens(Path(spec["data_dir"]) / "ml-1m", metadata=False).user_items
+        if spec["quick"]:
+            m = sp.csr_matrix(m[:_QUICK_ML1M_USERS])
+        split = random_split(m, test_fraction=0.1, seed=0)
+        return sp.csr_matrix(split.train), sp.csr_matrix(split.test)
+    with np.load(spec["data_file"]) as z:
+        m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    return m, None
+
+
+def _warm_up(name: str, spec: dict[str, Any]) -> None:
+    """Compile (or load from the cache) every kernel the measured calls use, on tiny data."""
+    from rbmrec.data import make_ratings
+
+    tiny = make_ratings(60, 40, density=0.2, seed=1).user_items
+    model = _make_model(name, spec, 1).fit(tiny)
+    users = np.arange(tiny.shape[0])
+    if hasattr(model, "predict"):
+        model.predict(users, users % tiny.shape[1])
+    model.recommend(users, tiny, N=10)
+
+
+def _time_recommend(model: Any, train: Any, budget: float) -> tuple[float, bool]:
+    """Seconds of ``recommend(all users, train, N=10)``; extrapolated from a first batch
+    when the full call would take longer than ``budget``."""
+    n_users = train.shape[0]
+    first = min(n_users, 256)
+    users = np.arange(first)
+    t0 = time.perf_counter()
+    model.recommend(users, train[:first], N=10)
+    t_first = time.perf_counter() - t0
+    estimate = t_first * n_users / first
+    if first == n_users:
+        return t_first, False
+    if estimate > budget:
+        return estimate, True
+    users = np.arange(n_users)
+    t0 = time.perf_counter()
+    model.recommend(users, train, N=10)
+    return time.perf_counter() - t0, False
+
+
+def _measure_model(spec: dict[str, Any]) -> dict[str, Any]:
+    name = spec["model"]
+    _warm_up(name, spec)
+    train, test = _load(spec)
+    gc.collect()
+    rss_data = _peak_mb()
+    model = _make_model(name, spec, spec["epochs"])
+    t0 = time.perf_counter()
+    model.fit(train)
+    fit_s = time.perf_counter() - t0
+    epochs = [float(h["seconds"]) for h in model.history_]
+    out: dict[str, Any] = {
+        "ratings": int(train.nnz),
+        "shape": list(train.shape),
+        "fit_s": fit_s,
+        "epoch_s": epochs,
+        "s_per_epoch": float(np.mean(epochs)),
+        "peak_mb_after_load": rss_data,
+    }
+    if test is not None:
+        tu, ti = test.nonzero()
+        if hasattr(model, "predict"):
+            best = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model.predict(tu, ti)
+                best = min(best, time.perf_counter() - t0)
+            out.update(n_predictions=int(tu.size), predict_s=best, predictions_per_s=tu.size / best)
+        out["recommend_s"], out["recommend_extrapolated"] = _time_recommend(
+            model, train, spec["recommend_budget"]
+        )
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def _measure_dense(spec: dict[str, Any]) -> dict[str, Any]:
+    train, _ = _load(spec)
+    train.sort_indices()
+    values = np.unique(train.data)
+    levels = np.searchsorted(values, train.data).astype(np.int8)
+    from rbmrec import RatingRBM
+
+    defaults = RatingRBM()  # same hyperparameters as the engine run
+    ref = DenseSoftmaxRBM.init(
+        train.shape[1],
+        values.size,
+        spec["hidden"],
+        seed=0,
+        learning_rate=defaults.learning_rate,
+        momentum=defaults.momentum,
+        weight_decay=defaults.weight_decay,
+    )
+    rng = np.random.default_rng(0)
+    indptr, indices = train.indptr.astype(np.int64), train.indices
+    # One untimed batch: first-touch page faults and BLAS start-up are not epoch costs.
+    ref.epoch(indptr, indices, levels, spec["batch_size"], rng, max_batches=1)
+    max_b = spec["dense_batches"] or None
+    r = ref.epoch(indptr, indices, levels, spec["batch_size"], rng, max_batches=max_b)
+    if not np.all(np.isfinite(ref.W)):
+        raise RuntimeError("dense reference diverged (non-finite weights)")
+    return {
+        "ratings": int(train.nnz),
+        "shape": list(train.shape),
+        "s_per_epoch": r["epoch_seconds"],
+        "epoch_s": [r["epoch_seconds"]],
+        "dense_batches": r["batches"],
+        "dense_batches_total": r["batches_total"],
+        "extrapolated": r["extrapolated"],
+        "peak_mb": _peak_mb(),
+    }
+
+
+def _measure_cold(spec: dict[str, Any]) -> dict[str, Any]:
+    """Import time and first-call (compile or cache-load) time of each model, tiny data."""
+    t0 = time.perf_counter()
+    import rbmrec
+    import rbmrec.data  # noqa: F401
+
+    out: dict[str, Any] = {"import_s": time.perf_counter() - t0}
+    for name in ("rating-user-cd1", "implicit-cd1"):
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            _warm_up(name, spec)
+            times.append(time.perf_counter() - t0)
+        out[name] = {"first_s": times[0], "second_s": times[1], "compile_s": times[0] - times[1]}
+    return out
+
+
+def _generate(spec: dict[str, Any]) -> dict[str, Any]:
+    """Generate synthetic ratings of Netflix shape and save the CSR arrays (uncompressed)."""
+    from rbmrec.data import make_ratings
+
+    n = spec["n_ratings"]
+    n_items = NETFLIX_ITEMS
+    n_users = max(50, round(NETFLIX_USERS * n / 100_000_000))
+    t0 = time.perf_counter()
+    m = make_ratings(n_users, n_items, density=n / (n_users * n_items), seed=0).user_items
+    seconds = time.perf_counter() - t0
+    np.savez(
+        spec["data_file"], data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape)
+    )
+    return {
+        "ratings": int(m.nnz),
+        "shape": list(m.shape),
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def _child(spec: dict[str, Any]) -> None:
+    fn = {
+        "model": _measure_model,
+        "dense": _measure_dense,
+        "cold": _measure_cold,
+        "generate": _generate,
+    }[spec["mode"]]
+    print(_RESULT_TAG + json.dumps(fn(spec)), flush=True)
+
+
+def _run_child(
+    spec: dict[str, Any],
+    threads: int,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter with ``threads`` numba and BLAS threads."""
+    env = dict(os.environ)
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    env.update(extra_env or {})
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--_child", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"measurement {spec} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1][len(_RESULT_TAG) :])
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_info() -> dict[str, str]:
+    """CPU, cores, memory, load and library versions."""
+    import numba
+    import scipy
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        mem = f"{kb / 2**20:.1f} GiB"
+    except (OSError, IndexError, ValueError):
+        pass
+    blas = "unknown"
+    try:
+        cfg = np.show_config(mode="dicts")
+        info = cfg["Build Dependencies"]["blas"]
+        blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except Exception:  # the BLAS name is informative only
+        pass
+    return {
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "machine": f"{cpu}, {os.cpu_count()} logical cores, {mem} RAM, {platform.system()}",
+        "versions": (
+            f"Python {platform.python_version()}, numpy {np.__version__} ({blas}), "
+            f"scipy {scipy.__version__}, numba {numba.__version__}"
+        ),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _fmt(value: Any, spec: str, approx: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return ("~" if approx else "") + format(value, spec)
+
+
+COLUMNS = [
+    "model",
+    "data",
+    "ratings",
+    "CD-k",
+    "threads",
+    "s/epoch",
+    "ratings/s",
+    "peak MB",
+    "vs dense",
+    "predict/s",
+    "recommend s",
+]
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Formatted rows of the main table."""
+    dense = {(r["data"], r["threads"]): r for r in results if r["key"] == DENSE}
+    rows = []
+    for r in results:
+        kind, orientation, k = MODELS[r["key"]]
+        label = kind + (f" {orientation}" if kind == "RatingRBM" else "")
+        approx = bool(r.get("extrapolated"))
+        ratio = None
+        ref = dense.get((r["data"], r["threads"]))
+        if r["key"] == ENGINE_TWIN and ref is not None:
+            ratio = ref["s_per_epoch"] / r["s_per_epoch"]
+        rows.append(
+            {
+                "model": label,
+                "data": r["data"],
+                "ratings": f"{r['ratings']:,}",
+                "CD-k": str(k),
+                "threads": str(r["threads"]),
+                "s/epoch": _fmt(r["s_per_epoch"], ".3g", approx),
+                "ratings/s": _fmt(r["ratings"] / r["s_per_epoch"], ",.0f", approx),
+                "peak MB": _fmt(r["peak_mb"], ",.0f"),
+                "vs dense": _fmt(ratio, ".1f", bool(ref and ref.get("extrapolated")))
+                + ("x" if ratio else ""),
+                "predict/s": _fmt(r.get("predictions_per_s"), ",.0f"),
+                "recommend s": _fmt(
+                    r.get("recommend_s"), ".3g", bool(r.get("recommend_extrapolated"))
+                ),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict[str, str]], columns: list[str]) -> str:
+    right = {c for c in columns if c not in ("model", "data")}
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if c in right else "---" for c in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(r[c] for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _parse_list(text: str, allowed: list[str], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise SystemExit(f"unknown {what} {unknown or text!r}; choose from {', '.join(allowed)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--datasets", default="ml-1m,synth-10m", help="comma list of ml-1m, synth-10m, synth-100m"
+    )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}"
+    )
+    parser.add_argument(
+        "--threads",
+        default=str(os.cpu_count() or 1),
+        help="comma list of thread counts (numba and BLAS)",
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per configuration")
+    parser.add_argument("--hidden", type=int, default=100, help="hidden units of every model")
+    parser.add_argument("--batch-size", type=int, default=100, help="RatingRBM and dense batch")
+    parser.add_argument(
+        "--dense-batches",
+        type=int,
+        default=64,
+        help="time at most this many dense batches and extrapolate (0: all)",
+    )
+    parser.add_argument(
+        "--recommend-budget",
+        type=float,
+        default=60.0,
+        help="extrapolate recommend-all-users beyond this many seconds",
+    )
+    parser.add_argument("--skip-cold", action="store_true", help="no cold-start measurement")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes (synthetic / 1000, 600 ML-1M users), 1 epoch",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("RBMREC_DATA_DIR"),
+        help="folder holding ml-1m/ (default $RBMREC_DATA_DIR)",
+    )
+    parser.add_argument("--json", type=Path, help="also write all results as JSON")
+    parser.add_argument("--csv", type=Path, help="also write the main table as CSV")
+    parser.add_argument("--_child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._child:
+        _child(json.loads(args._child))
+        return 0
+
+    datasets = _parse_list(args.datasets, ["ml-1m", *SYNTH_SIZES], "dataset")
+    models = _parse_list(args.models, list(MODELS), "model")
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise SystemExit(f"--threads must be a comma list of ints, got {args.threads!r}") from None
+    if any(t < 1 for t in threads):
+        raise SystemExit(f"--threads must be >= 1, got {args.threads!r}")
+    for name in ("epochs", "hidden", "batch_size"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+    if args.dense_batches < 0:
+        raise SystemExit("--dense-batches must be >= 0")
+    epochs = 1 if args.quick else args.epochs
+    if "ml-1m" in datasets and not (args.data_dir and (Path(args.data_dir) / "ml-1m").is_dir()):
+        raise SystemExit("ml-1m needs --data-dir or RBMREC_DATA_DIR holding ml-1m/")
+
+    meta = machine_info()
+    print("\n".join(f"- {k}: {v}" for k, v in meta.items()), flush=True)
+    base = {
+        "hidden": args.hidden,
+        "batch_size": args.batch_size,
+        "quick": args.quick,
+        "data_dir": args.data_dir,
+        "epochs": epochs,
+        "recommend_budget": args.recommend_budget,
+        "dense_batches": 4 if args.quick else args.dense_batches,
+    }
+    report: dict[str, Any] = {"meta": meta, "settings": {**base, "threads": threads}}
+
+    cold = []
+    if not args.skip_cold:
+        with tempfile.TemporaryDirectory(prefix="rbmrec_speed_numba_") as cache:
+            for state in ("empty", "warm"):
+                for t in threads:
+                    r = _run_child(
+                        {**base, "mode": "cold", "threads": t}, t, {"NUMBA_CACHE_DIR": cache}
+                    )
+                    cold.append({"numba cache": state, "threads": t, **r})
+                    print(f"cold start, cache {state}, {t} threads: {json.dumps(r)}", flush=True)
+    report["cold_start"] = cold
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="rbmrec_speed_data_") as tmp:
+        for data in datasets:
+            spec = {**base, "dataset": data}
+            label = data
+            if data in SYNTH_SIZES:
+                n = SYNTH_SIZES[data] // (_QUICK_DIVISOR if args.quick else 1)
+                spec["data_file"] = str(Path(tmp) / f"{data}.npz")
+                g = _run_child({**spec, "mode": "generate", "n_ratings": n}, max(threads))
+                print(f"generated {data}: {json.dumps(g)}", flush=True)
+            if args.quick:
+                label += " (quick)"
+            for t in threads:
+                for name in models:
+                    mode = "dense" if name == DENSE else "model"
+                    t0 = time.perf_counter()
+                    r = _run_child({**spec, "mode": mode, "model": name, "threads": t}, t)
+                    r.update(key=name, data=label, threads=t, wall_s=time.perf_counter() - t0)
+                    results.append(r)
+                    print(f"{label} {name} {t} threads: {json.dumps(r)}", flush=True)
+            if data in SYNTH_SIZES:
+                Path(spec["data_file"]).unlink(missing_ok=True)
+    meta["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report["results"] = results
+
+    rows = table_rows(results)
+    print()
+    print("\n".join(f"- {k}: {v}" for k, v in meta.items()))
+    print()
+    print(markdown(rows, COLUMNS))
+    if any(r.get("extrapolated") for r in results):
+        print(
+            "\n~ dense reference: epoch extrapolated from the first "
+            f"{base['dense_batches']} batches (cost per dense batch is constant)."
+        )
+    if any(r.get("recommend_extrapolated") for r in results):
+        print(
+            f"~ recommend: extrapolated from 256 users (full call over "
+            f"{args.recommend_budget:g} s budget)."
+        )
+    if cold:
+        print()
+        crow = [
+            {
+                "numba cache": c["numba cache"],
+                "threads": str(c["threads"]),
+                "import s": f"{c['import_s']:.2f}",
+                "RatingRBM first call s": f"{c['rating-user-cd1']['first_s']:.2f}",
+                "ImplicitRBM first call s": f"{c['implicit-cd1']['first_s']:.2f}",
+                "warm call s": f"{c['rating-user-cd1']['second_s']:.2f} / "
+                f"{c['implicit-cd1']['second_s']:.2f}",
+            }
+            for c in cold
+        ]
+        print(
+            "Cold start (tiny fit + predict + recommend; first call includes compilation "
+            "or cache loading; NUMBA_CACHE_DIR = fresh temporary folder):"
+        )
+        print(markdown(crow, list(crow[0])))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    if args.csv:
+        with args.csv.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The dense numpy reference of benchmarks/speed.py computes the engine's CD-1 (issue 8).
+
+The reference is only a fair baseline if it does the same work as the sparse engine: same
+hidden probabilities, and a CD-1 gradient with the same expectation (the two draw their
+hidden samples from different generators, so they agree in distribution, not bit for bit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import speed
+
+from rbmrec.engine import softmax as K
+from rbmrec.engine._random import row_states
+
+N_USERS, N_ITEMS, N_LEVELS, N_HIDDEN = 5, 6, 3, 3
+
+
+def _tiny(dtype=np.float64, seed=0):
+    """A users x items CSR of 0-based levels (2..4 rated items per user) and parameters."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 5, N_USERS)
+    indices = np.concatenate(
+        [np.sort(rng.choice(N_ITEMS, n, replace=False)) for n in counts]
+    ).astype(np.int32)
+    levels = rng.integers(0, N_LEVELS, indices.size).astype(np.int8)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    # Weights of order 1 so the positive and negative statistics differ clearly.
+    W = rng.normal(0.0, 1.0, (N_ITEMS, N_LEVELS, N_HIDDEN)).astype(dtype)
+    b = rng.normal(0.0, 0.5, (N_ITEMS, N_LEVELS)).astype(dtype)
+    c = rng.normal(0.0, 0.5, N_HIDDEN).astype(dtype)
+    return indptr, indices, levels, W, b, c
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_hidden_probs_equal_engine(dtype, rtol):
+    indptr, indices, levels, W, _b, c = _tiny(dtype)
+    rows = np.array([3, 0, 4, 1], dtype=np.int64)
+    V, mask = speed.dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS, dtype)
+    assert V.shape == (4, N_ITEMS, N_LEVELS)
+    np.testing.assert_array_equal(mask, V.sum(axis=2))
+    np.testing.assert_array_equal(mask.sum(axis=1), indptr[rows + 1] - indptr[rows])
+    engine = K.softmax_hidden_probs(
+        indptr, indices, levels, rows, W, c, np.zeros((0, N_HIDDEN), dtype)
+    )
+    np.testing.assert_allclose(speed.dense_hidden_probs(V, W, c), engine, rtol=rtol, atol=1e-7)
+
+
+def _exact_expected_gradient(V, mask, W, b, c):
+    """E over the hidden sample h ~ p(h | v) of the reference's CD-1 statistics, by summing
+    over all 2^H hidden states (per user, since each user has its own p(h | v))."""
+    states = np.array(list(itertools.product([0.0, 1.0], repeat=N_HIDDEN)))
+    hpos = speed.dense_hidden_probs(V, W, c)
+    total = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    for u in range(V.shape[0]):
+        for s in states:
+            weight = np.prod(np.where(s == 1.0, hpos[u], 1.0 - hpos[u]))
+            grads = speed.dense_cd1_gradients(
+                V[u : u + 1], mask[u : u + 1], W, b, c, hidden_sample=s[None, :]
+            )
+            for acc, g in zip(total, grads, strict=True):
+                acc += weight * g
+    return total
+
+
+def _mean_and_se(draws):
+    """Mean and standard error of each entry over independent replicate estimates."""
+    a = np.stack(draws)
+    return a.mean(axis=0), a.std(axis=0, ddof=1) / np.sqrt(a.shape[0])
+
+
+def test_cd1_gradient_agrees_with_engine_in_expectation():
+    indptr, indices, levels, W, b, c = _tiny()
+    users = np.arange(N_USERS, dtype=np.int64)
+    V, mask = speed.dense_onehot(indptr, indices, levels, users, N_ITEMS, N_LEVELS, np.float64)
+    expected = _exact_expected_gradient(V, mask, W, b, c)
+
+    # Each replicate averages `reps` independent CD-1 runs of every user (the batch repeats
+    # users); 30 replicates give an empirical standard error per entry.
+    reps, n_rep = 400, 30
+    rows = np.repeat(users, reps)
+    rng = np.random.default_rng(1)
+    engine_draws, ref_draws = [], []
+    Vr, maskr = V[rows], mask[rows]
+    for _ in range(n_rep):
+        gW, gb, gc = np.empty_like(W), np.empty_like(b), np.empty_like(c)
+        hd = np.empty((rows.size, N_HIDDEN))
+        K.softmax_cd(
+            indptr, indices, levels, rows, W, b, c, np.zeros((0, N_HIDDEN)), 1,
+            row_states(rng, rows.size), np.zeros(0, np.int8), False, gW, gb, gc, hd,
+            K.NEG_MEAN_FIELD,
+        )  # fmt: skip
+        engine_draws.append(np.concatenate([gW.ravel(), gb.ravel(), gc]) / reps)
+        ref = speed.dense_cd1_gradients(Vr, maskr, W, b, c, rng)
+        ref_draws.append(np.concatenate([g.ravel() for g in ref]) / reps)
+
+    exact = np.concatenate([g.ravel() for g in expected])
+    # Guard against a vacuous comparison: the statistics must be far from zero.
+    assert np.abs(exact).max() > 0.5
+    for draws in (engine_draws, ref_draws):
+        mean, se = _mean_and_se(draws)
+        assert se.max() < 0.05  # enough samples for the tolerance to mean something
+        # 5 standard errors per entry (~1e-6 two-sided each) plus rounding slack.
+        np.testing.assert_array_less(np.abs(mean - exact), 5 * se + 1e-9)
+
+
+def test_dense_update_is_the_trainer_rule_and_epoch_extrapolates():
+    indptr, indices, levels, W, b, c = _tiny(np.float32)
+    ref = speed.DenseSoftmaxRBM(W.copy(), b.copy(), c.copy(), 0.05, 0.9, 0.002)
+    rows = np.array([0, 2], dtype=np.int64)
+    V, mask = speed.dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS)
+    ref.step(V, mask, np.random.default_rng(7))
+    gW, gb, gc = speed.dense_cd1_gradients(V, mask, W, b, c, np.random.default_rng(7))
+    # First step from zero velocity: p += lr * (g / batch - weight_decay * p), decay on W only.
+    np.testing.assert_allclose(ref.W, W + 0.05 * (gW / 2 - 0.002 * W), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ref.b, b + 0.05 * gb / 2, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ref.c, c + 0.05 * gc / 2, rtol=1e-5, atol=1e-7)
+
+    out = ref.epoch(indptr, indices, levels, 2, np.random.default_rng(0), max_batches=1)
+    assert out["extrapolated"] and out["batches"] == 1 and out["batches_total"] == 3
+    assert out["epoch_seconds"] == pytest.approx(3 * out["seconds"])
+    full = ref.epoch(indptr, indices, levels, 2, np.random.default_rng(0))
+    assert not full["extrapolated"] and full["ratings"] == indices.size
+    assert np.all(np.isfinite(ref.W))
+
+
+def test_vs_dense_ratio_and_bad_arguments():
+    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0}
+    rows = speed.table_rows(
+        [
+            {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5},
+            {**common, "key": "rating-item-cd1", "s_per_epoch": 0.25},
+            {**common, "key": "dense-user-cd1", "s_per_epoch": 5.0, "extrapolated": True},
+        ]
+    )
+    assert rows[0]["vs dense"] == "~10.0x"  # extrapolated reference -> approximate ratio
+    assert rows[1]["vs dense"] == "-"  # only the configuration the reference reproduces
+    assert rows[0]["ratings/s"] == "2,000"
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        speed.main(["--datasets", "ml-2m"])
+    with pytest.raises(SystemExit, match="threads"):
+        speed.main(["--datasets", "synth-10m", "--threads", "0"])
