@@ -132,8 +132,9 @@ def _visible_softmax(i, h, W, b, probs):
         e = np.exp(probs[k] - top)
         probs[k] = e
         total += e
+    inv = 1.0 / total
     for k in range(n_levels):
-        probs[k] /= total
+        probs[k] *= inv
 
 
 @njit(cache=True, inline="always")
@@ -254,9 +255,13 @@ def _cd_chains(
             for t in range(n_obs):
                 i = indices[start + t]
                 _visible_softmax(i, hs, W, b, probs)
-                k = _draw_level(probs, uniform(states, r))
-                cur[t] = k
                 q = q0 + t
+                if last and neg_mode == NEG_MEAN_FIELD and not use_chain:
+                    # The sample would be discarded: skip the draw.
+                    k = 0
+                else:
+                    k = _draw_level(probs, uniform(states, r))
+                    cur[t] = k
                 if last and neg_mode == NEG_MEAN_FIELD:
                     for kk in range(n_levels):
                         pk = probs[kk]
@@ -287,34 +292,70 @@ def _cd_chains(
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
-def _accumulate_group(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb):
-    """gW[i], gb[i] of one visible group, its entries added in batch order."""
-    n_levels = gW.shape[1]
-    n_hidden = gW.shape[2]
+def _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, g):
+    """g (n_levels, n_hidden) = group i's weight statistics, its entries added in batch order."""
+    n_levels = g.shape[0]
+    n_hidden = g.shape[1]
     for k in range(n_levels):
-        gb[i, k] = 0.0
         for j in range(n_hidden):
-            gW[i, k, j] = 0.0
+            g[k, j] = 0.0
     for e in range(gptr[i], gptr[i + 1]):
         r = grow[e]
         q = gent[e]
         kd = levels_b[q]
-        gb[i, kd] += 1.0
         for j in range(n_hidden):
-            gW[i, kd, j] += hpos[r, j]
+            g[kd, j] += hpos[r, j]
         for k in range(n_levels):
             vk = vneg[q, k]
             if vk != 0.0:
-                gb[i, k] -= vk
                 for j in range(n_hidden):
-                    gW[i, k, j] -= vk * hneg[r, j]
+                    g[k, j] -= vk * hneg[r, j]
 
 
 @njit(cache=True, parallel=True)
-def _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb):
+def _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
     for i in prange(gW.shape[0]):
-        _accumulate_group(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb)
+        _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW[i])
+
+
+#: Groups per parallel chunk of :func:`softmax_update_weights` (a constant, so the work split
+#: and hence the results never depend on the thread count).
+_GROUP_CHUNK = 64
+
+
+@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
+    """Fused weight statistics and momentum step: ``vW = mom vW + scale gW - lr_wd W; W += vW``.
+
+    ``gW`` (the batch's positive minus negative statistics, see :func:`softmax_cd`) is built
+    one group at a time in a small buffer and applied at once, so the full gradient array is
+    never written or read: per mini-batch the weights and velocities are streamed once.
+
+    Parameters
+    ----------
+    phases : tuple
+        What :func:`softmax_cd_phases` returned for this batch (statistics of the chains).
+    W, vW : ndarray, shape (n_visible, n_levels, n_hidden)
+        Weights and their velocities, updated in place.
+    scale, mom, lr_wd : float
+        ``learning_rate / batch_size``, momentum and ``learning_rate * weight_decay``.
+    """
+    _, hpos, hneg, vneg, gptr, grow, gent, levels_b = phases
+    n_visible = W.shape[0]
+    n_chunks = (n_visible + _GROUP_CHUNK - 1) // _GROUP_CHUNK
+    for ch in prange(n_chunks):
+        g = np.empty((W.shape[1], W.shape[2]), dtype=W.dtype)
+        for i in range(ch * _GROUP_CHUNK, min(n_visible, (ch + 1) * _GROUP_CHUNK)):
+            touched = gptr[i + 1] > gptr[i]
+            if touched:
+                _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, g)
+            for k in range(W.shape[1]):
+                for j in range(W.shape[2]):
+                    gk = g[k, j] if touched else 0.0
+                    vt = mom * vW[i, k, j] + scale * gk - lr_wd * W[i, k, j]
+                    vW[i, k, j] = vt
+                    W[i, k, j] += vt
 
 
 @njit(cache=True)
@@ -327,6 +368,56 @@ def _gather_levels(indptr, levels, rows, off):
             out[q] = levels[p]
             q += 1
     return out
+
+
+@njit(cache=True)
+def softmax_cd_phases(
+    indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+    use_chain, gb, gc, h_diff, neg_mode=NEG_SAMPLE,
+):  # fmt: skip
+    """The chains of :func:`softmax_cd` and the small statistics, without the weight statistics.
+
+    Same arguments as :func:`softmax_cd` minus ``gW``. Fills ``gb``, ``gc`` and ``h_diff``
+    and returns ``(stats, hpos, hneg, vneg, gptr, grow, gent, levels_b)``: ``stats`` as
+    returned by :func:`softmax_cd`, then what :func:`softmax_update_weights` needs.
+    """
+    n_batch = rows.shape[0]
+    n_hidden = c.shape[0]
+    n_levels = W.shape[1]
+    off = _batch_offsets(indptr, rows)
+    nnz_b = off[n_batch]
+    hpos = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
+    recon = np.empty(n_batch, dtype=np.float64)
+    _cd_chains(
+        indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+        use_chain, neg_mode, off, vneg, hpos, hneg, recon,
+    )  # fmt: skip
+    gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
+    levels_b = _gather_levels(indptr, levels, rows, off)
+    # Visible-bias statistics, serially in batch order (cheap: n_levels per entry).
+    gb[:] = 0.0
+    for r in range(n_batch):
+        u = rows[r]
+        q = off[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            i = indices[p]
+            gb[i, levels[p]] += 1.0
+            for k in range(n_levels):
+                gb[i, k] -= vneg[q, k]
+            q += 1
+    for j in range(n_hidden):
+        gc[j] = 0.0
+    for r in range(n_batch):
+        for j in range(n_hidden):
+            d = hpos[r, j] - hneg[r, j]
+            h_diff[r, j] = d
+            gc[j] += d
+    stats = np.empty(2, dtype=np.float64)
+    stats[0] = recon.sum()
+    stats[1] = nnz_b
+    return stats, hpos, hneg, vneg, gptr, grow, gent, levels_b
 
 
 @njit(cache=True)
@@ -372,33 +463,13 @@ def softmax_cd(
         [sum of squared differences between data level and the reconstruction's expected
         level (last step), number of entries].
     """
-    n_batch = rows.shape[0]
-    n_hidden = c.shape[0]
-    n_levels = W.shape[1]
-    off = _batch_offsets(indptr, rows)
-    nnz_b = off[n_batch]
-    hpos = np.empty((n_batch, n_hidden), dtype=W.dtype)
-    hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
-    vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
-    recon = np.empty(n_batch, dtype=np.float64)
-    _cd_chains(
+    phases = softmax_cd_phases(
         indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
-        use_chain, neg_mode, off, vneg, hpos, hneg, recon,
+        use_chain, gb, gc, h_diff, neg_mode,
     )  # fmt: skip
-    gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
-    levels_b = _gather_levels(indptr, levels, rows, off)
-    _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW, gb)
-    for j in range(n_hidden):
-        gc[j] = 0.0
-    for r in range(n_batch):
-        for j in range(n_hidden):
-            d = hpos[r, j] - hneg[r, j]
-            h_diff[r, j] = d
-            gc[j] += d
-    out = np.empty(2, dtype=np.float64)
-    out[0] = recon.sum()
-    out[1] = nnz_b
-    return out
+    stats, hpos, hneg, vneg, gptr, grow, gent, levels_b = phases
+    _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW)
+    return stats
 
 
 @njit(cache=True, parallel=True)

@@ -23,7 +23,7 @@ from rbmrec.models._common import (
     num_threads,
     seed_generator,
 )
-from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
+from rbmrec.models.trainer import TrainerConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class RatingRBM:
     learning_rate : float, default 0.05
         Step size applied to the batch-averaged gradient.
     momentum : float, default 0.9
+    lr_decay : float, default 1.0
+        Learning rate of epoch ``e`` (0-based) is ``learning_rate * lr_decay ** e``.
     weight_decay : float, default 0.002
         L2 penalty on ``W`` (or ``A``, ``B``) and ``D``.
     patience : int or None, default 5
@@ -126,6 +128,7 @@ class RatingRBM:
         batch_size: int = 100,
         learning_rate: float = 0.05,
         momentum: float = 0.9,
+        lr_decay: float = 1.0,
         weight_decay: float = 0.002,
         patience: int | None = 5,
         recommend_score: str = "expected",
@@ -148,6 +151,7 @@ class RatingRBM:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.lr_decay = lr_decay
         self.weight_decay = weight_decay
         self.patience = patience
         self.recommend_score = recommend_score
@@ -175,7 +179,7 @@ class RatingRBM:
         check_int("num_threads", self.num_threads, 0)
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        parse_cd_schedule(self.cd_steps)
+        self._config().validate()  # loop hyperparameters, before any work is done
 
     def _config(self) -> TrainerConfig:
         return TrainerConfig(
@@ -184,6 +188,7 @@ class RatingRBM:
             learning_rate=self.learning_rate,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
+            lr_decay=self.lr_decay,
             cd_steps=self.cd_steps,
             patience=self.patience,
             monitor="valid_rmse",
@@ -318,25 +323,35 @@ class RatingRBM:
 
         indptr, indices, levels = self._train
         neg_mode = K.NEG_MEAN_FIELD if self.negative == "mean_field" else K.NEG_SAMPLE
-        gbuf = {
-            "W": np.empty((n_groups, n_levels, H), dtype=dtype),
-            "b": np.empty_like(b),
-            "c": np.empty(H, dtype=dtype),
-        }
+        gbuf = {"b": np.empty_like(b), "c": np.empty(H, dtype=dtype)}
+        if self.n_factors is not None:
+            gbuf["W"] = np.empty((n_groups, n_levels, H), dtype=dtype)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
             W = self._weights()
             off = self._offset(rows)
             hd = np.empty((len(rows), H), dtype=dtype)
-            stats = K.softmax_cd(
-                indptr, indices, levels, rows, W, params["b"], params["c"], off, k,
-                row_states(rng_, len(rows)), self._chain, self.persistent,
-                gbuf["W"], gbuf["b"], gbuf["c"], hd, neg_mode,
-            )  # fmt: skip
-            grads = {"b": gbuf["b"], "c": gbuf["c"]}
+            grads: dict[str, Any] = {"b": gbuf["b"], "c": gbuf["c"]}
             if self.n_factors is None:
-                grads["W"] = gbuf["W"]
+                # Fused path: the weight statistics go straight into the momentum step.
+                phases = K.softmax_cd_phases(
+                    indptr, indices, levels, rows, W, params["b"], params["c"], off, k,
+                    row_states(rng_, len(rows)), self._chain, self.persistent,
+                    gbuf["b"], gbuf["c"], hd, neg_mode,
+                )  # fmt: skip
+                stats = phases[0]
+
+                def update_W(p, v, scale, mom, lr_wd, phases=phases):
+                    t = p.dtype.type
+                    K.softmax_update_weights(phases, p, v, t(scale), t(mom), t(lr_wd))
+
+                grads["W"] = update_W
             else:
+                stats = K.softmax_cd(
+                    indptr, indices, levels, rows, W, params["b"], params["c"], off, k,
+                    row_states(rng_, len(rows)), self._chain, self.persistent,
+                    gbuf["W"], gbuf["b"], gbuf["c"], hd, neg_mode,
+                )  # fmt: skip
                 gW = gbuf["W"].reshape(n_groups * n_levels, H)
                 A2 = params["A"].reshape(n_groups * n_levels, -1)
                 grads["A"] = (gW @ params["B"].T).reshape(params["A"].shape)
@@ -597,7 +612,7 @@ class RatingRBM:
     _HYPER = (
         "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
         "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
-        "patience", "recommend_score", "high_rating", "num_threads",
+        "patience", "recommend_score", "high_rating", "num_threads", "lr_decay",
     )  # fmt: skip
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -622,7 +637,8 @@ class RatingRBM:
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RatingRBM:
-        hyper = {k: meta[k] for k in cls._HYPER}
+        # Files written before a hyperparameter existed get its default.
+        hyper = {k: meta[k] for k in cls._HYPER if k in meta}
         cd = meta["cd_steps"]
         model = cls(**hyper, cd_steps=cd if isinstance(cd, int) else [tuple(p) for p in cd])
         model.dtype = np.dtype(meta["dtype"])

@@ -90,6 +90,10 @@ def cd_steps_at(schedule: list[tuple[int, int]], epoch: int) -> int:
     return k
 
 
+#: A gradient that applies itself: ``update(p, v, scale, mom, lr_wd)`` (see :class:`BatchStep`).
+FusedUpdate = Callable[[np.ndarray, np.ndarray, float, float, float], None]
+
+
 class BatchStep(Protocol):
     """What a model supplies: the CD statistics of one mini-batch.
 
@@ -99,11 +103,16 @@ class BatchStep(Protocol):
     the batch; ``stats`` maps metric names to sums over the batch (e.g. squared
     reconstruction error), which the trainer averages over the epoch by ``stats["count"]``
     when present, else by the number of rows.
+
+    A gradient may instead be a :data:`FusedUpdate`: a function
+    ``update(p, v, scale, mom, lr_wd)`` that applies the momentum step
+    ``v = mom v + scale g - lr_wd p; p += v`` itself. Sparse kernels use this to build the
+    statistics and update the parameters in one pass, never materialising ``g``.
     """
 
     def __call__(
         self, rows: np.ndarray, cd_steps: int, rng: np.random.Generator
-    ) -> tuple[Mapping[str, np.ndarray], Mapping[str, float]]: ...
+    ) -> tuple[Mapping[str, np.ndarray | FusedUpdate], Mapping[str, float]]: ...
 
 
 EpochCallback = Callable[[int, dict[str, float]], bool | None]
@@ -171,7 +180,7 @@ class TrainResult:
 def _apply(
     params: dict[str, np.ndarray],
     velocity: dict[str, np.ndarray],
-    grads: Mapping[str, np.ndarray],
+    grads: Mapping[str, np.ndarray | FusedUpdate],
     scale: float,
     mom: float,
     lr: float,
@@ -181,7 +190,10 @@ def _apply(
     """One momentum step for every parameter that has a gradient."""
     for name, g in grads.items():
         lr_wd = lr * weight_decay if name in decay else 0.0
-        apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
+        if callable(g):
+            g(params[name], velocity[name], scale, mom, lr_wd)
+        else:
+            apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
 
 
 def train(

@@ -42,3 +42,43 @@ def test_non_contiguous_parameters_are_updated_in_place():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape mismatch"):
         apply_momentum(np.zeros(3), np.zeros(3), np.zeros(4), 0.1, 0.9, 0.0)
+
+
+def test_fused_softmax_update_equals_gradient_then_momentum_step():
+    """softmax_cd_phases + softmax_update_weights == softmax_cd's gW + the textbook step."""
+    import scipy.sparse as sp
+
+    from rbmrec.engine import softmax as S
+    from rbmrec.engine._random import row_states
+
+    rng = np.random.default_rng(3)
+    n, nv, nl, nh = 40, 150, 5, 7  # 150 groups: several update chunks, some groups untouched
+    A = sp.random(n, nv, density=0.05, random_state=4, format="csr")
+    indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+    levels = rng.integers(0, nl, A.nnz).astype(np.int8)
+    W = rng.normal(0, 0.3, (nv, nl, nh))
+    b = rng.normal(0, 1, (nv, nl))
+    c = rng.normal(0, 1, nh)
+    vW = rng.normal(0, 0.01, W.shape)
+    rows = rng.permutation(n)[:25].astype(np.int64)
+    off = np.zeros((0, nh))
+    no_chain = np.zeros(0, np.int8)
+    scale, mom, lr_wd = 0.01, 0.9, 1e-4
+    for mode in (S.NEG_SAMPLE, S.NEG_MEAN_FIELD):
+        gW, gb, gc, hd = np.empty_like(W), np.empty_like(b), np.empty_like(c), np.empty((25, nh))
+        st = row_states(np.random.default_rng(5), 25)
+        S.softmax_cd(indptr, indices, levels, rows, W, b, c, off, 2, st, no_chain, False,
+                     gW, gb, gc, hd, mode)  # fmt: skip
+        want_p, want_v = _reference(W, vW, gW, scale, mom, lr_wd)
+        gb2, gc2, hd2 = np.empty_like(b), np.empty_like(c), np.empty((25, nh))
+        st = row_states(np.random.default_rng(5), 25)
+        p, v = W.copy(), vW.copy()
+        phases = S.softmax_cd_phases(indptr, indices, levels, rows, p, b, c, off, 2, st,
+                                     no_chain, False, gb2, gc2, hd2, mode)  # fmt: skip
+        S.softmax_update_weights(phases, p, v, scale, mom, lr_wd)
+        assert np.abs(gW).max() > 0  # the batch really produced statistics
+        np.testing.assert_allclose(p, want_p, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(v, want_v, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(gb2, gb, atol=1e-12)
+        np.testing.assert_allclose(gc2, gc, atol=1e-12)
+        np.testing.assert_allclose(hd2, hd, atol=1e-12)

@@ -279,3 +279,21 @@ def test_defaults_are_the_tuned_conditional_item_model():
     fitted = RatingRBM(n_hidden=4, n_epochs=1).fit(X)
     with pytest.raises(NotImplementedError, match="orientation"):
         fitted.predict_user(X[0], [1, 2])
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, -0.1])
+def test_bad_lr_decay_is_rejected_before_training(bad):
+    X = sp.csr_matrix(np.array([[1.0, 2.0], [3.0, 0.0]]))
+    with pytest.raises(ValueError, match="lr_decay"):
+        RatingRBM(lr_decay=bad, num_threads=1).fit(X)
+
+
+def test_lr_decay_is_recorded_and_saved(tmp_path):
+    rng = np.random.default_rng(0)
+    X = sp.random(30, 12, density=0.4, random_state=1, format="csr")
+    X.data = rng.integers(1, 6, X.nnz).astype(float)
+    m = RatingRBM(n_hidden=4, n_epochs=3, lr_decay=0.5, learning_rate=0.04, num_threads=1,
+                  random_state=0).fit(X)  # fmt: skip
+    assert [h["learning_rate"] for h in m.history_] == pytest.approx([0.04, 0.02, 0.01])
+    again = load(m.save(tmp_path / "m.npz"))
+    assert again.lr_decay == 0.5
