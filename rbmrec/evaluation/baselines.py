@@ -34,6 +34,7 @@ recalculate_user=False)``
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import warnings
@@ -43,7 +44,9 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.errors import NotFittedError
+from rbmrec.engine.topn import PAD_SCORE
+from rbmrec.engine.topn import top_n as _engine_top_n
+from rbmrec.errors import NotFittedError, TrainingDivergedError
 from rbmrec.models.persistence import register
 from rbmrec.models.persistence import save as _save
 
@@ -59,9 +62,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Score of a padded (empty) slot in batch results, as in ``implicit``.
-PAD_SCORE = np.float32(-np.finfo(np.float32).max)
 
 # Users scored at once in batch recommend: bounds the dense (batch, n_items) score matrix.
 _CHUNK = 1024
@@ -132,10 +132,13 @@ def top_n(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best ``N`` items per row of a dense score matrix, with exclusions.
 
+    A scipy-facing adapter of :func:`rbmrec.engine.topn.top_n`, the one top-N kernel the
+    recommenders share.
+
     Parameters
     ----------
     scores : ndarray of float, shape (n_rows, n_items)
-        Higher is better. Modified in place (excluded entries set to ``-inf``).
+        Higher is better; not modified. NaN and ``-inf`` entries are never returned.
     N : int
         Slots per row.
     exclude : scipy.sparse.csr_matrix, shape (n_rows, n_items), optional
@@ -151,36 +154,16 @@ def top_n(
     scores : ndarray of float32, shape (n_rows, N)
         Matching scores; :data:`PAD_SCORE` in empty slots.
     """
-    n, m = scores.shape
-    if exclude is not None and exclude.nnz:
-        rows = np.repeat(np.arange(n), np.diff(exclude.indptr))
-        scores[rows, exclude.indices] = -np.inf
+    scores = np.asarray(scores)
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    mask = None
     if filter_items is not None and len(filter_items):
-        scores[:, np.asarray(filter_items, dtype=np.int64)] = -np.inf
-    k = min(N, m)
-    out_ids = np.full((n, N), -1, dtype=np.int32)
-    out_scores = np.full((n, N), PAD_SCORE, dtype=np.float32)
-    if n == 0 or k == 0:
-        return out_ids, out_scores
-    neg = -scores
-    part = np.argpartition(neg, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (n, 1))
-    sel = np.take_along_axis(scores, part, axis=1)
-    kth = sel.min(axis=1)
-    # argpartition picks an arbitrary subset of items tied at the cut-off; redo those rows
-    # with a stable sort so the lower ids win, as in every other position.
-    if k < m:
-        tied = (scores == kth[:, None]).sum(axis=1) != (sel == kth[:, None]).sum(axis=1)
-        tied &= np.isfinite(kth)
-        for r in np.flatnonzero(tied):
-            part[r] = np.argsort(neg[r], kind="stable")[:k]
-        sel = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -sel), axis=-1)
-    part = np.take_along_axis(part, order, axis=1)
-    sel = np.take_along_axis(sel, order, axis=1)
-    valid = sel > -np.inf  # also False for NaN
-    out_ids[:, :k] = np.where(valid, part, -1)
-    out_scores[:, :k] = np.where(valid, sel, PAD_SCORE).astype(np.float32)
-    return out_ids, out_scores
+        mask = np.zeros(scores.shape[1], dtype=np.bool_)
+        mask[np.asarray(filter_items, dtype=np.int64)] = True
+    if exclude is None:
+        return _engine_top_n(scores, N, excluded=mask)
+    return _engine_top_n(scores, N, exclude.indptr, exclude.indices, mask)
 
 
 def confidence_matrix(
@@ -293,7 +276,7 @@ class _Base:
         for start in range(0, users.size, _CHUNK):
             sl = slice(start, start + _CHUNK)
             chunk_rows = rows[sl] if rows is not None else None
-            s = np.array(self._scores(users[sl], chunk_rows, recalculate_user), dtype=np.float64)
+            s = np.asarray(self._scores(users[sl], chunk_rows, recalculate_user), np.float64)
             exclude = chunk_rows if filter_already_liked_items else None
             ids[sl], scores[sl] = top_n(s, N, exclude, filter_items)
         if single:
@@ -311,7 +294,13 @@ class _Base:
         return f"{type(self).__name__}({params})"
 
     def _params(self) -> dict[str, Any]:
-        return {}
+        """Constructor arguments by name (scikit-learn's ``get_params`` convention).
+
+        Read from the ``__init__`` signature, so every subclass reports (and saves, and is
+        rebuilt from) exactly the hyperparameters it takes.
+        """
+        names = inspect.signature(type(self).__init__).parameters
+        return {k: getattr(self, k) for k in names if k != "self"}
 
 
 def _item_counts(m: sp.csr_matrix) -> np.ndarray:
@@ -413,14 +402,6 @@ class BiasBaseline(_Base):
         self.clip = clip
         self.n_items_ = None  # type: ignore[assignment]
 
-    def _params(self):
-        return {
-            "reg_user": self.reg_user,
-            "reg_item": self.reg_item,
-            "n_iter": self.n_iter,
-            "clip": self.clip,
-        }
-
     def fit(self, user_items: sp.csr_matrix) -> BiasBaseline:
         """Fit on raw ratings, CSR shape (n_users, n_items)."""
         reg_u = _check_nonneg_float(self.reg_user, "reg_user")
@@ -507,9 +488,6 @@ class Popularity(_Base):
         self.min_rating = min_rating
         self.n_items_ = None  # type: ignore[assignment]
 
-    def _params(self):
-        return {"min_rating": self.min_rating}
-
     def fit(self, user_items: sp.csr_matrix) -> Popularity:
         """Fit on raw ratings, CSR shape (n_users, n_items)."""
         m = self._fit_input(user_items)
@@ -560,39 +538,57 @@ def _import_implicit():
     return implicit, limiter
 
 
-class _ImplicitMF(_Base):
-    """Shared code of the matrix-factorisation wrappers: scores = U V^T."""
+class _ImplicitWrapper(_Base):
+    """Fit code shared by the wrappers of ``implicit`` models.
 
-    _kind = ""
+    ``fit`` checks the hyperparameters, turns the raw ratings into confidences, fits the
+    ``implicit`` model with BLAS limited to one thread and keeps what scoring needs.
+    Subclasses define ``_check_params``, ``_make(implicit)`` (the unfitted model) and
+    ``_store(model)`` (copy its fitted arrays).
+    """
 
-    def _make(self, implicit):
+    weighting: Literal["binary", "rating"]
+    min_rating: float | None
+
+    def _check_params(self) -> None:
         raise NotImplementedError
 
-    def _fit_params(self) -> None:
-        pass
+    def _make(self, implicit: Any) -> Any:
+        raise NotImplementedError
+
+    def _store(self, model: Any) -> None:
+        raise NotImplementedError
+
+    def _fit_model(self, implicit: Any, model: Any, conf: sp.csr_matrix) -> None:
+        model.fit(conf, show_progress=False)
 
     def fit(self, user_items: sp.csr_matrix):
         """Fit on raw ratings, CSR shape (n_users, n_items), via :func:`confidence_matrix`."""
-        self._fit_params()
+        self._check_params()
         m = self._fit_input(user_items)
         conf = confidence_matrix(m, self.weighting, self.min_rating)
         implicit, limiter = _import_implicit()
         try:
             model = self._make(implicit)
-            model.fit(conf, show_progress=False)
+            self._fit_model(implicit, model, conf)
         finally:
             limiter.restore_original_limits()
+        self._store(model)
+        self.n_users_, self.n_items_ = m.shape
+        return self
+
+
+class _ImplicitMF(_ImplicitWrapper):
+    """Shared code of the matrix-factorisation wrappers: scores = U V^T."""
+
+    def _store(self, model: Any) -> None:
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         if not (np.isfinite(self.user_factors_).all() and np.isfinite(self.item_factors_).all()):
-            from rbmrec.errors import TrainingDivergedError
-
             raise TrainingDivergedError(
                 f"{type(self).__name__} produced non-finite factors with {self._params()}"
             )
         self._model = model
-        self.n_users_, self.n_items_ = m.shape
-        return self
 
     def _user_vectors(self, users, user_items, recalc):
         if recalc:
@@ -669,19 +665,7 @@ class ImplicitALS(_ImplicitMF):
         self.num_threads = num_threads
         self.n_items_ = None  # type: ignore[assignment]
 
-    def _params(self):
-        return {
-            "factors": self.factors,
-            "regularization": self.regularization,
-            "alpha": self.alpha,
-            "iterations": self.iterations,
-            "random_state": self.random_state,
-            "weighting": self.weighting,
-            "min_rating": self.min_rating,
-            "num_threads": self.num_threads,
-        }
-
-    def _fit_params(self):
+    def _check_params(self):
         _check_positive_int(self.factors, "factors")
         _check_nonneg_float(self.regularization, "regularization")
         if _check_nonneg_float(self.alpha, "alpha") == 0:
@@ -762,19 +746,7 @@ class ImplicitBPR(_ImplicitMF):
         self.verify_negative_samples = verify_negative_samples
         self.n_items_ = None  # type: ignore[assignment]
 
-    def _params(self):
-        return {
-            "factors": self.factors,
-            "learning_rate": self.learning_rate,
-            "regularization": self.regularization,
-            "iterations": self.iterations,
-            "random_state": self.random_state,
-            "min_rating": self.min_rating,
-            "num_threads": self.num_threads,
-            "verify_negative_samples": self.verify_negative_samples,
-        }
-
-    def _fit_params(self):
+    def _check_params(self):
         _check_positive_int(self.factors, "factors")
         if _check_nonneg_float(self.learning_rate, "learning_rate") == 0:
             raise ValueError("learning_rate must be > 0")
@@ -796,7 +768,7 @@ class ImplicitBPR(_ImplicitMF):
 
 
 @register
-class ImplicitItemKNN(_Base):
+class ImplicitItemKNN(_ImplicitWrapper):
     """``implicit``'s item-item nearest-neighbour models behind rbmrec's interface.
 
     ``implicit`` computes the item-item similarity matrix ``S`` (each item keeps its ``K``
@@ -836,50 +808,32 @@ class ImplicitItemKNN(_Base):
         self.num_threads = num_threads
         self.n_items_ = None  # type: ignore[assignment]
 
-    def _params(self):
-        return {
-            "kind": self.kind,
-            "K": self.K,
-            "K1": self.K1,
-            "B": self.B,
-            "weighting": self.weighting,
-            "min_rating": self.min_rating,
-            "num_threads": self.num_threads,
-        }
-
-    def fit(self, user_items: sp.csr_matrix) -> ImplicitItemKNN:
-        """Fit on raw ratings, CSR shape (n_users, n_items), via :func:`confidence_matrix`."""
+    def _check_params(self):
         if self.kind not in ("cosine", "bm25", "tfidf"):
             raise ValueError(f"kind must be 'cosine', 'bm25' or 'tfidf', got {self.kind!r}")
         _check_positive_int(self.K, "K")
         _check_nonneg_float(self.K1, "K1")
         _check_nonneg_float(self.B, "B")
         _check_positive_int(self.num_threads, "num_threads", minimum=0)
-        m = self._fit_input(user_items)
-        conf = confidence_matrix(m, self.weighting, self.min_rating)
-        implicit, limiter = _import_implicit()
+
+    def _make(self, implicit):
         nn = implicit.nearest_neighbours
-        try:
-            if self.kind == "cosine":
-                model = nn.CosineRecommender(K=int(self.K), num_threads=int(self.num_threads))
-            elif self.kind == "bm25":
-                model = nn.BM25Recommender(
-                    K=int(self.K),
-                    K1=float(self.K1),
-                    B=float(self.B),
-                    num_threads=int(self.num_threads),
-                )
-            else:
-                model = nn.TFIDFRecommender(K=int(self.K), num_threads=int(self.num_threads))
-            with warnings.catch_warnings():
-                # implicit's BM25/TF-IDF weighting converts COO to CSR and warns about it
-                warnings.simplefilter("ignore", implicit.utils.ParameterWarning)
-                model.fit(conf, show_progress=False)
-        finally:
-            limiter.restore_original_limits()
+        if self.kind == "cosine":
+            return nn.CosineRecommender(K=int(self.K), num_threads=int(self.num_threads))
+        if self.kind == "bm25":
+            return nn.BM25Recommender(
+                K=int(self.K), K1=float(self.K1), B=float(self.B), num_threads=int(self.num_threads)
+            )
+        return nn.TFIDFRecommender(K=int(self.K), num_threads=int(self.num_threads))
+
+    def _fit_model(self, implicit, model, conf):
+        with warnings.catch_warnings():
+            # implicit's BM25/TF-IDF weighting converts COO to CSR and warns about it
+            warnings.simplefilter("ignore", implicit.utils.ParameterWarning)
+            model.fit(conf, show_progress=False)
+
+    def _store(self, model):
         self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float64)
-        self.n_users_, self.n_items_ = m.shape
-        return self
 
     def _scores(self, users, user_items, recalc):
         if user_items is None:
