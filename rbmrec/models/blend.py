@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rbmrec.engine.topn import top_n
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models._common import as_index_array, check_csr, check_int
 
@@ -115,11 +116,11 @@ class BlendedRatingModel:
             raise TypeError("BlendedRatingModel.recommend takes a single userid")
         items = np.arange(self.n_items_)
         s = self.predict(np.full(self.n_items_, int(userid)), items)
-        row = sp.csr_matrix(user_items)
+        excluded = np.zeros(self.n_items_, dtype=np.bool_)
         if kwargs.get("filter_already_liked_items", True):
-            s[row.indices] = -np.inf
+            excluded[sp.csr_matrix(user_items).indices] = True
         if kwargs.get("filter_items") is not None:
-            s[as_index_array("filter_items", kwargs["filter_items"], self.n_items_)] = -np.inf
-        order = np.lexsort((items, -s))
-        order = order[np.isfinite(s[order])][:N]
-        return order.astype(np.int32), s[order].astype(np.float32)
+            excluded[as_index_array("filter_items", kwargs["filter_items"], self.n_items_)] = True
+        ids, scores = top_n(s[None, :], N, excluded=excluded)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
