@@ -152,13 +152,8 @@ def relevant_items(test: sp.spmatrix, threshold: float | None = 4.0) -> sp.csr_m
 # -------------------------------------------------------------------------- hit matrix
 
 
-def _prepare(
-    ids: np.ndarray, relevant: sp.spmatrix, K: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate inputs; return (ids truncated/padded to K, hits (n, K) bool, n_relevant (n,))."""
-    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
-    K = int(K)
+def _check_ids(ids: np.ndarray, n_items: int, K: int | None) -> np.ndarray:
+    """Validated recommendation lists: int64 (n_users, min(n_slots, K)), ``-1`` = empty."""
     ids = np.asarray(ids)
     if ids.ndim == 1:
         ids = ids[None, :]
@@ -166,23 +161,34 @@ def _prepare(
         raise ValueError(f"ids must be a 2-D array (n_users, n_slots), got shape {ids.shape}")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"ids must hold integers, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64, copy=False)
+    if K is not None:
+        ids = ids[:, :K]
+    if np.any(ids >= n_items) or np.any(ids < -1):
+        raise ValueError(f"ids must be item indices in [0, {n_items}) or -1 for an empty slot")
+    return ids
+
+
+def _prepare(
+    ids: np.ndarray, relevant: sp.spmatrix, K: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate inputs; return (ids truncated/padded to K, hits (n, K) bool, n_relevant (n,))."""
+    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
+        raise ValueError(f"K must be a positive integer, got {K!r}")
+    K = int(K)
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy sparse matrix, got {type(relevant).__name__}")
     rel = sp.csr_matrix(relevant)
     n_users, n_items = rel.shape
+    ids = _check_ids(ids, n_items, K)
     if ids.shape[0] != n_users:
         raise ValueError(
             f"ids has {ids.shape[0]} rows but relevant has {n_users}: one row per user needed"
         )
-    ids = ids.astype(np.int64, copy=False)
-    if ids.shape[1] >= K:
-        ids = ids[:, :K]
-    else:
+    if ids.shape[1] < K:
         pad = np.full((n_users, K - ids.shape[1]), -1, dtype=np.int64)
         ids = np.concatenate([ids, pad], axis=1)
     valid = ids >= 0
-    if np.any(ids >= n_items) or np.any(ids < -1):
-        raise ValueError(f"ids must be item indices in [0, {n_items}) or -1 for an empty slot")
     # A repeated item would be counted twice as a hit.
     srt = np.sort(ids, axis=1)
     if np.any((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)):
@@ -350,13 +356,8 @@ def catalogue_coverage(ids: np.ndarray, n_items: int, K: int | None = None) -> f
     """
     if isinstance(n_items, bool) or not isinstance(n_items, int | np.integer) or n_items < 1:
         raise ValueError(f"n_items must be a positive integer, got {n_items!r}")
-    ids = np.atleast_2d(np.asarray(ids))
-    if K is not None:
-        ids = ids[:, :K]
-    valid = ids[ids >= 0]
-    if np.any(valid >= n_items):
-        raise ValueError(f"ids must be item indices in [0, {n_items}) or -1")
-    return float(np.unique(valid).size / n_items)
+    ids = _check_ids(ids, int(n_items), K)
+    return float(np.unique(ids[ids >= 0]).size / n_items)
 
 
 def ranking_metrics(

@@ -152,6 +152,11 @@ def test_coverage():
     assert M.catalogue_coverage(np.array([[0, 1], [3, 2]]), 4, K=1) == pytest.approx(2 / 4)
     with pytest.raises(ValueError):
         M.catalogue_coverage(np.array([[5]]), 4)
+    # Same list checks as the ranking metrics (one shared validator).
+    with pytest.raises(ValueError, match="-1 for an empty slot"):
+        M.catalogue_coverage(np.array([[-2]]), 4)
+    with pytest.raises(TypeError, match="integers"):
+        M.catalogue_coverage(np.array([[0.5]]), 4)
 
 
 # ------------------------------------------------------------------------ properties
