@@ -164,6 +164,7 @@ class ImplicitRBM:
         n_epochs: int = 12,
         batch_size: int = 64,
         learning_rate: float = 0.01,
+        lr_decay: float = 1.0,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
         cd_steps: int | Sequence[tuple[int, int]] = 1,
@@ -173,6 +174,7 @@ class ImplicitRBM:
         confidence: float = 0.0,
         init_std: float = 0.01,
         input_dropout: float = 0.3,
+        popularity_weight: float = 0.0,
         patience: int | None = None,
         num_threads: int = 0,
         random_state: Any = None,
@@ -182,6 +184,7 @@ class ImplicitRBM:
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.cd_steps = cd_steps
@@ -191,6 +194,7 @@ class ImplicitRBM:
         self.confidence = confidence
         self.init_std = init_std
         self.input_dropout = input_dropout
+        self.popularity_weight = popularity_weight
         self.patience = patience
         self.num_threads = num_threads
         self.random_state = random_state
@@ -208,6 +212,7 @@ class ImplicitRBM:
         "n_epochs",
         "batch_size",
         "learning_rate",
+        "lr_decay",
         "momentum",
         "weight_decay",
         "cd_steps",
@@ -217,6 +222,7 @@ class ImplicitRBM:
         "confidence",
         "init_std",
         "input_dropout",
+        "popularity_weight",
         "patience",
         "num_threads",
         "progress",
@@ -243,12 +249,14 @@ class ImplicitRBM:
         _check_float("init_std", self.init_std, 0.0, strict=True)
         if _check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:
             raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}")
+        _check_float("popularity_weight", self.popularity_weight, -1.0)
         if self.patience is not None:
             check_int("patience", self.patience, 1)
         config = TrainerConfig(
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
+            lr_decay=self.lr_decay,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
             cd_steps=self.cd_steps,
@@ -341,10 +349,11 @@ class ImplicitRBM:
             return {"W": gW, "b": gb, "c": gc}, stats
 
         evaluate = None
+        bias_scale = 1.0 + float(self.popularity_weight)
         if valid is not None:
 
             def evaluate(epoch: int) -> dict[str, float]:
-                nd = self._ndcg_at_10(X, valid, W, b, c)
+                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale)
                 return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
         describe = f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, "
@@ -367,7 +376,12 @@ class ImplicitRBM:
 
     @staticmethod
     def _ndcg_at_10(
-        X: sp.csr_matrix, valid: sp.csr_matrix, W: np.ndarray, b: np.ndarray, c: np.ndarray
+        X: sp.csr_matrix,
+        valid: sp.csr_matrix,
+        W: np.ndarray,
+        b: np.ndarray,
+        c: np.ndarray,
+        bias_scale: float = 1.0,
     ) -> float:
         """Mean NDCG@10 over users with validation items (training items excluded)."""
         k = 10
@@ -377,7 +391,7 @@ class ImplicitRBM:
         excluded = np.zeros(X.shape[1], dtype=np.bool_)
         for start in range(0, users.size, _SCORE_BLOCK):
             block = users[start : start + _SCORE_BLOCK]
-            scores = _logits(X.indptr, X.indices, block, W, b, c)
+            scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale)
             sub = X[block]
             ids, _, _ = topn_select(scores, sub.indptr, sub.indices, excluded, k)
             vb = valid[block]
@@ -434,7 +448,7 @@ class ImplicitRBM:
         float32 array, shape (n, n_items)
         """
         h = self.hidden_probs(user_items)
-        return h @ self.weights_.T + self.visible_bias_
+        return h @ self.weights_.T + (1.0 + float(self.popularity_weight)) * self.visible_bias_
 
     def recommend(
         self,
@@ -539,6 +553,7 @@ class ImplicitRBM:
                     self.weights_,
                     self.visible_bias_,
                     self.hidden_bias_,
+                    1.0 + float(self.popularity_weight),
                 )
                 if filter_already_liked_items:
                     sub = rows_csr[sl]
@@ -663,9 +678,13 @@ def _logits(
     W: np.ndarray,
     b: np.ndarray,
     c: np.ndarray,
+    bias_scale: float = 1.0,
 ) -> np.ndarray:
-    """``b + E[h | v_row] W^T`` for the given CSR rows, shape (len(rows), n_items), float32."""
+    """``bias_scale * b + E[h | v_row] W^T`` for CSR rows, shape (len(rows), n_items), float32."""
     h = csr_hidden_probs(indptr, indices, rows, W, c)
     out = h @ W.T
-    out += b
+    if bias_scale == 1.0:
+        out += b
+    else:
+        out += (bias_scale * b).astype(out.dtype)
     return out

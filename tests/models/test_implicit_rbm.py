@@ -356,6 +356,31 @@ def test_visible_bias_starts_at_popularity_log_odds(planted_data):
     np.testing.assert_allclose(model.visible_bias_, np.log(pop / (1 - pop)), atol=1e-5)
 
 
+def test_lr_decay_shrinks_the_learning_rate_each_epoch(planted_data):
+    train, _, _, _ = planted_data
+    model = ImplicitRBM(**{**FAST, "n_epochs": 3, "lr_decay": 0.5}).fit(train)
+    rates = [r["learning_rate"] for r in model.history_]
+    assert rates == pytest.approx([0.05, 0.025, 0.0125])
+
+
+def test_popularity_weight_scales_the_visible_bias_in_scores(planted_model, planted_data):
+    train, _, _, _ = planted_data
+    import copy
+
+    boosted = copy.copy(planted_model)
+    boosted.popularity_weight = 0.5
+    h = planted_model.hidden_probs(train[:5])
+    expected = h @ planted_model.weights_.T + 1.5 * planted_model.visible_bias_
+    np.testing.assert_allclose(boosted.score_items(train[:5]), expected, rtol=1e-5, atol=1e-5)
+    # a huge weight turns the lists into the visible-bias (popularity-like) order
+    boosted.popularity_weight = 1e6
+    ids, _ = boosted.recommend(0, train[0], N=5)
+    bias = planted_model.visible_bias_
+    assert np.all(np.diff(bias[ids]) <= 1e-5)
+    rest = np.setdiff1d(np.flatnonzero(train[0].toarray().ravel() == 0), ids)
+    assert bias[ids].min() >= bias[rest].max() - 1e-5
+
+
 def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
     path = planted_model.save(tmp_path / "m")
     loaded = rbmrec.load(path)
@@ -383,6 +408,12 @@ def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
         ({"init_std": 0.0}, ValueError),
         ({"input_dropout": 1.0}, ValueError),
         ({"input_dropout": -0.1}, ValueError),
+        ({"lr_decay": 0.0}, ValueError),
+        ({"lr_decay": 1.5}, ValueError),
+        ({"lr_decay": "fast"}, TypeError),
+        ({"popularity_weight": -1.5}, ValueError),
+        ({"popularity_weight": float("nan")}, ValueError),
+        ({"popularity_weight": "high"}, TypeError),
         ({"sample_hidden": "yes"}, TypeError),
         ({"patience": 0}, ValueError),
         ({"num_threads": -1}, ValueError),
