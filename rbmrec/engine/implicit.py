@@ -45,8 +45,8 @@ __all__ = [
 
 
 @njit(cache=True, parallel=True)
-def csr_hidden_probs(indptr, indices, rows, W, c):
-    """Hidden probabilities ``p(h_j = 1 | v) = sigmoid(c_j + sum_{i in v} W[i, j])``.
+def csr_hidden_probs(indptr, indices, rows, W, c, row_scale):
+    """Hidden probabilities ``p(h_j = 1 | v) = sigmoid(c_j + s_r * sum_{i in v} W[i, j])``.
 
     Parameters
     ----------
@@ -58,6 +58,9 @@ def csr_hidden_probs(indptr, indices, rows, W, c):
         Rows (users) of the CSR matrix to process.
     W : float array, shape (n_items, n_hidden)
     c : float array, shape (n_hidden,)
+    row_scale : float array, shape (n_batch,)
+        Scale ``s_r`` of each row's visible-to-hidden input (all ones for a plain RBM; see
+        ``length_norm`` of :class:`rbmrec.ImplicitRBM`).
 
     Returns
     -------
@@ -68,20 +71,19 @@ def csr_hidden_probs(indptr, indices, rows, W, c):
     out = np.empty((n_batch, n_hidden), dtype=W.dtype)
     for r in prange(n_batch):
         u = rows[r]
-        acc = np.empty(n_hidden, dtype=np.float64)
-        for j in range(n_hidden):
-            acc[j] = c[j]
+        acc = np.zeros(n_hidden, dtype=np.float64)
         for p in range(indptr[u], indptr[u + 1]):
             i = indices[p]
             for j in range(n_hidden):
                 acc[j] += W[i, j]
+        s = row_scale[r]
         for j in range(n_hidden):
-            out[r, j] = sigmoid(acc[j])
+            out[r, j] = sigmoid(c[j] + s * acc[j])
     return out
 
 
 @njit(cache=True, parallel=True)
-def csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states):
+def csr_hidden_probs_dropout(indptr, indices, rows, W, c, row_scale, keep, states):
     """Hidden probabilities from a randomly thinned copy of each user's items.
 
     Each stored item of row ``rows[r]`` is kept with probability ``keep`` (drawn from
@@ -97,6 +99,8 @@ def csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states):
     rows : int64 array, shape (n_batch,)
     W : float array, shape (n_items, n_hidden)
     c : float array, shape (n_hidden,)
+    row_scale : float array, shape (n_batch,)
+        Scale of each row's input, as in :func:`csr_hidden_probs`.
     keep : float
         Probability of keeping an item, in (0, 1].
     states : uint64 array, shape (n_batch,)
@@ -109,20 +113,18 @@ def csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states):
     n_batch = rows.shape[0]
     n_hidden = W.shape[1]
     out = np.empty((n_batch, n_hidden), dtype=W.dtype)
-    scale = 1.0 / keep
     for r in prange(n_batch):
         u = rows[r]
-        acc = np.empty(n_hidden, dtype=np.float64)
-        for j in range(n_hidden):
-            acc[j] = c[j]
+        acc = np.zeros(n_hidden, dtype=np.float64)
         for p in range(indptr[u], indptr[u + 1]):
             if uniform(states, r) >= keep:
                 continue
             i = indices[p]
             for j in range(n_hidden):
-                acc[j] += scale * W[i, j]
+                acc[j] += W[i, j]
+        s = row_scale[r] / keep
         for j in range(n_hidden):
-            out[r, j] = sigmoid(acc[j])
+            out[r, j] = sigmoid(c[j] + s * acc[j])
     return out
 
 
@@ -241,13 +243,13 @@ def add_positive_stats(col_ptr, batch_row, weight, h, gW, gb):
         gb[i] += s
 
 
-def mean_field_negative(hs, W, b, c, k, states, gW, gb, gc):
+def mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, row_scale=None):
     """CD-k negative phase with a mean-field visible reconstruction over all items.
 
-    For ``k`` steps: ``v = sigmoid(h W^T + b)`` (every item, mean field), then
-    ``h = p(h | v)``; between steps the hidden units are sampled. Subtracts the negative
-    statistics ``v^T h``, ``sum v`` and ``sum h`` of the final step from the gradients.
-    The two dense products per step run in BLAS.
+    For ``k`` steps: ``v = sigmoid(s * h W^T + b)`` (every item, mean field), then
+    ``h = p(h | v) = sigmoid(c + s * v W)``; between steps the hidden units are sampled.
+    Subtracts the negative statistics ``s v^T h``, ``sum v`` and ``sum h`` of the final step
+    from the gradients. The two dense products per step run in BLAS.
 
     Parameters
     ----------
@@ -262,22 +264,29 @@ def mean_field_negative(hs, W, b, c, k, states, gW, gb, gc):
         Per-row random states, used when ``k > 1``.
     gW, gb, gc : float arrays
         Gradient accumulators of shapes ``W``, ``b``, ``c``; updated in place.
+    row_scale : float array, shape (n_batch,), optional
+        Per-row scale ``s`` of the interaction term (None: all ones, a plain RBM).
 
     Returns
     -------
     v : float array, shape (n_batch, n_items)
         The final mean-field reconstruction.
     """
+    s = None if row_scale is None else row_scale.astype(W.dtype)[:, None]
     h = hs
     v = None
     for step in range(k):
         v = h @ W.T
+        if s is not None:
+            v *= s
         sigmoid_affine_rows(v, b)
         h = v @ W
+        if s is not None:
+            h *= s
         sigmoid_affine_rows(h, c)
         if step < k - 1:
             h = sample_bernoulli_rows(h, states)
-    gW -= v.T @ h
+    gW -= v.T @ (h if s is None else h * s)
     gb -= v.sum(axis=0, dtype=np.float64).astype(gb.dtype)
     gc -= h.sum(axis=0, dtype=np.float64).astype(gc.dtype)
     return v

@@ -175,6 +175,7 @@ class ImplicitRBM:
         init_std: float = 0.01,
         input_dropout: float = 0.3,
         popularity_weight: float = 0.0,
+        length_norm: float = 0.0,
         patience: int | None = None,
         num_threads: int = 0,
         random_state: Any = None,
@@ -195,6 +196,7 @@ class ImplicitRBM:
         self.init_std = init_std
         self.input_dropout = input_dropout
         self.popularity_weight = popularity_weight
+        self.length_norm = length_norm
         self.patience = patience
         self.num_threads = num_threads
         self.random_state = random_state
@@ -203,6 +205,7 @@ class ImplicitRBM:
         self.visible_bias_: np.ndarray | None = None
         self.hidden_bias_: np.ndarray | None = None
         self.user_items_: sp.csr_matrix | None = None
+        self.length_ref_: float = 1.0
         self.history_: list[dict[str, float]] = []
 
     # -- configuration --------------------------------------------------------------------
@@ -223,6 +226,7 @@ class ImplicitRBM:
         "init_std",
         "input_dropout",
         "popularity_weight",
+        "length_norm",
         "patience",
         "num_threads",
         "progress",
@@ -250,6 +254,13 @@ class ImplicitRBM:
         if _check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:
             raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}")
         _check_float("popularity_weight", self.popularity_weight, -1.0)
+        if _check_float("length_norm", self.length_norm, 0.0) > 1.0:
+            raise ValueError(f"length_norm must be in [0, 1], got {self.length_norm}")
+        if self.length_norm > 0 and self.negative == "pcd":
+            raise ValueError(
+                "length_norm > 0 needs negative='mean_field' (persistent chains have no "
+                "fixed length to scale by)"
+            )
         if self.patience is not None:
             check_int("patience", self.patience, 1)
         config = TrainerConfig(
@@ -319,22 +330,29 @@ class ImplicitRBM:
             chains = (rng.random((self.n_chains, n_items)) < pop).astype(np.float32)
         sample_hidden = bool(self.sample_hidden)
         keep = 1.0 - float(self.input_dropout)
+        gamma = float(self.length_norm)
+        length_ref = float(np.diff(indptr).mean())
+        scale_all = _row_scale(indptr, np.arange(n_users, dtype=np.int64), gamma, length_ref)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
             gW = np.zeros_like(W)
             gb = np.zeros_like(b)
             gc = np.zeros_like(c)
             states = row_states(rng_, len(rows))
+            s = scale_all[rows]
             if keep < 1.0:
-                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, keep, states)
+                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, s, keep, states)
             else:
-                h0 = csr_hidden_probs(indptr, indices, rows, W, c)
+                h0 = csr_hidden_probs(indptr, indices, rows, W, c, s)
             col_ptr, batch_row, w = batch_item_major(indptr, indices, weight, rows, n_items)
-            add_positive_stats(col_ptr, batch_row, w, h0, gW, gb)
+            # d(-E)/dW_ij = s v_i h_j: the positive statistics carry the row scale
+            add_positive_stats(col_ptr, batch_row, w, h0 if gamma == 0 else h0 * s[:, None], gW, gb)
             gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
             hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
             if chains is None:
-                v1 = mean_field_negative(hs, W, b, c, k, states, gW, gb, gc)
+                v1 = mean_field_negative(
+                    hs, W, b, c, k, states, gW, gb, gc, None if gamma == 0 else s
+                )
                 # squared reconstruction error over all items: |v1|^2 - 2 v1.v0 + |v0|^2
                 sq = float(np.einsum("ij,ij->", v1, v1, dtype=np.float64))
                 item_of = np.repeat(np.arange(n_items), np.diff(col_ptr))
@@ -353,7 +371,7 @@ class ImplicitRBM:
         if valid is not None:
 
             def evaluate(epoch: int) -> dict[str, float]:
-                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale)
+                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref)
                 return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
         describe = f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, "
@@ -370,6 +388,7 @@ class ImplicitRBM:
             )
         self.weights_, self.visible_bias_, self.hidden_bias_ = W, b, c
         self.user_items_ = X
+        self.length_ref_ = length_ref
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
@@ -382,6 +401,8 @@ class ImplicitRBM:
         b: np.ndarray,
         c: np.ndarray,
         bias_scale: float = 1.0,
+        length_norm: float = 0.0,
+        length_ref: float = 1.0,
     ) -> float:
         """Mean NDCG@10 over users with validation items (training items excluded)."""
         k = 10
@@ -391,7 +412,8 @@ class ImplicitRBM:
         excluded = np.zeros(X.shape[1], dtype=np.bool_)
         for start in range(0, users.size, _SCORE_BLOCK):
             block = users[start : start + _SCORE_BLOCK]
-            scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale)
+            scale = _row_scale(X.indptr, block, length_norm, length_ref)
+            scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale, scale)
             sub = X[block]
             ids, _, _ = topn_select(scores, sub.indptr, sub.indices, excluded, k)
             vb = valid[block]
@@ -433,8 +455,11 @@ class ImplicitRBM:
         self._check_fitted()
         X = _binary_csr("user_items", user_items, self.n_items)
         rows = np.arange(X.shape[0], dtype=np.int64)
+        scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
         with num_threads(self.num_threads):
-            return csr_hidden_probs(X.indptr, X.indices, rows, self.weights_, self.hidden_bias_)
+            return csr_hidden_probs(
+                X.indptr, X.indices, rows, self.weights_, self.hidden_bias_, scale
+            )
 
     def score_items(self, user_items: sp.spmatrix) -> np.ndarray:
         """Scores of every item for the rows of ``user_items`` (log-odds of p(v_i=1|E[h|v])).
@@ -447,8 +472,14 @@ class ImplicitRBM:
         -------
         float32 array, shape (n, n_items)
         """
-        h = self.hidden_probs(user_items)
-        return h @ self.weights_.T + (1.0 + float(self.popularity_weight)) * self.visible_bias_
+        self._check_fitted()
+        X = _binary_csr("user_items", user_items, self.n_items)
+        rows = np.arange(X.shape[0], dtype=np.int64)
+        scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
+        bias_scale = 1.0 + float(self.popularity_weight)
+        W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
+        with num_threads(self.num_threads):
+            return _logits(X.indptr, X.indices, rows, W, b, c, bias_scale, scale)
 
     def recommend(
         self,
@@ -554,6 +585,7 @@ class ImplicitRBM:
                     self.visible_bias_,
                     self.hidden_bias_,
                     1.0 + float(self.popularity_weight),
+                    _row_scale(src.indptr, rows, float(self.length_norm), self.length_ref_),
                 )
                 if filter_already_liked_items:
                     sub = rows_csr[sl]
@@ -644,7 +676,12 @@ class ImplicitRBM:
         cd = params["cd_steps"]
         if not isinstance(cd, int | np.integer):
             params["cd_steps"] = [[int(e), int(k)] for e, k in cd]
-        meta = {"params": params, "n_users": int(X.shape[0]), "history": self.history_}
+        meta = {
+            "params": params,
+            "n_users": int(X.shape[0]),
+            "length_ref": float(self.length_ref_),
+            "history": self.history_,
+        }
         return arrays, meta
 
     @classmethod
@@ -667,6 +704,7 @@ class ImplicitRBM:
         X.indptr = X.indptr.astype(np.int64, copy=False)
         model.weights_, model.visible_bias_, model.hidden_bias_ = W, b, c
         model.user_items_ = X
+        model.length_ref_ = float(meta.get("length_ref", 1.0))
         model.history_ = list(meta.get("history", []))
         return model
 
@@ -679,12 +717,40 @@ def _logits(
     b: np.ndarray,
     c: np.ndarray,
     bias_scale: float = 1.0,
+    row_scale: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``bias_scale * b + E[h | v_row] W^T`` for CSR rows, shape (len(rows), n_items), float32."""
-    h = csr_hidden_probs(indptr, indices, rows, W, c)
+    """``bias_scale * b + s_r E[h | v_r] W^T`` for CSR rows, shape (len(rows), n_items)."""
+    if row_scale is None:
+        row_scale = np.ones(rows.size, dtype=np.float64)
+    h = csr_hidden_probs(indptr, indices, rows, W, c, row_scale)
     out = h @ W.T
+    if np.any(row_scale != 1.0):
+        out *= row_scale.astype(out.dtype)[:, None]
     if bias_scale == 1.0:
         out += b
     else:
         out += (bias_scale * b).astype(out.dtype)
     return out
+
+
+def _row_scale(indptr: np.ndarray, rows: np.ndarray, gamma: float, ref: float) -> np.ndarray:
+    """Input scale ``(n_r / ref) ** -gamma`` of each row (``n_r`` = its number of items).
+
+    Returns float64 ones when ``gamma == 0``; rows without items get scale 1.
+
+    Parameters
+    ----------
+    indptr : int array, shape (n_users + 1,)
+    rows : int64 array, shape (n,)
+    gamma : float
+    ref : float
+        Reference length (the mean number of items per training user).
+
+    Returns
+    -------
+    float64 array, shape (n,)
+    """
+    if gamma == 0:
+        return np.ones(rows.size, dtype=np.float64)
+    n = (indptr[rows + 1] - indptr[rows]).astype(np.float64)
+    return (np.maximum(n, 1.0) / ref) ** -gamma

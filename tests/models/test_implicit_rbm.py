@@ -99,7 +99,7 @@ def test_csr_hidden_probs_matches_numpy(small):
     rows = np.array([3, 0, 29, 3, 7], dtype=np.int64)
     V = (X[rows].toarray() > 0).astype(np.float64)
     ref = _sig(V @ W.astype(np.float64) + c)
-    got = csr_hidden_probs(X.indptr, X.indices, rows, W, c)
+    got = csr_hidden_probs(X.indptr, X.indices, rows, W, c, np.ones(rows.size))
     assert got.dtype == np.float32 and got.shape == (5, 5)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
@@ -230,11 +230,15 @@ def test_dropout_hidden_probs_thin_the_input(small):
     rows = np.arange(30, dtype=np.int64)
     states = row_states(np.random.default_rng(3), 30)
     # keep = 1 reproduces the plain kernel exactly
-    full = csr_hidden_probs(X.indptr, X.indices, rows, W, c)
-    same = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 1.0, states.copy())
+    full = csr_hidden_probs(X.indptr, X.indices, rows, W, c, np.ones(rows.size))
+    same = csr_hidden_probs_dropout(
+        X.indptr, X.indices, rows, W, c, np.ones(rows.size), 1.0, states.copy()
+    )
     np.testing.assert_array_equal(same, full)
     # keep = 0.5: each row's pre-activation is c + 2 * (sum of a subset of its W rows)
-    got = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 0.5, states.copy())
+    got = csr_hidden_probs_dropout(
+        X.indptr, X.indices, rows, W, c, np.ones(rows.size), 0.5, states.copy()
+    )
     pre = np.log(got / (1 - got)) - c
     for r in (0, 7, 19):
         items = X[r].indices
@@ -249,7 +253,9 @@ def test_dropout_hidden_probs_thin_the_input(small):
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        a = csr_hidden_probs_dropout(X.indptr, X.indices, rows, W, c, 0.5, states.copy())
+        a = csr_hidden_probs_dropout(
+            X.indptr, X.indices, rows, W, c, np.ones(rows.size), 0.5, states.copy()
+        )
     finally:
         numba.set_num_threads(old)
     np.testing.assert_array_equal(a, got)
