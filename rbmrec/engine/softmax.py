@@ -588,3 +588,39 @@ def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
         else:
             _visible_softmax(i, hidden[r], W, b, out[t])
     return out
+
+
+@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+def softmax_level_scores(logits, bias, weights, out):
+    """Score of each cell's level distribution: ``sum_k p_k weights_k``, p a softmax over k.
+
+    Used for ranking every item of a block of users at once: ``logits`` holds
+    ``sum_j h_j W[group, k, j]`` from one matrix product, so the expected rating
+    (``weights = values``) or the probability of a high rating (``weights`` a 0/1 mask) of
+    every cell costs a few exponentials.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n_a, n_c, n_levels)
+        Hidden contributions to the level logits.
+    bias : ndarray, shape (n_c, n_levels)
+        Visible biases of the group of each column ``c``.
+    weights : ndarray, shape (n_levels,)
+    out : ndarray, shape (n_a, n_c)
+        Filled with the scores.
+    """
+    n_a, n_c, n_levels = logits.shape
+    for a in prange(n_a):
+        for c in range(n_c):
+            top = -np.inf
+            for k in range(n_levels):
+                v = logits[a, c, k] + bias[c, k]
+                if v > top:
+                    top = v
+            s = 0.0
+            t = 0.0
+            for k in range(n_levels):
+                e = np.exp(logits[a, c, k] + bias[c, k] - top)
+                s += e
+                t += e * weights[k]
+            out[a, c] = t / s

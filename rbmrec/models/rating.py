@@ -500,11 +500,15 @@ class RatingRBM:
                                 items, off)  # fmt: skip
 
     # ------------------------------------------------------------------ top-N
-    def _score(self, probs: np.ndarray) -> np.ndarray:
+    def _level_weights(self) -> np.ndarray:
+        """Per-level weights of the ranking score, shape (n_levels,): values or a 0/1 mask."""
         if self.recommend_score == "expected":
-            return probs @ self.values_
+            return np.asarray(self.values_, dtype=np.float64)
         thr = self.high_rating if self.high_rating is not None else self.values_[-2]
-        return probs[:, self.values_ >= thr].sum(1)
+        return (self.values_ >= thr).astype(np.float64)
+
+    def _score(self, probs: np.ndarray) -> np.ndarray:
+        return probs @ self._level_weights()
 
     def score_items(self, userid: int, user_items: sp.spmatrix | None = None) -> np.ndarray:
         """Ranking score of every item for one user, shape (n_items,).
@@ -517,8 +521,61 @@ class RatingRBM:
         if user_items is not None:
             row = self._check_ratings("user_items", user_items, allow_empty=True)
             return self._score(self._fold_in_probs(row, items))
-        as_index_array("userid", [userid], self.n_users_)
-        return self._score(self.predict_proba(np.full(self.n_items_, userid), items))
+        users = as_index_array("userid", [userid], self.n_users_)
+        return self._score_users(users)[0]
+
+    #: Users scored together by :meth:`_score_users` (bounds the (block, n_items, n_levels)
+    #: temporaries to a few tens of MB on MovieLens-sized catalogues).
+    _BLOCK = 256
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        """Ranking scores of all items for fitted users, shape (len(users), n_items), float64.
+
+        Mean-field prediction is a matrix product: the hidden probabilities of the rows
+        (users, or every item in item orientation) times the weights, then a softmax over
+        levels, for a block of users at a time. The exact prediction has no such form and
+        goes through the per-pair kernel.
+        """
+        n_items = self.n_items_
+        if self.prediction == "exact":
+            out = np.empty((len(users), n_items))
+            items = np.arange(n_items, dtype=np.int64)
+            for r, u in enumerate(users):
+                out[r] = self._score(self.predict_proba(np.full(n_items, u), items))
+            return out
+        W = self._weights()
+        b = self._params["b"]
+        n_g, n_l, H = W.shape
+        indptr, indices, levels = self._train
+
+        def hidden(rows: np.ndarray) -> np.ndarray:
+            with num_threads(self.num_threads):
+                x = K.softmax_hidden_input(
+                    indptr, indices, levels, rows, W, self._params["c"], self._offset(rows)
+                )
+            return 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
+
+        h_items = None
+        if self.orientation == "item":
+            h_items = hidden(np.arange(n_items, dtype=np.int64))  # (n_items, H)
+        weights = self._level_weights().astype(W.dtype)
+        out = np.empty((len(users), n_items), dtype=W.dtype)
+        W2 = W.reshape(n_g * n_l, H)
+        with num_threads(self.num_threads):
+            for lo in range(0, len(users), self._BLOCK):
+                blk = users[lo : lo + self._BLOCK]
+                if h_items is None:
+                    logits = (hidden(blk) @ W2.T).reshape(len(blk), n_g, n_l)
+                    K.softmax_level_scores(logits, b, weights, out[lo : lo + len(blk)])
+                else:
+                    # (n_items, H) @ (H, blk * n_l) -> (n_items, blk, n_l)
+                    logits = (h_items @ W[blk].reshape(len(blk) * n_l, H).T).reshape(
+                        n_items, len(blk), n_l
+                    )
+                    tmp = np.empty((n_items, len(blk)), dtype=W.dtype)
+                    K.softmax_level_scores(logits, b[blk], weights, tmp)
+                    out[lo : lo + len(blk)] = tmp.T
+        return out
 
     def recommend(
         self,
@@ -579,25 +636,31 @@ class RatingRBM:
         n = min(N, self.n_items_)
         ids = np.full((len(users), N), -1, dtype=np.int32)
         scores = np.full((len(users), N), -np.inf, dtype=np.float32)
-        for r, u in enumerate(users):
-            row = user_items[r]
+        items = np.arange(self.n_items_, dtype=np.int64)
+        for lo in range(0, len(users), self._BLOCK):
+            hi = min(lo + self._BLOCK, len(users))
             if recalculate_user:
-                s = self._score(self._fold_in_probs(
-                    self._check_ratings("user_items", row, allow_empty=True),
-                    np.arange(self.n_items_, dtype=np.int64),
-                ))  # fmt: skip
+                S = np.stack([
+                    self._score(self._fold_in_probs(
+                        self._check_ratings("user_items", user_items[r], allow_empty=True), items
+                    )) for r in range(lo, hi)
+                ])  # fmt: skip
             else:
-                s = self.score_items(int(u))
-            s = s.astype(np.float64)
+                S = self._score_users(users[lo:hi].astype(np.int64))
             if filter_already_liked_items:
-                s[row.indices] = -np.inf
+                sub = user_items[lo:hi]
+                S[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
             if exclude is not None:
-                s[exclude] = -np.inf
-            valid = np.count_nonzero(np.isfinite(s))
-            top = np.argpartition(-s, n - 1)[:n] if n < len(s) else np.arange(len(s))
-            top = top[np.lexsort((top, -s[top]))][: min(n, valid)]
-            ids[r, : len(top)] = top
-            scores[r, : len(top)] = s[top]
+                S[:, exclude] = -np.inf
+            top = np.argpartition(-S, n - 1, axis=1)[:, :n] if n < S.shape[1] else (
+                np.broadcast_to(items, S.shape).copy())  # fmt: skip
+            top_s = np.take_along_axis(S, top, axis=1)
+            order = np.lexsort((top, -top_s), axis=1)[:, :n]
+            top = np.take_along_axis(top, order, axis=1)
+            top_s = np.take_along_axis(top_s, order, axis=1)
+            keep = np.isfinite(top_s)
+            ids[lo:hi, :n] = np.where(keep, top, -1)
+            scores[lo:hi, :n] = np.where(keep, top_s, -np.inf)
         if not batch:
             valid = ids[0] >= 0
             return ids[0][valid], scores[0][valid]
