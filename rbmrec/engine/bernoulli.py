@@ -43,73 +43,146 @@ GAUSSIAN = 1
 N_CHUNKS = 16
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- chain helpers
+#
+# Each helper works on a list of visible units ``units`` (int array) with values ``vals`` (one
+# per unit, same order). The dense layout passes the stored entries of a CSR row for the
+# positive phase and ``arange(n_visible)`` for the negative phase; the masked layout of
+# :mod:`rbmrec.engine.gaussian` passes the row's stored entries for both. So the CD chain,
+# the Gibbs sweep and the gradient statistics exist once, for both layouts and both families.
+# All are inlined: Numba compiles them into each kernel, with no call overhead.
 
 
 @njit(cache=True, inline="always")
-def _act_sparse(indptr, indices, data, row, W, c, inv_sigma, hidden_offset, r, act):
-    """Hidden pre-activation of CSR row ``row`` (batch position ``r``) into float64 ``act``."""
+def _act(units, vals, W, c, inv_sigma, hidden_offset, r, act):
+    """Hidden pre-activation ``c + offset[r] + sum_q (vals[q] / sigma_i) W[units[q]]``, float64."""
     nh = act.shape[0]
     for j in range(nh):
         act[j] = c[j]
     if hidden_offset.shape[0] > 0:
         for j in range(nh):
             act[j] += hidden_offset[r, j]
-    for p in range(indptr[row], indptr[row + 1]):
-        i = indices[p]
-        x = data[p] * inv_sigma[i]
+    for q in range(units.shape[0]):
+        i = units[q]
+        x = vals[q] * inv_sigma[i]
         if x != 0.0:
             for j in range(nh):
                 act[j] += x * W[i, j]
 
 
 @njit(cache=True, inline="always")
-def _act_dense(v, W, c, inv_sigma, hidden_offset, r, act):
-    """Hidden pre-activation of a dense visible vector ``v`` into float64 ``act``."""
-    nh = act.shape[0]
-    for j in range(nh):
-        act[j] = c[j]
-    if hidden_offset.shape[0] > 0:
-        for j in range(nh):
-            act[j] += hidden_offset[r, j]
-    for i in range(v.shape[0]):
-        x = v[i] * inv_sigma[i]
-        if x != 0.0:
-            for j in range(nh):
-                act[j] += x * W[i, j]
-
-
-@njit(cache=True, inline="always")
-def _visible_mean_row(h, W, b, sigma, family, out):
-    """``E[v | h]`` of every visible unit for hidden vector ``h`` (states or probabilities)."""
-    nv, nh = W.shape
-    for i in range(nv):
+def _mean(units, h, W, b, sigma, family, out):
+    """``E[v_i | h]`` of the listed units into ``out`` (one per unit) for hidden vector ``h``."""
+    nh = W.shape[1]
+    for q in range(units.shape[0]):
+        i = units[q]
         s = 0.0
         for j in range(nh):
             if h[j] != 0.0:
                 s += W[i, j] * h[j]
         if family == GAUSSIAN:
-            out[i] = b[i] + sigma[i] * s
+            out[q] = b[i] + sigma[i] * s
         else:
-            out[i] = sigmoid(b[i] + s)
+            out[q] = sigmoid(b[i] + s)
 
 
 @njit(cache=True, inline="always")
-def _sample_visible_row(mean, sigma, family, states, r, v):
+def _sample_visible(units, mean, sigma, family, states, r, v):
     """Draw ``v ~ p(v | h)`` from its mean: Bernoulli trials or ``N(mean, sigma^2)``."""
-    for i in range(mean.shape[0]):
+    for q in range(units.shape[0]):
         if family == GAUSSIAN:
-            v[i] = mean[i] + sigma[i] * normal(states, r)
+            v[q] = mean[q] + sigma[units[q]] * normal(states, r)
         else:
-            v[i] = 1.0 if uniform(states, r) < mean[i] else 0.0
+            v[q] = 1.0 if uniform(states, r) < mean[q] else 0.0
 
 
 @njit(cache=True, inline="always")
-def _sample_hidden_row(act, states, r, hp, hs):
+def _sample_hidden(act, states, r, hp, hs):
     """Hidden probabilities ``hp = sigmoid(act)`` and a binary sample ``hs`` of them."""
     for j in range(act.shape[0]):
         hp[j] = sigmoid(act[j])
         hs[j] = 1.0 if uniform(states, r) < hp[j] else 0.0
+
+
+@njit(cache=True, inline="always")
+def _gibbs_row(units, v, steps, W, b, c, sigma, inv_sigma, family, hidden_offset, states, r,
+               act, hp, hs, m):  # fmt: skip
+    """``steps`` sweeps ``h ~ p(h|v), v ~ p(v|h)`` on the listed units; ``v`` updated in place."""
+    for _ in range(steps):
+        _act(units, v, W, c, inv_sigma, hidden_offset, r, act)
+        _sample_hidden(act, states, r, hp, hs)
+        _mean(units, hs, W, b, sigma, family, m)
+        _sample_visible(units, m, sigma, family, states, r, v)
+
+
+@njit(cache=True, inline="always")
+def _add_stats(units, vals, hp, inv_sigma, sign, ch, bufW, bufb, bufc):
+    """Add ``sign`` times the statistics ``(v_i / sigma_i) h_j``, ``v_i / sigma_i^2``, ``h_j``."""
+    nh = hp.shape[0]
+    for q in range(units.shape[0]):
+        i = units[q]
+        # Negating is exact, so sign = -1 subtracts exactly what sign = 1 would add.
+        x = sign * (vals[q] * inv_sigma[i])
+        if x != 0.0:
+            for j in range(nh):
+                bufW[ch, i, j] += x * hp[j]
+            bufb[ch, i] += x * inv_sigma[i]
+    for j in range(nh):
+        bufc[ch, j] += sign * hp[j]
+
+
+@njit(cache=True, inline="always")
+def _cd_row(r, ch, pos_units, pos_vals, neg_units, v, restart, cd_steps, W, b, c, sigma,
+            inv_sigma, family, hidden_offset, states, act, hp0, hp, hs, m, bufW, bufb, bufc,
+            h_diff):  # fmt: skip
+    """One batch row of CD-k / PCD-k into chunk ``ch``'s gradient buffers.
+
+    Positive phase: ``hp0 = p(h | data)`` from ``pos_units`` / ``pos_vals`` and a hidden
+    sample. Negative phase on ``neg_units``: when ``restart`` the chain starts from the
+    visible state already in ``v`` (persistent CD), else from the positive hidden sample;
+    ``cd_steps`` down-up sweeps, the last one keeping ``hp = p(h | v_k)``. On return ``v``
+    holds ``v_k`` and ``hp0`` is intact (callers compute the reconstruction error from it).
+    """
+    nh = act.shape[0]
+    _act(pos_units, pos_vals, W, c, inv_sigma, hidden_offset, r, act)
+    _sample_hidden(act, states, r, hp0, hs)
+    _add_stats(pos_units, pos_vals, hp0, inv_sigma, 1.0, ch, bufW, bufb, bufc)
+    if restart:
+        _act(neg_units, v, W, c, inv_sigma, hidden_offset, r, act)
+        _sample_hidden(act, states, r, hp, hs)
+    for step in range(cd_steps):
+        _mean(neg_units, hs, W, b, sigma, family, m)
+        _sample_visible(neg_units, m, sigma, family, states, r, v)
+        _act(neg_units, v, W, c, inv_sigma, hidden_offset, r, act)
+        if step < cd_steps - 1:
+            _sample_hidden(act, states, r, hp, hs)
+        else:
+            for j in range(nh):
+                hp[j] = sigmoid(act[j])
+    _add_stats(neg_units, v, hp, inv_sigma, -1.0, ch, bufW, bufb, bufc)
+    for j in range(nh):
+        h_diff[r, j] = hp0[j] - hp[j]
+
+
+@njit(cache=True, inline="always")
+def _reduce_chunks(bufW, bufb, bufc, n_chunks, gW, gb, gc):
+    """Sum the chunk buffers into ``gW``, ``gb``, ``gc`` in chunk order (thread-independent)."""
+    nv, nh = gW.shape
+    for i in prange(nv):
+        for j in range(nh):
+            sw = 0.0
+            for ch in range(n_chunks):
+                sw += bufW[ch, i, j]
+            gW[i, j] = sw
+        sb = 0.0
+        for ch in range(n_chunks):
+            sb += bufb[ch, i]
+        gb[i] = sb
+    for j in range(nh):
+        sc = 0.0
+        for ch in range(n_chunks):
+            sc += bufc[ch, j]
+        gc[j] = sc
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -125,8 +198,9 @@ def hidden_probs(indptr, indices, data, rows, W, c, inv_sigma, hidden_offset):
     nh = W.shape[1]
     out = np.empty((n_batch, nh), dtype=W.dtype)
     for r in prange(n_batch):
+        p0, p1 = indptr[rows[r]], indptr[rows[r] + 1]
         act = np.empty(nh, dtype=np.float64)
-        _act_sparse(indptr, indices, data, rows[r], W, c, inv_sigma, hidden_offset, r, act)
+        _act(indices[p0:p1], data[p0:p1], W, c, inv_sigma, hidden_offset, r, act)
         for j in range(nh):
             out[r, j] = sigmoid(act[j])
     return out
@@ -149,10 +223,11 @@ def free_energy(indptr, indices, data, rows, W, b, c, sigma, family, hidden_offs
     out = np.empty(n_batch, dtype=np.float64)
     for r in prange(n_batch):
         row = rows[r]
+        p0, p1 = indptr[row], indptr[row + 1]
         act = np.empty(nh, dtype=np.float64)
-        _act_sparse(indptr, indices, data, row, W, c, inv_sigma, hidden_offset, r, act)
+        _act(indices[p0:p1], data[p0:p1], W, c, inv_sigma, hidden_offset, r, act)
         f = base
-        for p in range(indptr[row], indptr[row + 1]):
+        for p in range(p0, p1):
             i = indices[p]
             x = float(data[p])
             if family == GAUSSIAN:
@@ -170,10 +245,11 @@ def visible_mean(hprob, W, b, sigma, family):
     """Mean-field reconstruction ``E[v | h]`` with ``h`` given per row; (n, n_visible)."""
     n = hprob.shape[0]
     nv = W.shape[0]
+    units = np.arange(nv)
     out = np.empty((n, nv), dtype=W.dtype)
     for r in prange(n):
         m = np.empty(nv, dtype=np.float64)
-        _visible_mean_row(hprob[r], W, b, sigma, family, m)
+        _mean(units, hprob[r], W, b, sigma, family, m)
         for i in range(nv):
             out[r, i] = m[i]
     return out
@@ -188,6 +264,7 @@ def gibbs(indptr, indices, data, rows, W, b, c, sigma, family, hidden_offset, st
     n_batch = rows.shape[0]
     nv, nh = W.shape
     inv_sigma = 1.0 / sigma.astype(np.float64)
+    units = np.arange(nv)
     out = np.zeros((n_batch, nv), dtype=W.dtype)
     for r in prange(n_batch):
         row = rows[r]
@@ -198,11 +275,8 @@ def gibbs(indptr, indices, data, rows, W, b, c, sigma, family, hidden_offset, st
         hp = np.empty(nh, dtype=np.float64)
         hs = np.empty(nh, dtype=np.float64)
         m = np.empty(nv, dtype=np.float64)
-        for _ in range(steps):
-            _act_dense(v, W, c, inv_sigma, hidden_offset, r, act)
-            _sample_hidden_row(act, states, r, hp, hs)
-            _visible_mean_row(hs, W, b, sigma, family, m)
-            _sample_visible_row(m, sigma, family, states, r, v)
+        _gibbs_row(units, v, steps, W, b, c, sigma, inv_sigma, family, hidden_offset, states, r,
+                   act, hp, hs, m)  # fmt: skip
         for i in range(nv):
             out[r, i] = v[i]
     return out
@@ -247,6 +321,7 @@ def cd(
     n_batch = rows.shape[0]
     nv, nh = W.shape
     inv_sigma = 1.0 / sigma.astype(np.float64)
+    units = np.arange(nv)
     n_chunks = min(N_CHUNKS, n_batch)
     bufW = np.zeros((max(n_chunks, 1), nv, nh), dtype=gW.dtype)
     bufb = np.zeros((max(n_chunks, 1), nv), dtype=np.float64)
@@ -263,70 +338,27 @@ def cd(
         m = np.empty(nv, dtype=np.float64)
         for r in range(lo, hi):
             row = rows[r]
-            # Positive phase over the stored entries only.
-            _act_sparse(indptr, indices, data, row, W, c, inv_sigma, hidden_offset, r, act)
-            _sample_hidden_row(act, states, r, hp0, hs)
-            for p in range(indptr[row], indptr[row + 1]):
-                i = indices[p]
-                x = data[p] * inv_sigma[i]
-                if x != 0.0:
-                    for j in range(nh):
-                        bufW[ch, i, j] += x * hp0[j]
-                    bufb[ch, i] += x * inv_sigma[i]
-            for j in range(nh):
-                bufc[ch, j] += hp0[j]
-            # Reconstruction error of the mean-field reconstruction (a monitoring metric).
-            _visible_mean_row(hp0, W, b, sigma, family, m)
-            e = 0.0
-            for i in range(nv):
-                e += m[i] * m[i]
-            for p in range(indptr[row], indptr[row + 1]):
-                i = indices[p]
-                e += (data[p] - m[i]) ** 2 - m[i] * m[i]
-            err[ch] += e
-            # Negative phase: a chain from the data (CD) or from the persistent state (PCD).
+            p0, p1 = indptr[row], indptr[row + 1]
             if use_chain:
                 for i in range(nv):
                     v[i] = chain_v[r, i]
-                _act_dense(v, W, c, inv_sigma, hidden_offset, r, act)
-                _sample_hidden_row(act, states, r, hp, hs)
-            for step in range(cd_steps):
-                _visible_mean_row(hs, W, b, sigma, family, m)
-                _sample_visible_row(m, sigma, family, states, r, v)
-                _act_dense(v, W, c, inv_sigma, hidden_offset, r, act)
-                if step < cd_steps - 1:
-                    _sample_hidden_row(act, states, r, hp, hs)
-                else:
-                    for j in range(nh):
-                        hp[j] = sigmoid(act[j])
-            for i in range(nv):
-                x = v[i] * inv_sigma[i]
-                if x != 0.0:
-                    for j in range(nh):
-                        bufW[ch, i, j] -= x * hp[j]
-                    bufb[ch, i] -= x * inv_sigma[i]
-            for j in range(nh):
-                bufc[ch, j] -= hp[j]
-                h_diff[r, j] = hp0[j] - hp[j]
+            _cd_row(r, ch, indices[p0:p1], data[p0:p1], units, v, use_chain, cd_steps, W, b, c,
+                    sigma, inv_sigma, family, hidden_offset, states, act, hp0, hp, hs, m, bufW,
+                    bufb, bufc, h_diff)  # fmt: skip
             if use_chain:
                 for i in range(nv):
                     chain_v[r, i] = v[i]
-    # Fixed-order reduction of the chunk buffers, parallel over visible units.
-    for i in prange(nv):
-        for j in range(nh):
-            sw = 0.0
-            for ch in range(n_chunks):
-                sw += bufW[ch, i, j]
-            gW[i, j] = sw
-        sb = 0.0
-        for ch in range(n_chunks):
-            sb += bufb[ch, i]
-        gb[i] = sb
-    for j in range(nh):
-        sc = 0.0
-        for ch in range(n_chunks):
-            sc += bufc[ch, j]
-        gc[j] = sc
+            # Squared error of the mean-field reconstruction (a monitoring metric) over every
+            # unit: missing entries are zeros, so they contribute m_i^2.
+            _mean(units, hp0, W, b, sigma, family, m)
+            e = 0.0
+            for i in range(nv):
+                e += m[i] * m[i]
+            for p in range(p0, p1):
+                i = indices[p]
+                e += (data[p] - m[i]) ** 2 - m[i] * m[i]
+            err[ch] += e
+    _reduce_chunks(bufW, bufb, bufc, n_chunks, gW, gb, gc)
     total = 0.0
     for ch in range(n_chunks):
         total += err[ch]

@@ -26,11 +26,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rbmrec.engine._math import sigmoid, softplus
-from rbmrec.engine._random import normal, uniform
+from rbmrec.engine._math import softplus
 from rbmrec.engine.bernoulli import (
     GAUSSIAN,
     N_CHUNKS,
+    _act,
+    _cd_row,
+    _gibbs_row,
+    _mean,
+    _reduce_chunks,
     cd,
     free_energy,
     gibbs,
@@ -125,6 +129,9 @@ def gaussian_cd(
 
 
 # ----------------------------------------------------------------------------- masked layout
+#
+# The masked kernels run the chain helpers of :mod:`rbmrec.engine.bernoulli` on the row's
+# stored entries only (``units = indices[p0:p1]``), so the chain body is the dense one.
 
 
 @njit(cache=True)
@@ -137,36 +144,6 @@ def _out_offsets(indptr, rows):
     return off
 
 
-@njit(cache=True, inline="always")
-def _masked_act(indptr, indices, vals, row, W, c, inv_sigma, hidden_offset, r, act):
-    """Pre-activation from the row's entries with values ``vals`` (one per stored entry)."""
-    nh = act.shape[0]
-    for j in range(nh):
-        act[j] = c[j]
-    if hidden_offset.shape[0] > 0:
-        for j in range(nh):
-            act[j] += hidden_offset[r, j]
-    p0 = indptr[row]
-    for p in range(p0, indptr[row + 1]):
-        i = indices[p]
-        x = vals[p - p0] * inv_sigma[i]
-        for j in range(nh):
-            act[j] += x * W[i, j]
-
-
-@njit(cache=True, inline="always")
-def _masked_mean(indptr, indices, row, W, b, sigma, h, out):
-    """``E[v_i | h]`` for the row's stored entries only."""
-    nh = W.shape[1]
-    p0 = indptr[row]
-    for p in range(p0, indptr[row + 1]):
-        i = indices[p]
-        s = 0.0
-        for j in range(nh):
-            s += W[i, j] * h[j]
-        out[p - p0] = b[i] + sigma[i] * s
-
-
 @njit(cache=True, parallel=True)
 def gaussian_masked_free_energy(indptr, indices, data, rows, W, b, c, sigma, hidden_offset):
     """Free energy of each row's RBM over its stored entries only; float64 (n_batch,)."""
@@ -176,12 +153,12 @@ def gaussian_masked_free_energy(indptr, indices, data, rows, W, b, c, sigma, hid
     out = np.empty(n_batch, dtype=np.float64)
     for r in prange(n_batch):
         row = rows[r]
-        p0 = indptr[row]
-        vals = data[p0 : indptr[row + 1]].astype(np.float64)
+        p0, p1 = indptr[row], indptr[row + 1]
+        vals = data[p0:p1].astype(np.float64)
         act = np.empty(nh, dtype=np.float64)
-        _masked_act(indptr, indices, vals, row, W, c, inv_sigma, hidden_offset, r, act)
+        _act(indices[p0:p1], vals, W, c, inv_sigma, hidden_offset, r, act)
         f = 0.0
-        for p in range(p0, indptr[row + 1]):
+        for p in range(p0, p1):
             i = indices[p]
             f += 0.5 * ((vals[p - p0] - b[i]) * inv_sigma[i]) ** 2
         for j in range(nh):
@@ -202,8 +179,9 @@ def gaussian_masked_visible_mean(indptr, indices, rows, W, b, sigma, hprob):
     out = np.empty(off[-1], dtype=W.dtype)
     for r in prange(rows.shape[0]):
         row = rows[r]
-        m = np.empty(indptr[row + 1] - indptr[row], dtype=np.float64)
-        _masked_mean(indptr, indices, row, W, b, sigma, hprob[r], m)
+        p0, p1 = indptr[row], indptr[row + 1]
+        m = np.empty(p1 - p0, dtype=np.float64)
+        _mean(indices[p0:p1], hprob[r], W, b, sigma, GAUSSIAN, m)
         for q in range(m.shape[0]):
             out[off[r] + q] = m[q]
     return out
@@ -220,18 +198,14 @@ def gaussian_masked_gibbs(
     out = np.empty(off[-1], dtype=W.dtype)
     for r in prange(rows.shape[0]):
         row = rows[r]
-        p0 = indptr[row]
-        v = data[p0 : indptr[row + 1]].astype(np.float64)
+        p0, p1 = indptr[row], indptr[row + 1]
+        v = data[p0:p1].astype(np.float64)
         m = np.empty(v.shape[0], dtype=np.float64)
         act = np.empty(nh, dtype=np.float64)
+        hp = np.empty(nh, dtype=np.float64)
         hs = np.empty(nh, dtype=np.float64)
-        for _ in range(steps):
-            _masked_act(indptr, indices, v, row, W, c, inv_sigma, hidden_offset, r, act)
-            for j in range(nh):
-                hs[j] = 1.0 if uniform(states, r) < sigmoid(act[j]) else 0.0
-            _masked_mean(indptr, indices, row, W, b, sigma, hs, m)
-            for q in range(v.shape[0]):
-                v[q] = m[q] + sigma[indices[p0 + q]] * normal(states, r)
+        _gibbs_row(indices[p0:p1], v, steps, W, b, c, sigma, inv_sigma, GAUSSIAN, hidden_offset,
+                   states, r, act, hp, hs, m)  # fmt: skip
         for q in range(v.shape[0]):
             out[off[r] + q] = v[q]
     return out
@@ -286,68 +260,23 @@ def gaussian_masked_cd(
         hs = np.empty(nh, dtype=np.float64)
         for r in range(lo, hi):
             row = rows[r]
-            p0 = indptr[row]
-            p1 = indptr[row + 1]
+            p0, p1 = indptr[row], indptr[row + 1]
+            units = indices[p0:p1]
             vd = data[p0:p1].astype(np.float64)
             m = np.empty(p1 - p0, dtype=np.float64)
-            _masked_act(indptr, indices, vd, row, W, c, inv_sigma, hidden_offset, r, act)
-            for j in range(nh):
-                hp0[j] = sigmoid(act[j])
-                hs[j] = 1.0 if uniform(states, r) < hp0[j] else 0.0
-                bufc[ch, j] += hp0[j]
-            for p in range(p0, p1):
-                i = indices[p]
-                x = vd[p - p0] * inv_sigma[i]
-                for j in range(nh):
-                    bufW[ch, i, j] += x * hp0[j]
-                bufb[ch, i] += x * inv_sigma[i]
-            _masked_mean(indptr, indices, row, W, b, sigma, hp0, m)
+            v = chain_data[p0:p1].astype(np.float64) if use_chain else vd.copy()
+            _cd_row(r, ch, units, vd, units, v, use_chain, cd_steps, W, b, c, sigma, inv_sigma,
+                    GAUSSIAN, hidden_offset, states, act, hp0, hp, hs, m, bufW, bufb, bufc,
+                    h_diff)  # fmt: skip
+            if use_chain:
+                for q in range(p1 - p0):
+                    chain_data[p0 + q] = v[q]
+            # Squared error of the mean-field reconstruction of the stored entries.
+            _mean(units, hp0, W, b, sigma, GAUSSIAN, m)
             for q in range(p1 - p0):
                 err[ch] += (vd[q] - m[q]) ** 2
             cnt[ch] += p1 - p0
-            v = vd.copy()
-            if use_chain:
-                for p in range(p0, p1):
-                    v[p - p0] = chain_data[p]
-                _masked_act(indptr, indices, v, row, W, c, inv_sigma, hidden_offset, r, act)
-                for j in range(nh):
-                    hs[j] = 1.0 if uniform(states, r) < sigmoid(act[j]) else 0.0
-            for step in range(cd_steps):
-                _masked_mean(indptr, indices, row, W, b, sigma, hs, m)
-                for q in range(p1 - p0):
-                    v[q] = m[q] + sigma[indices[p0 + q]] * normal(states, r)
-                _masked_act(indptr, indices, v, row, W, c, inv_sigma, hidden_offset, r, act)
-                for j in range(nh):
-                    hp[j] = sigmoid(act[j])
-                    if step < cd_steps - 1:
-                        hs[j] = 1.0 if uniform(states, r) < hp[j] else 0.0
-            for p in range(p0, p1):
-                i = indices[p]
-                x = v[p - p0] * inv_sigma[i]
-                for j in range(nh):
-                    bufW[ch, i, j] -= x * hp[j]
-                bufb[ch, i] -= x * inv_sigma[i]
-            for j in range(nh):
-                bufc[ch, j] -= hp[j]
-                h_diff[r, j] = hp0[j] - hp[j]
-            if use_chain:
-                for p in range(p0, p1):
-                    chain_data[p] = v[p - p0]
-    for i in prange(nv):
-        for j in range(nh):
-            sw = 0.0
-            for ch in range(n_chunks):
-                sw += bufW[ch, i, j]
-            gW[i, j] = sw
-        sb = 0.0
-        for ch in range(n_chunks):
-            sb += bufb[ch, i]
-        gb[i] = sb
-    for j in range(nh):
-        sc = 0.0
-        for ch in range(n_chunks):
-            sc += bufc[ch, j]
-        gc[j] = sc
+    _reduce_chunks(bufW, bufb, bufc, n_chunks, gW, gb, gc)
     res = np.zeros(2, dtype=np.float64)
     for ch in range(n_chunks):
         res[0] += err[ch]
