@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from rbmrec.engine import softmax as K
 from rbmrec.engine._random import row_states
+from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError
 from rbmrec.models import persistence
 from rbmrec.models._common import (
@@ -43,14 +44,15 @@ class RatingRBM:
     schedule, optionally persistent CD (Tieleman 2008); the RBM itself is Smolensky's (1986)
     harmonium.
 
-    The defaults (conditional item-based RBM, 200 hidden units) were chosen on validation
-    ratings carved from the training part of ML-100K u1 and ML-1M (never the test ratings);
+    The defaults (conditional item-based RBM, 500 hidden units, learning rate decaying by 5%
+    per epoch) were chosen on validation ratings carved from the training part of ML-100K u1
+    and ML-1M (never the test ratings);
     see ``benchmarks/README.md``. Fold-in of new users (:meth:`predict_user`) needs
     ``orientation="user"``.
 
     Parameters
     ----------
-    n_hidden : int, default 200
+    n_hidden : int, default 500
         Number of binary hidden units.
     orientation : {"user", "item"}, default "item"
         "user": one RBM per user over the items they rated (U-RBM). "item": one RBM per item
@@ -73,15 +75,15 @@ class RatingRBM:
     prediction : {"mean_field", "exact"}, default "mean_field"
         Predictive distribution: one mean-field pass, or the exact marginal with the hidden
         units summed out (the paper's Eq. 7).
-    n_epochs : int, default 50
+    n_epochs : int, default 60
     batch_size : int, default 100
         Rows (users, or items) per mini-batch.
     learning_rate : float, default 0.05
         Step size applied to the batch-averaged gradient.
     momentum : float, default 0.9
-    lr_decay : float, default 1.0
+    lr_decay : float, default 0.95
         Learning rate of epoch ``e`` (0-based) is ``learning_rate * lr_decay ** e``.
-    weight_decay : float, default 0.002
+    weight_decay : float, default 0.004
         L2 penalty on ``W`` (or ``A``, ``B``) and ``D``.
     patience : int or None, default 5
         Early stopping on validation RMSE when ``fit`` gets ``validation``; the best epoch's
@@ -115,7 +117,7 @@ class RatingRBM:
 
     def __init__(
         self,
-        n_hidden: int = 200,
+        n_hidden: int = 500,
         *,
         orientation: str = "item",
         conditional: bool = True,
@@ -124,12 +126,12 @@ class RatingRBM:
         persistent: bool = False,
         negative: str = "mean_field",
         prediction: str = "mean_field",
-        n_epochs: int = 50,
+        n_epochs: int = 60,
         batch_size: int = 100,
         learning_rate: float = 0.05,
         momentum: float = 0.9,
-        lr_decay: float = 1.0,
-        weight_decay: float = 0.002,
+        lr_decay: float = 0.95,
+        weight_decay: float = 0.004,
         patience: int | None = 5,
         recommend_score: str = "expected",
         high_rating: float | None = None,
@@ -302,8 +304,11 @@ class RatingRBM:
             params["W"] = rng.normal(0.0, 0.01, (n_groups, n_levels, H)).astype(dtype)
         else:
             C = self.n_factors
-            params["A"] = rng.normal(0.0, 0.1, (n_groups, n_levels, C)).astype(dtype)
-            params["B"] = rng.normal(0.0, 0.1, (C, H)).astype(dtype)
+            # Entries of A and B with std s give W = A B entries of std s^2 sqrt(C): choose s
+            # so W starts like the full model's N(0, 0.01^2).
+            s = float(np.sqrt(0.01 / np.sqrt(C)))
+            params["A"] = rng.normal(0.0, s, (n_groups, n_levels, C)).astype(dtype)
+            params["B"] = rng.normal(0.0, s, (C, H)).astype(dtype)
             decay = ["A", "B"]
         self._R = None
         if self.conditional:
@@ -354,8 +359,17 @@ class RatingRBM:
                 )  # fmt: skip
                 gW = gbuf["W"].reshape(n_groups * n_levels, H)
                 A2 = params["A"].reshape(n_groups * n_levels, -1)
-                grads["A"] = (gW @ params["B"].T).reshape(params["A"].shape)
-                grads["B"] = A2.T @ gW
+                B = params["B"]
+                # W = A B: a step dA moves W by dA B, a step dB by A dB, i.e. the plain
+                # gradients are multiplied by B B^T and A^T A, whose scale is the squared
+                # norms ||B||^2 / C and ||A||^2 / C (A has n_groups * n_levels rows, so
+                # B's plain step would be hundreds of times too large). Dividing by those
+                # scales makes either step move W about as far as a step on a full W.
+                C = B.shape[0]
+                sa = C / max(float(np.vdot(A2, A2)), 1e-12)
+                sb = C / max(float(np.vdot(B, B)), 1e-12)
+                grads["A"] = (sb * (gW @ B.T)).reshape(params["A"].shape)
+                grads["B"] = sa * (A2.T @ gW)
             if self._R is not None:
                 grads["D"] = np.asarray(self._R[rows].T @ hd, dtype=dtype)
             return grads, {"train_recon_sse": stats[0], "count": stats[1]}
@@ -607,7 +621,7 @@ class RatingRBM:
         -------
         ids : ndarray of int32, shape (n,) or (n_users, N)
             A single user gets ``n = min(N, candidates)`` ids; in batch mode rows are padded
-            with id -1 and score -inf.
+            with id -1 and score ``-finfo(float32).max`` (as ``implicit`` pads).
         scores : ndarray of float32, same shape as ids
         """
         check_fitted(self)
@@ -626,16 +640,16 @@ class RatingRBM:
             )
         if user_items.shape[1] != self.n_items_:
             raise ValueError(f"user_items must have {self.n_items_} columns")
-        exclude = None
+        excluded = None
         if filter_items is not None:
-            exclude = as_index_array("filter_items", filter_items, self.n_items_)
+            excluded = np.zeros(self.n_items_, dtype=np.bool_)
+            excluded[as_index_array("filter_items", filter_items, self.n_items_)] = True
         if not recalculate_user:
             as_index_array("userid", users, self.n_users_)
         elif np.any(users < 0):
             raise IndexError(f"userid contains a negative index: {users[users < 0][0]}")
-        n = min(N, self.n_items_)
         ids = np.full((len(users), N), -1, dtype=np.int32)
-        scores = np.full((len(users), N), -np.inf, dtype=np.float32)
+        scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
         items = np.arange(self.n_items_, dtype=np.int64)
         for lo in range(0, len(users), self._BLOCK):
             hi = min(lo + self._BLOCK, len(users))
@@ -649,18 +663,9 @@ class RatingRBM:
                 S = self._score_users(users[lo:hi].astype(np.int64))
             if filter_already_liked_items:
                 sub = user_items[lo:hi]
-                S[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
-            if exclude is not None:
-                S[:, exclude] = -np.inf
-            top = np.argpartition(-S, n - 1, axis=1)[:, :n] if n < S.shape[1] else (
-                np.broadcast_to(items, S.shape).copy())  # fmt: skip
-            top_s = np.take_along_axis(S, top, axis=1)
-            order = np.lexsort((top, -top_s), axis=1)[:, :n]
-            top = np.take_along_axis(top, order, axis=1)
-            top_s = np.take_along_axis(top_s, order, axis=1)
-            keep = np.isfinite(top_s)
-            ids[lo:hi, :n] = np.where(keep, top, -1)
-            scores[lo:hi, :n] = np.where(keep, top_s, -np.inf)
+                ids[lo:hi], scores[lo:hi] = top_n(S, N, sub.indptr, sub.indices, excluded)
+            else:
+                ids[lo:hi], scores[lo:hi] = top_n(S, N, excluded=excluded)
         if not batch:
             valid = ids[0] >= 0
             return ids[0][valid], scores[0][valid]

@@ -126,7 +126,8 @@ def rmse(model, test):
 def test_learns_planted_groups_better_than_item_means(kwargs):
     X, _, _ = planted()
     train, test = holdout(X)
-    m = RatingRBM(n_hidden=20, n_epochs=25, batch_size=20, learning_rate=0.05,
+    # Constant learning rate: 25 short epochs, not the defaults' 60 decaying ones.
+    m = RatingRBM(n_hidden=20, n_epochs=25, batch_size=20, learning_rate=0.05, lr_decay=1.0,
                   random_state=0, **kwargs).fit(train)  # fmt: skip
     base = item_mean_rmse(train, test)
     got = rmse(m, test)
@@ -198,7 +199,8 @@ def test_half_star_and_arbitrary_scales():
 
 def test_recommend_contract_basics():
     X, ug, ig = planted(n_users=100, n_items=40, density=0.4)
-    m = RatingRBM(n_hidden=10, n_epochs=15, batch_size=20, orientation="user", random_state=0).fit(
+    # 30 epochs: the default learning rate decays 5% per epoch.
+    m = RatingRBM(n_hidden=10, n_epochs=30, batch_size=20, orientation="user", random_state=0).fit(
         X
     )
     ids, scores = m.recommend(0, X[0], N=5)
@@ -274,7 +276,8 @@ def test_divergence_raises_and_leaves_no_nan():
 
 def test_defaults_are_the_tuned_conditional_item_model():
     m = RatingRBM()
-    assert (m.orientation, m.conditional, m.n_hidden) == ("item", True, 200)
+    assert (m.orientation, m.conditional, m.n_hidden) == ("item", True, 500)
+    assert (m.lr_decay, m.weight_decay, m.n_epochs) == (0.95, 0.004, 60)
     X, _, _ = planted(n_users=30, n_items=12)
     fitted = RatingRBM(n_hidden=4, n_epochs=1).fit(X)
     with pytest.raises(NotImplementedError, match="orientation"):
