@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
                 data, test_fraction=args.test_fraction, seed=seed,
                 validation_fraction=args.validation_fraction,
             )  # fmt: skip
-            split.name = f"seed{seed}"
+            split = dataclasses.replace(split, name=f"seed{seed}")
             results += run_split(split, names, seed, args.threads)
             # Partial tables as the (long) run goes.
             print(summarise(pl.DataFrame(results)), flush=True)
