@@ -177,6 +177,7 @@ class ImplicitRBM:
         input_dropout: float = 0.3,
         popularity_weight: float = 0.0,
         length_norm: float = 0.0,
+        n_models: int = 1,
         patience: int | None = None,
         num_threads: int = 0,
         random_state: Any = None,
@@ -198,6 +199,7 @@ class ImplicitRBM:
         self.input_dropout = input_dropout
         self.popularity_weight = popularity_weight
         self.length_norm = length_norm
+        self.n_models = n_models
         self.patience = patience
         self.num_threads = num_threads
         self.random_state = random_state
@@ -228,6 +230,7 @@ class ImplicitRBM:
         "input_dropout",
         "popularity_weight",
         "length_norm",
+        "n_models",
         "patience",
         "num_threads",
         "progress",
@@ -244,6 +247,7 @@ class ImplicitRBM:
     def _validate(self) -> TrainerConfig:
         check_int("n_hidden", self.n_hidden, 1)
         check_int("n_chains", self.n_chains, 1)
+        check_int("n_models", self.n_models, 1)
         check_int("num_threads", self.num_threads, 0)
         check_choice("negative", self.negative, ("mean_field", "pcd"))
         if not isinstance(self.sample_hidden, bool | np.bool_):
@@ -316,6 +320,38 @@ class ImplicitRBM:
             raise ValueError("patience (early stopping) needs a validation matrix in fit()")
 
         rng = seed_generator(self.random_state)
+        parts, history, best = [], [], []
+        for m in range(self.n_models):
+            # one random stream for all members, so n_models=1 is the plain single model
+            W, b, c, result = self._train_one(X, valid, config, rng)
+            parts.append((W, b, c))
+            if self.n_models > 1:
+                history += [{**r, "model": float(m)} for r in result.history]
+            else:
+                history += result.history
+            best.append(result.best_epoch)
+        if self.n_models == 1:
+            W, b, c = parts[0]
+        else:
+            W = np.ascontiguousarray(np.hstack([p[0] for p in parts]))
+            b = np.mean([p[1] for p in parts], axis=0).astype(np.float32)
+            c = np.concatenate([p[2] for p in parts])
+        self.weights_, self.visible_bias_, self.hidden_bias_ = W, b, c
+        self.user_items_ = X
+        self.length_ref_ = float(np.diff(X.indptr).mean())
+        self.history_ = history
+        self.best_epoch_ = best[0] if self.n_models == 1 else None
+        return self
+
+    def _train_one(
+        self,
+        X: sp.csr_matrix,
+        valid: sp.csr_matrix | None,
+        config: TrainerConfig,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TrainResult]:
+        """Train one RBM on ``X``; returns ``W (n_items, n_hidden), b, c`` and the result."""
+        n_users, n_items = X.shape
         weight = np.ones_like(X.data)
         if self.confidence > 0:
             weight = (1.0 + self.confidence * np.log1p(X.data)).astype(np.float32)
@@ -387,12 +423,7 @@ class ImplicitRBM:
                 evaluate=evaluate,
                 describe=describe,
             )
-        self.weights_, self.visible_bias_, self.hidden_bias_ = W, b, c
-        self.user_items_ = X
-        self.length_ref_ = length_ref
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        return self
+        return W, b, c, result
 
     @staticmethod
     def _ndcg_at_10(
@@ -480,7 +511,7 @@ class ImplicitRBM:
         bias_scale = 1.0 + float(self.popularity_weight)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
         with num_threads(self.num_threads), _one_blas_thread():
-            return _logits(X.indptr, X.indices, rows, W, b, c, bias_scale, scale)
+            return _logits(X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models)
 
     def recommend(
         self,
@@ -587,6 +618,7 @@ class ImplicitRBM:
                     self.hidden_bias_,
                     1.0 + float(self.popularity_weight),
                     _row_scale(src.indptr, rows, float(self.length_norm), self.length_ref_),
+                    self.n_models,
                 )
                 if filter_already_liked_items:
                     sub = rows_csr[sl]
@@ -719,14 +751,20 @@ def _logits(
     c: np.ndarray,
     bias_scale: float = 1.0,
     row_scale: np.ndarray | None = None,
+    n_models: int = 1,
 ) -> np.ndarray:
-    """``bias_scale * b + s_r E[h | v_r] W^T`` for CSR rows, shape (len(rows), n_items)."""
+    """``bias_scale * b + s_r E[h | v_r] W^T / n_models`` for CSR rows, (len(rows), n_items).
+
+    With ``n_models > 1``, ``W`` and ``c`` are the members' parameters side by side and
+    ``b`` their mean, so this is the mean of the members' scores.
+    """
     if row_scale is None:
         row_scale = np.ones(rows.size, dtype=np.float64)
     h = csr_hidden_probs(indptr, indices, rows, W, c, row_scale)
     out = h @ W.T
-    if np.any(row_scale != 1.0):
-        out *= row_scale.astype(out.dtype)[:, None]
+    out_scale = row_scale / n_models
+    if np.any(out_scale != 1.0):
+        out *= out_scale.astype(out.dtype)[:, None]
     if bias_scale == 1.0:
         out += b
     else:

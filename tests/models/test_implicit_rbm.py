@@ -387,6 +387,47 @@ def test_popularity_weight_scales_the_visible_bias_in_scores(planted_model, plan
     assert bias[ids].min() >= bias[rest].max() - 1e-5
 
 
+def test_n_models_averages_member_scores(planted_data):
+    train, _, _, _ = planted_data
+    kw = {**FAST, "n_epochs": 3, "popularity_weight": 0.3, "length_norm": 0.5}
+    single = ImplicitRBM(**kw).fit(train)
+    pair = ImplicitRBM(**kw, n_models=2).fit(train)
+    H = FAST["n_hidden"]
+    assert pair.weights_.shape == (train.shape[1], 2 * H)
+    # the first member is the single model (same random stream)
+    np.testing.assert_array_equal(pair.weights_[:, :H], single.weights_)
+    second = ImplicitRBM(**kw)
+    second.fit(train)
+    second.weights_ = pair.weights_[:, H:].copy()
+    second.hidden_bias_ = pair.hidden_bias_[H:].copy()
+    second.visible_bias_ = 2 * pair.visible_bias_ - single.visible_bias_
+    mean = (single.score_items(train) + second.score_items(train)) / 2
+    np.testing.assert_allclose(pair.score_items(train), mean, rtol=1e-4, atol=1e-4)
+    assert {r["model"] for r in pair.history_} == {0.0, 1.0}
+
+
+def test_length_norm_scales_the_input_of_heavy_users(planted_data):
+    train, _, _, _ = planted_data
+    # planted users all have 9 items: thin every other user to 3 so the lengths differ
+    train = sp.lil_matrix(train)
+    for u in range(0, train.shape[0], 2):
+        for i in train.rows[u][3:]:
+            train[u, i] = 0
+    train = sp.csr_matrix(train)
+    train.eliminate_zeros()
+    model = ImplicitRBM(**{**FAST, "n_epochs": 2, "length_norm": 1.0}).fit(train)
+    # with length_norm=1 a user's summed input is scaled by s = (n_u / mean n) ** -1
+    X = model.user_items_
+    n = np.diff(X.indptr)
+    assert model.length_ref_ == pytest.approx(n.mean())
+    u = 0
+    v = (X[u] > 0).astype(np.float32)
+    pre = v @ model.weights_ * (n[u] / n.mean()) ** -1.0 + model.hidden_bias_
+    np.testing.assert_allclose(model.hidden_probs(train[u]), _sig(pre), rtol=1e-5, atol=1e-6)
+    path_model = ImplicitRBM(**{**FAST, "n_epochs": 2}).fit(train)
+    assert not np.allclose(path_model.hidden_probs(train[u]), model.hidden_probs(train[u]))
+
+
 def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
     path = planted_model.save(tmp_path / "m")
     loaded = rbmrec.load(path)
@@ -420,6 +461,11 @@ def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
         ({"popularity_weight": -1.5}, ValueError),
         ({"popularity_weight": float("nan")}, ValueError),
         ({"popularity_weight": "high"}, TypeError),
+        ({"length_norm": -0.5}, ValueError),
+        ({"length_norm": 1.5}, ValueError),
+        ({"length_norm": 0.5, "negative": "pcd"}, ValueError),
+        ({"n_models": 0}, ValueError),
+        ({"n_models": 1.5}, TypeError),
         ({"sample_hidden": "yes"}, TypeError),
         ({"patience": 0}, ValueError),
         ({"num_threads": -1}, ValueError),
