@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as K
 from rbmrec.engine._random import row_states
 from rbmrec.engine.topn import PAD_SCORE, top_n
@@ -64,6 +65,15 @@ class RatingRBM:
     n_factors : int or None, default None
         Factored RBM: ``W = A @ B`` with ``A`` (n_items, n_levels, n_factors) and ``B``
         (n_factors, n_hidden).
+    visible : {"softmax", "gaussian"}, default "softmax"
+        "softmax": one K-way unit per rated item over the distinct rating values (the
+        paper's model). "gaussian": one real-valued unit per rated item (energy in
+        ``docs/architecture.md``) for ratings on a continuous or very fine scale (any
+        non-zero real values, e.g. -10..10); values are standardised by the training mean
+        and standard deviation, each unit has unit variance in that scale, and predictions
+        are the mean-field conditional means clipped to the training range. Supports the
+        conditional and factored variants; not ``prediction="exact"`` (no closed form) nor
+        ``recommend_score="p_high"``.
     cd_steps : int or sequence of (first_epoch, steps), default 1
         Gibbs steps of contrastive divergence, or a schedule such as
         ``[(0, 1), (15, 3), (25, 5), (35, 9)]``.
@@ -122,6 +132,7 @@ class RatingRBM:
         orientation: str = "item",
         conditional: bool = True,
         n_factors: int | None = None,
+        visible: str = "softmax",
         cd_steps: int | Sequence[tuple[int, int]] = 1,
         persistent: bool = False,
         negative: str = "mean_field",
@@ -145,6 +156,7 @@ class RatingRBM:
         self.orientation = orientation
         self.conditional = conditional
         self.n_factors = n_factors
+        self.visible = visible
         self.cd_steps = cd_steps
         self.persistent = persistent
         self.negative = negative
@@ -172,6 +184,14 @@ class RatingRBM:
         check_choice("negative", self.negative, ("mean_field", "sample"))
         check_choice("prediction", self.prediction, ("mean_field", "exact"))
         check_choice("recommend_score", self.recommend_score, _SCORES)
+        check_choice("visible", self.visible, ("softmax", "gaussian"))
+        if self.visible == "gaussian" and self.prediction == "exact":
+            raise ValueError(
+                'prediction="exact" needs visible="softmax": the Gaussian model\'s marginal '
+                'has no closed form; use prediction="mean_field"'
+            )
+        if self.visible == "gaussian" and self.recommend_score != "expected":
+            raise ValueError('recommend_score="p_high" needs visible="softmax"')
         if not isinstance(self.conditional, bool | np.bool_):
             raise TypeError(f"conditional must be a bool, got {type(self.conditional).__name__}")
         if not isinstance(self.persistent, bool | np.bool_):
@@ -228,13 +248,20 @@ class RatingRBM:
             lv.astype(np.int8),
         )
 
+    def _to_kernel(self, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernel CSR arrays: levels (softmax) or standardised float values (gaussian)."""
+        if self.visible == "softmax":
+            return self._to_levels(X)
+        mu, sd = self._scale
+        data = ((X.data - mu) / sd).astype(np.dtype(self.dtype))
+        return X.indptr.astype(np.int64), X.indices.astype(np.int32), data
+
     def _weights(self) -> np.ndarray:
         """The full W (n_groups, n_levels, n_hidden), materialised for factored models."""
         if self.n_factors is None:
             return self._params["W"]
         A, B = self._params["A"], self._params["B"]
-        n_g, n_l, _ = A.shape
-        return (A.reshape(n_g * n_l, -1) @ B).reshape(n_g, n_l, -1)
+        return (A.reshape(-1, A.shape[-1]) @ B).reshape(*A.shape[:-1], B.shape[1])
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -263,12 +290,19 @@ class RatingRBM:
         self._check_params()
         X = self._check_ratings("user_items", user_items)
         self.values_ = np.unique(X.data)
-        if len(self.values_) > _MAX_LEVELS:
+        if self.visible == "gaussian":
+            if not np.all(np.isfinite(X.data)):
+                raise DataError("user_items holds non-finite values")
+            sd = float(X.data.std())
+            self._scale = (float(X.data.mean()), sd if sd > 0 else 1.0)
+            self.value_range_ = (float(X.data.min()), float(X.data.max()))
+            self.values_ = np.zeros(0)
+        elif len(self.values_) > _MAX_LEVELS:
             raise DataError(
                 f"user_items has {len(self.values_)} distinct rating values; the softmax model "
                 f"supports at most {_MAX_LEVELS} levels"
             )
-        if len(self.values_) < 2:
+        if self.visible == "softmax" and len(self.values_) < 2:
             raise DataError("user_items needs at least two distinct rating values to learn from")
         self.n_users_, self.n_items_ = X.shape
         V = None
@@ -288,26 +322,34 @@ class RatingRBM:
         dtype = np.dtype(self.dtype)
 
         Xo = self._orient(X)
-        self._train = self._to_levels(Xo)
+        self._train = self._to_kernel(Xo)
         n_rows, n_groups = Xo.shape
+        gauss = self.visible == "gaussian"
         n_levels = len(self.values_)
         H = self.n_hidden
+        unit = (n_groups,) if gauss else (n_groups, n_levels)  # shape of b; W adds H
 
-        # Visible biases: log of each group's smoothed level frequencies (paper, sec. 2.2).
-        counts = np.zeros((n_groups, n_levels))
-        np.add.at(counts, (self._train[1], self._train[2]), 1.0)
-        prior = counts.sum(0) / counts.sum()
-        b = np.log((counts + prior) / (counts.sum(1, keepdims=True) + 1.0)).astype(dtype)
+        if gauss:
+            # Visible biases: each group's mean standardised value, shrunk towards 0.
+            cnt = np.bincount(self._train[1], minlength=n_groups)
+            tot = np.bincount(self._train[1], weights=self._train[2], minlength=n_groups)
+            b = (tot / (cnt + 1.0)).astype(dtype)
+        else:
+            # Visible biases: log of each group's smoothed level frequencies (paper, 2.2).
+            counts = np.zeros((n_groups, n_levels))
+            np.add.at(counts, (self._train[1], self._train[2]), 1.0)
+            prior = counts.sum(0) / counts.sum()
+            b = np.log((counts + prior) / (counts.sum(1, keepdims=True) + 1.0)).astype(dtype)
         params: dict[str, np.ndarray] = {"b": b, "c": np.zeros(H, dtype=dtype)}
         decay = ["W"]
         if self.n_factors is None:
-            params["W"] = rng.normal(0.0, 0.01, (n_groups, n_levels, H)).astype(dtype)
+            params["W"] = rng.normal(0.0, 0.01, (*unit, H)).astype(dtype)
         else:
             C = self.n_factors
             # Entries of A and B with std s give W = A B entries of std s^2 sqrt(C): choose s
             # so W starts like the full model's N(0, 0.01^2).
             s = float(np.sqrt(0.01 / np.sqrt(C)))
-            params["A"] = rng.normal(0.0, s, (n_groups, n_levels, C)).astype(dtype)
+            params["A"] = rng.normal(0.0, s, (*unit, C)).astype(dtype)
             params["B"] = rng.normal(0.0, s, (C, H)).astype(dtype)
             decay = ["A", "B"]
         self._R = None
@@ -323,21 +365,31 @@ class RatingRBM:
             params["D"] = np.zeros((self._R.shape[1], H), dtype=dtype)
             decay.append("D")
         self._params = params
-        self._chain = self._train[2].copy() if self.persistent else np.zeros(0, np.int8)
+        empty_chain = np.zeros(0, dtype if gauss else np.int8)
+        self._chain = self._train[2].copy() if self.persistent else empty_chain
         self._set_public()
 
         indptr, indices, levels = self._train
         neg_mode = K.NEG_MEAN_FIELD if self.negative == "mean_field" else K.NEG_SAMPLE
         gbuf = {"b": np.empty_like(b), "c": np.empty(H, dtype=dtype)}
-        if self.n_factors is not None:
-            gbuf["W"] = np.empty((n_groups, n_levels, H), dtype=dtype)
+        if self.n_factors is not None or gauss:
+            gbuf["W"] = np.empty((*unit, H), dtype=dtype)
+        sigma = np.ones(n_groups, dtype=dtype)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
             W = self._weights()
             off = self._offset(rows)
             hd = np.empty((len(rows), H), dtype=dtype)
             grads: dict[str, Any] = {"b": gbuf["b"], "c": gbuf["c"]}
-            if self.n_factors is None:
+            if gauss:
+                stats = G.gaussian_masked_cd(
+                    indptr, indices, levels, rows, W, params["b"], params["c"], sigma, off, k,
+                    row_states(rng_, len(rows)), self._chain, self.persistent,
+                    gbuf["W"], gbuf["b"], gbuf["c"], hd,
+                )  # fmt: skip
+                if self.n_factors is None:
+                    grads["W"] = gbuf["W"]
+            elif self.n_factors is None:
                 # Fused path: the weight statistics go straight into the momentum step.
                 phases = K.softmax_cd_phases(
                     indptr, indices, levels, rows, W, params["b"], params["c"], off, k,
@@ -357,8 +409,9 @@ class RatingRBM:
                     row_states(rng_, len(rows)), self._chain, self.persistent,
                     gbuf["W"], gbuf["b"], gbuf["c"], hd, neg_mode,
                 )  # fmt: skip
-                gW = gbuf["W"].reshape(n_groups * n_levels, H)
-                A2 = params["A"].reshape(n_groups * n_levels, -1)
+            if self.n_factors is not None:
+                gW = gbuf["W"].reshape(-1, H)
+                A2 = params["A"].reshape(gW.shape[0], -1)
                 B = params["B"]
                 # W = A B: a step dA moves W by dA B, a step dB by A dB, i.e. the plain
                 # gradients are multiplied by B B^T and A^T A, whose scale is the squared
@@ -451,6 +504,12 @@ class RatingRBM:
             Column k is the probability of rating ``values_[k]``.
         """
         check_fitted(self)
+        if self.visible == "gaussian":
+            raise ValueError('predict_proba needs visible="softmax" (levels); use predict')
+        return self._pairs(userids, itemids, self._pair_probs)
+
+    def _pairs(self, userids: Any, itemids: Any, fn: Callable[..., np.ndarray]) -> np.ndarray:
+        """Run ``fn`` (``_pair_probs`` or ``_pair_values``) on checked (user, item) pairs."""
         u = as_index_array("userids", userids, self.n_users_)
         i = as_index_array("itemids", itemids, self.n_items_)
         if len(u) != len(i):
@@ -458,9 +517,35 @@ class RatingRBM:
         rows, groups = (u, i) if self.orientation == "user" else (i, u)
         uniq, pair_row = np.unique(rows, return_inverse=True)
         indptr, indices, levels = self._train
-        return self._pair_probs(
+        return fn(
             indptr, indices, levels, uniq, pair_row.astype(np.int64), groups, self._offset(uniq)
         )
+
+    def _gauss_hidden(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+        offset: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """Gaussian model: p(h | observed values) per row, shape (len(rows), n_hidden)."""
+        sigma = np.ones(self._params["b"].shape[0], dtype=self._params["c"].dtype)
+        with num_threads(self.num_threads):
+            return G.gaussian_masked_hidden_probs(
+                indptr, indices, data, rows, self._weights(), self._params["c"], sigma, offset
+            )
+
+    def _to_scale(self, z: np.ndarray) -> np.ndarray:
+        """Standardised conditional means -> values on the training scale, clipped to it."""
+        mu, sd = self._scale
+        return np.clip(mu + sd * np.asarray(z, dtype=np.float64), *self.value_range_)
+
+    def _pair_values(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+        pair_row: np.ndarray, pair_group: np.ndarray, offset: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """Gaussian model: mean-field E[v | h] for pairs, original scale, (n_pairs,)."""
+        h = self._gauss_hidden(indptr, indices, data, rows, offset)
+        W = self._weights()
+        z = self._params["b"][pair_group] + np.einsum("ph,ph->p", W[pair_group], h[pair_row])
+        return self._to_scale(z)
 
     def predict(self, userids: Any, itemids: Any) -> np.ndarray:
         """Expected rating on the original scale for each (user, item) pair.
@@ -475,6 +560,9 @@ class RatingRBM:
         -------
         ndarray of float64, shape (n_pairs,)
         """
+        check_fitted(self)
+        if self.visible == "gaussian":
+            return self._pairs(userids, itemids, self._pair_values)
         return self.predict_proba(userids, itemids) @ self.values_
 
     def predict_user(self, user_ratings: Any, itemids: Any) -> np.ndarray:
@@ -495,23 +583,32 @@ class RatingRBM:
         if row.shape != (1, self.n_items_):
             raise DataError(f"user_ratings must have shape (1, {self.n_items_}), got {row.shape}")
         items = as_index_array("itemids", itemids, self.n_items_)
+        if self.visible == "gaussian":
+            return self._fold_in_scores(row, items)
         return self._fold_in_probs(row, items) @ self.values_
 
+    def _fold_in_scores(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        """Ranking scores (gaussian: predicted values) of ``items`` for a folded-in row."""
+        if self.visible == "softmax":
+            return self._score(self._fold_in_probs(row, items))
+        return self._fold_in_probs(row, items)
+
     def _fold_in_probs(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        """Level distributions (softmax) or predicted values (gaussian) for a new row."""
         if self.orientation == "item":
             raise NotImplementedError(
                 "fold-in of new users needs orientation=\"user\": an item-based RBM has no "
                 "hidden state for a user (refit with the user's ratings instead)"
             )
-        indptr, indices, levels = self._to_levels(row)
+        indptr, indices, levels = self._to_kernel(row)
         off = np.zeros((0, self.n_hidden), dtype=self._params["c"].dtype)
         if self._R is not None:
             r = row.copy()
             r.data[:] = 1.0
             off = np.asarray(r @ self._params["D"], dtype=off.dtype)
         rows = np.zeros(1, dtype=np.int64)
-        return self._pair_probs(indptr, indices, levels, rows, np.zeros(len(items), np.int64),
-                                items, off)  # fmt: skip
+        fn = self._pair_probs if self.visible == "softmax" else self._pair_values
+        return fn(indptr, indices, levels, rows, np.zeros(len(items), np.int64), items, off)
 
     # ------------------------------------------------------------------ top-N
     def _level_weights(self) -> np.ndarray:
@@ -534,7 +631,7 @@ class RatingRBM:
         items = np.arange(self.n_items_, dtype=np.int64)
         if user_items is not None:
             row = self._check_ratings("user_items", user_items, allow_empty=True)
-            return self._score(self._fold_in_probs(row, items))
+            return self._fold_in_scores(row, items)
         users = as_index_array("userid", [userid], self.n_users_)
         return self._score_users(users)[0]
 
@@ -559,8 +656,10 @@ class RatingRBM:
             return out
         W = self._weights()
         b = self._params["b"]
-        n_g, n_l, H = W.shape
         indptr, indices, levels = self._train
+        if self.visible == "gaussian":
+            return self._gauss_score_users(users)
+        n_g, n_l, H = W.shape
 
         def hidden(rows: np.ndarray) -> np.ndarray:
             with num_threads(self.num_threads):
@@ -590,6 +689,21 @@ class RatingRBM:
                     K.softmax_level_scores(logits, b[blk], weights, tmp)
                     out[lo : lo + len(blk)] = tmp.T
         return out
+
+    def _gauss_score_users(self, users: np.ndarray) -> np.ndarray:
+        """Gaussian model: predicted values of all items for fitted users, (len(users), n_items)."""
+        W, b = self._weights(), self._params["b"]
+        indptr, indices, data = self._train
+
+        def hidden(rows: np.ndarray) -> np.ndarray:
+            return self._gauss_hidden(indptr, indices, data, rows, self._offset(rows))
+
+        if self.orientation == "user":
+            z = hidden(users) @ W.T + b
+        else:
+            z = (hidden(np.arange(self.n_items_, dtype=np.int64)) @ W[users].T).T
+            z += b[users][:, None]
+        return self._to_scale(z)
 
     def recommend(
         self,
@@ -655,9 +769,9 @@ class RatingRBM:
             hi = min(lo + self._BLOCK, len(users))
             if recalculate_user:
                 S = np.stack([
-                    self._score(self._fold_in_probs(
+                    self._fold_in_scores(
                         self._check_ratings("user_items", user_items[r], allow_empty=True), items
-                    )) for r in range(lo, hi)
+                    ) for r in range(lo, hi)
                 ])  # fmt: skip
             else:
                 S = self._score_users(users[lo:hi].astype(np.int64))
@@ -680,7 +794,7 @@ class RatingRBM:
     _HYPER = (
         "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
         "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
-        "patience", "recommend_score", "high_rating", "num_threads", "lr_decay",
+        "patience", "recommend_score", "high_rating", "num_threads", "lr_decay", "visible",
     )  # fmt: skip
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -701,6 +815,8 @@ class RatingRBM:
             history=self.history_,
             best_epoch=self.best_epoch_,
         )
+        if self.visible == "gaussian":
+            meta.update(scale=list(self._scale), value_range=list(self.value_range_))
         return arrays, meta
 
     @classmethod
@@ -722,6 +838,9 @@ class RatingRBM:
             model._R = sp.csr_matrix(
                 (data, arrays["r_indices"], arrays["r_indptr"]), shape=(n_rows, n_cols)
             )
+        if model.visible == "gaussian":
+            model._scale = tuple(meta["scale"])
+            model.value_range_ = tuple(meta["value_range"])
         model.history_ = meta["history"]
         model.best_epoch_ = meta["best_epoch"]
         model._set_public()

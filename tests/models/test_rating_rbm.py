@@ -300,3 +300,51 @@ def test_lr_decay_is_recorded_and_saved(tmp_path):
     assert [h["learning_rate"] for h in m.history_] == pytest.approx([0.04, 0.02, 0.01])
     again = load(m.save(tmp_path / "m.npz"))
     assert again.lr_decay == 0.5
+
+
+def planted_real(n_users=200, n_items=60, seed=0):
+    """Real-valued ratings in [-10, 10]: +6 inside a user's taste group, -4 outside, noise 1.5."""
+    rng = np.random.default_rng(seed)
+    ug, ig = rng.integers(0, 3, n_users), rng.integers(0, 3, n_items)
+    val = np.where(ug[:, None] == ig[None, :], 6.0, -4.0) + rng.normal(0, 1.5, (n_users, n_items))
+    val = np.clip(val, -10, 10)
+    val[np.abs(val) < 1e-3] = 0.5  # no explicit zeros (they would read as missing)
+    seen = rng.random((n_users, n_items)) < 0.3
+    held = (rng.random((n_users, n_items)) < 0.1) & ~seen
+    return sp.csr_matrix(np.where(seen, val, 0.0)), np.nonzero(held), val
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"orientation": "user"}, {"orientation": "item"}, {"orientation": "user", "n_factors": 5}],
+    ids=["user", "item", "factored"],
+)
+def test_gaussian_visible_learns_real_valued_ratings(kwargs):
+    X, (tu, ti), val = planted_real()
+    truth = val[tu, ti]
+    col_mean = np.asarray(X.sum(0)).ravel() / np.maximum(X.getnnz(0), 1)
+    base = np.sqrt(np.mean((col_mean[ti] - truth) ** 2))
+    m = RatingRBM(visible="gaussian", n_hidden=20, n_epochs=30, batch_size=20,
+                  learning_rate=0.01, lr_decay=1.0, random_state=0, num_threads=1,
+                  **kwargs).fit(X)  # fmt: skip
+    pred = m.predict(tu, ti)
+    got = np.sqrt(np.mean((pred - truth) ** 2))
+    assert got < 0.6 * base, (got, base)
+    assert X.data.min() <= pred.min() and pred.max() <= X.data.max()  # clipped to the range
+
+
+def test_gaussian_fold_in_save_load_and_errors(tmp_path):
+    X, (tu, ti), _ = planted_real(n_users=60, n_items=30)
+    m = RatingRBM(visible="gaussian", orientation="user", n_hidden=6, n_epochs=3,
+                  learning_rate=0.01, random_state=0, num_threads=1).fit(X)  # fmt: skip
+    np.testing.assert_allclose(m.predict_user(X[4], [1, 2, 3]), m.predict([4, 4, 4], [1, 2, 3]))
+    again = load(m.save(tmp_path / "g.npz"))
+    np.testing.assert_array_equal(again.predict(tu, ti), m.predict(tu, ti))
+    with pytest.raises(ValueError, match="predict_proba"):
+        m.predict_proba([0], [0])
+    with pytest.raises(ValueError, match="exact"):
+        RatingRBM(visible="gaussian", prediction="exact").fit(X)
+    with pytest.raises(ValueError, match="p_high"):
+        RatingRBM(visible="gaussian", recommend_score="p_high").fit(X)
+    with pytest.raises(ValueError, match="visible"):
+        RatingRBM(visible="poisson").fit(X)

@@ -34,3 +34,11 @@ class TestConditionalFactoredRatingRBMContract(RecommenderContract):
     def make_model(self):
         return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
                          n_factors=3, recommend_score="p_high", random_state=0)  # fmt: skip
+
+
+class TestGaussianRatingRBMContract(RecommenderContract):
+    supports_predict = True
+
+    def make_model(self):
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
+                         visible="gaussian", learning_rate=0.01, random_state=0)  # fmt: skip
