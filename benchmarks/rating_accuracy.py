@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"default: {DEFAULT_MODELS}")
     p.add_argument("--seeds", default="0,1,2,3,4", help="ML-1M split seeds")
-    p.add_argument("--folds", default="u1,u2,u3,u4,u5", help="ML-100K official folds")
+    p.add_argument(
+        "--folds", default="official",
+        help="ML-100K folds: 'official' (u1..u5) or a comma list such as u1,u2",
+    )  # fmt: skip
     p.add_argument("--validation-fraction", type=float, default=0.05)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -183,6 +186,8 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
     results: list[dict[str, Any]] = []
     if args.dataset == "ml-100k":
         folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+        if folds == ["official"]:
+            folds = ["u1", "u2", "u3", "u4", "u5"]
         splits = movielens_folds(
             data_folder("ml-100k", args.data_dir), folds=folds,
             validation_fraction=args.validation_fraction, seed=args.seed,

@@ -53,6 +53,6 @@ def test_rating_script_official_folds(data_dir, ml100k_dir):
          "--models", "global-mean,bias"]
     )  # fmt: skip
     rows = {r["model"]: r for r in summary.iter_rows(named=True)}
-    assert rows["bias"]["n_folds"] == 5
+    assert rows["bias"]["n_splits"] == 5
     assert rows["bias"]["rmse_mean"] < rows["global-mean"]["rmse_mean"]
     assert rows["bias"]["rmse_std"] > 0
