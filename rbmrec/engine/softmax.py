@@ -611,16 +611,18 @@ def softmax_level_scores(logits, bias, weights, out):
     """
     n_a, n_c, n_levels = logits.shape
     for a in prange(n_a):
+        x = np.empty(n_levels, dtype=logits.dtype)
         for c in range(n_c):
-            top = -np.inf
+            # Everything in the logits' dtype: float32 exponentials are the cost here.
+            top = logits[a, c, 0] + bias[c, 0]
             for k in range(n_levels):
-                v = logits[a, c, k] + bias[c, k]
-                if v > top:
-                    top = v
-            s = 0.0
-            t = 0.0
+                x[k] = logits[a, c, k] + bias[c, k]
+                if x[k] > top:
+                    top = x[k]
+            s = x[0] - x[0]
+            t = s
             for k in range(n_levels):
-                e = np.exp(logits[a, c, k] + bias[c, k] - top)
+                e = np.exp(x[k] - top)
                 s += e
                 t += e * weights[k]
             out[a, c] = t / s

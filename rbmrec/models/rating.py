@@ -639,7 +639,7 @@ class RatingRBM:
     #: temporaries to a few tens of MB on MovieLens-sized catalogues).
     _BLOCK = 256
 
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
+    def _score_users(self, users: np.ndarray, cache: dict | None = None) -> np.ndarray:
         """Ranking scores of all items for fitted users, shape (len(users), n_items), float64.
 
         Mean-field prediction is a matrix product: the hidden probabilities of the rows
@@ -670,7 +670,12 @@ class RatingRBM:
 
         h_items = None
         if self.orientation == "item":
-            h_items = hidden(np.arange(n_items, dtype=np.int64))  # (n_items, H)
+            # Hidden state of every item's RBM, (n_items, H): shared by all user blocks of
+            # one recommend call through ``cache``.
+            cache = {} if cache is None else cache
+            if "h_items" not in cache:
+                cache["h_items"] = hidden(np.arange(n_items, dtype=np.int64))
+            h_items = cache["h_items"]
         weights = self._level_weights().astype(W.dtype)
         out = np.empty((len(users), n_items), dtype=W.dtype)
         W2 = W.reshape(n_g * n_l, H)
@@ -765,6 +770,7 @@ class RatingRBM:
         ids = np.full((len(users), N), -1, dtype=np.int32)
         scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
         items = np.arange(self.n_items_, dtype=np.int64)
+        cache: dict = {}
         for lo in range(0, len(users), self._BLOCK):
             hi = min(lo + self._BLOCK, len(users))
             if recalculate_user:
@@ -774,7 +780,7 @@ class RatingRBM:
                     ) for r in range(lo, hi)
                 ])  # fmt: skip
             else:
-                S = self._score_users(users[lo:hi].astype(np.int64))
+                S = self._score_users(users[lo:hi].astype(np.int64), cache)
             if filter_already_liked_items:
                 sub = user_items[lo:hi]
                 ids[lo:hi], scores[lo:hi] = top_n(S, N, sub.indptr, sub.indices, excluded)
