@@ -56,3 +56,49 @@ def test_rating_script_official_folds(data_dir, ml100k_dir):
     assert rows["bias"]["n_splits"] == 5
     assert rows["bias"]["rmse_mean"] < rows["global-mean"]["rmse_mean"]
     assert rows["bias"]["rmse_std"] > 0
+
+
+def test_rating_script_blends_reuse_fitted_members(monkeypatch):
+    """run_split on synthetic data: blend rows reuse member fits, valid_rmse is recorded."""
+    import numpy as np
+    import polars as pl
+    import rating_accuracy
+    import scipy.sparse as sp
+
+    from rbmrec.data.split import Split
+    from rbmrec.evaluation import BiasBaseline
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 80, 30
+    ug, ig = rng.integers(0, 2, n_users), rng.integers(0, 2, n_items)
+    full = np.where(ug[:, None] == ig[None, :], 5.0, 1.0) + rng.integers(0, 2, (n_users, n_items))
+    part = rng.choice(4, size=(n_users, n_items), p=[0.5, 0.3, 0.1, 0.1])
+    mk = lambda k: sp.csr_matrix(np.where(part == k, full, 0.0))  # noqa: E731
+    split = Split(train=mk(1), test=mk(2), validation=mk(3), name="toy")
+    fits = []
+
+    class Counting(BiasBaseline):
+        def fit(self, user_items):
+            fits.append(1)
+            return super().fit(user_items)
+
+    monkeypatch.setattr(rating_accuracy, "RATING_MODELS", {
+        "bias": ("bias", lambda seed, threads: Counting()),
+        "rbm": ("tiny", lambda seed, threads: rating_accuracy._rbm(
+            seed, threads, n_hidden=4, n_epochs=3, batch_size=10)),
+    })  # fmt: skip
+    monkeypatch.setattr(rating_accuracy, "BLENDS", {
+        "both": ("b", ["bias", "rbm"], {}),
+        "both-support": ("s", ["bias", "rbm"], {"support": True}),
+    })  # fmt: skip
+    rows = rating_accuracy.run_split(split, ["bias", "rbm", "both", "both-support"], 0, 1)
+    assert len(fits) == 1  # the bias model was fitted once, for its row and both blends
+    by = {r["model"]: r for r in rows}
+    for r in rows:
+        assert np.isfinite(r["valid_rmse"]) and np.isfinite(r["rmse"]), r
+    assert by["rbm"]["best_epoch"] >= 1 and np.isnan(by["both"]["best_epoch"])
+    assert by["both"]["fit_seconds"] >= by["bias"]["fit_seconds"] + by["rbm"]["fit_seconds"]
+    summary = rating_accuracy.summarise(pl.DataFrame([*rows, {**by["bias"], "split": "toy2"}]))
+    assert summary["model"].to_list() == ["bias", "rbm", "both", "both-support"]
+    assert summary.filter(summary["model"] == "bias")["n_splits"].item() == 2
+    assert "valid_rmse_mean" in summary.columns

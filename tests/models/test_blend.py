@@ -49,3 +49,77 @@ def test_blend_errors():
         BlendedRatingModel([("a", RatingRBM())]).fit(X, validation=sp.csr_matrix((2, 2)))
     with pytest.raises(DataError, match="shape"):
         BlendedRatingModel([("a", RatingRBM())]).fit(X, validation=X[:5])
+
+
+class _Fixed:
+    """A 'model' whose predictions are a fixed dense matrix (fit does nothing)."""
+
+    def __init__(self, M):
+        self.M = M
+
+    def fit(self, user_items, validation=None):
+        return self
+
+    def predict(self, userids, itemids):
+        return self.M[np.asarray(userids), np.asarray(itemids)]
+
+
+def _noisy_members(seed=0, n_users=120, n_items=50):
+    """Ratings 1..5 and two members: one good for heavy users, one good for light users."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(1, 5, (n_users, n_items))
+    heavy = np.arange(n_users) < n_users // 2
+    density = np.where(heavy, 0.6, 0.08)[:, None]
+    train = sp.csr_matrix(np.where(rng.random((n_users, n_items)) < density, 3.0, 0.0))
+    train.data[:] = rng.integers(1, 6, train.nnz)
+    noise_a = np.where(heavy, 0.1, 1.5)[:, None]  # member a: accurate on heavy users
+    noise_b = np.where(heavy, 1.5, 0.1)[:, None]  # member b: accurate on light users
+    a = truth + rng.normal(0, 1, truth.shape) * noise_a
+    b = truth + rng.normal(0, 1, truth.shape) * noise_b
+    mask = (rng.random(truth.shape) < 0.5) & (train.toarray() == 0)
+    valid = sp.csr_matrix(np.where(mask, truth, 0.0))
+    return train, valid, a, b
+
+
+def test_cv_rmse_is_out_of_sample_and_support_features_help():
+    train, valid, a, b = _noisy_members()
+    members = [("a", _Fixed(a)), ("b", _Fixed(b))]
+    plain = BlendedRatingModel(members).fit(train, validation=valid)
+    # Fitted on the validation ratings themselves: in-sample error is the smaller one.
+    assert plain.valid_rmse_ <= plain.cv_rmse_
+    assert plain.cv_rmse_ < 1.5 * plain.valid_rmse_
+    support = BlendedRatingModel(members, support=True).fit(train, validation=valid)
+    assert support.coef_.shape == (2 * 3 + 2,)
+    # Member a is good for users with many training ratings, b for the others: weights that
+    # vary with user support beat one global weight by a wide margin, out of sample too.
+    assert support.cv_rmse_ < 0.8 * plain.cv_rmse_
+    vu, vi = valid.nonzero()
+    vr = np.asarray(valid[vu, vi]).ravel()
+    assert support.valid_rmse_ == pytest.approx(_rmse(support.predict(vu, vi), vr))
+    no_cv = BlendedRatingModel(members, cv_folds=0).fit(train, validation=valid)
+    assert np.isnan(no_cv.cv_rmse_)
+    np.testing.assert_allclose(no_cv.coef_, plain.coef_)
+
+
+def test_clip_keeps_predictions_in_training_range():
+    train, valid, a, _ = _noisy_members(seed=3)
+    wild = 3.0 + 4.0 * (a - 3.0)  # far outside 1..5, perfectly correlated with a
+    members = [("wild", _Fixed(wild))]
+    u, i = np.nonzero(np.ones_like(a))
+    clipped = BlendedRatingModel(members).fit(train, validation=valid).predict(u, i)
+    raw = BlendedRatingModel(members, clip=False).fit(train, validation=valid).predict(u, i)
+    lo, hi = train.data.min(), train.data.max()
+    assert clipped.min() >= lo and clipped.max() <= hi
+    assert raw.min() < lo or raw.max() > hi
+    np.testing.assert_allclose(clipped, np.clip(raw, lo, hi))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"ridge": -1.0}, "ridge"), ({"ridge": float("nan")}, "ridge"), ({"cv_folds": 1}, "cv_folds"),
+     ({"cv_folds": -2}, "cv_folds")],
+)  # fmt: skip
+def test_blend_bad_parameters(kwargs, match):
+    train, valid, a, _ = _noisy_members()
+    with pytest.raises((ValueError, TypeError), match=match):
+        BlendedRatingModel([("a", _Fixed(a))], **kwargs).fit(train, validation=valid)
