@@ -20,6 +20,7 @@ from rbmrec.engine.implicit import (
     mean_field_negative,
     pcd_negative,
     sample_bernoulli_rows,
+    softmax_mean_field_negative,
     topn_select,
 )
 from rbmrec.errors import DataError, NotFittedError
@@ -110,6 +111,17 @@ class ImplicitRBM:
     ----------
     n_hidden : int, default 300
         Number of hidden units.
+    visible : {"bernoulli", "softmax"}, default "bernoulli"
+        Visible layer. ``"bernoulli"``: one independent binary unit per item, as above.
+        ``"softmax"``: the replicated softmax of Salakhutdinov & Hinton (2009, "Replicated
+        Softmax: an undirected topic model"), the RBM counterpart of the multinomial
+        likelihood of Mult-VAE/Mult-DAE (Liang et al. 2018): a user's ``D`` items are ``D``
+        draws from one softmax over all items, energy
+        ``E(v, h) = -b.v - D c.h - v^T W h``, so ``p(h_j | v) = sigmoid(D c_j + (v W)_j)``
+        and each draw has ``p(i | h) = softmax_i(b + W h)``. The mean-field negative phase
+        reconstructs ``D * softmax(b + W h)`` over all items; scores are the logits
+        ``b + W E[h | v]``. The hidden-bias step is divided by the mean ``D`` (its statistics
+        are ``D`` times larger). Needs ``negative="mean_field"``.
     n_epochs : int, default 12
         Training epochs (with ``validation`` and ``patience`` the best epoch is kept).
     batch_size : int, default 64
@@ -162,6 +174,7 @@ class ImplicitRBM:
         self,
         n_hidden: int = 300,
         *,
+        visible: str = "bernoulli",
         n_epochs: int = 12,
         batch_size: int = 64,
         learning_rate: float = 0.01,
@@ -184,6 +197,7 @@ class ImplicitRBM:
         progress: bool = False,
     ) -> None:
         self.n_hidden = n_hidden
+        self.visible = visible
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -215,6 +229,7 @@ class ImplicitRBM:
 
     _PARAMS = (
         "n_hidden",
+        "visible",
         "n_epochs",
         "batch_size",
         "learning_rate",
@@ -250,6 +265,14 @@ class ImplicitRBM:
         check_int("n_models", self.n_models, 1)
         check_int("num_threads", self.num_threads, 0)
         check_choice("negative", self.negative, ("mean_field", "pcd"))
+        if not isinstance(self.visible, str):
+            raise TypeError(f"visible must be a str, got {type(self.visible).__name__}")
+        check_choice("visible", self.visible, ("bernoulli", "softmax"))
+        if self.visible == "softmax" and self.negative == "pcd":
+            raise ValueError(
+                "visible='softmax' needs negative='mean_field' (a persistent replicated-softmax "
+                "chain would need a number of draws per chain; not implemented)"
+            )
         if not isinstance(self.sample_hidden, bool | np.bool_):
             raise TypeError(
                 f"sample_hidden must be a bool, got {type(self.sample_hidden).__name__}"
@@ -359,7 +382,13 @@ class ImplicitRBM:
         W = (self.init_std * rng.standard_normal((n_items, self.n_hidden))).astype(np.float32)
         counts = np.diff(sp.csc_matrix(X).indptr).astype(np.float64)
         pop = (counts + 1.0) / (n_users + 2.0)
-        b = np.log(pop / (1.0 - pop)).astype(np.float32)
+        softmax = self.visible == "softmax"
+        if softmax:
+            # log of the items' share of all interactions: the softmax of b alone is then
+            # the (smoothed) popularity distribution, the counterpart of the log-odds below
+            b = np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32)
+        else:
+            b = np.log(pop / (1.0 - pop)).astype(np.float32)
         c = np.zeros(self.n_hidden, dtype=np.float32)
         params = {"W": W, "b": b, "c": c}
         chains = None
@@ -370,6 +399,7 @@ class ImplicitRBM:
         gamma = float(self.length_norm)
         length_ref = float(np.diff(indptr).mean())
         scale_all = _row_scale(indptr, np.arange(n_users, dtype=np.int64), gamma, length_ref)
+        draws_all = np.diff(indptr).astype(np.float64)  # D of every user (replicated softmax)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
             gW = np.zeros_like(W)
@@ -377,38 +407,49 @@ class ImplicitRBM:
             gc = np.zeros_like(c)
             states = row_states(rng_, len(rows))
             s = scale_all[rows]
+            d = draws_all[rows] if softmax else None
             if keep < 1.0:
-                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, s, keep, states)
+                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, s, keep, states, d)
             else:
-                h0 = csr_hidden_probs(indptr, indices, rows, W, c, s)
+                h0 = csr_hidden_probs(indptr, indices, rows, W, c, s, d)
             col_ptr, batch_row, w = batch_item_major(indptr, indices, weight, rows, n_items)
             # d(-E)/dW_ij = s v_i h_j: the positive statistics carry the row scale
             add_positive_stats(col_ptr, batch_row, w, h0 if gamma == 0 else h0 * s[:, None], gW, gb)
-            gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
-            hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
-            if chains is None:
-                v1 = mean_field_negative(
-                    hs, W, b, c, k, states, gW, gb, gc, None if gamma == 0 else s
-                )
-                # squared reconstruction error over all items: |v1|^2 - 2 v1.v0 + |v0|^2
-                sq = float(np.einsum("ij,ij->", v1, v1, dtype=np.float64))
-                item_of = np.repeat(np.arange(n_items), np.diff(col_ptr))
-                hit = float(v1[batch_row, item_of].sum(dtype=np.float64))
-                nnz = float(batch_row.size)
-                stats = {"recon_error": (sq - 2.0 * hit + nnz) / n_items}
+            if softmax:  # d(-E)/dc_j = D h_j
+                gc += (d @ h0.astype(np.float64)).astype(np.float32)
             else:
+                gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
+            hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
+            grads = {"W": gW, "b": gb, "c": gc}
+            if chains is not None:
                 cstates = row_states(rng_, chains.shape[0])
                 scale = len(rows) / chains.shape[0]
                 pcd_negative(chains, W, b, c, k, cstates, gW, gb, gc, scale)
-                stats = {}
-            return {"W": gW, "b": gb, "c": gc}, stats
+                return grads, {}
+            s_neg = None if gamma == 0 else s
+            if softmax:
+                v1 = softmax_mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, d, s_neg)
+            else:
+                v1 = mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, s_neg)
+            # squared reconstruction error over all items: |v1|^2 - 2 v1.v0 + |v0|^2
+            sq = float(np.einsum("ij,ij->", v1, v1, dtype=np.float64))
+            item_of = np.repeat(np.arange(n_items), np.diff(col_ptr))
+            hit = float(v1[batch_row, item_of].sum(dtype=np.float64))
+            nnz = float(batch_row.size)
+            if softmax:
+                # the hidden-bias statistics are D times larger than the weights' (D c.h in
+                # the energy); a step of the same size made c swing by several units per
+                # epoch on ML-1M (mean D = 134) and froze the hidden units. Dividing by the
+                # mean D lowers c's step size only, not the gradient's direction or zero.
+                gc /= np.float32(length_ref)
+            return grads, {"recon_error": (sq - 2.0 * hit + nnz) / n_items}
 
         evaluate = None
         bias_scale = 1.0 + float(self.popularity_weight)
         if valid is not None:
 
             def evaluate(epoch: int) -> dict[str, float]:
-                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref)
+                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref, softmax)
                 return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
         describe = f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, "
@@ -435,6 +476,7 @@ class ImplicitRBM:
         bias_scale: float = 1.0,
         length_norm: float = 0.0,
         length_ref: float = 1.0,
+        softmax: bool = False,
     ) -> float:
         """Mean NDCG@10 over users with validation items (training items excluded)."""
         k = 10
@@ -445,7 +487,8 @@ class ImplicitRBM:
         for start in range(0, users.size, _SCORE_BLOCK):
             block = users[start : start + _SCORE_BLOCK]
             scale = _row_scale(X.indptr, block, length_norm, length_ref)
-            scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale, scale)
+            draws = _draws(X.indptr, block) if softmax else None
+            scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale, scale, 1, draws)
             sub = X[block]
             ids, _, _ = topn_select(scores, sub.indptr, sub.indices, excluded, k)
             vb = valid[block]
@@ -456,6 +499,10 @@ class ImplicitRBM:
         return total / max(users.size, 1)
 
     # -- scoring --------------------------------------------------------------------------
+
+    def _draws(self, indptr: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """Item counts ``D`` of CSR rows for the replicated softmax, None for Bernoulli."""
+        return _draws(indptr, rows) if self.visible == "softmax" else None
 
     def _check_fitted(self) -> None:
         if self.weights_ is None:
@@ -488,9 +535,10 @@ class ImplicitRBM:
         X = _binary_csr("user_items", user_items, self.n_items)
         rows = np.arange(X.shape[0], dtype=np.int64)
         scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
+        draws = self._draws(X.indptr, rows)
         with num_threads(self.num_threads), _one_blas_thread():
             return csr_hidden_probs(
-                X.indptr, X.indices, rows, self.weights_, self.hidden_bias_, scale
+                X.indptr, X.indices, rows, self.weights_, self.hidden_bias_, scale, draws
             )
 
     def score_items(self, user_items: sp.spmatrix) -> np.ndarray:
@@ -510,8 +558,11 @@ class ImplicitRBM:
         scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
         bias_scale = 1.0 + float(self.popularity_weight)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
+        draws = self._draws(X.indptr, rows)
         with num_threads(self.num_threads), _one_blas_thread():
-            return _logits(X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models)
+            return _logits(
+                X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models, draws
+            )
 
     def recommend(
         self,
@@ -619,6 +670,7 @@ class ImplicitRBM:
                     1.0 + float(self.popularity_weight),
                     _row_scale(src.indptr, rows, float(self.length_norm), self.length_ref_),
                     self.n_models,
+                    self._draws(src.indptr, rows),
                 )
                 if filter_already_liked_items:
                     sub = rows_csr[sl]
@@ -720,6 +772,9 @@ class ImplicitRBM:
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ImplicitRBM:
         params = dict(meta["params"])
+        # files written before the replicated softmax existed hold Bernoulli models, whatever
+        # the current default is
+        params.setdefault("visible", "bernoulli")
         if isinstance(params.get("cd_steps"), list):
             params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
         model = cls(**params)
@@ -752,15 +807,19 @@ def _logits(
     bias_scale: float = 1.0,
     row_scale: np.ndarray | None = None,
     n_models: int = 1,
+    draws: np.ndarray | None = None,
 ) -> np.ndarray:
     """``bias_scale * b + s_r E[h | v_r] W^T / n_models`` for CSR rows, (len(rows), n_items).
 
     With ``n_models > 1``, ``W`` and ``c`` are the members' parameters side by side and
-    ``b`` their mean, so this is the mean of the members' scores.
+    ``b`` their mean, so this is the mean of the members' scores. ``draws`` (shape
+    ``(len(rows),)``) are the rows' item counts ``D`` for the replicated softmax, whose
+    hidden bias is ``D c``; its scores are the softmax logits (same ranking as the
+    probabilities). None: Bernoulli visibles, scores are log-odds.
     """
     if row_scale is None:
         row_scale = np.ones(rows.size, dtype=np.float64)
-    h = csr_hidden_probs(indptr, indices, rows, W, c, row_scale)
+    h = csr_hidden_probs(indptr, indices, rows, W, c, row_scale, draws)
     out = h @ W.T
     out_scale = row_scale / n_models
     if np.any(out_scale != 1.0):
@@ -788,6 +847,11 @@ def _one_blas_thread() -> Iterator[None]:
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def _draws(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Number of stored items of each CSR row, float64 of shape (len(rows),)."""
+    return (indptr[rows + 1] - indptr[rows]).astype(np.float64)
 
 
 def _row_scale(indptr: np.ndarray, rows: np.ndarray, gamma: float, ref: float) -> np.ndarray:

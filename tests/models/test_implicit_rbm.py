@@ -20,6 +20,9 @@ from rbmrec.engine.implicit import (
     csr_hidden_probs_dropout,
     mean_field_negative,
     sample_bernoulli_rows,
+    softmax_affine_rows,
+    softmax_free_energy,
+    softmax_mean_field_negative,
     topn_select,
 )
 from rbmrec.errors import DataError, NotFittedError
@@ -75,6 +78,18 @@ class TestImplicitRBMContract(RecommenderContract):
     def make_model(self):
         return ImplicitRBM(
             n_hidden=8, n_epochs=20, batch_size=8, learning_rate=0.05, random_state=3
+        )
+
+
+class TestImplicitRBMSoftmaxContract(RecommenderContract):
+    def make_model(self):
+        return ImplicitRBM(
+            n_hidden=8,
+            visible="softmax",
+            n_epochs=20,
+            batch_size=8,
+            learning_rate=0.05,
+            random_state=3,
         )
 
 
@@ -182,6 +197,133 @@ def test_topn_select_matches_reference(n):
         assert np.all(ids[r, k:] == -1) and np.all(best[r, k:] == PAD)
 
 
+# -- replicated softmax: math against brute-force enumeration ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_rs():
+    """A replicated-softmax model with 5 items and 3 hidden units, and its full joint.
+
+    A user's ``D = 3`` items are an ordered sequence ``x`` of draws; the energy is
+    ``E(x, h) = -sum_k b[x_k] - D c.h - sum_k W[x_k] . h`` (Salakhutdinov & Hinton 2009).
+    Returns the parameters, every sequence, every hidden state and ``-E`` on that grid.
+    """
+    rng = np.random.default_rng(11)
+    K, H, D = 5, 3, 3
+    W = rng.normal(0, 0.8, (K, H))
+    b = rng.normal(0, 0.8, K)
+    c = rng.normal(0, 0.5, H)
+    seqs = np.array(list(itertools.product(range(K), repeat=D)))  # (K^D, D)
+    hs = np.array(list(itertools.product((0.0, 1.0), repeat=H)))  # (2^H, H)
+    neg_e = (
+        b[seqs].sum(1)[:, None] + D * (hs @ c)[None, :] + np.einsum("sdj,hj->sh", W[seqs], hs)
+    )  # (K^D, 2^H)
+    return W, b, c, seqs, hs, neg_e
+
+
+def _csr_of(rows_items, n_items):
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows_items])]).astype(np.int64)
+    indices = np.concatenate([np.sort(r) for r in rows_items]).astype(np.int32)
+    return indptr, indices
+
+
+def test_softmax_hidden_probs_and_free_energy_match_enumeration(tiny_rs):
+    W, b, c, seqs, hs, neg_e = tiny_rs
+    distinct = [x for x in seqs if len(set(x.tolist())) == x.size]  # binary count vectors
+    sets = [np.array(x) for x in distinct[::7]]
+    indptr, indices = _csr_of(sets, W.shape[0])
+    rows = np.arange(len(sets), dtype=np.int64)
+    ones = np.ones(len(sets))
+    D = np.full(len(sets), float(seqs.shape[1]))
+    got_h = csr_hidden_probs(indptr, indices, rows, W, c, ones, D)
+    got_f = softmax_free_energy(indptr, indices, rows, W, b, c, ones)
+    index = {tuple(x): n for n, x in enumerate(seqs.tolist())}
+    for r, x in enumerate(sets):
+        # the joint of any ordering of the set, conditioned on it
+        row = neg_e[index[tuple(x.tolist())]]
+        p_h = np.exp(row - row.max())
+        p_h /= p_h.sum()
+        np.testing.assert_allclose(got_h[r], p_h @ hs, rtol=1e-10, atol=1e-12)
+        # F(v) = -log sum_h exp(-E(v, h))
+        assert got_f[r] == pytest.approx(-np.log(np.exp(row).sum()), rel=1e-10, abs=1e-10)
+    # and p(x) ∝ exp(-F(v)): log p(x) + F(v(x)) is the same constant for every x
+    log_px = np.log(np.exp(neg_e).sum(1))  # unnormalised
+    consts = [log_px[index[tuple(x.tolist())]] + got_f[r] for r, x in enumerate(sets)]
+    np.testing.assert_allclose(consts, consts[0], rtol=0, atol=1e-9)
+    # the bias scale matters: without D the probabilities differ
+    plain = csr_hidden_probs(indptr, indices, rows, W, c, ones)
+    assert not np.allclose(plain, got_h)
+
+
+def test_softmax_visible_conditional_matches_enumeration(tiny_rs):
+    W, b, _c, seqs, hs, neg_e = tiny_rs
+    K, D = W.shape[0], seqs.shape[1]
+    counts = np.stack([np.bincount(x, minlength=K) for x in seqs]).astype(np.float64)
+    logits = hs @ W.T  # (2^H, K), without the bias
+    got = logits.copy()
+    softmax_affine_rows(got, b, np.full(hs.shape[0], float(D)))
+    for m in range(hs.shape[0]):
+        p_x = np.exp(neg_e[:, m] - neg_e[:, m].max())
+        p_x /= p_x.sum()
+        # every draw is one softmax over the items, independently of the others
+        for k in range(D):
+            first = np.bincount(seqs[:, k], weights=p_x, minlength=K)
+            soft = np.exp(b + logits[m])
+            np.testing.assert_allclose(first, soft / soft.sum(), rtol=1e-10)
+        # the mean-field reconstruction is the expected count vector, D times the softmax
+        np.testing.assert_allclose(got[m], p_x @ counts, rtol=1e-10, atol=1e-12)
+    # float32 logits: rows still sum to D
+    small = (np.random.default_rng(0).normal(0, 30, (4, K))).astype(np.float32)
+    softmax_affine_rows(small, b.astype(np.float32), np.array([1.0, 2.0, 7.0, 0.0]))
+    assert np.all(np.isfinite(small))
+    np.testing.assert_allclose(small.sum(1), [1, 2, 7, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_softmax_mean_field_negative_matches_formula(small, with_scale):
+    _X, W, b, c = small
+    rng = np.random.default_rng(5)
+    hs = (rng.random((6, 5)) < 0.5).astype(np.float32)
+    D = np.array([1.0, 4.0, 9.0, 2.0, 17.0, 3.0])
+    s = rng.uniform(0.5, 2.0, 6) if with_scale else None
+    sv = np.ones(6) if s is None else s
+    gW = np.zeros_like(W)
+    gb = np.zeros_like(b)
+    gc = np.zeros_like(c)
+    states = row_states(np.random.default_rng(0), 6)
+    v = softmax_mean_field_negative(hs, W, b, c, 1, states, gW, gb, gc, D, s)
+    W64, b64, c64 = W.astype(np.float64), b.astype(np.float64), c.astype(np.float64)
+    logit = sv[:, None] * (hs @ W64.T) + b64
+    p = np.exp(logit - logit.max(1, keepdims=True))
+    v_ref = D[:, None] * p / p.sum(1, keepdims=True)
+    h_ref = _sig(D[:, None] * c64 + sv[:, None] * (v_ref @ W64))
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v.sum(1), D, rtol=1e-5)
+    np.testing.assert_allclose(gW, -v_ref.T @ (sv[:, None] * h_ref), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gb, -v_ref.sum(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gc, -(D[:, None] * h_ref).sum(0), rtol=1e-5)
+
+
+def test_softmax_model_scores_are_the_logits(planted_data):
+    train, _, _, _ = planted_data
+    model = ImplicitRBM(**{**FAST, "n_epochs": 3, "visible": "softmax"}).fit(train)
+    X = model.user_items_[:7]
+    V = X.toarray() > 0
+    D = V.sum(1, keepdims=True)
+    h = _sig(D * model.hidden_bias_ + V @ model.weights_)
+    np.testing.assert_allclose(model.hidden_probs(X), h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.score_items(X), h @ model.weights_.T + model.visible_bias_, rtol=1e-5, atol=1e-5
+    )
+    # the visible biases start at the log of the items' share of all interactions
+    init = ImplicitRBM(
+        n_hidden=4, visible="softmax", n_epochs=1, learning_rate=1e-8, random_state=0
+    ).fit(train)
+    counts = np.asarray((train > 0).sum(0)).ravel()
+    ref = np.log((counts + 1) / (counts.sum() + counts.size))
+    np.testing.assert_allclose(init.visible_bias_, ref, atol=1e-5)
+
+
 # -- behaviour on planted data -----------------------------------------------------------
 
 
@@ -261,6 +403,13 @@ def test_dropout_hidden_probs_thin_the_input(small):
     np.testing.assert_array_equal(a, got)
 
 
+def test_planted_groups_recovered_with_softmax_visibles(planted_data):
+    train, test, group, per_group = planted_data
+    model = ImplicitRBM(**{**FAST, "visible": "softmax"}).fit(train)
+    assert _in_group_precision(model, train, group, per_group) > 0.95
+    assert _held_out_recall(model, train, test) > 0.35
+
+
 def test_planted_groups_recovered_with_pcd(planted_data):
     train, _test, group, per_group = planted_data
     model = ImplicitRBM(**{**FAST, "negative": "pcd", "n_chains": 30}).fit(train)
@@ -338,6 +487,15 @@ def test_same_weights_for_one_and_two_threads(planted_data):
     b = ImplicitRBM(**kw, num_threads=2).fit(train)
     np.testing.assert_array_equal(a.weights_, b.weights_)
     np.testing.assert_array_equal(a.visible_bias_, b.visible_bias_)
+    np.testing.assert_array_equal(a.hidden_bias_, b.hidden_bias_)
+
+
+def test_softmax_same_weights_for_one_and_two_threads(planted_data):
+    train, _, _, _ = planted_data
+    kw = {**FAST, "n_epochs": 3, "visible": "softmax", "length_norm": 0.5}
+    a = ImplicitRBM(**kw, num_threads=1).fit(train)
+    b = ImplicitRBM(**kw, num_threads=2).fit(train)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
     np.testing.assert_array_equal(a.hidden_bias_, b.hidden_bias_)
 
 
@@ -435,6 +593,33 @@ def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
     np.testing.assert_array_equal(loaded.weights_, planted_model.weights_)
 
 
+def test_softmax_model_save_load(planted_data, tmp_path):
+    train, _, _, _ = planted_data
+    model = ImplicitRBM(**{**FAST, "n_epochs": 2, "visible": "softmax"}).fit(train)
+    loaded = rbmrec.load(model.save(tmp_path / "rs"))
+    assert loaded.visible == "softmax"
+    np.testing.assert_array_equal(loaded.score_items(train), model.score_items(train))
+
+
+def test_files_without_visible_load_as_bernoulli(planted_model, planted_data, tmp_path):
+    import json
+
+    train, _, _, _ = planted_data
+    path = planted_model.save(tmp_path / "old")
+    # rewrite the metadata as a file from before the `visible` parameter existed
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    key = "__meta__"
+    doc = json.loads(arrays[key].tobytes().decode("utf-8"))
+    del doc["meta"]["params"]["visible"]
+    arrays[key] = np.frombuffer(json.dumps(doc).encode("utf-8"), dtype=np.uint8)
+    old = tmp_path / "older.npz"
+    np.savez(old, **arrays)
+    loaded = rbmrec.load(old)
+    assert loaded.visible == "bernoulli"
+    np.testing.assert_array_equal(loaded.score_items(train), planted_model.score_items(train))
+
+
 # -- bad input ---------------------------------------------------------------------------
 
 
@@ -450,6 +635,9 @@ def test_save_load_keeps_schedule_and_params(planted_model, tmp_path):
         ({"weight_decay": -0.1}, ValueError),
         ({"cd_steps": 0}, ValueError),
         ({"negative": "sampled"}, ValueError),
+        ({"visible": "gaussian"}, ValueError),
+        ({"visible": 1}, TypeError),
+        ({"visible": "softmax", "negative": "pcd"}, ValueError),
         ({"n_chains": 0}, ValueError),
         ({"confidence": -1.0}, ValueError),
         ({"init_std": 0.0}, ValueError),
