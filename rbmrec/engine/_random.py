@@ -53,6 +53,21 @@ def next_u64(states, r):
 
 
 @njit(cache=True, inline="always")
+def stream_uniform(key, n):
+    """Uniform on [0, 1) that is output ``n`` (0-based) of a SplitMix64 stream seeded at ``key``.
+
+    SplitMix64's state after ``n + 1`` steps is ``key + (n + 1) * golden``, so any draw of the
+    stream can be computed directly: kernels that visit a row's entries in another order
+    (or from several threads) still give entry ``n`` the same number as a sequential stream.
+    """
+    z = key + np.uint64(n + 1) * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * _INV53
+
+
+@njit(cache=True, inline="always")
 def uniform(states, r):
     """Next float64 uniform on [0, 1) from the stream of row ``r``."""
     return float(next_u64(states, r) >> _S11) * _INV53

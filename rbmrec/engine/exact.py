@@ -261,6 +261,47 @@ def model_expectations(
     return _stats(family, V, Ph, pv, W, sigma)
 
 
+def gibbs_transition(
+    family: str, W, b, c, max_states: int = MAX_STATES
+) -> tuple[np.ndarray, np.ndarray]:
+    """One block-Gibbs sweep ``v -> h -> v'`` as a transition matrix (discrete families).
+
+    Returns
+    -------
+    V : ndarray, shape (n_states, n_visible)
+        Every visible state (levels for softmax), in :func:`visible_states` order.
+    T : ndarray of float64, shape (n_states, n_states)
+        ``T[a, b] = sum_h p(h | V[a]) p(V[b] | h)``; rows sum to 1.
+    """
+    if family == "gaussian":
+        raise ValueError("gaussian visible units are continuous: no finite transition matrix")
+    V = visible_states(family, W, max_states)
+    H = binary_states(np.asarray(W).shape[-1], max_states)
+    neg = -energy(family, V, H, W, b, c)  # (n_v, n_h)
+    p_h_given_v = np.exp(neg - logsumexp(neg, axis=1, keepdims=True))
+    p_v_given_h = np.exp(neg - logsumexp(neg, axis=0, keepdims=True))
+    return V, p_h_given_v @ p_v_given_h.T
+
+
+def cd_expectations(
+    family: str, V0, W, b, c, k: int, max_states: int = MAX_STATES
+) -> dict[str, np.ndarray]:
+    """Exact expectation of CD-k's negative statistics started from the rows ``V0``.
+
+    The chain runs ``k`` Gibbs sweeps from each data row; the statistics are those of the
+    final visible sample ``v_k`` with ``p(h | v_k)`` (the sampled CD-k estimator, Hinton
+    2002), averaged over the rows. As ``k`` grows they approach :func:`model_expectations`.
+    """
+    W, b, c, sigma = _as(W, b, c, None)
+    V, T = gibbs_transition(family, W, b, c, max_states)
+    index = {tuple(v): a for a, v in enumerate(np.asarray(V).tolist())}
+    dist = np.zeros(len(V))
+    for row in np.asarray(V0).tolist():
+        dist[index[tuple(row)]] += 1.0 / len(V0)
+    dist = dist @ np.linalg.matrix_power(T, int(k))
+    return _stats(family, V, hidden_probs(family, V, W, c, sigma), dist, W, sigma)
+
+
 def log_likelihood_gradient(
     family: str, V, W, b, c, sigma=None, max_states: int = MAX_STATES
 ) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from rbmrec.engine._math import sigmoid, softplus
-from rbmrec.engine._random import uniform
+from rbmrec.engine._random import next_u64, stream_uniform, uniform
 
 #: Floating-point flags of the inner dot products and axpys: reassociation lets LLVM
 #: vectorise the sums over hidden units (results change only in the last bits, identically
@@ -115,26 +115,27 @@ def softmax_free_energy(indptr, indices, levels, rows, W, b, c, hidden_offset):
 def _visible_softmax(i, h, W, b, probs):
     """Fill ``probs`` (n_levels,) with p(v_i = k | h) for hidden vector ``h`` (max-shifted).
 
-    Accumulates in the parameters' dtype; the dot products may be reassociated (SIMD).
+    Works in ``probs``' dtype throughout (float32 exponentials are the cost of the
+    negative phase); the dot products may be reassociated (SIMD).
     """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
-    top = -np.inf
     for k in range(n_levels):
         a = b[i, k]
         for j in range(n_hidden):
             a += W[i, k, j] * h[j]
         probs[k] = a
-        if a > top:
-            top = a
-    total = 0.0
+    top = probs[0]
+    for k in range(1, n_levels):
+        if probs[k] > top:
+            top = probs[k]
+    total = probs[0] - probs[0]  # a zero of probs' dtype
     for k in range(n_levels):
         e = np.exp(probs[k] - top)
         probs[k] = e
         total += e
-    inv = 1.0 / total
     for k in range(n_levels):
-        probs[k] *= inv
+        probs[k] = probs[k] / total
 
 
 @njit(cache=True, inline="always")
@@ -193,102 +194,175 @@ def _group_entries(indptr, indices, rows, off, n_visible):
     return gptr, grow, gent
 
 
+#: Parallel tasks of the item-major scatters in :func:`_cd_chains`: the batch's entries (in
+#: item order) are cut into this many runs of about equal size, each summed into its own
+#: buffer; the buffers are then added in task order. A constant, so every sum adds its terms
+#: in the same order whatever the thread count.
+_N_TASKS = 8
+
+
+@njit(cache=True)
+def _task_bounds(n_ent, gptr):
+    """Entry ranges of the scatter tasks, cut at item boundaries where possible, (_N_TASKS + 1,)."""
+    bounds = np.empty(_N_TASKS + 1, dtype=np.int64)
+    bounds[0] = 0
+    for t in range(1, _N_TASKS):
+        bounds[t] = (n_ent * t) // _N_TASKS
+    bounds[_N_TASKS] = n_ent
+    return bounds
+
+
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+def _scatter_hidden(x, base, W, gitem, grow, gent, lv, probs, use_probs, bounds, acc):
+    """x[r] = base[r] + the weight rows of row r's entries, visiting the batch item by item.
+
+    Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
+    and is reused for every row that observes ``i``. ``use_probs``: add
+    ``sum_k probs[q, k] W[i, k]`` (mean field) instead of ``W[i, lv[q]]``. ``acc``
+    (_N_TASKS, n_batch, n_hidden) is scratch.
+    """
+    n_batch, n_hidden = x.shape
+    n_levels = W.shape[1]
+    for t in prange(_N_TASKS):
+        a = acc[t]
+        a[:] = 0.0
+        for e in range(bounds[t], bounds[t + 1]):
+            i = gitem[e]
+            ar = a[grow[e]]
+            q = gent[e]
+            if use_probs:
+                for k in range(n_levels):
+                    pk = probs[q, k]
+                    wk = W[i, k]
+                    for j in range(n_hidden):
+                        ar[j] += pk * wk[j]
+            else:
+                wk = W[i, lv[q]]
+                for j in range(n_hidden):
+                    ar[j] += wk[j]
+    for r in prange(n_batch):
+        for j in range(n_hidden):
+            v = base[r, j]
+            for t in range(_N_TASKS):
+                v += acc[t, r, j]
+            x[r, j] = v
+
+
+@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+def _visible_step(
+    W, b, hs, gitem, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last,
+):  # fmt: skip
+    """p(v_i | h) of every batch entry (item by item), optional level draws, recon error.
+
+    Entry ``q`` of row ``r`` (``t = q - off[r]``-th of the row) draws its level from
+    ``stream_uniform(keys[r], t)``, so draws do not depend on the visiting order.
+    """
+    n_levels = W.shape[1]
+    n_ent = gitem.shape[0]
+    for e in prange(n_ent):
+        i = gitem[e]
+        r = grow[e]
+        q = gent[e]
+        _visible_softmax(i, hs[r], W, b, probs[q])
+        if draw:
+            cur[q] = _draw_level(probs[q], stream_uniform(keys[r], q - off[r]))
+        if last:
+            m = 0.0
+            for kk in range(n_levels):
+                m += kk * probs[q, kk]
+            d = m - lv_data[q]
+            sqe[q] = d * d
+
+
+@njit(cache=True)
 def _cd_chains(
     indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
-    use_chain, neg_mode, off, vneg, hpos, hneg, recon,
+    use_chain, neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon,
 ):  # fmt: skip
-    """Both phases of every batch row (parallel over rows); fills hpos, vneg, hneg, recon.
+    """Both phases of every batch row; fills hpos, vneg, hneg, recon (and the chains).
 
-    Buffers are in the parameters' dtype so the loops over hidden units vectorise.
+    Item-major: the batch's entries are visited grouped by visible group (``gptr``, ``grow``,
+    ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory once per
+    mini-batch instead of once per rating. Random numbers: row ``r`` samples its hidden
+    units from ``states[r]`` in unit order, then draws one 64-bit key per Gibbs step from the
+    same stream; its ``t``-th entry's level is output ``t`` of a SplitMix64 stream seeded at
+    that key (:func:`rbmrec.engine._random.stream_uniform`).
     """
     n_batch = rows.shape[0]
     n_hidden = W.shape[2]
     n_levels = W.shape[1]
+    nnz_b = off[n_batch]
+    gitem = np.empty(nnz_b, dtype=np.int64)
+    for i in range(gptr.shape[0] - 1):
+        for e in range(gptr[i], gptr[i + 1]):
+            gitem[e] = i
+    base = np.empty((n_batch, n_hidden), dtype=W.dtype)
     has_off = hidden_offset.shape[0] > 0
-    for r in prange(n_batch):
-        u = rows[r]
-        start = indptr[u]
-        q0 = off[r]
-        n_obs = indptr[u + 1] - start
-        probs = np.empty(n_levels, dtype=W.dtype)
-        cur = np.empty(n_obs, dtype=np.int8)
-        base = np.empty(n_hidden, dtype=W.dtype)
-        x = np.empty(n_hidden, dtype=W.dtype)
-        hs = np.empty(n_hidden, dtype=W.dtype)
+    for r in range(n_batch):
         for j in range(n_hidden):
-            base[j] = c[j] + hidden_offset[r, j] if has_off else c[j]
-        # Positive phase: p(h | v_data).
-        for j in range(n_hidden):
-            x[j] = base[j]
-        for t in range(n_obs):
-            i = indices[start + t]
-            k = levels[start + t]
-            for j in range(n_hidden):
-                x[j] += W[i, k, j]
-        for j in range(n_hidden):
-            hpos[r, j] = sigmoid(x[j])
-        # Hidden probabilities of the chain's starting visible state.
-        if use_chain:
-            for j in range(n_hidden):
-                x[j] = base[j]
-            for t in range(n_obs):
-                i = indices[start + t]
-                k = chain_levels[start + t]
-                cur[t] = k
-                for j in range(n_hidden):
-                    x[j] += W[i, k, j]
-            for j in range(n_hidden):
-                x[j] = sigmoid(x[j])
-        else:
-            for t in range(n_obs):
-                cur[t] = levels[start + t]
-            for j in range(n_hidden):
-                x[j] = hpos[r, j]
-        sq = 0.0
-        for step in range(cd_steps):
-            last = step == cd_steps - 1
-            for j in range(n_hidden):
-                hs[j] = 1.0 if uniform(states, r) < x[j] else 0.0
-            for j in range(n_hidden):
-                x[j] = base[j]
-            for t in range(n_obs):
-                i = indices[start + t]
-                _visible_softmax(i, hs, W, b, probs)
-                q = q0 + t
-                if last and neg_mode == NEG_MEAN_FIELD and not use_chain:
-                    # The sample would be discarded: skip the draw.
-                    k = 0
-                else:
-                    k = _draw_level(probs, uniform(states, r))
-                    cur[t] = k
-                if last and neg_mode == NEG_MEAN_FIELD:
-                    for kk in range(n_levels):
-                        pk = probs[kk]
-                        vneg[q, kk] = pk
-                        for j in range(n_hidden):
-                            x[j] += pk * W[i, kk, j]
-                else:
-                    for j in range(n_hidden):
-                        x[j] += W[i, k, j]
-                    if last:
-                        for kk in range(n_levels):
-                            vneg[q, kk] = 0.0
-                        vneg[q, k] = 1.0
-                if last:
-                    e = 0.0
-                    for kk in range(n_levels):
-                        e += kk * probs[kk]
-                    d = e - levels[start + t]
-                    sq += d * d
-            for j in range(n_hidden):
-                x[j] = sigmoid(x[j])
-        for j in range(n_hidden):
-            hneg[r, j] = x[j]
-        recon[r] = sq
-        if use_chain:
-            for t in range(n_obs):
-                chain_levels[start + t] = cur[t]
+            base[r, j] = c[j] + hidden_offset[r, j] if has_off else c[j]
+    x = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
+    bounds = _task_bounds(nnz_b, gptr)
+    # Positive phase: p(h | v_data).
+    _scatter_hidden(x, base, W, gitem, grow, gent, levels_b, vneg, False, bounds, acc)
+    _sigmoid_rows(x, hpos)
+    cur = np.empty(nnz_b, dtype=np.int8)
+    if use_chain:
+        for r in range(n_batch):
+            u = rows[r]
+            for t in range(indptr[u + 1] - indptr[u]):
+                cur[off[r] + t] = chain_levels[indptr[u] + t]
+        _scatter_hidden(x, base, W, gitem, grow, gent, cur, vneg, False, bounds, acc)
+        _sigmoid_rows(x, hneg)
+    else:
+        cur[:] = levels_b
+        hneg[:] = hpos
+    hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    keys = np.empty(n_batch, dtype=np.uint64)
+    sqe = np.zeros(nnz_b, dtype=np.float64)
+    for step in range(cd_steps):
+        last = step == cd_steps - 1
+        _sample_hidden(hneg, states, hs, keys)
+        mean_field = last and neg_mode == NEG_MEAN_FIELD
+        # Mean-field CD without a chain discards the last draw: skip it.
+        draw = not (mean_field and not use_chain)
+        _visible_step(
+            W, b, hs, gitem, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last
+        )
+        if last and not mean_field:
+            for q in range(nnz_b):
+                for kk in range(n_levels):
+                    vneg[q, kk] = 0.0
+                vneg[q, cur[q]] = 1.0
+        _scatter_hidden(x, base, W, gitem, grow, gent, cur, vneg, mean_field, bounds, acc)
+        _sigmoid_rows(x, hneg)
+    for r in range(n_batch):
+        s = 0.0
+        for q in range(off[r], off[r + 1]):
+            s += sqe[q]
+        recon[r] = s
+    if use_chain:
+        for r in range(n_batch):
+            u = rows[r]
+            for t in range(indptr[u + 1] - indptr[u]):
+                chain_levels[indptr[u] + t] = cur[off[r] + t]
+
+
+@njit(cache=True, parallel=True)
+def _sigmoid_rows(x, out):
+    for r in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[r, j] = sigmoid(x[r, j])
+
+
+@njit(cache=True, parallel=True)
+def _sample_hidden(hprob, states, hs, keys):
+    """Binary hidden samples per row from its own stream, then that row's next step key."""
+    for r in prange(hprob.shape[0]):
+        for j in range(hprob.shape[1]):
+            hs[r, j] = 1.0 if uniform(states, r) < hprob[r, j] else 0.0
+        keys[r] = next_u64(states, r)
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
@@ -390,12 +464,12 @@ def softmax_cd_phases(
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
-    _cd_chains(
-        indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
-        use_chain, neg_mode, off, vneg, hpos, hneg, recon,
-    )  # fmt: skip
     gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
     levels_b = _gather_levels(indptr, levels, rows, off)
+    _cd_chains(
+        indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
+        use_chain, neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon,
+    )  # fmt: skip
     # Visible-bias statistics, serially in batch order (cheap: n_levels per entry).
     gb[:] = 0.0
     for r in range(n_batch):

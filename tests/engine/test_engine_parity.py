@@ -221,3 +221,84 @@ def test_results_identical_for_one_and_two_threads():
         np.testing.assert_array_equal(a, b)
     # The chains really were sampled (the comparison above is not of untouched arrays).
     assert not np.array_equal(one[4], np.ones_like(one[4]))
+
+
+def _reference_softmax_cd(levels_rows, W, b, c, k, states, chains, mean_field):
+    """Plain-NumPy softmax CD-k/PCD-k drawing the kernel's random numbers.
+
+    Row ``r`` samples its hidden units from its own stream, then takes one 64-bit key per
+    Gibbs step; its ``t``-th entry's level draw is output ``t`` of a stream seeded at that key.
+    """
+    n_groups, n_levels, _ = W.shape
+    gW, gb, gc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)
+    err = 0.0
+    for r, (groups, lv) in enumerate(levels_rows):
+        rs = _SplitMix(states[r])
+        hpos = _sigmoid(c + W[groups, lv].sum(0))
+        cur = lv.copy() if chains is None else chains[r].copy()
+        hprob = hpos if chains is None else _sigmoid(c + W[groups, cur].sum(0))
+        for step in range(k):
+            last = step == k - 1
+            hs = np.array([1.0 if rs.uniform() < p else 0.0 for p in hprob])
+            keyed = _SplitMix(rs.u64())
+            logits = b[groups] + np.einsum("tkj,j->tk", W[groups], hs)
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+            if not (last and mean_field and chains is None):
+                for t in range(len(groups)):
+                    u, acc, pick = keyed.uniform(), 0.0, n_levels - 1
+                    for kk in range(n_levels - 1):
+                        acc += probs[t, kk]
+                        if u < acc:
+                            pick = kk
+                            break
+                    cur[t] = pick
+            vneg = probs if (last and mean_field) else np.eye(n_levels)[cur]
+            hprob = _sigmoid(c + np.einsum("tk,tkj->j", vneg, W[groups]))
+        err += ((probs @ np.arange(n_levels) - lv) ** 2).sum()
+        gW[groups, lv] += hpos
+        gW[groups] -= vneg[:, :, None] * hprob[None, None, :]
+        gb[groups, lv] += 1.0
+        gb[groups] -= vneg
+        gc += hpos - hprob
+        if chains is not None:
+            chains[r] = cur
+    return gW, gb, gc, err
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("mean_field", [False, True])
+def test_softmax_cd_kernel_matches_numpy_reference(persistent, mean_field):
+    """Item-major softmax CD (rows observing different groups) equals the row-by-row reference."""
+    rng = np.random.default_rng(5)
+    n, ng, nl, nh = 31, 11, 4, 6
+    A = sp.random(n, ng, density=0.45, format="csr", random_state=6)
+    A.data = rng.integers(0, nl, A.nnz).astype(np.float64) + 1.0
+    A.sort_indices()
+    indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+    levels = (A.data - 1).astype(np.int8)
+    W = rng.normal(0, 0.8, (ng, nl, nh))
+    b, c = rng.normal(0, 1, (ng, nl)), rng.normal(0, 1, nh)
+    rows = np.array([3, 0, 7, 12, 30, 5, 19, 22, 8], dtype=np.int64)
+    states = row_states(rng, len(rows))
+    chain = rng.integers(0, nl, A.nnz).astype(np.int8)
+    row_data = [(indices[indptr[u] : indptr[u + 1]], levels[indptr[u] : indptr[u + 1]].astype(int))
+                for u in rows]  # fmt: skip
+    ref_chains = (
+        [chain[indptr[u] : indptr[u + 1]].astype(int) for u in rows] if persistent else None
+    )
+    want = _reference_softmax_cd(row_data, W, b, c, 3, states, ref_chains, mean_field)
+    gW, gb, gc = np.empty_like(W), np.empty_like(b), np.empty_like(c)
+    mode = S.NEG_MEAN_FIELD if mean_field else S.NEG_SAMPLE
+    ch = chain.copy() if persistent else np.zeros(0, np.int8)
+    res = S.softmax_cd(
+        indptr, indices, levels, rows, W, b, c, np.zeros((0, nh)), 3, states.copy(), ch,
+        persistent, gW, gb, gc, np.empty((len(rows), nh)), mode,
+    )  # fmt: skip
+    for got, ref in zip((gW, gb, gc), want[:3], strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+    assert res[0] == pytest.approx(want[3], rel=1e-10)
+    if persistent:
+        for u, ref in zip(rows, ref_chains, strict=True):
+            np.testing.assert_array_equal(ch[indptr[u] : indptr[u + 1]], ref)
+        assert not np.array_equal(ch, chain)  # the chains moved
