@@ -229,7 +229,7 @@ def _reference_softmax_cd(levels_rows, W, b, c, k, states, chains, mean_field):
     Row ``r`` samples its hidden units from its own stream, then takes one 64-bit key per
     Gibbs step; its ``t``-th entry's level draw is output ``t`` of a stream seeded at that key.
     """
-    n_groups, n_levels, _ = W.shape
+    n_levels = W.shape[1]
     gW, gb, gc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)
     err = 0.0
     for r, (groups, lv) in enumerate(levels_rows):
