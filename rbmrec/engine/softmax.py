@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rbmrec.engine._math import sigmoid, softplus
+from rbmrec.engine._math import exp_nonpositive, sigmoid, softplus
 from rbmrec.engine._random import next_u64, stream_uniform, uniform
 
 #: Floating-point flags of the inner dot products and axpys: reassociation lets LLVM
@@ -684,19 +684,28 @@ def softmax_level_scores(logits, bias, weights, out):
         Filled with the scores.
     """
     n_a, n_c, n_levels = logits.shape
+    n = n_c * n_levels
     for a in prange(n_a):
-        x = np.empty(n_levels, dtype=logits.dtype)
+        # One row at a time: max-shifted logits of every cell in a flat buffer, then one
+        # vectorised exponential pass (float32: a Cephes polynomial; float64: np.exp).
+        x = np.empty(n, dtype=logits.dtype)
         for c in range(n_c):
-            # Everything in the logits' dtype: float32 exponentials are the cost here.
+            q = c * n_levels
             top = logits[a, c, 0] + bias[c, 0]
             for k in range(n_levels):
-                x[k] = logits[a, c, k] + bias[c, k]
-                if x[k] > top:
-                    top = x[k]
-            s = x[0] - x[0]
+                v = logits[a, c, k] + bias[c, k]
+                x[q + k] = v
+                if v > top:
+                    top = v
+            for k in range(n_levels):
+                x[q + k] -= top
+        exp_nonpositive(x, np.empty(n, dtype=np.int32))
+        for c in range(n_c):
+            q = c * n_levels
+            s = x[q] - x[q]
             t = s
             for k in range(n_levels):
-                e = np.exp(x[k] - top)
+                e = x[q + k]
                 s += e
                 t += e * weights[k]
             out[a, c] = t / s

@@ -302,3 +302,31 @@ def test_softmax_cd_kernel_matches_numpy_reference(persistent, mean_field):
         for u, ref in zip(rows, ref_chains, strict=True):
             np.testing.assert_array_equal(ch[indptr[u] : indptr[u + 1]], ref)
         assert not np.array_equal(ch, chain)  # the chains moved
+
+
+def test_vectorised_float32_exp_is_accurate():
+    from rbmrec.engine._math import exp_nonpositive_f32
+
+    x = -np.linspace(0.0, 100.0, 200_001).astype(np.float32)
+    x[:3] = [0.0, -1e-30, -0.5]
+    got = x.copy()
+    exp_nonpositive_f32(got, np.empty(len(got), np.int32))
+    want = np.exp(np.maximum(x.astype(np.float64), -87.0))  # documented floor at -87
+    assert got.dtype == np.float32
+    assert np.max(np.abs(got - want) / want) < 3e-7
+    assert got[0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_level_scores_match_numpy(dtype):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 4, (9, 40, 5)).astype(dtype)
+    logits[0, 0] = [300.0, -300.0, 0.0, 1.0, 2.0]  # far outside exp's range before the shift
+    bias = rng.normal(0, 1, (40, 5)).astype(dtype)
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=dtype)
+    out = np.empty((9, 40), dtype=dtype)
+    S.softmax_level_scores(logits, bias, weights, out)
+    z = (logits + bias).astype(np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    want = (p / p.sum(-1, keepdims=True)) @ weights.astype(np.float64)
+    np.testing.assert_allclose(out, want, rtol=1e-6 if dtype == np.float32 else 1e-13)
