@@ -387,14 +387,19 @@ def _measure_model(spec: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     rss_data = _peak_mb()
     model = _make_model(name, spec, spec["epochs"])
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - t0
+    fit_cpu = _cpu_s() - cpu0
     epochs = [float(h["seconds"]) for h in model.history_]
     out: dict[str, Any] = {
         "ratings": int(train.nnz),
         "shape": list(train.shape),
         "fit_s": fit_s,
+        "batch_size": int(model.batch_size),
+        "fit_cpu_s": fit_cpu,
+        "cpu_s_per_epoch": fit_cpu / len(epochs),
         "epoch_s": epochs,
         "s_per_epoch": float(np.mean(epochs)),
         "peak_mb_after_load": rss_data,
@@ -413,6 +418,12 @@ def _measure_model(spec: dict[str, Any]) -> dict[str, Any]:
         )
     out["peak_mb"] = _peak_mb()
     return out
+
+
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process, all threads (user + system)."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 
 
 def _measure_dense(spec: dict[str, Any]) -> dict[str, Any]:
@@ -437,13 +448,17 @@ def _measure_dense(spec: dict[str, Any]) -> dict[str, Any]:
     # One untimed batch: first-touch page faults and BLAS start-up are not epoch costs.
     ref.epoch(indptr, indices, levels, spec["batch_size"], rng, max_batches=1)
     max_b = spec["dense_batches"] or None
+    cpu0 = _cpu_s()
     r = ref.epoch(indptr, indices, levels, spec["batch_size"], rng, max_batches=max_b)
+    cpu = (_cpu_s() - cpu0) * r["batches_total"] / r["batches"]  # per full epoch
     if not np.all(np.isfinite(ref.W)):
         raise RuntimeError("dense reference diverged (non-finite weights)")
     return {
         "ratings": int(train.nnz),
         "shape": list(train.shape),
+        "batch_size": spec["batch_size"],
         "s_per_epoch": r["epoch_seconds"],
+        "cpu_s_per_epoch": cpu,
         "epoch_s": [r["epoch_seconds"]],
         "dense_batches": r["batches"],
         "dense_batches_total": r["batches_total"],
@@ -575,8 +590,10 @@ COLUMNS = [
     "data",
     "ratings",
     "CD-k",
+    "batch",
     "threads",
     "s/epoch",
+    "CPU s/epoch",
     "ratings/s",
     "peak MB",
     "vs dense",
@@ -587,14 +604,14 @@ COLUMNS = [
 
 def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Formatted rows of the main table."""
-    dense = {(r["data"], r["threads"]): r for r in results if r["key"] == DENSE}
+    dense = {(r["data"], r["threads"], r["batch_size"]): r for r in results if r["key"] == DENSE}
     rows = []
     for r in results:
         kind, orientation, k = MODELS[r["key"]]
         label = kind + (f" {orientation}" if kind == "RatingRBM" else "")
         approx = bool(r.get("extrapolated"))
         ratio = None
-        ref = dense.get((r["data"], r["threads"]))
+        ref = dense.get((r["data"], r["threads"], r["batch_size"]))
         if r["key"] == ENGINE_TWIN and ref is not None:
             ratio = ref["s_per_epoch"] / r["s_per_epoch"]
         rows.append(
@@ -603,8 +620,10 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
                 "data": r["data"],
                 "ratings": f"{r['ratings']:,}",
                 "CD-k": str(k),
+                "batch": str(r["batch_size"]),
                 "threads": str(r["threads"]),
                 "s/epoch": _fmt(r["s_per_epoch"], ".3g", approx),
+                "CPU s/epoch": _fmt(r.get("cpu_s_per_epoch"), ".3g", approx),
                 "ratings/s": _fmt(r["ratings"] / r["s_per_epoch"], ",.0f", approx),
                 "peak MB": _fmt(r["peak_mb"], ",.0f"),
                 "vs dense": _fmt(ratio, ".1f", bool(ref and ref.get("extrapolated")))

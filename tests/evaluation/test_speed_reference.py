@@ -133,17 +133,22 @@ def test_dense_update_is_the_trainer_rule_and_epoch_extrapolates():
 
 
 def test_vs_dense_ratio_and_bad_arguments():
-    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0}
+    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0, "batch_size": 100}
+    dense = {**common, "key": "dense-user-cd1", "s_per_epoch": 5.0, "extrapolated": True}
     rows = speed.table_rows(
         [
-            {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5},
+            {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5, "cpu_s_per_epoch": 0.9},
             {**common, "key": "rating-item-cd1", "s_per_epoch": 0.25},
-            {**common, "key": "dense-user-cd1", "s_per_epoch": 5.0, "extrapolated": True},
+            dense,
+            {**common, "key": "rating-user-cd1", "s_per_epoch": 0.4, "batch_size": 1000},
         ]
     )
     assert rows[0]["vs dense"] == "~10.0x"  # extrapolated reference -> approximate ratio
     assert rows[1]["vs dense"] == "-"  # only the configuration the reference reproduces
+    assert rows[3]["vs dense"] == "-"  # no reference with the same batch size
     assert rows[0]["ratings/s"] == "2,000"
+    assert (rows[0]["batch"], rows[3]["batch"]) == ("100", "1000")
+    assert (rows[0]["CPU s/epoch"], rows[1]["CPU s/epoch"]) == ("0.9", "-")
     with pytest.raises(SystemExit, match="unknown dataset"):
         speed.main(["--datasets", "ml-2m"])
     with pytest.raises(SystemExit, match="threads"):
