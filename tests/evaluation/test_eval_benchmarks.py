@@ -102,3 +102,21 @@ def test_rating_script_blends_reuse_fitted_members(monkeypatch):
     assert summary["model"].to_list() == ["bias", "rbm", "both", "both-support"]
     assert summary.filter(summary["model"] == "bias")["n_splits"].item() == 2
     assert "valid_rmse_mean" in summary.columns
+
+
+@pytest.mark.realdata
+def test_tune_rating_reports_validation_only(data_dir, ml100k_dir, capsys):
+    import re
+
+    import tune_rating
+
+    tune_rating.main(
+        ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--folds", "u1,u2", "--params",
+         "n_hidden=8, n_epochs=2", "n_hidden=8, n_epochs=2, orientation='user'"]
+    )  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all("over 2 split(s)" in line for line in lines)
+    assert not any("test" in line for line in lines)
+    for line in lines:
+        rmse = float(re.search(r"valid_rmse=([0-9.]+)", line).group(1))
+        assert 0.85 < rmse < 1.2, line
