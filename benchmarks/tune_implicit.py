@@ -42,7 +42,8 @@ from rbmrec.models.implicit import ImplicitRBM
 
 log = logging.getLogger("tune_implicit")
 
-GRIDS: dict[str, dict[str, list[Any]]] = {
+#: A grid is a dict of lists (every combination is a candidate) or a list of candidate dicts.
+GRIDS: dict[str, dict[str, list[Any]] | list[dict[str, Any]]] = {
     # small sanity grid
     "quick": {"n_hidden": [100], "learning_rate": [0.01]},
     # the grid behind the shipped defaults (earlier exploratory runs with plain numpy
@@ -53,7 +54,38 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "input_dropout": [0.3, 0.5],
         "weight_decay": [1e-4, 1e-3],
     },
+    # issue 6 (2026-11-26): one lever at a time from the old defaults, then the combinations
+    # that won; run with --max-epochs 40 --patience 8 (slow learning rates keep improving
+    # past epoch 25)
+    "issue6": [
+        {},
+        {"visible": "softmax"},
+        {"visible": "softmax", "learning_rate": 0.005},
+        {"lr_decay": 0.9},
+        {"n_hidden": 600, "input_dropout": 0.5},
+        {"lr_decay": 0.9, "learning_rate": 0.02, "popularity_weight": 0.6},
+        {"visible": "softmax", "learning_rate": 0.005, "length_norm": 0.5},
+        {"visible": "softmax", "learning_rate": 0.01, "lr_decay": 0.9, "popularity_weight": 1.0},
+        {
+            "visible": "softmax",
+            "learning_rate": 0.01,
+            "lr_decay": 0.9,
+            "length_norm": 0.5,
+            "popularity_weight": 1.0,
+        },
+    ],
 }
+
+
+def _candidates(grid: dict[str, list[Any]] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidate settings of a grid (see :data:`GRIDS`)."""
+    if isinstance(grid, list):
+        return [dict(c) for c in grid]
+    keys = sorted(grid)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
 
 
 def _data_dir(arg: str | None) -> Path:
@@ -80,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, help="epochs for --final")
     ap.add_argument("--no-test", action="store_true", help="tune only, do not touch test")
     ap.add_argument("--out", help="write all results as JSON here")
+    ap.add_argument("--threads", type=int, default=1, help="Numba threads of the RBM")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -102,14 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         best_epochs = args.epochs or ImplicitRBM().n_epochs
     else:
         grid = GRIDS.get(args.grid) or json.loads(args.grid)
-        keys = sorted(grid)
         best = (-1.0, None, None)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            params = dict(zip(keys, values, strict=True))
+        for params in _candidates(grid):
             t = time.perf_counter()
             model = ImplicitRBM(
                 **{
                     "random_state": 0,
+                    "num_threads": args.threads,
                     **params,
                     "n_epochs": args.max_epochs,
                     "patience": args.patience,
@@ -135,7 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_test:
         full = (train + valid).tocsr()
         t = time.perf_counter()
-        model = ImplicitRBM(**{"random_state": 0, **best_params, "n_epochs": best_epochs})
+        model = ImplicitRBM(
+            **{
+                "random_state": 0,
+                "num_threads": args.threads,
+                **best_params,
+                "n_epochs": best_epochs,
+            }
+        )
         model.fit(full)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()

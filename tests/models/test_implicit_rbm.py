@@ -68,7 +68,11 @@ def planted(seed: int = 0, n_groups: int = 3, users_per_group: int = 40, items_p
     return train, test, group, items_per_group
 
 
-FAST = dict(n_hidden=12, n_epochs=40, batch_size=10, learning_rate=0.05, random_state=0)
+#: small and fast, otherwise the model's defaults
+FAST_DEFAULTS = dict(n_hidden=12, n_epochs=40, batch_size=10, learning_rate=0.05, random_state=0)
+#: the plain Bernoulli RBM (every score-shaping option off) that most tests examine
+BERNOULLI = dict(visible="bernoulli", lr_decay=1.0, popularity_weight=0.0, length_norm=0.0)
+FAST = {**FAST_DEFAULTS, **BERNOULLI}
 
 
 # -- contract -----------------------------------------------------------------------------
@@ -77,19 +81,16 @@ FAST = dict(n_hidden=12, n_epochs=40, batch_size=10, learning_rate=0.05, random_
 class TestImplicitRBMContract(RecommenderContract):
     def make_model(self):
         return ImplicitRBM(
-            n_hidden=8, n_epochs=20, batch_size=8, learning_rate=0.05, random_state=3
+            n_hidden=8, n_epochs=20, batch_size=8, learning_rate=0.05, random_state=3, **BERNOULLI
         )
 
 
-class TestImplicitRBMSoftmaxContract(RecommenderContract):
+class TestImplicitRBMDefaultsContract(RecommenderContract):
+    """The defaults: replicated softmax, length_norm, popularity_weight, lr_decay."""
+
     def make_model(self):
         return ImplicitRBM(
-            n_hidden=8,
-            visible="softmax",
-            n_epochs=20,
-            batch_size=8,
-            learning_rate=0.05,
-            random_state=3,
+            n_hidden=8, n_epochs=20, batch_size=8, learning_rate=0.05, random_state=3
         )
 
 
@@ -410,6 +411,14 @@ def test_planted_groups_recovered_with_softmax_visibles(planted_data):
     assert _held_out_recall(model, train, test) > 0.35
 
 
+def test_planted_groups_recovered_with_defaults(planted_data):
+    train, test, group, per_group = planted_data
+    model = ImplicitRBM(**FAST_DEFAULTS).fit(train)
+    assert model.visible == "softmax" and model.length_norm > 0 and model.popularity_weight > 0
+    assert _in_group_precision(model, train, group, per_group) > 0.95
+    assert _held_out_recall(model, train, test) > 0.35
+
+
 def test_planted_groups_recovered_with_pcd(planted_data):
     train, _test, group, per_group = planted_data
     model = ImplicitRBM(**{**FAST, "negative": "pcd", "n_chains": 30}).fit(train)
@@ -514,7 +523,9 @@ def test_confidence_weights_change_the_fit(planted_data):
 
 def test_visible_bias_starts_at_popularity_log_odds(planted_data):
     train, _, _, _ = planted_data
-    model = ImplicitRBM(n_hidden=4, n_epochs=1, learning_rate=1e-8, random_state=0).fit(train)
+    model = ImplicitRBM(
+        n_hidden=4, n_epochs=1, learning_rate=1e-8, random_state=0, **BERNOULLI
+    ).fit(train)
     counts = np.asarray((train > 0).sum(0)).ravel()
     pop = (counts + 1) / (train.shape[0] + 2)
     np.testing.assert_allclose(model.visible_bias_, np.log(pop / (1 - pop)), atol=1e-5)
