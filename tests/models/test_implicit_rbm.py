@@ -71,7 +71,9 @@ def planted(seed: int = 0, n_groups: int = 3, users_per_group: int = 40, items_p
 #: small and fast, otherwise the model's defaults
 FAST_DEFAULTS = dict(n_hidden=12, n_epochs=40, batch_size=10, learning_rate=0.05, random_state=0)
 #: the plain Bernoulli RBM (every score-shaping option off) that most tests examine
-BERNOULLI = dict(visible="bernoulli", lr_decay=1.0, popularity_weight=0.0, length_norm=0.0)
+BERNOULLI = dict(
+    visible="bernoulli", lr_decay=1.0, popularity_weight=0.0, length_norm=0.0, n_models=1
+)
 FAST = {**FAST_DEFAULTS, **BERNOULLI}
 
 
@@ -415,6 +417,7 @@ def test_planted_groups_recovered_with_defaults(planted_data):
     train, test, group, per_group = planted_data
     model = ImplicitRBM(**FAST_DEFAULTS).fit(train)
     assert model.visible == "softmax" and model.length_norm > 0 and model.popularity_weight > 0
+    assert model.weights_.shape[1] == model.n_models * model.n_hidden
     assert _in_group_precision(model, train, group, per_group) > 0.95
     assert _held_out_recall(model, train, test) > 0.35
 
@@ -560,7 +563,7 @@ def test_n_models_averages_member_scores(planted_data):
     train, _, _, _ = planted_data
     kw = {**FAST, "n_epochs": 3, "popularity_weight": 0.3, "length_norm": 0.5}
     single = ImplicitRBM(**kw).fit(train)
-    pair = ImplicitRBM(**kw, n_models=2).fit(train)
+    pair = ImplicitRBM(**{**kw, "n_models": 2}).fit(train)
     H = FAST["n_hidden"]
     assert pair.weights_.shape == (train.shape[1], 2 * H)
     # the first member is the single model (same random stream)
