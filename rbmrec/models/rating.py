@@ -90,8 +90,12 @@ class RatingRBM:
         Predictive distribution: one mean-field pass, or the exact marginal with the hidden
         units summed out (the paper's Eq. 7).
     n_epochs : int, default 60
-    batch_size : int, default 100
-        Rows (users, or items) per mini-batch.
+    batch_size : int or None, default None
+        Rows (users, or items) per mini-batch. None: 100, or fewer on small data so that
+        every epoch makes at least 10 updates (``ceil(n_rows / 10)``): the learning-rate
+        schedule and early stopping count epochs, and with a handful of updates per epoch
+        the rate decays (and patience runs out) before training has left its initial
+        plateau. The size used is ``batch_size_`` after ``fit``.
     learning_rate : float, default 0.05
         Step size applied to the batch-averaged gradient.
     momentum : float, default 0.9
@@ -142,7 +146,7 @@ class RatingRBM:
         negative: str = "mean_field",
         prediction: str = "mean_field",
         n_epochs: int = 60,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         learning_rate: float = 0.05,
         momentum: float = 0.9,
         lr_decay: float = 0.95,
@@ -207,10 +211,21 @@ class RatingRBM:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         self._config().validate()  # loop hyperparameters, before any work is done
 
-    def _config(self) -> TrainerConfig:
+    #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
+    _DEFAULT_BATCH = 100
+    #: ``batch_size=None`` shrinks batches so an epoch has at least this many updates.
+    _MIN_UPDATES = 10
+
+    def _batch_for(self, n_rows: int) -> int:
+        """The mini-batch size used on ``n_rows`` training rows."""
+        if self.batch_size is not None:
+            return self.batch_size  # validated with the other loop settings
+        return max(1, min(self._DEFAULT_BATCH, -(-n_rows // self._MIN_UPDATES)))
+
+    def _config(self, n_rows: int | None = None) -> TrainerConfig:
         return TrainerConfig(
             n_epochs=self.n_epochs,
-            batch_size=self.batch_size,
+            batch_size=self._batch_for(n_rows if n_rows is not None else 10**9),
             learning_rate=self.learning_rate,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
@@ -440,14 +455,15 @@ class RatingRBM:
                 pred = self.predict(vu, vi)
                 return {"valid_rmse": float(np.sqrt(np.mean((pred - vr) ** 2)))}
 
-        config = self._config()
+        config = self._config(n_rows)
+        self.batch_size_ = config.batch_size
         if evaluate is None:
             config.patience = None
         t0 = time.perf_counter()
         with num_threads(self.num_threads):
             result = train(
                 params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
-                describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, ",
+                describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
             )  # fmt: skip
         for rec in result.history:
             sse = rec.pop("train_recon_sse", None)
