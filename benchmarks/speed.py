@@ -398,7 +398,7 @@ def _measure_model(spec: dict[str, Any]) -> dict[str, Any]:
         "ratings": int(train.nnz),
         "shape": list(train.shape),
         "fit_s": fit_s,
-        "batch_size": int(model.batch_size),
+        "batch_size": int(getattr(model, "batch_size_", None) or model.batch_size),
         "fit_cpu_s": fit_cpu,
         "cpu_s_per_epoch": fit_cpu / len(epochs),
         "epoch_s": epochs,

@@ -23,6 +23,20 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+def epoch_batch(batch_size: Any, n_rows: int, default: int, min_updates: int) -> Any:
+    """Mini-batch size for ``n_rows`` training rows; ``batch_size=None`` means "automatic".
+
+    Automatic: ``default``, or ``ceil(n_rows / min_updates)`` when that is smaller, so every
+    epoch makes at least ``min_updates`` parameter updates. Learning-rate schedules and early
+    stopping count epochs; on small data a fixed batch leaves only a handful of updates per
+    epoch, and the rate decays before training has left its initial plateau. An explicit
+    ``batch_size`` is returned unchanged (the trainer validates it).
+    """
+    if batch_size is not None:
+        return batch_size
+    return max(1, min(default, -(-int(n_rows) // min_updates)))
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """Return ``value`` after checking it is one of ``choices``."""
     if value not in choices:

@@ -25,7 +25,13 @@ from rbmrec.engine.implicit import (
     topn_select,
 )
 from rbmrec.errors import DataError, NotFittedError
-from rbmrec.models._common import check_choice, check_int, num_threads, seed_generator
+from rbmrec.models._common import (
+    check_choice,
+    check_int,
+    epoch_batch,
+    num_threads,
+    seed_generator,
+)
 from rbmrec.models.persistence import register
 from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import TrainerConfig, TrainResult, train
@@ -141,8 +147,11 @@ class ImplicitRBM:
         are ``D`` times larger). Needs ``negative="mean_field"``.
     n_epochs : int, default 40
         Training epochs (with ``validation`` and ``patience`` the best epoch is kept).
-    batch_size : int, default 64
-        Users per mini-batch.
+    batch_size : int or None, default None
+        Users per mini-batch. None: 64, or ``ceil(n_users / 50)`` when that is smaller, so
+        every epoch makes at least 50 updates (the learning-rate decay counts epochs; on
+        ML-100K u1's validation carve, 15 updates per epoch at batch 64 gave NDCG@10 0.199,
+        50 updates 0.211; ML-1M keeps 64). The size used is ``batch_size_`` after ``fit``.
     learning_rate : float, default 0.01
         Step size applied to batch-averaged statistics.
     lr_decay : float, default 0.9
@@ -206,7 +215,7 @@ class ImplicitRBM:
         *,
         visible: str = "softmax",
         n_epochs: int = 40,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         learning_rate: float = 0.01,
         lr_decay: float = 0.9,
         momentum: float = 0.9,
@@ -289,6 +298,11 @@ class ImplicitRBM:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"ImplicitRBM({args})"
 
+    #: ``batch_size=None``: this many users per batch, fewer on small data so that an epoch
+    #: makes at least ``_MIN_UPDATES`` updates (see ``batch_size``).
+    _DEFAULT_BATCH = 64
+    _MIN_UPDATES = 50
+
     def _validate(self) -> TrainerConfig:
         check_int("n_hidden", self.n_hidden, 1)
         check_int("n_chains", self.n_chains, 1)
@@ -323,7 +337,7 @@ class ImplicitRBM:
             check_int("patience", self.patience, 1)
         config = TrainerConfig(
             n_epochs=self.n_epochs,
-            batch_size=self.batch_size,
+            batch_size=epoch_batch(self.batch_size, 10**9, self._DEFAULT_BATCH, 1),
             learning_rate=self.learning_rate,
             lr_decay=self.lr_decay,
             momentum=self.momentum,
@@ -372,6 +386,10 @@ class ImplicitRBM:
         elif self.patience is not None:
             raise ValueError("patience (early stopping) needs a validation matrix in fit()")
 
+        config.batch_size = epoch_batch(
+            self.batch_size, n_users, self._DEFAULT_BATCH, self._MIN_UPDATES
+        )
+        self.batch_size_ = config.batch_size
         rng = seed_generator(self.random_state)
         parts, history, best = [], [], []
         for m in range(self.n_models):
@@ -482,7 +500,7 @@ class ImplicitRBM:
                 nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref, softmax)
                 return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
-        describe = f"n_hidden={self.n_hidden}, batch_size={self.batch_size}, "
+        describe = f"n_hidden={self.n_hidden}, batch_size={config.batch_size}, "
         with num_threads(self.num_threads), _one_blas_thread():
             result: TrainResult = train(
                 params,

@@ -644,6 +644,7 @@ def test_files_without_visible_load_as_bernoulli(planted_model, planted_data, tm
         ({"n_hidden": 2.5}, TypeError),
         ({"n_epochs": 0}, ValueError),
         ({"batch_size": 0}, ValueError),
+        ({"batch_size": 2.5}, TypeError),
         ({"learning_rate": -1.0}, ValueError),
         ({"momentum": 1.0}, ValueError),
         ({"weight_decay": -0.1}, ValueError),
@@ -737,3 +738,16 @@ def test_ml100k_u1_beats_popularity(ml100k_dir):
     # Popularity is a strong top-N baseline on ML-100K; the RBM must clearly beat it.
     assert rbm["ndcg"] > 1.1 * base["ndcg"]
     assert rbm["coverage"] > base["coverage"]
+
+
+def test_default_batch_gives_every_epoch_fifty_updates(planted_data):
+    train, _, _, _ = planted_data
+    n_users = train.shape[0]
+    quick = {**FAST, "n_epochs": 1}
+    quick.pop("batch_size", None)
+    m = ImplicitRBM(**quick).fit(train)
+    assert m.batch_size is None
+    assert m.batch_size_ == min(64, -(-n_users // 50))
+    assert ImplicitRBM(**{**quick, "batch_size": 7}).fit(train).batch_size_ == 7
+    big = sp.random(6400, 40, density=0.05, format="csr", random_state=1)
+    assert ImplicitRBM(**{**quick, "n_hidden": 3}).fit(big).batch_size_ == 64  # 100 updates
