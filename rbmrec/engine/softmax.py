@@ -202,8 +202,12 @@ _N_TASKS = 8
 
 
 @njit(cache=True)
-def _task_bounds(n_ent, gptr):
-    """Entry ranges of the scatter tasks, cut at item boundaries where possible, (_N_TASKS + 1,)."""
+def _task_bounds(n_ent):
+    """Bounds of the scatter tasks' runs of entries: ``_N_TASKS`` equal cuts of ``n_ent``.
+
+    Returns int64 (_N_TASKS + 1,). A run may split one item's entries between two tasks:
+    each task sums into its own buffer, so that costs one extra read of ``W[i]``, not a race.
+    """
     bounds = np.empty(_N_TASKS + 1, dtype=np.int64)
     bounds[0] = 0
     for t in range(1, _N_TASKS):
@@ -303,7 +307,7 @@ def _cd_chains(
             base[r, j] = c[j] + hidden_offset[r, j] if has_off else c[j]
     x = np.empty((n_batch, n_hidden), dtype=W.dtype)
     acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
-    bounds = _task_bounds(nnz_b, gptr)
+    bounds = _task_bounds(nnz_b)
     # Positive phase: p(h | v_data).
     _scatter_hidden(x, base, W, gitem, grow, gent, levels_b, vneg, False, bounds, acc)
     _sigmoid_rows(x, hpos)
@@ -351,6 +355,7 @@ def _cd_chains(
 
 @njit(cache=True, parallel=True)
 def _sigmoid_rows(x, out):
+    """``out = sigmoid(x)`` elementwise; x, out (n_batch, n_hidden)."""
     for r in prange(x.shape[0]):
         for j in range(x.shape[1]):
             out[r, j] = sigmoid(x[r, j])
@@ -358,7 +363,10 @@ def _sigmoid_rows(x, out):
 
 @njit(cache=True, parallel=True)
 def _sample_hidden(hprob, states, hs, keys):
-    """Binary hidden samples per row from its own stream, then that row's next step key."""
+    """Binary hidden samples per row from its own stream, then that row's next step key.
+
+    hprob, hs : (n_batch, n_hidden); states, keys : uint64 (n_batch,).
+    """
     for r in prange(hprob.shape[0]):
         for j in range(hprob.shape[1]):
             hs[r, j] = 1.0 if uniform(states, r) < hprob[r, j] else 0.0
