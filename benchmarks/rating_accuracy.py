@@ -8,10 +8,13 @@ the blend's weights; the test part is used once, for the table):
   (default 0..4), mean and standard deviation over seeds.
 
 Rows: global mean, user+item bias, RatingRBM user-based (U-RBM), item-based (I-RBM), the
-conditional user-based RBM, the factored conditional I-RBM, ``RatingRBM()`` with defaults
-(a conditional I-RBM), and blends of those whose weights are ridge least squares on the
-validation ratings (``BlendedRatingModel``, see ``BLENDS``; members are the fitted models
-of the rows above, so blends cost no extra fit).
+conditional user-based RBM, the factored conditional I-RBM, the conditional I-RBM (the
+default before ``orientation="both"``), ``RatingRBM()`` with defaults (fitted for real: a
+convex mixture of a conditional I-RBM and a conditional U-RBM, mixing weight fitted on the
+validation ratings), and blends of the single-orientation rows whose weights are ridge least
+squares on the validation ratings (``BlendedRatingModel``, see ``BLENDS``; members are the
+fitted models of the rows above, so blends cost no extra fit; ``rating-rbm`` is never a
+member, since its members duplicate two rows).
 
 Columns: ``valid_rmse_mean`` is the RMSE on the validation ratings (for blends, 5-fold
 cross-validated on them, since their weights are fitted there): model choices are made on
@@ -74,8 +77,12 @@ RATING_MODELS: dict[str, tuple[str, Any]] = {
         "factored conditional I-RBM, C=30, 200 hidden",
         lambda seed, threads: _rbm(seed, threads, n_factors=30, n_hidden=200),
     ),
+    "rbm-conditional-item": (
+        "conditional I-RBM, default settings otherwise (the default before 'both')",
+        lambda seed, threads: _rbm(seed, threads, orientation="item"),
+    ),
     "rating-rbm": (
-        "RatingRBM() defaults: conditional I-RBM",
+        "RatingRBM() defaults: mixture of conditional I-RBM and U-RBM",
         lambda seed, threads: _rbm(seed, threads),
     ),
 }
@@ -84,11 +91,13 @@ RATING_MODELS: dict[str, tuple[str, Any]] = {
 #: blend reuses the fitted models of its member rows, so blends cost no extra fit; which
 #: blend is "the best combination" is decided on the ``valid_rmse`` column (cross-validated
 #: on the validation ratings), never on test.
-_ALL_RBMS = ["rbm-user", "rbm-item", "rbm-conditional-user", "rbm-factored", "rating-rbm"]
+_ALL_RBMS = [
+    "rbm-user", "rbm-item", "rbm-conditional-user", "rbm-factored", "rbm-conditional-item",
+]  # fmt: skip
 BLENDS: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     "rbm-blend": (
-        "blend of RatingRBM() and the conditional U-RBM (weights on validation)",
-        ["rating-rbm", "rbm-conditional-user"],
+        "blend of the conditional I-RBM and the conditional U-RBM (weights on validation)",
+        ["rbm-conditional-item", "rbm-conditional-user"],
         {},
     ),
     "rbm-blend-all": (
@@ -132,6 +141,37 @@ def _scores(model: Any, test: Any) -> tuple[float, float]:
     return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
 
 
+def _epochs(model: Any) -> float:
+    """Early-stopping best epoch (its epoch count without one); a "both" model: the mean of
+    its members'."""
+    members = getattr(model, "members_", None)
+    if members is not None:
+        return float(np.mean([_epochs(m) for m in members.values()]))
+    hist = getattr(model, "history_", None)
+    best = getattr(model, "best_epoch_", None)
+    return float(best if best is not None else len(hist)) if hist else float("nan")
+
+
+def _affine_note(model: Any, split: Any) -> str:
+    """For the log: validation RMSE of a "both" model, of its plain convex mixture (no
+    calibration) and of the least-squares blend with intercept of the same two members
+    (``BlendedRatingModel``, ridge 1e-3, with its 5-fold cross-validated RMSE)."""
+    if split.validation is None or split.validation.nnz == 0 or len(model.members_) < 2:
+        return ""
+    u, i = split.validation.nonzero()
+    truth = np.asarray(split.validation[u, i]).ravel()
+    w = model.blend_weight_
+    mix = w * model.members_["item"].predict(u, i) + (1 - w) * model.members_["user"].predict(u, i)
+    blend = BlendedRatingModel([(k, _Fitted(m)) for k, m in model.members_.items()])
+    blend.fit(split.train, validation=split.validation)
+    return (
+        f"; validation RMSE {_scores(model, split.validation)[0]:.4f} (calibration "
+        f"{np.round(model.calibration_, 4).tolist()}), convex mixture alone "
+        f"{float(np.sqrt(np.mean((mix - truth) ** 2))):.4f}, affine blend {blend.valid_rmse_:.4f} "
+        f"(cross-validated {blend.cv_rmse_:.4f})"
+    )
+
+
 def run_split(split: Any, names: list[str], seed: int, threads: int) -> list[dict[str, Any]]:
     """Fit every requested row on one split; one result dict per row."""
     rows: list[dict[str, Any]] = []
@@ -162,10 +202,11 @@ def run_split(split: Any, names: list[str], seed: int, threads: int) -> list[dic
             valid = model.cv_rmse_
         else:
             model, secs = fitted[name]
-            hist = getattr(model, "history_", None)
-            best = getattr(model, "best_epoch_", None)
-            epochs = float(best if best is not None else len(hist)) if hist else float("nan")
+            epochs = _epochs(model)
             valid = _scores(model, split.validation)[0] if has_valid else float("nan")
+            if getattr(model, "members_", None) is not None:
+                log.info("%s %s: item weight %.4f, best epochs %s%s", split.name, name,
+                         model.blend_weight_, model.best_epoch_, _affine_note(model, split))
         rmse, mae = _scores(model, split.test)
         rows.append(
             {"model": name, "split": split.name, "valid_rmse": valid, "rmse": rmse, "mae": mae,

@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 _MAX_LEVELS = 127  # levels are stored as int8
 _SCORES = ("expected", "p_high")
+_ORIENTATIONS = ("both", "item", "user")
+#: Members of ``orientation="both"``, in fitting order (the first one is kept alone when
+#: training is interrupted before the second starts).
+_MEMBERS = ("item", "user")
+#: Public parameter arrays of a single RBM; a "both" model has two sets (``members_``).
+_PARAM_ATTRS = ("weights_", "visible_bias_", "hidden_bias_", "conditional_weights_")
 
 
 @persistence.register
@@ -137,7 +143,7 @@ class RatingRBM:
         self,
         n_hidden: int = 500,
         *,
-        orientation: str = "item",
+        orientation: str = "both",
         conditional: bool = True,
         n_factors: int | None = None,
         visible: str = "softmax",
@@ -188,7 +194,7 @@ class RatingRBM:
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
         check_int("n_hidden", self.n_hidden, 1)
-        check_choice("orientation", self.orientation, ("user", "item"))
+        check_choice("orientation", self.orientation, _ORIENTATIONS)
         check_choice("negative", self.negative, ("mean_field", "sample"))
         check_choice("prediction", self.prediction, ("mean_field", "exact"))
         check_choice("recommend_score", self.recommend_score, _SCORES)
@@ -307,6 +313,9 @@ class RatingRBM:
         self
         """
         self._check_params()
+        if self.orientation == "both":
+            return self._fit_both(user_items, validation, known_pairs)
+        self.members_ = None
         X = self._check_ratings("user_items", user_items)
         self.values_ = np.unique(X.data)
         if self.visible == "gaussian":
@@ -476,6 +485,154 @@ class RatingRBM:
         self._set_public()
         return self
 
+    # ------------------------------------------------------------------ orientation="both"
+    def _member(self, orientation: str, seed: np.random.SeedSequence) -> RatingRBM:
+        """A single-orientation RatingRBM with this model's hyperparameters."""
+        kw = {k: getattr(self, k) for k in self._HYPER}
+        kw.update(
+            orientation=orientation, cd_steps=self.cd_steps, random_state=seed, dtype=self.dtype,
+            progress=self.progress, callbacks=self.callbacks,
+        )  # fmt: skip
+        return type(self)(**kw)
+
+    def _fit_both(
+        self,
+        user_items: sp.spmatrix,
+        validation: sp.spmatrix | None,
+        known_pairs: sp.spmatrix | None,
+    ) -> RatingRBM:
+        """Fit the item- and the user-based member, then the mixing weight on validation."""
+        X = self._check_ratings("user_items", user_items)  # clear errors before any training
+        V = None
+        if validation is not None:
+            V = self._check_ratings("validation", validation, allow_empty=True)
+            if V.shape != X.shape:
+                raise DataError(
+                    f"validation has shape {V.shape} but user_items has shape {X.shape}"
+                )
+        seeds = _spawn(self.random_state, len(_MEMBERS))
+        t0 = time.perf_counter()
+        members: dict[str, RatingRBM] = {}
+        interrupted = False
+        for name, seed in zip(_MEMBERS, seeds, strict=True):
+            model = self._member(name, seed)
+            try:
+                model.fit(X, validation=V, known_pairs=known_pairs)
+            except KeyboardInterrupt:
+                if not members:
+                    raise
+                # Interrupted outside the trainer's loop (which keeps its best epoch): the
+                # second member has no usable parameters, so the first one stands alone.
+                log.warning("training interrupted; keeping the %s-based member alone", _MEMBERS[0])
+                interrupted = True
+                break
+            members[name] = model
+            if model.interrupted_:
+                interrupted = True
+                if len(members) < len(_MEMBERS):
+                    log.warning(
+                        "training interrupted; the %s-based member is used alone (weight 1)", name
+                    )
+                break
+        self._adopt(members, *self._mixing_fit(members, V))
+        self.interrupted_ = interrupted
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    @staticmethod
+    def _mixing_fit(
+        members: dict[str, RatingRBM], V: sp.csr_matrix | None
+    ) -> tuple[float, float, float]:
+        """Item weight ``w`` and calibration ``(a, s)`` minimising the squared error on ``V``.
+
+        The prediction is ``a + s * (w * p_item + (1 - w) * p_user)`` with ``w`` in [0, 1] and
+        ``s >= 0``: the same family as an unconstrained least-squares blend
+        ``a + c_item * p_item + c_user * p_user`` with non-negative coefficients
+        (``s = c_item + c_user``, ``w = c_item / s``). Closed form: the unconstrained least
+        squares when both coefficients are >= 0, else the better member alone with its own
+        line (the optimum of the convex problem is then on that face). Without validation
+        ratings (or an empty set): ``w = 0.5`` (1 with the item member alone), ``a = 0``,
+        ``s = 1``.
+        """
+        alone = "user" not in members
+        if V is None or V.nnz == 0:
+            return (1.0 if alone else 0.5), 0.0, 1.0
+        vu, vi = V.nonzero()
+        y = np.asarray(V[vu, vi], dtype=np.float64).ravel()
+        p_item = np.asarray(members["item"].predict(vu, vi), dtype=np.float64)
+        if alone:
+            return (1.0, *_line(p_item, y))
+        p_user = np.asarray(members["user"].predict(vu, vi), dtype=np.float64)
+        F = np.column_stack([np.ones_like(y), p_item, p_user])
+        (a, c_item, c_user), *_ = np.linalg.lstsq(F, y, rcond=None)
+        if c_item >= 0 and c_user >= 0 and c_item + c_user > 0:
+            return float(c_item / (c_item + c_user)), float(a), float(c_item + c_user)
+        best: tuple[float, float, float, float] | None = None  # (sse, w, a, s)
+        for w, p in ((1.0, p_item), (0.0, p_user)):
+            a, slope = _line(p, y)
+            sse = float(np.sum((a + slope * p - y) ** 2))
+            if best is None or sse < best[0]:
+                best = (sse, w, a, slope)
+        assert best is not None
+        return best[1], best[2], best[3]
+
+    def _adopt(
+        self, members: dict[str, RatingRBM], weight: float, intercept: float, slope: float
+    ) -> None:
+        """Make fitted ``members``, the item member's weight and the calibration this
+        model's state."""
+        if "item" not in members or not set(members) <= set(_MEMBERS):
+            raise ValueError(f"a 'both' model needs an item member, got {sorted(members)}")
+        first = members["item"]
+        self.members_ = members
+        self.blend_weight_ = float(weight)
+        self.calibration_ = (float(intercept), float(slope))
+        self.n_users_, self.n_items_ = first.n_users_, first.n_items_
+        self.values_ = first.values_
+        if self.visible == "gaussian":
+            self._scale = first._scale
+            self.value_range_ = first.value_range_
+        self.history_ = [
+            {**rec, "member": name} for name, m in members.items() for rec in m.history_
+        ]
+        self.best_epoch_ = {name: m.best_epoch_ for name, m in members.items()}
+        self.batch_size_ = {name: getattr(m, "batch_size_", None) for name, m in members.items()}
+
+    def _value_bounds(self) -> tuple[float, float]:
+        """Smallest and largest training rating."""
+        if self.visible == "gaussian":
+            return self.value_range_
+        return float(self.values_[0]), float(self.values_[-1])
+
+    def _both(self) -> dict[str, RatingRBM] | None:
+        """The members of a fitted ``orientation="both"`` model, else None."""
+        return getattr(self, "members_", None)
+
+    def _check_fitted(self) -> None:
+        if self._both() is None:
+            check_fitted(self)
+
+    def _mix(self, fn: Callable[[RatingRBM], np.ndarray]) -> np.ndarray:
+        """``w * fn(item member) + (1 - w) * fn(user member)`` (the item member alone if the
+        user member is missing)."""
+        ms = self.members_
+        if "user" not in ms:
+            return fn(ms["item"])
+        w = self.blend_weight_
+        return w * fn(ms["item"]) + (1.0 - w) * fn(ms["user"])
+
+    def _fold_in_member(self) -> RatingRBM | None:
+        """The member that folds in new users for a "both" model (None for a single RBM)."""
+        ms = self._both()
+        if ms is None:
+            return None
+        if "user" not in ms:
+            raise NotImplementedError(
+                "fold-in of new users needs the user-based member, and this model has none "
+                "(training was interrupted before it was fitted); refit the model"
+            )
+        return ms["user"]
+
     def _set_public(self) -> None:
         self.weights_ = self._weights()
         self.visible_bias_ = self._params["b"]
@@ -523,9 +680,11 @@ class RatingRBM:
         ndarray of float64, shape (n_pairs, n_levels)
             Column k is the probability of rating ``values_[k]``.
         """
-        check_fitted(self)
+        self._check_fitted()
         if self.visible == "gaussian":
             raise ValueError('predict_proba needs visible="softmax" (levels); use predict')
+        if self._both() is not None:
+            return self._mix(lambda m: m.predict_proba(userids, itemids))
         return self._pairs(userids, itemids, self._pair_probs)
 
     def _pairs(self, userids: Any, itemids: Any, fn: Callable[..., np.ndarray]) -> np.ndarray:
@@ -580,7 +739,11 @@ class RatingRBM:
         -------
         ndarray of float64, shape (n_pairs,)
         """
-        check_fitted(self)
+        self._check_fitted()
+        if self._both() is not None:
+            a, s = self.calibration_
+            mean = self._mix(lambda m: m.predict(userids, itemids))
+            return np.clip(a + s * mean, *self._value_bounds())
         if self.visible == "gaussian":
             return self._pairs(userids, itemids, self._pair_values)
         return self.predict_proba(userids, itemids) @ self.values_
@@ -598,7 +761,7 @@ class RatingRBM:
         -------
         ndarray of float64, shape (n_pairs,)
         """
-        check_fitted(self)
+        self._check_fitted()
         row = self._check_ratings("user_ratings", user_ratings, allow_empty=True)
         if row.shape != (1, self.n_items_):
             raise DataError(f"user_ratings must have shape (1, {self.n_items_}), got {row.shape}")
@@ -609,12 +772,18 @@ class RatingRBM:
 
     def _fold_in_scores(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
         """Ranking scores (gaussian: predicted values) of ``items`` for a folded-in row."""
+        member = self._fold_in_member()
+        if member is not None:
+            return member._fold_in_scores(row, items)
         if self.visible == "softmax":
             return self._score(self._fold_in_probs(row, items))
         return self._fold_in_probs(row, items)
 
     def _fold_in_probs(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
         """Level distributions (softmax) or predicted values (gaussian) for a new row."""
+        member = self._fold_in_member()
+        if member is not None:
+            return member._fold_in_probs(row, items)
         if self.orientation == "item":
             raise NotImplementedError(
                 "fold-in of new users needs orientation=\"user\": an item-based RBM has no "
@@ -647,7 +816,7 @@ class RatingRBM:
         Uses the training ratings of fitted user ``userid``; with ``user_items`` (1, n_items)
         given, folds those ratings in instead (e.g. for a user added after ``fit``).
         """
-        check_fitted(self)
+        self._check_fitted()
         items = np.arange(self.n_items_, dtype=np.int64)
         if user_items is not None:
             row = self._check_ratings("user_items", user_items, allow_empty=True)
@@ -665,8 +834,12 @@ class RatingRBM:
         Mean-field prediction is a matrix product: the hidden probabilities of the rows
         (users, or every item in item orientation) times the weights, then a softmax over
         levels, for a block of users at a time. The exact prediction has no such form and
-        goes through the per-pair kernel.
+        goes through the per-pair kernel. A "both" model mixes its members' scores (they are
+        linear in the predictive distributions).
         """
+        if self._both() is not None:
+            cache = {} if cache is None else cache
+            return self._mix(lambda m: m._score_users(users, cache.setdefault(m.orientation, {})))
         n_items = self.n_items_
         if self.prediction == "exact":
             out = np.empty((len(users), n_items))
@@ -763,7 +936,7 @@ class RatingRBM:
             with id -1 and score ``-finfo(float32).max`` (as ``implicit`` pads).
         scores : ndarray of float32, same shape as ids
         """
-        check_fitted(self)
+        self._check_fitted()
         check_int("N", N, 1)
         if not sp.issparse(user_items):
             raise TypeError("user_items must be a scipy.sparse matrix")
@@ -814,7 +987,7 @@ class RatingRBM:
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> Any:
         """Save to ``path`` (npz + JSON metadata, no pickle); see :func:`rbmrec.load`."""
-        check_fitted(self)
+        self._check_fitted()
         return persistence.save(self, path)
 
     _HYPER = (
@@ -824,6 +997,24 @@ class RatingRBM:
     )  # fmt: skip
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        ms = self._both()
+        if ms is not None:
+            # Each member's arrays under "<member>__<name>", its metadata under "members".
+            arrays: dict[str, np.ndarray] = {}
+            members_meta = {}
+            for name, m in ms.items():
+                a, mm = m._get_state()
+                arrays.update({f"{name}__{k}": v for k, v in a.items()})
+                members_meta[name] = mm
+            cd = self.cd_steps
+            cd = cd if isinstance(cd, int) else [list(p) for p in cd]
+            meta = {k: getattr(self, k) for k in self._HYPER}
+            meta.update(
+                cd_steps=cd, dtype=np.dtype(self.dtype).name, n_users=self.n_users_,
+                n_items=self.n_items_, members=members_meta, blend_weight=self.blend_weight_,
+                calibration=list(self.calibration_),
+            )  # fmt: skip
+            return arrays, meta
         arrays = {f"param_{k}": v for k, v in self._params.items()}
         indptr, indices, levels = self._train
         arrays.update(
@@ -852,6 +1043,15 @@ class RatingRBM:
         cd = meta["cd_steps"]
         model = cls(**hyper, cd_steps=cd if isinstance(cd, int) else [tuple(p) for p in cd])
         model.dtype = np.dtype(meta["dtype"])
+        if "members" in meta:
+            members = {}
+            for name, mm in meta["members"].items():
+                prefix = f"{name}__"
+                sub = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                members[name] = cls._from_state(sub, mm)
+            a, slope = (float(x) for x in meta["calibration"])
+            model._adopt(members, float(meta["blend_weight"]), a, slope)
+            return model
         model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
         model.values_ = arrays["values"]
         model._train = (arrays["train_indptr"], arrays["train_indices"], arrays["train_levels"])
@@ -871,3 +1071,53 @@ class RatingRBM:
         model.best_epoch_ = meta["best_epoch"]
         model._set_public()
         return model
+
+
+def _param_property(name: str) -> property:
+    """A fitted parameter array of a single RBM; a clear error for a "both" model."""
+    private = f"_{name}"
+
+    def get(self: RatingRBM) -> np.ndarray | None:
+        if getattr(self, "members_", None) is not None:
+            raise AttributeError(
+                f"{name} is not defined for orientation='both': the model mixes two RBMs whose "
+                f"parameters have different shapes; use members_['item'].{name} or "
+                f"members_['user'].{name}"
+            )
+        return getattr(self, private, None)
+
+    def set(self: RatingRBM, value: np.ndarray | None) -> None:
+        setattr(self, private, value)
+
+    return property(get, set, doc=f"``{name}`` of a single-orientation model.")
+
+
+for _name in _PARAM_ATTRS:
+    setattr(RatingRBM, _name, _param_property(_name))
+
+
+def _line(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares intercept and slope (clipped to >= 0) of ``y`` on ``p``, both (n,)."""
+    dp = p - p.mean()
+    var = float(dp @ dp)
+    slope = max(float(dp @ (y - y.mean())) / var, 0.0) if var > 0 else 1.0
+    return float(y.mean() - slope * p.mean()), slope
+
+
+def _spawn(random_state: Any, n: int) -> list[Any]:
+    """``n`` independent child seeds of ``random_state`` (int, None, SeedSequence, Generator).
+
+    The same int or SeedSequence always gives the same children (a SeedSequence is not
+    advanced), so fitting twice with it is reproducible.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state.spawn(n)
+    seed_generator(random_state)  # type check, with its error message
+    if isinstance(random_state, np.random.SeedSequence):
+        ss = random_state
+        return [
+            np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, k), pool_size=ss.pool_size)
+            for k in range(n)
+        ]
+    entropy = None if random_state is None else int(random_state)
+    return np.random.SeedSequence(entropy).spawn(n)

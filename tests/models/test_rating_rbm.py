@@ -137,7 +137,8 @@ def test_learns_planted_groups_better_than_item_means(kwargs):
 def test_validation_history_and_early_stopping_keep_best():
     X, _, _ = planted(seed=3)
     train, valid = holdout(X, seed=4)
-    m = RatingRBM(n_hidden=10, n_epochs=12, batch_size=30, patience=2, random_state=0)
+    m = RatingRBM(n_hidden=10, n_epochs=12, batch_size=30, patience=2, orientation="item",
+                  random_state=0)  # fmt: skip
     m.fit(train, validation=valid)
     vals = [h["valid_rmse"] for h in m.history_]
     assert len(vals) >= 1 and all("seconds" in h and "train_recon_rmse" in h for h in m.history_)
@@ -270,18 +271,24 @@ def test_bad_predict_input():
 
 def test_divergence_raises_and_leaves_no_nan():
     X, _, _ = planted(n_users=40, n_items=20)
-    m = RatingRBM(n_hidden=5, n_epochs=5, learning_rate=1e38, momentum=0.0, random_state=0)
+    m = RatingRBM(n_hidden=5, n_epochs=5, learning_rate=1e38, momentum=0.0, orientation="item",
+                  random_state=0)  # fmt: skip
     with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+.*learning_rate=1e\+38"):
         m.fit(X)
     assert np.all(np.isfinite(m.weights_))
 
 
-def test_defaults_are_the_tuned_conditional_item_model():
+def test_defaults_are_the_tuned_conditional_mixture_of_both_orientations():
     m = RatingRBM()
-    assert (m.orientation, m.conditional, m.n_hidden) == ("item", True, 500)
+    assert (m.orientation, m.conditional, m.n_hidden) == ("both", True, 500)
     assert (m.lr_decay, m.weight_decay, m.n_epochs) == (0.95, 0.004, 60)
     X, _, _ = planted(n_users=30, n_items=12)
     fitted = RatingRBM(n_hidden=4, n_epochs=1).fit(X)
+    assert set(fitted.members_) == {"item", "user"}
+    for name, member in fitted.members_.items():
+        assert member.orientation == name
+        assert (member.conditional, member.n_hidden, member.n_epochs) == (True, 4, 1)
+    fitted = RatingRBM(n_hidden=4, n_epochs=1, orientation="item").fit(X)
     with pytest.raises(NotImplementedError, match="orientation"):
         fitted.predict_user(X[0], [1, 2])
 
@@ -299,7 +306,9 @@ def test_lr_decay_is_recorded_and_saved(tmp_path):
     X.data = rng.integers(1, 6, X.nnz).astype(float)
     m = RatingRBM(n_hidden=4, n_epochs=3, lr_decay=0.5, learning_rate=0.04, num_threads=1,
                   random_state=0).fit(X)  # fmt: skip
-    assert [h["learning_rate"] for h in m.history_] == pytest.approx([0.04, 0.02, 0.01])
+    # The default "both" model: the item member's epochs, then the user member's.
+    assert [h["learning_rate"] for h in m.history_] == pytest.approx([0.04, 0.02, 0.01] * 2)
+    assert [h["member"] for h in m.history_] == ["item"] * 3 + ["user"] * 3
     again = load(m.save(tmp_path / "m.npz"))
     assert again.lr_decay == 0.5
 
@@ -354,10 +363,14 @@ def test_gaussian_fold_in_save_load_and_errors(tmp_path):
 
 def test_default_batch_gives_every_epoch_ten_updates():
     X, _, _ = planted(n_users=40, n_items=12)  # item-based: 12 rows
-    assert RatingRBM(n_hidden=3, n_epochs=1).fit(X).batch_size_ == 2  # ceil(12 / 10)
+    assert RatingRBM(n_hidden=3, n_epochs=1, orientation="item").fit(X).batch_size_ == 2
+    # "both": each member's own size (12 item rows, 40 user rows).
+    assert RatingRBM(n_hidden=3, n_epochs=1).fit(X).batch_size_ == {"item": 2, "user": 4}
     user = RatingRBM(n_hidden=3, n_epochs=1, orientation="user").fit(X)
     assert user.batch_size_ == 4  # ceil(40 / 10)
-    assert RatingRBM(n_hidden=3, n_epochs=1, batch_size=7).fit(X).batch_size_ == 7
+    assert RatingRBM(n_hidden=3, n_epochs=1, batch_size=7, orientation="user").fit(
+        X
+    ).batch_size_ == 7
     big = sp.random(2500, 30, density=0.05, format="csr", random_state=0)
     big.data = np.ceil(big.data * 5)
     m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", conditional=False).fit(big)
@@ -373,9 +386,278 @@ def test_defaults_leave_the_initial_plateau_on_small_data():
     from rbmrec.data.splits import random_split
 
     split = random_split(demo_ratings(), test_fraction=0.1, seed=0, validation_fraction=0.1)
-    m = RatingRBM(n_hidden=100, random_state=0, num_threads=1)
+    # The item-based member (500 rows) is the one the batch rule is for.
+    m = RatingRBM(n_hidden=100, orientation="item", random_state=0, num_threads=1)
     m.fit(split.train, validation=split.validation)
     first = m.history_[0]["valid_rmse"]
     best = min(h["valid_rmse"] for h in m.history_)
     assert first > 1.4  # starts at the plateau (about the bias baseline's 1.55)
     assert best < 0.85, [round(h["valid_rmse"], 3) for h in m.history_]
+
+
+# ---------------------------------------------------------------------- orientation="both"
+def _both(**kw):
+    """A small "both" model fitted on planted data with a validation part; (model, splits)."""
+    X, _, _ = planted(n_users=120, n_items=40, seed=5)
+    train, rest = holdout(X, frac=0.3, seed=6)
+    valid, test = holdout(rest, frac=0.5, seed=7)
+    args = dict(n_hidden=8, n_epochs=6, batch_size=20, random_state=3, num_threads=1)
+    m = RatingRBM(**{**args, **kw}).fit(train, validation=valid)
+    return m, train, valid, test
+
+
+def _mixed(m, fn):
+    w = m.blend_weight_
+    return w * fn(m.members_["item"]) + (1 - w) * fn(m.members_["user"])
+
+
+def _calibrated(m, mean, lo=1.0, hi=5.0):
+    a, s = m.calibration_
+    return np.clip(a + s * mean, lo, hi)
+
+
+def _grid_best(pi, pu, y, n=2001):
+    """Brute force: min over a grid of w of the squared error of the best line (slope >= 0)
+    through the mixture w * pi + (1 - w) * pu; returns (sse, w)."""
+    best = (np.inf, None)
+    for w in np.linspace(0.0, 1.0, n):
+        p = w * pi + (1 - w) * pu
+        dp = p - p.mean()
+        slope = max(dp @ (y - y.mean()) / (dp @ dp), 0.0)
+        sse = np.sum((y.mean() + slope * dp - y) ** 2)
+        if sse < best[0]:
+            best = (sse, w)
+    return best
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"prediction": "exact"}, {"recommend_score": "p_high"}, {"n_factors": 3}],
+    ids=["default", "exact", "p_high", "factored"],
+)  # fmt: skip
+def test_both_is_the_convex_mixture_of_its_members(kw):
+    m, train, _valid, _ = _both(**kw)
+    assert 0.0 < m.blend_weight_ < 1.0  # both members matter on this data
+    u, i = train.nonzero()
+    u, i = u[::7], i[::7]
+    P = m.predict_proba(u, i)
+    np.testing.assert_allclose(P, _mixed(m, lambda x: x.predict_proba(u, i)), rtol=1e-12)
+    np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-9)
+    assert np.all(P >= 0)
+    # predict: the affine calibration of the mixture's expected rating, clipped to 1..5.
+    assert m.calibration_[1] > 0
+    np.testing.assert_allclose(m.predict(u, i), _calibrated(m, P @ m.values_), rtol=1e-12)
+    mixed = _mixed(m, lambda x: x.predict(u, i))
+    np.testing.assert_allclose(m.predict(u, i), _calibrated(m, mixed), rtol=1e-12)
+    users = np.array([0, 5, 17])
+    for user in users:
+        want = _mixed(m, lambda x, user=user: x.score_items(user))
+        np.testing.assert_allclose(m.score_items(user), want, rtol=1e-5)
+    ids, scores = m.recommend(users, train[users], N=6)
+    for r, user in enumerate(users):
+        want = _mixed(m, lambda x, user=user: x.score_items(user).astype(np.float64))
+        want[train[user].indices] = -np.inf
+        np.testing.assert_allclose(scores[r], want[ids[r]], rtol=1e-5)
+        assert set(ids[r]) == set(np.argsort(-want, kind="stable")[:6])
+        single_ids, _ = m.recommend(user, train[user], N=6)
+        np.testing.assert_array_equal(single_ids, ids[r])
+
+
+def test_both_weight_is_the_validation_least_squares_optimum():
+    m, _train, valid, _ = _both()
+    vu, vi = valid.nonzero()
+    vr = np.asarray(valid[vu, vi]).ravel()
+    pi = m.members_["item"].predict(vu, vi)
+    pu = m.members_["user"].predict(vu, vi)
+    a, s = m.calibration_
+    got = np.sum((a + s * (m.blend_weight_ * pi + (1 - m.blend_weight_) * pu) - vr) ** 2)
+    best, w = _grid_best(pi, pu, vr)
+    assert got <= best + 1e-9
+    assert m.blend_weight_ == pytest.approx(w, abs=1e-3)
+    # The same as an unconstrained least-squares blend with intercept (BlendedRatingModel's
+    # family) when its coefficients are non-negative, as here.
+    F = np.column_stack([np.ones_like(pi), pi, pu])
+    coef = np.linalg.lstsq(F, vr, rcond=None)[0]
+    assert np.all(coef[1:] > 0)
+    assert got == pytest.approx(np.sum((F @ coef - vr) ** 2), rel=1e-9)
+    # At least as good as the better member on validation (both endpoints are candidates).
+    assert rmse(m, valid) <= min(rmse(x, valid) for x in m.members_.values()) + 1e-12
+
+
+def test_both_weight_without_validation_is_one_half():
+    X, _, _ = planted(n_users=60, n_items=20)
+    kw = dict(n_hidden=4, n_epochs=2, batch_size=20, random_state=0, num_threads=1)
+    m = RatingRBM(**kw).fit(X)
+    assert (m.blend_weight_, m.calibration_) == (0.5, (0.0, 1.0))
+    u, i = X.nonzero()
+    np.testing.assert_allclose(m.predict(u, i), m.predict_proba(u, i) @ m.values_, rtol=1e-12)
+    empty = sp.csr_matrix(X.shape)
+    assert RatingRBM(**kw).fit(X, validation=empty).blend_weight_ == 0.5
+
+
+@pytest.mark.parametrize("target", ["beyond_item", "beyond_user", "against_both"])
+def test_both_weight_stays_in_the_unit_interval(target):
+    # Validation ratings an unconstrained blend would fit with a negative coefficient.
+    m, _train, valid, _ = _both()
+    vu, vi = valid.nonzero()
+    pi = m.members_["item"].predict(vu, vi)
+    pu = m.members_["user"].predict(vu, vi)
+    y = {"beyond_item": 3 * pi - 2 * pu, "beyond_user": 3 * pu - 2 * pi,
+         "against_both": 8 - pi - pu}[target]  # fmt: skip
+    w, a, s = RatingRBM._mixing_fit(m.members_, sp.csr_matrix((y, (vu, vi)), shape=valid.shape))
+    assert 0.0 <= w <= 1.0 and s >= 0.0
+    got = np.sum((a + s * (w * pi + (1 - w) * pu) - y) ** 2)
+    assert got <= _grid_best(pi, pu, y)[0] + 1e-9
+
+
+def test_both_fold_in_uses_the_user_member():
+    m, train, _, _ = _both()
+    user = m.members_["user"]
+    items = np.arange(train.shape[1])
+    for u in (0, 3, 11):
+        row = train[u]
+        np.testing.assert_array_equal(m.predict_user(row, items), user.predict_user(row, items))
+        np.testing.assert_array_equal(
+            m.score_items(u, user_items=row), user.score_items(u, user_items=row)
+        )
+        got = m.recommend(10_000, row, N=5, recalculate_user=True)
+        want = user.recommend(10_000, row, N=5, recalculate_user=True)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_both_attributes_history_and_errors():
+    m, train, valid, _ = _both(patience=2)
+    assert (m.n_users_, m.n_items_) == train.shape
+    np.testing.assert_array_equal(m.values_, np.unique(train.data))
+    assert [h["member"] for h in m.history_] == sorted(
+        (h["member"] for h in m.history_), key=["item", "user"].index
+    )
+    for name, member in m.members_.items():
+        own = [{k: v for k, v in h.items() if k != "member"} for h in m.history_
+               if h["member"] == name]  # fmt: skip
+        assert own == member.history_
+        assert m.best_epoch_[name] == member.best_epoch_
+    assert m.interrupted_ is False and m.fit_seconds_ > 0
+    for attr in ("weights_", "visible_bias_", "hidden_bias_", "conditional_weights_"):
+        with pytest.raises(AttributeError, match=r"members_\['item'\]"):
+            getattr(m, attr)
+    # An item-based RBM's visible units are users; a user-based one's are items.
+    assert m.members_["item"].weights_.shape == (train.shape[0], 5, 8)
+    assert m.members_["user"].weights_.shape == (train.shape[1], 5, 8)
+    with pytest.raises(NotFittedError):
+        RatingRBM().predict([0], [0])
+    with pytest.raises(TypeError, match="random_state"):
+        RatingRBM(n_epochs=1, random_state="seven").fit(train)
+    with pytest.raises(DataError, match="shape"):
+        RatingRBM(n_epochs=1).fit(train, validation=valid[:5])
+
+
+def test_both_members_get_distinct_reproducible_seeds():
+    X, _, _ = planted(n_users=60, n_items=20)
+    kw = dict(n_hidden=4, n_epochs=2, batch_size=20, num_threads=1)
+    for seed in (0, np.random.SeedSequence(5)):
+        a = RatingRBM(random_state=seed, **kw).fit(X)
+        b = RatingRBM(random_state=seed, **kw).fit(X)
+        for name in ("item", "user"):
+            np.testing.assert_array_equal(a.members_[name].weights_, b.members_[name].weights_)
+    single = RatingRBM(random_state=0, orientation="item", **kw).fit(X)
+    assert not np.array_equal(single.weights_, a.members_["item"].weights_)
+
+
+def test_both_same_results_across_thread_counts():
+    X, _, _ = planted(n_users=120, n_items=40)
+    train, valid = holdout(X)
+    kw = dict(n_hidden=8, n_epochs=3, batch_size=30, random_state=42)
+    fits = [
+        RatingRBM(num_threads=t, **kw).fit(train, validation=valid)
+        for t in (1, min(2, numba.config.NUMBA_NUM_THREADS))
+    ]
+    assert fits[0].blend_weight_ == fits[1].blend_weight_
+    u, i = valid.nonzero()
+    np.testing.assert_array_equal(fits[0].predict(u, i), fits[1].predict(u, i))
+    for name in ("item", "user"):
+        np.testing.assert_array_equal(
+            fits[0].members_[name].weights_, fits[1].members_[name].weights_
+        )
+
+
+def test_both_save_load_round_trip(tmp_path):
+    m, train, valid, _ = _both(recommend_score="p_high")
+    m2 = load(m.save(tmp_path / "both"))
+    assert m2.orientation == "both" and m2.blend_weight_ == m.blend_weight_
+    assert m2.history_ == m.history_ and m2.best_epoch_ == m.best_epoch_
+    assert {k: x.orientation for k, x in m2.members_.items()} == {"item": "item", "user": "user"}
+    u, i = valid.nonzero()
+    np.testing.assert_array_equal(m.predict(u, i), m2.predict(u, i))
+    np.testing.assert_array_equal(m.predict_proba(u, i), m2.predict_proba(u, i))
+    users = np.arange(10)
+    for a, b in zip(m.recommend(users, train[users], N=5), m2.recommend(users, train[users], N=5),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(m.predict_user(train[2], i[:9]), m2.predict_user(train[2], i[:9]))
+
+
+def test_both_gaussian_mixes_predicted_values():
+    m, train, valid, _ = _both(visible="gaussian", learning_rate=0.01)
+    u, i = valid.nonzero()
+    want = _calibrated(m, _mixed(m, lambda x: x.predict(u, i)), *m.value_range_)
+    np.testing.assert_allclose(m.predict(u, i), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="softmax"):
+        m.predict_proba(u, i)
+    np.testing.assert_array_equal(
+        m.predict_user(train[1], i[:4]), m.members_["user"].predict_user(train[1], i[:4])
+    )
+
+
+def test_both_beats_item_means_on_planted_groups():
+    X, _, _ = planted()
+    train, rest = holdout(X, frac=0.3)
+    valid, test = holdout(rest, frac=0.5, seed=2)
+    m = RatingRBM(n_hidden=20, n_epochs=25, batch_size=20, learning_rate=0.05, lr_decay=1.0,
+                  random_state=0, num_threads=1).fit(train, validation=valid)  # fmt: skip
+    assert rmse(m, test) < 0.85 * item_mean_rmse(train, test)
+    worse = max(rmse(x, valid) for x in m.members_.values())
+    assert rmse(m, valid) <= worse
+
+
+class _StopAt:
+    """A callback raising KeyboardInterrupt (as Ctrl-C would) at its ``n``-th call."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self, epoch, metrics):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+
+
+def test_both_interrupted_in_first_member_keeps_it_alone(tmp_path):
+    X, _, _ = planted(n_users=60, n_items=20)
+    train, valid = holdout(X)
+    stop = _StopAt(2)
+    m = RatingRBM(n_hidden=4, n_epochs=5, batch_size=10, random_state=0, num_threads=1,
+                  callbacks=[stop]).fit(train, validation=valid)  # fmt: skip
+    assert m.interrupted_ and list(m.members_) == ["item"] and m.blend_weight_ == 1.0
+    assert stop.calls == 2  # the user member was never trained
+    u, i = valid.nonzero()
+    item = m.members_["item"].predict(u, i)
+    np.testing.assert_allclose(m.predict(u, i), _calibrated(m, item), rtol=1e-12)
+    np.testing.assert_allclose(m.predict_proba(u, i), m.members_["item"].predict_proba(u, i))
+    assert {h["member"] for h in m.history_} == {"item"}
+    with pytest.raises(NotImplementedError, match="user-based member"):
+        m.predict_user(train[0], [1])
+    m2 = load(m.save(tmp_path / "half"))
+    np.testing.assert_array_equal(m2.predict(u, i), m.predict(u, i))
+    assert m2.recommend(0, train[0], N=3)[0].size == 3
+
+
+def test_both_interrupted_in_second_member_keeps_both():
+    X, _, _ = planted(n_users=60, n_items=20)
+    train, valid = holdout(X)
+    stop = _StopAt(7)  # the item member runs its 5 epochs (no early stop with patience None)
+    m = RatingRBM(n_hidden=4, n_epochs=5, batch_size=10, random_state=0, num_threads=1,
+                  patience=None, callbacks=[stop]).fit(train, validation=valid)  # fmt: skip
+    assert m.interrupted_ and set(m.members_) == {"item", "user"}
+    assert 0.0 <= m.blend_weight_ <= 1.0
+    assert 1 <= sum(h["member"] == "user" for h in m.history_) < 5  # stopped early

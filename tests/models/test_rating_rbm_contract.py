@@ -1,4 +1,4 @@
-"""RatingRBM (user- and item-based, conditional) passes the shared recommender contract."""
+"""RatingRBM (user-, item-based and "both", conditional) passes the shared recommender contract."""
 
 from __future__ import annotations
 
@@ -42,3 +42,13 @@ class TestGaussianRatingRBMContract(RecommenderContract):
     def make_model(self):
         return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
                          visible="gaussian", learning_rate=0.01, random_state=0)  # fmt: skip
+
+
+class TestBothRatingRBMContract(RecommenderContract):
+    """The default: a mixture of an item-based and a user-based conditional RBM."""
+
+    supports_predict = True
+
+    def make_model(self):
+        return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="both",
+                         random_state=0)  # fmt: skip
