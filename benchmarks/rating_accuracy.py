@@ -75,7 +75,8 @@ RATING_MODELS: dict[str, tuple[str, Any]] = {
     ),
     "rbm-factored": (
         "factored conditional I-RBM, C=30, 200 hidden",
-        lambda seed, threads: _rbm(seed, threads, n_factors=30, n_hidden=200),
+        lambda seed, threads: _rbm(seed, threads, orientation="item", n_factors=30,
+                                   n_hidden=200),
     ),
     "rbm-conditional-item": (
         "conditional I-RBM, default settings otherwise (the default before 'both')",
