@@ -78,6 +78,20 @@ def _benchmark_splits(args: argparse.Namespace) -> list[Any]:
     return [random_split(data, test_fraction=0.1, seed=s, validation_fraction=0.05) for s in seeds]
 
 
+def _valid_and_epochs(model: RatingRBM, valid: sp.spmatrix) -> tuple[float, float]:
+    """Validation RMSE and best epoch of a fitted model. A single RBM: its best epoch's
+    validation RMSE; ``orientation="both"``: the RMSE of the mixture (its history holds the
+    members' curves) and the mean of the members' best epochs."""
+    members = getattr(model, "members_", None)
+    if members is None:
+        best = min(h["valid_rmse"] for h in model.history_)
+        return best, float(model.best_epoch_ or len(model.history_))
+    u, i = valid.nonzero()
+    err = model.predict(u, i) - np.asarray(valid[u, i]).ravel()
+    return float(np.sqrt(np.mean(err**2))), float(np.mean([_valid_and_epochs(m, valid)[1]
+                                                           for m in members.values()]))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=["ml-1m", "ml-100k"], default="ml-100k")
@@ -100,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             model = RatingRBM(**kw).fit(train, validation=valid)
             test_rmse = float(np.sqrt(np.mean((model.predict(tu, ti) - tr) ** 2)))
-            best = min(h["valid_rmse"] for h in model.history_)
+            best = _valid_and_epochs(model, valid)[0]
             print(
                 f"{args.dataset} {kw}: valid_rmse={best:.4f} test_rmse={test_rmse:.4f} "
                 f"best_epoch={model.best_epoch_} fit={time.perf_counter() - t0:.0f}s",
@@ -115,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             model = RatingRBM(**kw).fit(split.train, validation=split.validation)
             secs.append(time.perf_counter() - t0)
-            valid.append(min(h["valid_rmse"] for h in model.history_))
-            epochs.append(model.best_epoch_ or len(model.history_))
+            v, e = _valid_and_epochs(model, split.validation)
+            valid.append(v)
+            epochs.append(e)
         std = float(np.std(valid, ddof=1)) if len(valid) > 1 else float("nan")
         print(
             f"{args.dataset} [{text}] valid_rmse={np.mean(valid):.4f} +- {std:.4f} over "

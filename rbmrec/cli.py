@@ -402,13 +402,30 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     }
     ids_path.write_text(json.dumps(doc) + "\n")
     sp.save_npz(seen_path, sp.csr_matrix(data.user_items))
-    history = getattr(model, "history_", None) or []
-    note = ""
-    if history and len(history) < getattr(model, "n_epochs", len(history)):
-        note = f" (stopped after {len(history)} epochs)"
+    note = _stopped_note(model)
     print(f"fitted {_MODEL_NAMES[key]} in {seconds:.1f} s{note}")
     print(f"model written to {path} (+ {ids_path.name}, {seen_path.name})")
     return EXIT_OK
+
+
+def _stopped_note(model: Any) -> str:
+    """" (stopped after N epochs)" when early stopping or Ctrl-C ended training early.
+
+    A RatingRBM with ``orientation="both"`` tags each ``history_`` record with its member
+    ("item", "user"): the note then counts per member.
+    """
+    history = getattr(model, "history_", None) or []
+    n_epochs = getattr(model, "n_epochs", len(history))
+    counts: dict[str, int] = {}
+    for rec in history:
+        key = str(rec.get("member", ""))
+        counts[key] = counts.get(key, 0) + 1
+    if not counts or all(c >= n_epochs for c in counts.values()):
+        return ""
+    if list(counts) == [""]:
+        return f" (stopped after {counts['']} epochs)"
+    parts = ", ".join(f"{c} ({k} member)" for k, c in counts.items())
+    return f" (stopped after {parts} epochs)"
 
 
 def _index_of(raw_ids: list[Any], value: str) -> int | None:
@@ -473,10 +490,19 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     user = _index_of(user_ids, args.user)
     recalc = False
     if args.ratings:
-        if getattr(model, "orientation", "user") != "user":
+        # RatingRBM: "user" folds in directly, "both" through its user-based member; an
+        # item-based RBM has no hidden state for an unseen user.
+        orientation = getattr(model, "orientation", "user")
+        members = getattr(model, "members_", None) or {}
+        if orientation == "item" or (orientation == "both" and "user" not in members):
+            what = (
+                "this model is item-based"
+                if orientation == "item"
+                else "this model has no user-based member (its training was interrupted)"
+            )
             raise UsageError(
-                "fold-in (--ratings) needs a user-oriented RatingRBM: this model is item-based; "
-                "refit with `rbmrec fit --model rating-rbm --orientation user ...`"
+                f"fold-in (--ratings) needs a RatingRBM with a user-based part: {what}; refit "
+                "with `rbmrec fit --model rating-rbm` (orientation both) or `--orientation user`"
             )
         row = _fold_in_row(Path(args.ratings), item_ids, n_items)
         userid, recalc = (user if user is not None else len(user_ids)), True
@@ -688,9 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hyper_args(p)
     p.add_argument(
         "--orientation",
-        choices=("user", "item"),
-        help="rating-rbm: one RBM per user (needed for fold-in of new users) or per item "
-        "(the model's default)",
+        choices=("both", "user", "item"),
+        help="rating-rbm: 'both' (the model's default) mixes an item-based and a user-based "
+        "RBM; 'user' is one RBM per user, 'item' one per item (no fold-in of new users)",
     )
     p.add_argument(
         "--validation-fraction",

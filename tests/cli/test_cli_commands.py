@@ -148,6 +148,37 @@ def test_recommend_fold_in_new_user(work: Path, which: str, request) -> None:
     assert "999" in res.stdout  # the unknown item is reported, not fatal
 
 
+def test_fold_in_with_the_default_both_model(work: Path) -> None:
+    """`rbmrec fit` without --orientation gives the "both" model; fold-in uses its user part."""
+    import rbmrec
+
+    out = work / "both_rbm.npz"
+    res = run("fit", "--data", "ratings.csv", *FAST, "--out", str(out), cwd=work)
+    assert res.returncode == 0, res.stderr
+    model = rbmrec.load(out)
+    assert model.orientation == "both" and set(model.members_) == {"item", "user"}
+    res = run(
+        "recommend", "--model", str(out), "--user", "newbie", "--ratings", "new_user.csv",
+        "-n", "3", "--json", cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    recs = json.loads(res.stdout[res.stdout.index("{") :])["recommendations"]
+    assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
+    res = run("recommend", "--model", str(out), "--user", "u3", "-n", "4", "--json", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)["recommendations"]) == 4
+
+
+def test_fit_reports_early_stopping_per_member(work: Path) -> None:
+    out = work / "both_valid.npz"
+    res = run(
+        "fit", "--data", "ratings.csv", "--epochs", "200", "--n-hidden", "8", "--threads", "1",
+        "--quiet", "--validation-fraction", "0.2", "--out", str(out), cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "(item member)" in res.stdout and "(user member)" in res.stdout
+
+
 def test_fold_in_needs_user_orientation(work: Path) -> None:
     out = work / "item_rbm.npz"
     res = run(
@@ -248,18 +279,23 @@ def test_demo_on_small_file(work: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-def test_fit_ctrl_c_keeps_model(work: Path) -> None:
+@pytest.mark.parametrize("model", ["implicit-rbm", "rating-rbm"])
+def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
+    """Ctrl-C during training saves a usable model (for the default "both" RatingRBM: its
+    item-based member alone, interrupted before the user-based one starts)."""
     import signal
     import time
 
-    out = work / "interrupted.npz"
+    import rbmrec
+
+    out = work / f"interrupted-{model}.npz"
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     env.pop("RBMREC_DATA_DIR", None)
     with open(work / "fit.err", "w") as err:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "rbmrec", "fit", "--data", "ratings.csv",
-                "--model", "implicit-rbm", "--epochs", "100000", "--n-hidden", "8",
+                "--model", model, "--epochs", "100000", "--n-hidden", "8",
                 "--threads", "1", "--out", str(out),
             ],
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -273,6 +309,10 @@ def test_fit_ctrl_c_keeps_model(work: Path) -> None:
     assert proc.returncode == 0, (work / "fit.err").read_text()
     assert "model written to" in stdout
     assert out.is_file() and Path(str(out) + ".ids.json").is_file()
+    if model == "rating-rbm":
+        fitted = rbmrec.load(out)
+        assert list(fitted.members_) == ["item"] and fitted.blend_weight_ == 1.0
+        assert fitted.predict([0, 1], [0, 1]).shape == (2,)
 
 
 @pytest.mark.slow
