@@ -207,6 +207,9 @@ class ImplicitRBM:
         from them on demand).
     history_ : list of dict
         Per-epoch metrics from the trainer.
+    n_models_ : int
+        Models actually trained: ``n_models``, or fewer when Ctrl-C (KeyboardInterrupt)
+        ended the fit early (the members trained so far are kept; ``interrupted_`` is True).
     """
 
     def __init__(
@@ -392,6 +395,7 @@ class ImplicitRBM:
         self.batch_size_ = config.batch_size
         rng = seed_generator(self.random_state)
         parts, history, best = [], [], []
+        self.interrupted_ = False
         for m in range(self.n_models):
             # one random stream for all members, so n_models=1 is the plain single model
             W, b, c, result = self._train_one(X, valid, config, rng)
@@ -401,7 +405,14 @@ class ImplicitRBM:
             else:
                 history += result.history
             best.append(result.best_epoch)
-        if self.n_models == 1:
+            if result.interrupted:
+                # Ctrl-C ends the whole fit, not just this member: keep the members so far.
+                self.interrupted_ = True
+                if m + 1 < self.n_models:
+                    log.warning("fit interrupted: keeping %d of %d models", m + 1, self.n_models)
+                break
+        self.n_models_ = len(parts)
+        if len(parts) == 1:
             W, b, c = parts[0]
         else:
             W = np.ascontiguousarray(np.hstack([p[0] for p in parts]))
@@ -609,7 +620,7 @@ class ImplicitRBM:
         draws = self._draws(X.indptr, rows)
         with num_threads(self.num_threads), _one_blas_thread():
             return _logits(
-                X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models, draws
+                X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models_, draws
             )
 
     def recommend(
@@ -717,7 +728,7 @@ class ImplicitRBM:
                     self.hidden_bias_,
                     1.0 + float(self.popularity_weight),
                     _row_scale(src.indptr, rows, float(self.length_norm), self.length_ref_),
-                    self.n_models,
+                    self.n_models_,
                     self._draws(src.indptr, rows),
                 )
                 if filter_already_liked_items:
@@ -813,6 +824,7 @@ class ImplicitRBM:
             "params": params,
             "n_users": int(X.shape[0]),
             "length_ref": float(self.length_ref_),
+            "n_models_fitted": int(self.n_models_),
             "history": self.history_,
         }
         return arrays, meta
@@ -841,6 +853,10 @@ class ImplicitRBM:
         model.weights_, model.visible_bias_, model.hidden_bias_ = W, b, c
         model.user_items_ = X
         model.length_ref_ = float(meta.get("length_ref", 1.0))
+        # files written before interrupted fits kept fewer members hold all n_models
+        model.n_models_ = int(meta.get("n_models_fitted", model.n_models))
+        if W.shape[1] % model.n_models_:
+            raise ValueError("hidden units are not a whole number of models")
         model.history_ = list(meta.get("history", []))
         return model
 

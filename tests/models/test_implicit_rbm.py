@@ -751,3 +751,35 @@ def test_default_batch_gives_every_epoch_fifty_updates(planted_data):
     assert ImplicitRBM(**{**quick, "batch_size": 7}).fit(train).batch_size_ == 7
     big = sp.random(6400, 40, density=0.05, format="csr", random_state=1)
     assert ImplicitRBM(**{**quick, "n_hidden": 3}).fit(big).batch_size_ == 64  # 100 updates
+
+
+def test_ctrl_c_ends_the_whole_fit_and_keeps_the_members(planted_data, monkeypatch, tmp_path):
+    """KeyboardInterrupt in member 1 of n_models=2 must not start member 2 (an interactive
+    Ctrl-C would otherwise only skip to the next model) and the kept model scores as one RBM."""
+    import rbmrec.models.implicit as mod
+
+    train, _, _, _ = planted_data
+    real_train = mod.train
+
+    def interrupted_train(params, step, n_rows, config, rng, **kw):
+        def ctrl_c(epoch, metrics):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+        config.callbacks = (ctrl_c,)
+        return real_train(params, step, n_rows, config, rng, **kw)
+
+    monkeypatch.setattr(mod, "train", interrupted_train)
+    m = ImplicitRBM(**{**FAST, "n_models": 2}).fit(train)
+    monkeypatch.setattr(mod, "train", real_train)
+    assert m.interrupted_ and m.n_models_ == 1
+    assert len(m.history_) == 3 and {h["model"] for h in m.history_} == {0.0}
+    assert m.weights_.shape[1] == FAST["n_hidden"]
+    one = ImplicitRBM(**{**FAST, "n_models": 1, "n_epochs": 3}).fit(train)
+    users = np.arange(train.shape[0])
+    np.testing.assert_allclose(m.recommend(users, train)[1], one.recommend(users, train)[1],
+                               rtol=1e-5)  # fmt: skip
+    m.save(tmp_path / "m.npz")
+    again = rbmrec.load(tmp_path / "m.npz")
+    assert again.n_models_ == 1
+    np.testing.assert_array_equal(again.recommend(users, train)[0], m.recommend(users, train)[0])
