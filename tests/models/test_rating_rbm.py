@@ -661,3 +661,33 @@ def test_both_interrupted_in_second_member_keeps_both():
     assert m.interrupted_ and set(m.members_) == {"item", "user"}
     assert 0.0 <= m.blend_weight_ <= 1.0
     assert 1 <= sum(h["member"] == "user" for h in m.history_) < 5  # stopped early
+
+
+def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
+    """A SIGINT landing while a numba kernel calls back into Python surfaces as SystemError
+    caused by KeyboardInterrupt; training must still stop cleanly with a usable model."""
+    import rbmrec.models.rating as rating
+
+    X, _, _ = planted(n_users=60, n_items=20)
+    calls = {"n": 0}
+    real = rating.K.softmax_cd_phases
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise SystemError("returned a result with an exception set") from exc
+        return real(*args)
+
+    monkeypatch.setattr(rating.K, "softmax_cd_phases", flaky)
+    m = RatingRBM(n_hidden=4, n_epochs=50, batch_size=10, orientation="item",
+                  random_state=0, num_threads=1).fit(X)  # fmt: skip
+    assert m.interrupted_ and 1 <= len(m.history_) < 50
+    assert np.all(np.isfinite(m.predict(*X.nonzero())))
+    # Other SystemErrors are not swallowed.
+    monkeypatch.setattr(rating.K, "softmax_cd_phases", lambda *a: (_ for _ in ()).throw(
+        SystemError("a real failure")))  # fmt: skip
+    with pytest.raises(SystemError, match="real failure"):
+        RatingRBM(n_hidden=4, n_epochs=2, orientation="item", num_threads=1).fit(X)
