@@ -76,7 +76,7 @@ class RatingRBM:
     differently, and combining the two gains more than any single-model setting.
     Validation RMSE (5% carved from each training part, never the test ratings;
     ``benchmarks/README.md``), conditional I-RBM alone -> ``RatingRBM()``: ML-1M
-    0.8564 -> 0.8423 (mean over 3 90/10 splits); ML-100K u1..u5 0.9012 ->
+    0.8546 -> 0.8411 (mean over 5 90/10 splits); ML-100K u1..u5 0.9012 ->
     0.8907 (0.8914 when the three mixing parameters are cross-validated instead of fitted
     on the same ratings). The hyperparameters shared by
     the members (conditional RBM, 500 hidden units, learning rate decaying by 5% per epoch,
