@@ -124,7 +124,10 @@ def _build(name: str, args: Any) -> Any:
     if name == "rating-rbm-topn":
         # 20 epochs: the validation-best epoch count of the default RatingRBM on ML-1M
         # (benchmarks/README.md, rating section); no validation part is passed at test time.
+        # The item-based RBM the README row was measured with (RatingRBM's default became
+        # orientation="both", whose mixture weight needs validation data, not passed here).
         return rbmrec.RatingRBM(
+            orientation="item",
             recommend_score="p_high",
             n_epochs=args.rating_epochs,
             random_state=args.seed,

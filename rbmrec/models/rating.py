@@ -22,6 +22,7 @@ from rbmrec.models._common import (
     check_csr,
     check_fitted,
     check_int,
+    epoch_batch,
     num_threads,
     seed_generator,
 )
@@ -286,9 +287,7 @@ class RatingRBM:
 
     def _batch_for(self, n_rows: int) -> int:
         """The mini-batch size used on ``n_rows`` training rows."""
-        if self.batch_size is not None:
-            return self.batch_size  # validated with the other loop settings
-        return max(1, min(self._DEFAULT_BATCH, -(-n_rows // self._MIN_UPDATES)))
+        return epoch_batch(self.batch_size, n_rows, self._DEFAULT_BATCH, self._MIN_UPDATES)
 
     def _config(self, n_rows: int | None = None) -> TrainerConfig:
         return TrainerConfig(
