@@ -314,6 +314,20 @@ class RatingRBM:
             )
         return X
 
+    def _check_fit_input(
+        self, user_items: Any, validation: Any
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+        """Checked ``fit`` ratings and validation ratings (same shape), or clear errors."""
+        X = self._check_ratings("user_items", user_items)
+        V = None
+        if validation is not None:
+            V = self._check_ratings("validation", validation, allow_empty=True)
+            if V.shape != X.shape:
+                raise DataError(
+                    f"validation has shape {V.shape} but user_items has shape {X.shape}"
+                )
+        return X, V
+
     # ------------------------------------------------------------------ layout helpers
     def _orient(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """users x items -> rows x groups of the RBM (transposed in item orientation)."""
@@ -377,7 +391,7 @@ class RatingRBM:
         if self.orientation == "both":
             return self._fit_both(user_items, validation, known_pairs)
         self.members_ = None
-        X = self._check_ratings("user_items", user_items)
+        X, V = self._check_fit_input(user_items, validation)
         self.values_ = np.unique(X.data)
         if self.visible == "gaussian":
             if not np.all(np.isfinite(X.data)):
@@ -394,13 +408,6 @@ class RatingRBM:
         if self.visible == "softmax" and len(self.values_) < 2:
             raise DataError("user_items needs at least two distinct rating values to learn from")
         self.n_users_, self.n_items_ = X.shape
-        V = None
-        if validation is not None:
-            V = self._check_ratings("validation", validation, allow_empty=True)
-            if V.shape != X.shape:
-                raise DataError(
-                    f"validation has shape {V.shape} but user_items has shape {X.shape}"
-                )
         if known_pairs is not None:
             if not self.conditional:
                 raise ValueError("known_pairs is only used by the conditional model")
@@ -564,14 +571,7 @@ class RatingRBM:
         known_pairs: sp.spmatrix | None,
     ) -> RatingRBM:
         """Fit the item- and the user-based member, then the mixing weight on validation."""
-        X = self._check_ratings("user_items", user_items)  # clear errors before any training
-        V = None
-        if validation is not None:
-            V = self._check_ratings("validation", validation, allow_empty=True)
-            if V.shape != X.shape:
-                raise DataError(
-                    f"validation has shape {V.shape} but user_items has shape {X.shape}"
-                )
+        X, V = self._check_fit_input(user_items, validation)  # errors before any training
         seeds = _spawn(self.random_state, len(_MEMBERS))
         t0 = time.perf_counter()
         members: dict[str, RatingRBM] = {}
