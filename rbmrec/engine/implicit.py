@@ -386,24 +386,7 @@ def mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, row_scale=None):
     v : float array, shape (n_batch, n_items)
         The final mean-field reconstruction.
     """
-    s = None if row_scale is None else row_scale.astype(W.dtype)[:, None]
-    h = hs
-    v = None
-    for step in range(k):
-        v = h @ W.T
-        if s is not None:
-            v *= s
-        sigmoid_affine_rows(v, b)
-        h = v @ W
-        if s is not None:
-            h *= s
-        sigmoid_affine_rows(h, c)
-        if step < k - 1:
-            h = sample_bernoulli_rows(h, states)
-    gW -= v.T @ (h if s is None else h * s)
-    gb -= v.sum(axis=0, dtype=np.float64).astype(gb.dtype)
-    gc -= h.sum(axis=0, dtype=np.float64).astype(gc.dtype)
-    return v
+    return _mean_field_chain(hs, W, b, c, k, states, gW, gb, gc, row_scale, None)
 
 
 def softmax_mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, n_draws, row_scale=None):
@@ -438,24 +421,43 @@ def softmax_mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, n_draws, row
     v : float array, shape (n_batch, n_items)
         The final mean-field reconstruction (expected counts; row ``r`` sums to ``D_r``).
     """
-    s = None if row_scale is None else row_scale.astype(W.dtype)[:, None]
     d = np.ascontiguousarray(n_draws, dtype=np.float64)
+    return _mean_field_chain(hs, W, b, c, k, states, gW, gb, gc, row_scale, d)
+
+
+def _mean_field_chain(hs, W, b, c, k, states, gW, gb, gc, row_scale, n_draws):
+    """The Gibbs loop and negative statistics shared by both mean-field negative phases.
+
+    ``n_draws`` None: Bernoulli visibles (``sigmoid``, hidden bias ``c``, statistic
+    ``sum h``); float64 (n_batch,): replicated softmax (``D * softmax``, hidden bias
+    ``D c``, statistic ``sum D h``).
+    """
+    s = None if row_scale is None else row_scale.astype(W.dtype)[:, None]
     h = hs
     v = None
     for step in range(k):
         v = h @ W.T
         if s is not None:
             v *= s
-        softmax_affine_rows(v, b, d)
+        if n_draws is None:
+            sigmoid_affine_rows(v, b)
+        else:
+            softmax_affine_rows(v, b, n_draws)
         h = v @ W
         if s is not None:
             h *= s
-        sigmoid_scaled_bias_rows(h, c, d)
+        if n_draws is None:
+            sigmoid_affine_rows(h, c)
+        else:
+            sigmoid_scaled_bias_rows(h, c, n_draws)
         if step < k - 1:
             h = sample_bernoulli_rows(h, states)
     gW -= v.T @ (h if s is None else h * s)
     gb -= v.sum(axis=0, dtype=np.float64).astype(gb.dtype)
-    gc -= (d @ h.astype(np.float64)).astype(gc.dtype)
+    if n_draws is None:
+        gc -= h.sum(axis=0, dtype=np.float64).astype(gc.dtype)
+    else:
+        gc -= (n_draws @ h.astype(np.float64)).astype(gc.dtype)
     return v
 
 
