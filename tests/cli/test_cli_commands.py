@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,15 +135,20 @@ def test_recommend_unknown_user_exit_2(work: Path, rating_model: Path) -> None:
     assert "--ratings" in res.stderr
 
 
-@pytest.mark.parametrize("which", ["rating", "implicit"])
-def test_recommend_fold_in_new_user(work: Path, which: str, request) -> None:
-    model = request.getfixturevalue(f"{which}_model")
+def _fold_in_top3(model: Path, work: Path) -> tuple[Any, list[dict]]:
+    """`recommend --user newbie --ratings new_user.csv -n 3 --json`: the run and its list."""
     res = run(
         "recommend", "--model", str(model), "--user", "newbie", "--ratings", "new_user.csv",
         "-n", "3", "--json", cwd=work,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    recs = json.loads(res.stdout[res.stdout.index("{") :])["recommendations"]
+    return res, json.loads(res.stdout[res.stdout.index("{") :])["recommendations"]
+
+
+@pytest.mark.parametrize("which", ["rating", "implicit"])
+def test_recommend_fold_in_new_user(work: Path, which: str, request) -> None:
+    model = request.getfixturevalue(f"{which}_model")
+    res, recs = _fold_in_top3(model, work)
     assert len(recs) == 3
     assert not {100, 101} & {r["item_id"] for r in recs}
     assert "999" in res.stdout  # the unknown item is reported, not fatal
@@ -157,12 +163,7 @@ def test_fold_in_with_the_default_both_model(work: Path) -> None:
     assert res.returncode == 0, res.stderr
     model = rbmrec.load(out)
     assert model.orientation == "both" and set(model.members_) == {"item", "user"}
-    res = run(
-        "recommend", "--model", str(out), "--user", "newbie", "--ratings", "new_user.csv",
-        "-n", "3", "--json", cwd=work,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    recs = json.loads(res.stdout[res.stdout.index("{") :])["recommendations"]
+    _, recs = _fold_in_top3(out, work)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
     res = run("recommend", "--model", str(out), "--user", "u3", "-n", "4", "--json", cwd=work)
     assert res.returncode == 0, res.stderr
