@@ -43,13 +43,19 @@ def row_states(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
+def _mix64(z):
+    """SplitMix64's output function of the state ``z`` (uint64)."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
 def next_u64(states, r):
     """Advance ``states[r]`` and return the next 64-bit output."""
     z = states[r] + _GOLDEN
     states[r] = z
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+    return _mix64(z)
 
 
 @njit(cache=True, inline="always")
@@ -60,11 +66,7 @@ def stream_uniform(key, n):
     stream can be computed directly: kernels that visit a row's entries in another order
     (or from several threads) still give entry ``n`` the same number as a sequential stream.
     """
-    z = key + np.uint64(n + 1) * _GOLDEN
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return float(z >> _S11) * _INV53
+    return float(_mix64(key + np.uint64(n + 1) * _GOLDEN) >> _S11) * _INV53
 
 
 @njit(cache=True, inline="always")
