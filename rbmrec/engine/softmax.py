@@ -311,16 +311,12 @@ def _cd_chains(
     # Positive phase: p(h | v_data).
     _scatter_hidden(x, base, W, gitem, grow, gent, levels_b, vneg, False, bounds, acc)
     _sigmoid_rows(x, hpos)
-    cur = np.empty(nnz_b, dtype=np.int8)
     if use_chain:
-        for r in range(n_batch):
-            u = rows[r]
-            for t in range(indptr[u + 1] - indptr[u]):
-                cur[off[r] + t] = chain_levels[indptr[u] + t]
+        cur = _gather_levels(indptr, chain_levels, rows, off)
         _scatter_hidden(x, base, W, gitem, grow, gent, cur, vneg, False, bounds, acc)
         _sigmoid_rows(x, hneg)
     else:
-        cur[:] = levels_b
+        cur = levels_b.copy()
         hneg[:] = hpos
     hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
     keys = np.empty(n_batch, dtype=np.uint64)
