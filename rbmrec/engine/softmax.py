@@ -163,12 +163,14 @@ def _batch_offsets(indptr, rows):
 
 
 @njit(cache=True)
-def _group_entries(indptr, indices, rows, off, n_visible):
+def _group_entries(indptr, indices, levels, rows, off, n_visible):
     """Counting sort of the batch entries by visible group.
 
-    Returns ``(gptr, grow, gent)``: entries of group ``i`` are ``gent[gptr[i]:gptr[i+1]]``
-    (positions in the concatenated batch entries), from batch rows ``grow[...]``, in batch
-    order, so the per-group sums below always add in the same order.
+    Returns ``(gptr, gitem, grow, gent, levels_b)``: entries of group ``i`` are
+    ``gent[gptr[i]:gptr[i+1]]`` (positions in the concatenated batch entries), from batch rows
+    ``grow[...]``, in batch order, so the per-group sums below always add in the same order;
+    ``gitem[e]`` is the group of sorted entry ``e`` and ``levels_b[q]`` the level of batch
+    entry ``q`` (both filled in the same pass).
     """
     n_batch = rows.shape[0]
     nnz = off[n_batch]
@@ -180,18 +182,23 @@ def _group_entries(indptr, indices, rows, off, n_visible):
     for i in range(n_visible):
         gptr[i + 1] += gptr[i]
     fill = gptr[:-1].copy()
+    gitem = np.empty(nnz, dtype=np.int64)
     grow = np.empty(nnz, dtype=np.int64)
     gent = np.empty(nnz, dtype=np.int64)
+    levels_b = np.empty(nnz, dtype=np.int8)
     for r in range(n_batch):
         u = rows[r]
         q = off[r]
         for p in range(indptr[u], indptr[u + 1]):
             i = indices[p]
-            grow[fill[i]] = r
-            gent[fill[i]] = q
-            fill[i] += 1
+            f = fill[i]
+            gitem[f] = i
+            grow[f] = r
+            gent[f] = q
+            fill[i] = f + 1
+            levels_b[q] = levels[p]
             q += 1
-    return gptr, grow, gent
+    return gptr, gitem, grow, gent, levels_b
 
 
 #: Parallel tasks of the item-major scatters in :func:`_cd_chains`: the batch's entries (in
@@ -217,33 +224,28 @@ def _task_bounds(n_ent):
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
-def _scatter_hidden(x, base, W, gitem, grow, gent, lv, probs, use_probs, bounds, acc):
-    """x[r] = base[r] + the weight rows of row r's entries, visiting the batch item by item.
+def _scatter_levels(W, gitem, grow, gent, lv, bounds, acc):
+    """acc[t, r] = sum of ``W[i, lv[q]]`` over task t's entries of row r (item by item).
 
     Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
-    and is reused for every row that observes ``i``. ``use_probs``: add
-    ``sum_k probs[q, k] W[i, k]`` (mean field) instead of ``W[i, lv[q]]``. ``acc``
-    (_N_TASKS, n_batch, n_hidden) is scratch.
+    and is reused for every row that observes ``i``. ``acc`` (_N_TASKS, n_batch, n_hidden)
+    is overwritten; :func:`_reduce_tasks` adds the tasks.
     """
-    n_batch, n_hidden = x.shape
-    n_levels = W.shape[1]
+    n_hidden = W.shape[2]
     for t in prange(_N_TASKS):
         a = acc[t]
         a[:] = 0.0
         for e in range(bounds[t], bounds[t + 1]):
-            i = gitem[e]
             ar = a[grow[e]]
-            q = gent[e]
-            if use_probs:
-                for k in range(n_levels):
-                    pk = probs[q, k]
-                    wk = W[i, k]
-                    for j in range(n_hidden):
-                        ar[j] += pk * wk[j]
-            else:
-                wk = W[i, lv[q]]
-                for j in range(n_hidden):
-                    ar[j] += wk[j]
+            wk = W[gitem[e], lv[gent[e]]]
+            for j in range(n_hidden):
+                ar[j] += wk[j]
+
+
+@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+def _reduce_tasks(x, base, acc):
+    """``x[r] = base[r] + sum_t acc[t, r]``, tasks added in order (thread-count independent)."""
+    n_batch, n_hidden = x.shape
     for r in prange(n_batch):
         for j in range(n_hidden):
             v = base[r, j]
@@ -254,52 +256,73 @@ def _scatter_hidden(x, base, W, gitem, grow, gent, lv, probs, use_probs, bounds,
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
 def _visible_step(
-    W, b, hs, gitem, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last,
+    W, b, hs, gitem, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
+    onehot, bounds, acc,
 ):  # fmt: skip
-    """p(v_i | h) of every batch entry (item by item), optional level draws, recon error.
+    """One visible half-step of every batch entry, fused with the next hidden input.
 
-    Entry ``q`` of row ``r`` (``t = q - off[r]``-th of the row) draws its level from
-    ``stream_uniform(keys[r], t)``, so draws do not depend on the visiting order.
+    Item by item within each of the ``_N_TASKS`` runs of entries: p(v_i | h) of the entry,
+    optionally its level draw, the reconstruction error (``last``), and its contribution to
+    the next hidden pre-activation in ``acc[t]`` (``sum_k probs[q, k] W[i, k]`` when
+    ``mean_field``, else ``W[i, cur[q]]``), while ``W[i]`` is still in cache. ``onehot``:
+    replace ``probs[q]`` by the one-hot of ``cur[q]`` afterwards. Entry ``q`` of row ``r``
+    (the ``q - off[r]``-th of the row) draws from ``stream_uniform(keys[r], q - off[r])``, so
+    draws do not depend on the visiting order.
     """
     n_levels = W.shape[1]
-    n_ent = gitem.shape[0]
-    for e in prange(n_ent):
-        i = gitem[e]
-        r = grow[e]
-        q = gent[e]
-        _visible_softmax(i, hs[r], W, b, probs[q])
-        if draw:
-            cur[q] = _draw_level(probs[q], stream_uniform(keys[r], q - off[r]))
-        if last:
-            m = 0.0
-            for kk in range(n_levels):
-                m += kk * probs[q, kk]
-            d = m - lv_data[q]
-            sqe[q] = d * d
+    n_hidden = W.shape[2]
+    for t in prange(_N_TASKS):
+        a = acc[t]
+        a[:] = 0.0
+        for e in range(bounds[t], bounds[t + 1]):
+            i = gitem[e]
+            r = grow[e]
+            q = gent[e]
+            pq = probs[q]
+            _visible_softmax(i, hs[r], W, b, pq)
+            if draw:
+                cur[q] = _draw_level(pq, stream_uniform(keys[r], q - off[r]))
+            if last:
+                m = 0.0
+                for kk in range(n_levels):
+                    m += kk * pq[kk]
+                d = m - lv_data[q]
+                sqe[q] = d * d
+            ar = a[r]
+            if mean_field:
+                for k in range(n_levels):
+                    pk = pq[k]
+                    wk = W[i, k]
+                    for j in range(n_hidden):
+                        ar[j] += pk * wk[j]
+            else:
+                wk = W[i, cur[q]]
+                for j in range(n_hidden):
+                    ar[j] += wk[j]
+            if onehot:
+                for kk in range(n_levels):
+                    pq[kk] = 0.0
+                pq[cur[q]] = 1.0
 
 
 @njit(cache=True)
 def _cd_chains(
-    indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
-    use_chain, neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon,
+    indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain, neg_mode,
+    off, gitem, grow, gent, levels_b, vneg, hpos, hneg, recon,
 ):  # fmt: skip
     """Both phases of every batch row; fills hpos, vneg, hneg, recon (and the chains).
 
-    Item-major: the batch's entries are visited grouped by visible group (``gptr``, ``grow``,
-    ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory once per
-    mini-batch instead of once per rating. Random numbers: row ``r`` samples its hidden
-    units from ``states[r]`` in unit order, then draws one 64-bit key per Gibbs step from the
-    same stream; its ``t``-th entry's level is output ``t`` of a SplitMix64 stream seeded at
-    that key (:func:`rbmrec.engine._random.stream_uniform`).
+    Item-major: the batch's entries are visited grouped by visible group (``gitem``,
+    ``grow``, ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
+    once per phase of a mini-batch instead of once per rating, and each visible step also
+    accumulates the next hidden input while ``W[i]`` is in cache. Random numbers: row ``r``
+    samples its hidden units from ``states[r]`` in unit order, then draws one 64-bit key per
+    Gibbs step from the same stream; its ``t``-th entry's level is output ``t`` of a
+    SplitMix64 stream seeded at that key (:func:`rbmrec.engine._random.stream_uniform`).
     """
     n_batch = rows.shape[0]
     n_hidden = W.shape[2]
-    n_levels = W.shape[1]
     nnz_b = off[n_batch]
-    gitem = np.empty(nnz_b, dtype=np.int64)
-    for i in range(gptr.shape[0] - 1):
-        for e in range(gptr[i], gptr[i + 1]):
-            gitem[e] = i
     base = np.empty((n_batch, n_hidden), dtype=W.dtype)
     has_off = hidden_offset.shape[0] > 0
     for r in range(n_batch):
@@ -309,11 +332,13 @@ def _cd_chains(
     acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
     bounds = _task_bounds(nnz_b)
     # Positive phase: p(h | v_data).
-    _scatter_hidden(x, base, W, gitem, grow, gent, levels_b, vneg, False, bounds, acc)
+    _scatter_levels(W, gitem, grow, gent, levels_b, bounds, acc)
+    _reduce_tasks(x, base, acc)
     _sigmoid_rows(x, hpos)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
-        _scatter_hidden(x, base, W, gitem, grow, gent, cur, vneg, False, bounds, acc)
+        _scatter_levels(W, gitem, grow, gent, cur, bounds, acc)
+        _reduce_tasks(x, base, acc)
         _sigmoid_rows(x, hneg)
     else:
         cur = levels_b.copy()
@@ -328,14 +353,10 @@ def _cd_chains(
         # Mean-field CD without a chain discards the last draw: skip it.
         draw = not (mean_field and not use_chain)
         _visible_step(
-            W, b, hs, gitem, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last
-        )
-        if last and not mean_field:
-            for q in range(nnz_b):
-                for kk in range(n_levels):
-                    vneg[q, kk] = 0.0
-                vneg[q, cur[q]] = 1.0
-        _scatter_hidden(x, base, W, gitem, grow, gent, cur, vneg, mean_field, bounds, acc)
+            W, b, hs, gitem, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
+            mean_field, last and not mean_field, bounds, acc,
+        )  # fmt: skip
+        _reduce_tasks(x, base, acc)
         _sigmoid_rows(x, hneg)
     for r in range(n_batch):
         s = 0.0
@@ -436,6 +457,20 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
                     W[i, k, j] += vt
 
 
+@njit(cache=True, parallel=True)
+def _bias_statistics(gptr, gent, levels_b, vneg, gb):
+    """gb[i] = sum over group i's entries of onehot(data) - vneg (parallel over groups)."""
+    n_levels = gb.shape[1]
+    for i in prange(gb.shape[0]):
+        for k in range(n_levels):
+            gb[i, k] = 0.0
+        for e in range(gptr[i], gptr[i + 1]):
+            q = gent[e]
+            gb[i, levels_b[q]] += 1.0
+            for k in range(n_levels):
+                gb[i, k] -= vneg[q, k]
+
+
 @njit(cache=True)
 def _gather_levels(indptr, levels, rows, off):
     out = np.empty(off[-1], dtype=np.int8)
@@ -468,23 +503,14 @@ def softmax_cd_phases(
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
-    gptr, grow, gent = _group_entries(indptr, indices, rows, off, W.shape[0])
-    levels_b = _gather_levels(indptr, levels, rows, off)
+    gptr, gitem, grow, gent, levels_b = _group_entries(
+        indptr, indices, levels, rows, off, W.shape[0]
+    )
     _cd_chains(
-        indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
-        use_chain, neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon,
+        indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
+        neg_mode, off, gitem, grow, gent, levels_b, vneg, hpos, hneg, recon,
     )  # fmt: skip
-    # Visible-bias statistics, serially in batch order (cheap: n_levels per entry).
-    gb[:] = 0.0
-    for r in range(n_batch):
-        u = rows[r]
-        q = off[r]
-        for p in range(indptr[u], indptr[u + 1]):
-            i = indices[p]
-            gb[i, levels[p]] += 1.0
-            for k in range(n_levels):
-                gb[i, k] -= vneg[q, k]
-            q += 1
+    _bias_statistics(gptr, gent, levels_b, vneg, gb)
     for j in range(n_hidden):
         gc[j] = 0.0
     for r in range(n_batch):
