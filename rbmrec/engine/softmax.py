@@ -312,6 +312,8 @@ def _cd_chains(
 ):  # fmt: skip
     """Both phases of every batch row; fills hpos, vneg, hneg, recon (and the chains).
 
+    Returns the levels of the last visible step (int8, one per batch entry).
+
     Item-major: the batch's entries are visited grouped by visible group (``gitem``,
     ``grow``, ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
     once per phase of a mini-batch instead of once per rating, and each visible step also
@@ -368,6 +370,7 @@ def _cd_chains(
             u = rows[r]
             for t in range(indptr[u + 1] - indptr[u]):
                 chain_levels[indptr[u] + t] = cur[off[r] + t]
+    return cur
 
 
 @njit(cache=True, parallel=True)
@@ -391,31 +394,45 @@ def _sample_hidden(hprob, states, hs, keys):
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
-def _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, g):
-    """g (n_levels, n_hidden) = group i's weight statistics, its entries added in batch order."""
+def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g):
+    """g (n_levels, n_hidden) = group i's weight statistics, its entries added in batch order.
+
+    ``neg_levels`` (one level per batch entry) gives the one-hot negative visible states of
+    sampled CD, so each entry adds two rows without scanning ``vneg``; when it is empty
+    (mean-field negatives) every level gets ``vneg[q, k] * hneg[r]``.
+    """
     n_levels = g.shape[0]
     n_hidden = g.shape[1]
+    sampled = neg_levels.shape[0] > 0
     for k in range(n_levels):
         for j in range(n_hidden):
             g[k, j] = 0.0
     for e in range(gptr[i], gptr[i + 1]):
         r = grow[e]
         q = gent[e]
-        kd = levels_b[q]
+        gd = g[levels_b[q]]
+        hp = hpos[r]
         for j in range(n_hidden):
-            g[kd, j] += hpos[r, j]
-        for k in range(n_levels):
-            vk = vneg[q, k]
-            if vk != 0.0:
+            gd[j] += hp[j]
+        hn = hneg[r]
+        if sampled:
+            gn = g[neg_levels[q]]
+            for j in range(n_hidden):
+                gn[j] -= hn[j]
+        else:
+            for k in range(n_levels):
+                vk = vneg[q, k]
+                gk = g[k]
                 for j in range(n_hidden):
-                    g[k, j] -= vk * hneg[r, j]
+                    gk[j] -= vk * hn[j]
 
 
 @njit(cache=True, parallel=True)
-def _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW):
+def _accumulate(phases, gW):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
+    _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
     for i in prange(gW.shape[0]):
-        _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, gW[i])
+        _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, gW[i])
 
 
 #: Groups per parallel chunk of :func:`softmax_update_weights` (a constant, so the work split
@@ -430,6 +447,7 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     ``gW`` (the batch's positive minus negative statistics, see :func:`softmax_cd`) is built
     one group at a time in a small buffer and applied at once, so the full gradient array is
     never written or read: per mini-batch the weights and velocities are streamed once.
+    Groups the batch does not observe have ``gW[i] = 0`` and only decay.
 
     Parameters
     ----------
@@ -440,21 +458,25 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     scale, mom, lr_wd : float
         ``learning_rate / batch_size``, momentum and ``learning_rate * weight_decay``.
     """
-    _, hpos, hneg, vneg, gptr, grow, gent, levels_b = phases
-    n_visible = W.shape[0]
+    _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
+    n_visible, n_levels, n_hidden = W.shape
     n_chunks = (n_visible + _GROUP_CHUNK - 1) // _GROUP_CHUNK
     for ch in prange(n_chunks):
-        g = np.empty((W.shape[1], W.shape[2]), dtype=W.dtype)
+        g = np.empty((n_levels, n_hidden), dtype=W.dtype)
         for i in range(ch * _GROUP_CHUNK, min(n_visible, (ch + 1) * _GROUP_CHUNK)):
-            touched = gptr[i + 1] > gptr[i]
-            if touched:
-                _group_gradient(i, levels_b, gptr, grow, gent, hpos, hneg, vneg, g)
-            for k in range(W.shape[1]):
-                for j in range(W.shape[2]):
-                    gk = g[k, j] if touched else 0.0
-                    vt = mom * vW[i, k, j] + scale * gk - lr_wd * W[i, k, j]
-                    vW[i, k, j] = vt
-                    W[i, k, j] += vt
+            if gptr[i + 1] > gptr[i]:
+                _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g)
+                for k in range(n_levels):
+                    for j in range(n_hidden):
+                        vt = mom * vW[i, k, j] + scale * g[k, j] - lr_wd * W[i, k, j]
+                        vW[i, k, j] = vt
+                        W[i, k, j] += vt
+            else:
+                for k in range(n_levels):
+                    for j in range(n_hidden):
+                        vt = mom * vW[i, k, j] - lr_wd * W[i, k, j]
+                        vW[i, k, j] = vt
+                        W[i, k, j] += vt
 
 
 @njit(cache=True, parallel=True)
@@ -491,8 +513,9 @@ def softmax_cd_phases(
     """The chains of :func:`softmax_cd` and the small statistics, without the weight statistics.
 
     Same arguments as :func:`softmax_cd` minus ``gW``. Fills ``gb``, ``gc`` and ``h_diff``
-    and returns ``(stats, hpos, hneg, vneg, gptr, grow, gent, levels_b)``: ``stats`` as
-    returned by :func:`softmax_cd`, then what :func:`softmax_update_weights` needs.
+    and returns ``(stats, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels)``:
+    ``stats`` as returned by :func:`softmax_cd`, then what :func:`softmax_update_weights`
+    needs (``neg_levels``: the sampled negative levels, empty for mean-field negatives).
     """
     n_batch = rows.shape[0]
     n_hidden = c.shape[0]
@@ -506,10 +529,12 @@ def softmax_cd_phases(
     gptr, gitem, grow, gent, levels_b = _group_entries(
         indptr, indices, levels, rows, off, W.shape[0]
     )
-    _cd_chains(
+    cur = _cd_chains(
         indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
         neg_mode, off, gitem, grow, gent, levels_b, vneg, hpos, hneg, recon,
     )  # fmt: skip
+    # Sampled negatives are one-hot: their levels let the weight statistics skip vneg.
+    neg_levels = cur if neg_mode == NEG_SAMPLE else cur[:0]
     _bias_statistics(gptr, gent, levels_b, vneg, gb)
     for j in range(n_hidden):
         gc[j] = 0.0
@@ -521,7 +546,7 @@ def softmax_cd_phases(
     stats = np.empty(2, dtype=np.float64)
     stats[0] = recon.sum()
     stats[1] = nnz_b
-    return stats, hpos, hneg, vneg, gptr, grow, gent, levels_b
+    return stats, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels
 
 
 @njit(cache=True)
@@ -571,9 +596,8 @@ def softmax_cd(
         indptr, indices, levels, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels,
         use_chain, gb, gc, h_diff, neg_mode,
     )  # fmt: skip
-    stats, hpos, hneg, vneg, gptr, grow, gent, levels_b = phases
-    _accumulate(levels_b, gptr, grow, gent, hpos, hneg, vneg, gW)
-    return stats
+    _accumulate(phases, gW)
+    return phases[0]
 
 
 @njit(cache=True, parallel=True)
