@@ -120,6 +120,27 @@ def _visible_softmax(i, h, W, b, probs):
     """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
+    if n_levels == 5:
+        # The 1-5 star scale: one pass over the hidden units with five accumulators instead
+        # of five dot products (each with its own horizontal sum): ~20% faster.
+        w = W[i]
+        a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
+        for j in range(n_hidden):
+            hj = h[j]
+            a0 += w[0, j] * hj
+            a1 += w[1, j] * hj
+            a2 += w[2, j] * hj
+            a3 += w[3, j] * hj
+            a4 += w[4, j] * hj
+        probs[0], probs[1], probs[2], probs[3], probs[4] = a0, a1, a2, a3, a4
+        x0, x1, x2, x3, x4 = probs[0], probs[1], probs[2], probs[3], probs[4]  # probs' dtype
+        top = max(x0, x1, x2, x3, x4)
+        e0, e1, e2 = np.exp(x0 - top), np.exp(x1 - top), np.exp(x2 - top)
+        e3, e4 = np.exp(x3 - top), np.exp(x4 - top)
+        total = e0 + e1 + e2 + e3 + e4
+        probs[0], probs[1], probs[2] = e0 / total, e1 / total, e2 / total
+        probs[3], probs[4] = e3 / total, e4 / total
+        return
     for k in range(n_levels):
         a = b[i, k]
         for j in range(n_hidden):
@@ -289,7 +310,13 @@ def _visible_step(
                 d = m - lv_data[q]
                 sqe[q] = d * d
             ar = a[r]
-            if mean_field:
+            if mean_field and n_levels == 5:
+                w = W[i]
+                p0, p1, p2, p3, p4 = pq[0], pq[1], pq[2], pq[3], pq[4]
+                for j in range(n_hidden):
+                    s = p0 * w[0, j] + p1 * w[1, j] + p2 * w[2, j] + p3 * w[3, j]
+                    ar[j] += s + p4 * w[4, j]
+            elif mean_field:
                 for k in range(n_levels):
                     pk = pq[k]
                     wk = W[i, k]

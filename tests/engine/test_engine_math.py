@@ -160,9 +160,14 @@ def test_hidden_conditional_is_a_ratio_of_joint_probabilities(family):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("family", ["bernoulli", "softmax"])
+@pytest.mark.parametrize("family", ["bernoulli", "softmax", "softmax-5"])
 def test_visible_conditional_is_a_ratio_of_joint_probabilities(family):
-    W, b, c, _ = _params(family)
+    W, b, c, _ = _params(family.split("-")[0])
+    NL = W.shape[1]
+    if family == "softmax-5":  # 5 levels take the kernels' unrolled 1-5 star path
+        family, NL = "softmax", 5
+        rng = np.random.default_rng(8)
+        W, b = rng.normal(0, 1, (NG, NL, NH)), rng.normal(0, 1, (NG, NL))
     V = E.visible_states(family, W)
     H = E.binary_states(NH)
     logj = -E.energy(family, V, H, W, b, c)  # (n_v, n_h)
