@@ -187,11 +187,10 @@ def _batch_offsets(indptr, rows):
 def _group_entries(indptr, indices, levels, rows, off, n_visible):
     """Counting sort of the batch entries by visible group.
 
-    Returns ``(gptr, gitem, grow, gent, levels_b)``: entries of group ``i`` are
-    ``gent[gptr[i]:gptr[i+1]]`` (positions in the concatenated batch entries), from batch rows
-    ``grow[...]``, in batch order, so the per-group sums below always add in the same order;
-    ``gitem[e]`` is the group of sorted entry ``e`` and ``levels_b[q]`` the level of batch
-    entry ``q`` (both filled in the same pass).
+    Returns ``(gptr, grow, gent, levels_b)``: entries of group ``i`` are
+    ``gent[gptr[i]:gptr[i+1]]`` (positions in the concatenated batch entries, int32), from
+    batch rows ``grow[...]`` (int32), in batch order, so the per-group sums below always add
+    in the same order; ``levels_b[q]`` is the level of batch entry ``q`` (same pass).
     """
     n_batch = rows.shape[0]
     nnz = off[n_batch]
@@ -203,50 +202,52 @@ def _group_entries(indptr, indices, levels, rows, off, n_visible):
     for i in range(n_visible):
         gptr[i + 1] += gptr[i]
     fill = gptr[:-1].copy()
-    gitem = np.empty(nnz, dtype=np.int64)
-    grow = np.empty(nnz, dtype=np.int64)
-    gent = np.empty(nnz, dtype=np.int64)
+    grow = np.empty(nnz, dtype=np.int32)
+    gent = np.empty(nnz, dtype=np.int32)
     levels_b = np.empty(nnz, dtype=np.int8)
     for r in range(n_batch):
         u = rows[r]
         q = off[r]
         for p in range(indptr[u], indptr[u + 1]):
-            i = indices[p]
-            f = fill[i]
-            gitem[f] = i
+            f = fill[indices[p]]
             grow[f] = r
             gent[f] = q
-            fill[i] = f + 1
+            fill[indices[p]] = f + 1
             levels_b[q] = levels[p]
             q += 1
-    return gptr, gitem, grow, gent, levels_b
+    return gptr, grow, gent, levels_b
 
 
-#: Parallel tasks of the item-major scatters in :func:`_cd_chains`: the batch's entries (in
-#: item order) are cut into this many runs of about equal size, each summed into its own
-#: buffer; the buffers are then added in task order. A constant, so every sum adds its terms
-#: in the same order whatever the thread count.
+#: Parallel tasks of the item-major passes in :func:`_cd_chains`: the visible groups are cut
+#: into this many runs holding about equal numbers of the batch's entries; each task sums
+#: the hidden inputs of its run into its own buffer, and the buffers are then added in task
+#: order. A constant, so every sum adds its terms in the same order whatever the thread
+#: count.
 _N_TASKS = 8
 
 
 @njit(cache=True)
-def _task_bounds(n_ent):
-    """Bounds of the scatter tasks' runs of entries: ``_N_TASKS`` equal cuts of ``n_ent``.
-
-    Returns int64 (_N_TASKS + 1,). A run may split one item's entries between two tasks:
-    each task sums into its own buffer, so that costs one extra read of ``W[i]``, not a race.
-    """
-    bounds = np.empty(_N_TASKS + 1, dtype=np.int64)
-    bounds[0] = 0
+def _task_groups(gptr):
+    """Group bounds of the tasks, int64 (_N_TASKS + 1,): task ``t`` takes groups
+    ``[tg[t], tg[t+1])``, cut at the first group boundary at or after ``t / _N_TASKS`` of the
+    entries. No group is split, so per-group sums need no synchronisation."""
+    n_groups = gptr.shape[0] - 1
+    n_ent = gptr[n_groups]
+    tg = np.empty(_N_TASKS + 1, dtype=np.int64)
+    tg[0] = 0
+    i = 0
     for t in range(1, _N_TASKS):
-        bounds[t] = (n_ent * t) // _N_TASKS
-    bounds[_N_TASKS] = n_ent
-    return bounds
+        target = (n_ent * t) // _N_TASKS
+        while i < n_groups and gptr[i] < target:
+            i += 1
+        tg[t] = i
+    tg[_N_TASKS] = n_groups
+    return tg
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
-def _scatter_levels(W, gitem, grow, gent, lv, bounds, acc):
-    """acc[t, r] = sum of ``W[i, lv[q]]`` over task t's entries of row r (item by item).
+def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
+    """acc[t, r] = sum of ``W[i, lv[q]]`` over task t's entries of row r (group by group).
 
     Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
     and is reused for every row that observes ``i``. ``acc`` (_N_TASKS, n_batch, n_hidden)
@@ -256,11 +257,12 @@ def _scatter_levels(W, gitem, grow, gent, lv, bounds, acc):
     for t in prange(_N_TASKS):
         a = acc[t]
         a[:] = 0.0
-        for e in range(bounds[t], bounds[t + 1]):
-            ar = a[grow[e]]
-            wk = W[gitem[e], lv[gent[e]]]
-            for j in range(n_hidden):
-                ar[j] += wk[j]
+        for i in range(tg[t], tg[t + 1]):
+            for e in range(gptr[i], gptr[i + 1]):
+                ar = a[grow[e]]
+                wk = W[i, lv[gent[e]]]
+                for j in range(n_hidden):
+                    ar[j] += wk[j]
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -277,71 +279,79 @@ def _reduce_tasks(x, base, acc):
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
 def _visible_step(
-    W, b, hs, gitem, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
-    onehot, bounds, acc,
+    W, b, hs, gptr, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
+    onehot, tg, acc, gb,
 ):  # fmt: skip
     """One visible half-step of every batch entry, fused with the next hidden input.
 
-    Item by item within each of the ``_N_TASKS`` runs of entries: p(v_i | h) of the entry,
-    optionally its level draw, the reconstruction error (``last``), and its contribution to
-    the next hidden pre-activation in ``acc[t]`` (``sum_k probs[q, k] W[i, k]`` when
-    ``mean_field``, else ``W[i, cur[q]]``), while ``W[i]`` is still in cache. ``onehot``:
-    replace ``probs[q]`` by the one-hot of ``cur[q]`` afterwards. Entry ``q`` of row ``r``
-    (the ``q - off[r]``-th of the row) draws from ``stream_uniform(keys[r], q - off[r])``, so
-    draws do not depend on the visiting order.
+    Group by group within each task's run: p(v_i | h) of each entry, optionally its level
+    draw, and its contribution to the next hidden pre-activation in ``acc[t]``
+    (``sum_k probs[q, k] W[i, k]`` when ``mean_field``, else ``W[i, cur[q]]``), while
+    ``W[i]`` is still in cache. ``onehot``: replace ``probs[q]`` by the one-hot of
+    ``cur[q]`` afterwards. ``last``: also the reconstruction error ``sqe[q]`` and the
+    visible-bias statistics ``gb[i] = sum_q onehot(lv_data[q]) - probs[q]`` (entries in
+    batch order). Entry ``q`` of row ``r`` (the ``q - off[r]``-th of the row) draws from
+    ``stream_uniform(keys[r], q - off[r])``, so draws do not depend on the visiting order.
     """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
     for t in prange(_N_TASKS):
         a = acc[t]
         a[:] = 0.0
-        for e in range(bounds[t], bounds[t + 1]):
-            i = gitem[e]
-            r = grow[e]
-            q = gent[e]
-            pq = probs[q]
-            _visible_softmax(i, hs[r], W, b, pq)
-            if draw:
-                cur[q] = _draw_level(pq, stream_uniform(keys[r], q - off[r]))
+        for i in range(tg[t], tg[t + 1]):
             if last:
-                m = 0.0
                 for kk in range(n_levels):
-                    m += kk * pq[kk]
-                d = m - lv_data[q]
-                sqe[q] = d * d
-            ar = a[r]
-            if mean_field and n_levels == 5:
-                w = W[i]
-                p0, p1, p2, p3, p4 = pq[0], pq[1], pq[2], pq[3], pq[4]
-                for j in range(n_hidden):
-                    s = p0 * w[0, j] + p1 * w[1, j] + p2 * w[2, j] + p3 * w[3, j]
-                    ar[j] += s + p4 * w[4, j]
-            elif mean_field:
-                for k in range(n_levels):
-                    pk = pq[k]
-                    wk = W[i, k]
+                    gb[i, kk] = 0.0
+            for e in range(gptr[i], gptr[i + 1]):
+                r = grow[e]
+                q = gent[e]
+                pq = probs[q]
+                _visible_softmax(i, hs[r], W, b, pq)
+                if draw:
+                    cur[q] = _draw_level(pq, stream_uniform(keys[r], q - off[r]))
+                ar = a[r]
+                if mean_field and n_levels == 5:
+                    w = W[i]
+                    p0, p1, p2, p3, p4 = pq[0], pq[1], pq[2], pq[3], pq[4]
                     for j in range(n_hidden):
-                        ar[j] += pk * wk[j]
-            else:
-                wk = W[i, cur[q]]
-                for j in range(n_hidden):
-                    ar[j] += wk[j]
-            if onehot:
-                for kk in range(n_levels):
-                    pq[kk] = 0.0
-                pq[cur[q]] = 1.0
+                        s = p0 * w[0, j] + p1 * w[1, j] + p2 * w[2, j] + p3 * w[3, j]
+                        ar[j] += s + p4 * w[4, j]
+                elif mean_field:
+                    for k in range(n_levels):
+                        pk = pq[k]
+                        wk = W[i, k]
+                        for j in range(n_hidden):
+                            ar[j] += pk * wk[j]
+                else:
+                    wk = W[i, cur[q]]
+                    for j in range(n_hidden):
+                        ar[j] += wk[j]
+                if last:
+                    m = 0.0
+                    for kk in range(n_levels):
+                        m += kk * pq[kk]
+                    d = m - lv_data[q]
+                    sqe[q] = d * d
+                if onehot:
+                    for kk in range(n_levels):
+                        pq[kk] = 0.0
+                    pq[cur[q]] = 1.0
+                if last:
+                    gb[i, lv_data[q]] += 1.0
+                    for kk in range(n_levels):
+                        gb[i, kk] -= pq[kk]
 
 
 @njit(cache=True)
 def _cd_chains(
     indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain, neg_mode,
-    off, gitem, grow, gent, levels_b, vneg, hpos, hneg, recon,
+    off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon, gb,
 ):  # fmt: skip
-    """Both phases of every batch row; fills hpos, vneg, hneg, recon (and the chains).
+    """Both phases of every batch row; fills hpos, vneg, hneg, recon, gb (and the chains).
 
     Returns the levels of the last visible step (int8, one per batch entry).
 
-    Item-major: the batch's entries are visited grouped by visible group (``gitem``,
+    Item-major: the batch's entries are visited grouped by visible group (``gptr``,
     ``grow``, ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
     once per phase of a mini-batch instead of once per rating, and each visible step also
     accumulates the next hidden input while ``W[i]`` is in cache. Random numbers: row ``r``
@@ -359,14 +369,14 @@ def _cd_chains(
             base[r, j] = c[j] + hidden_offset[r, j] if has_off else c[j]
     x = np.empty((n_batch, n_hidden), dtype=W.dtype)
     acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
-    bounds = _task_bounds(nnz_b)
+    tg = _task_groups(gptr)
     # Positive phase: p(h | v_data).
-    _scatter_levels(W, gitem, grow, gent, levels_b, bounds, acc)
+    _scatter_levels(W, gptr, grow, gent, levels_b, tg, acc)
     _reduce_tasks(x, base, acc)
     _sigmoid_rows(x, hpos)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
-        _scatter_levels(W, gitem, grow, gent, cur, bounds, acc)
+        _scatter_levels(W, gptr, grow, gent, cur, tg, acc)
         _reduce_tasks(x, base, acc)
         _sigmoid_rows(x, hneg)
     else:
@@ -382,8 +392,8 @@ def _cd_chains(
         # Mean-field CD without a chain discards the last draw: skip it.
         draw = not (mean_field and not use_chain)
         _visible_step(
-            W, b, hs, gitem, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
-            mean_field, last and not mean_field, bounds, acc,
+            W, b, hs, gptr, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
+            mean_field, last and not mean_field, tg, acc, gb,
         )  # fmt: skip
         _reduce_tasks(x, base, acc)
         _sigmoid_rows(x, hneg)
@@ -506,20 +516,6 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
                         W[i, k, j] += vt
 
 
-@njit(cache=True, parallel=True)
-def _bias_statistics(gptr, gent, levels_b, vneg, gb):
-    """gb[i] = sum over group i's entries of onehot(data) - vneg (parallel over groups)."""
-    n_levels = gb.shape[1]
-    for i in prange(gb.shape[0]):
-        for k in range(n_levels):
-            gb[i, k] = 0.0
-        for e in range(gptr[i], gptr[i + 1]):
-            q = gent[e]
-            gb[i, levels_b[q]] += 1.0
-            for k in range(n_levels):
-                gb[i, k] -= vneg[q, k]
-
-
 @njit(cache=True)
 def _gather_levels(indptr, levels, rows, off):
     out = np.empty(off[-1], dtype=np.int8)
@@ -553,16 +549,13 @@ def softmax_cd_phases(
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
-    gptr, gitem, grow, gent, levels_b = _group_entries(
-        indptr, indices, levels, rows, off, W.shape[0]
-    )
+    gptr, grow, gent, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
     cur = _cd_chains(
         indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
-        neg_mode, off, gitem, grow, gent, levels_b, vneg, hpos, hneg, recon,
+        neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon, gb,
     )  # fmt: skip
     # Sampled negatives are one-hot: their levels let the weight statistics skip vneg.
     neg_levels = cur if neg_mode == NEG_SAMPLE else cur[:0]
-    _bias_statistics(gptr, gent, levels_b, vneg, gb)
     for j in range(n_hidden):
         gc[j] = 0.0
     for r in range(n_batch):
