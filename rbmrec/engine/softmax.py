@@ -767,6 +767,11 @@ def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
     return out
 
 
+#: Rows per parallel chunk of :func:`softmax_level_scores` (each chunk allocates its
+#: scratch once).
+_SCORE_CHUNK = 16
+
+
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
 def softmax_level_scores(logits, bias, weights, out):
     """Score of each cell's level distribution: ``sum_k p_k weights_k``, p a softmax over k.
@@ -774,41 +779,45 @@ def softmax_level_scores(logits, bias, weights, out):
     Used for ranking every item of a block of users at once: ``logits`` holds
     ``sum_j h_j W[group, k, j]`` from one matrix product, so the expected rating
     (``weights = values``) or the probability of a high rating (``weights`` a 0/1 mask) of
-    every cell costs a few exponentials.
+    every cell costs a few exponentials. Level-major layout: every step (max over levels,
+    exponentials, sums) is a loop over contiguous cells, so all of it vectorises.
 
     Parameters
     ----------
-    logits : ndarray, shape (n_a, n_c, n_levels)
+    logits : ndarray, shape (n_a, n_levels, n_c)
         Hidden contributions to the level logits.
-    bias : ndarray, shape (n_c, n_levels)
+    bias : ndarray, shape (n_levels, n_c)
         Visible biases of the group of each column ``c``.
     weights : ndarray, shape (n_levels,)
     out : ndarray, shape (n_a, n_c)
         Filled with the scores.
     """
-    n_a, n_c, n_levels = logits.shape
-    n = n_c * n_levels
-    for a in prange(n_a):
-        # One row at a time: max-shifted logits of every cell in a flat buffer, then one
-        # vectorised exponential pass (float32: a Cephes polynomial; float64: np.exp).
-        x = np.empty(n, dtype=logits.dtype)
-        for c in range(n_c):
-            q = c * n_levels
-            top = logits[a, c, 0] + bias[c, 0]
+    n_a, n_levels, n_c = logits.shape
+    n_chunks = (n_a + _SCORE_CHUNK - 1) // _SCORE_CHUNK
+    for ch in prange(n_chunks):
+        top = np.empty(n_c, dtype=logits.dtype)
+        x = np.empty(n_c, dtype=logits.dtype)
+        tot = np.empty(n_c, dtype=logits.dtype)
+        wsum = np.empty(n_c, dtype=logits.dtype)
+        bits = np.empty(n_c, dtype=np.int32)
+        for a in range(ch * _SCORE_CHUNK, min(n_a, (ch + 1) * _SCORE_CHUNK)):
+            la = logits[a]
+            for c in range(n_c):
+                top[c] = la[0, c] + bias[0, c]
+            for k in range(1, n_levels):
+                for c in range(n_c):
+                    v = la[k, c] + bias[k, c]
+                    top[c] = v if v > top[c] else top[c]
+            tot[:] = 0.0
+            wsum[:] = 0.0
             for k in range(n_levels):
-                v = logits[a, c, k] + bias[c, k]
-                x[q + k] = v
-                if v > top:
-                    top = v
-            for k in range(n_levels):
-                x[q + k] -= top
-        exp_nonpositive(x, np.empty(n, dtype=np.int32))
-        for c in range(n_c):
-            q = c * n_levels
-            s = x[q] - x[q]
-            t = s
-            for k in range(n_levels):
-                e = x[q + k]
-                s += e
-                t += e * weights[k]
-            out[a, c] = t / s
+                wk = weights[k]
+                for c in range(n_c):
+                    x[c] = la[k, c] + bias[k, c] - top[c]
+                # float32: a vectorised Cephes polynomial; float64: np.exp.
+                exp_nonpositive(x, bits)
+                for c in range(n_c):
+                    tot[c] += x[c]
+                    wsum[c] += wk * x[c]
+            for c in range(n_c):
+                out[a, c] = wsum[c] / tot[c]

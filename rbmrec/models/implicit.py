@@ -3,10 +3,9 @@ top-N lists."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from rbmrec.models._common import (
     check_int,
     epoch_batch,
     num_threads,
+    one_blas_thread,
     seed_generator,
 )
 from rbmrec.models.persistence import register
@@ -512,7 +512,7 @@ class ImplicitRBM:
                 return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
         describe = f"n_hidden={self.n_hidden}, batch_size={config.batch_size}, "
-        with num_threads(self.num_threads), _one_blas_thread():
+        with num_threads(self.num_threads), one_blas_thread():
             result: TrainResult = train(
                 params,
                 step,
@@ -595,7 +595,7 @@ class ImplicitRBM:
         rows = np.arange(X.shape[0], dtype=np.int64)
         scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
         draws = self._draws(X.indptr, rows)
-        with num_threads(self.num_threads), _one_blas_thread():
+        with num_threads(self.num_threads), one_blas_thread():
             return csr_hidden_probs(
                 X.indptr, X.indices, rows, self.weights_, self.hidden_bias_, scale, draws
             )
@@ -618,7 +618,7 @@ class ImplicitRBM:
         bias_scale = 1.0 + float(self.popularity_weight)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
         draws = self._draws(X.indptr, rows)
-        with num_threads(self.num_threads), _one_blas_thread():
+        with num_threads(self.num_threads), one_blas_thread():
             return _logits(
                 X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models_, draws
             )
@@ -710,7 +710,7 @@ class ImplicitRBM:
         counts = np.zeros(users.size, dtype=np.int64)
         empty_ptr = np.zeros(users.size + 1, dtype=np.int64)
         empty_idx = np.zeros(0, dtype=np.int32)
-        with num_threads(self.num_threads), _one_blas_thread():
+        with num_threads(self.num_threads), one_blas_thread():
             for start in range(0, users.size, _SCORE_BLOCK):
                 sl = slice(start, start + _SCORE_BLOCK)
                 if recalculate_user:
@@ -792,7 +792,7 @@ class ImplicitRBM:
         unit = (self.weights_ / norms[:, None]).astype(np.float32)
         sims = unit[q] @ unit.T
         ptr = np.zeros(q.size + 1, dtype=np.int64)
-        with num_threads(self.num_threads), _one_blas_thread():
+        with num_threads(self.num_threads), one_blas_thread():
             ids, scores, counts = topn_select(sims, ptr, np.zeros(0, np.int32), excluded, N)
         if single:
             k = int(counts[0])
@@ -893,24 +893,6 @@ def _logits(
     else:
         out += (bias_scale * b).astype(out.dtype)
     return out
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run BLAS single-threaded inside the block.
-
-    The dense products here are small (batch x items x hidden) and are called thousands of
-    times; multi-threaded OpenBLAS spends most of its time synchronising on them. Measured
-    on the 2-core machine under load: a (64, 1682) x (1682, 100) product took 10.9 ms with
-    the default BLAS threads and 0.42 ms with one (ML-100K fit 25x faster).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with implicit
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _draws(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from rbmrec.models._common import (
     check_int,
     epoch_batch,
     num_threads,
+    one_blas_thread,
     seed_generator,
 )
 from rbmrec.models.trainer import TrainerConfig, train
@@ -848,7 +849,7 @@ class RatingRBM:
             return member._fold_in_probs(row, items)
         if self.orientation == "item":
             raise NotImplementedError(
-                "fold-in of new users needs orientation=\"user\": an item-based RBM has no "
+                'fold-in of new users needs orientation="user": an item-based RBM has no '
                 "hidden state for a user (refit with the user's ratings instead)"
             )
         indptr, indices, levels = self._to_kernel(row)
@@ -923,31 +924,36 @@ class RatingRBM:
                 )
             return 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
 
-        h_items = None
-        if self.orientation == "item":
+        cache = {} if cache is None else cache
+        if "W_levels" not in cache:
+            # Level-major weights (n_l, n_g, H): the products below then give level-major
+            # logits, the layout softmax_level_scores vectorises over.
+            cache["W_levels"] = np.ascontiguousarray(W.transpose(1, 0, 2))
+            cache["b_levels"] = np.ascontiguousarray(b.T)
+        Wl, bl = cache["W_levels"], cache["b_levels"]
+        weights = self._level_weights().astype(W.dtype)
+        out = np.empty((len(users), n_items), dtype=W.dtype)
+        with num_threads(self.num_threads), one_blas_thread():
+            if self.orientation == "user":
+                W2 = Wl.reshape(n_l * n_g, H)
+                for lo in range(0, len(users), self._BLOCK):
+                    blk = users[lo : lo + self._BLOCK]
+                    logits = (hidden(blk) @ W2.T).reshape(len(blk), n_l, n_g)
+                    K.softmax_level_scores(logits, bl, weights, out[lo : lo + len(blk)])
+                return out
             # Hidden state of every item's RBM, (n_items, H): shared by all user blocks of
             # one recommend call through ``cache``.
-            cache = {} if cache is None else cache
             if "h_items" not in cache:
                 cache["h_items"] = hidden(np.arange(n_items, dtype=np.int64))
             h_items = cache["h_items"]
-        weights = self._level_weights().astype(W.dtype)
-        out = np.empty((len(users), n_items), dtype=W.dtype)
-        W2 = W.reshape(n_g * n_l, H)
-        with num_threads(self.num_threads):
             for lo in range(0, len(users), self._BLOCK):
                 blk = users[lo : lo + self._BLOCK]
-                if h_items is None:
-                    logits = (hidden(blk) @ W2.T).reshape(len(blk), n_g, n_l)
-                    K.softmax_level_scores(logits, b, weights, out[lo : lo + len(blk)])
-                else:
-                    # (n_items, H) @ (H, blk * n_l) -> (n_items, blk, n_l)
-                    logits = (h_items @ W[blk].reshape(len(blk) * n_l, H).T).reshape(
-                        n_items, len(blk), n_l
-                    )
-                    tmp = np.empty((n_items, len(blk)), dtype=W.dtype)
-                    K.softmax_level_scores(logits, b[blk], weights, tmp)
-                    out[lo : lo + len(blk)] = tmp.T
+                # (n_items, H) @ (H, n_l * blk) -> (n_items, n_l, blk)
+                Wb = Wl[:, blk].reshape(n_l * len(blk), H)
+                logits = (h_items @ Wb.T).reshape(n_items, n_l, len(blk))
+                tmp = np.empty((n_items, len(blk)), dtype=W.dtype)
+                K.softmax_level_scores(logits, np.ascontiguousarray(bl[:, blk]), weights, tmp)
+                out[lo : lo + len(blk)] = tmp.T
         return out
 
     def _gauss_score_users(self, users: np.ndarray) -> np.ndarray:

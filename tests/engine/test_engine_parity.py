@@ -326,7 +326,10 @@ def test_level_scores_match_numpy(dtype):
     bias = rng.normal(0, 1, (40, 5)).astype(dtype)
     weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=dtype)
     out = np.empty((9, 40), dtype=dtype)
-    S.softmax_level_scores(logits, bias, weights, out)
+    # The kernel takes level-major logits (n_a, n_levels, n_c) and biases (n_levels, n_c).
+    S.softmax_level_scores(
+        np.ascontiguousarray(logits.transpose(0, 2, 1)), np.ascontiguousarray(bias.T), weights, out
+    )
     z = (logits + bias).astype(np.float64)
     p = np.exp(z - z.max(-1, keepdims=True))
     want = (p / p.sum(-1, keepdims=True)) @ weights.astype(np.float64)
