@@ -260,7 +260,7 @@ def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
 
     Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
     and is reused for every row that observes ``i``. ``acc`` (_N_TASKS, n_batch, n_hidden)
-    is overwritten; :func:`_reduce_tasks` adds the tasks.
+    is overwritten; :func:`_hidden_from_tasks` adds the tasks.
     """
     n_hidden = W.shape[2]
     for t in prange(_N_TASKS):
@@ -275,15 +275,26 @@ def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
-def _reduce_tasks(x, base, acc):
-    """``x[r] = base[r] + sum_t acc[t, r]``, tasks added in order (thread-count independent)."""
-    n_batch, n_hidden = x.shape
+def _hidden_from_tasks(base, acc, out):
+    """``out[r] = sigmoid(base[r] + sum_t acc[t, r])``: p(h | v) from the tasks' sums.
+
+    Tasks are added in order (thread-count independent). The sigmoid is
+    ``1 / (1 + z)`` or ``z / (1 + z)`` with ``z = exp(-|x|)``, so one vectorised
+    exponential pass per row serves both signs (float32: Cephes polynomial).
+    """
+    n_batch, n_hidden = out.shape
     for r in prange(n_batch):
+        x = np.empty(n_hidden, dtype=out.dtype)
+        z = np.empty(n_hidden, dtype=out.dtype)
         for j in range(n_hidden):
             v = base[r, j]
             for t in range(_N_TASKS):
                 v += acc[t, r, j]
-            x[r, j] = v
+            x[j] = v
+            z[j] = -abs(v)
+        exp_nonpositive(z, np.empty(n_hidden, dtype=np.int32))
+        for j in range(n_hidden):
+            out[r, j] = (1.0 if x[j] >= 0.0 else z[j]) / (1.0 + z[j])
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -391,7 +402,6 @@ def _cd_chains(
     for r in range(n_batch):
         for j in range(n_hidden):
             base[r, j] = c[j] + hidden_offset[r, j] if has_off else c[j]
-    x = np.empty((n_batch, n_hidden), dtype=W.dtype)
     acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
     tg = _task_groups(gptr)
     most = 0  # entries of the largest group: the visible step's per-task scratch
@@ -401,13 +411,11 @@ def _cd_chains(
     bits = np.empty((_N_TASKS, most * W.shape[1]), dtype=np.int32)
     # Positive phase: p(h | v_data).
     _scatter_levels(W, gptr, grow, gent, levels_b, tg, acc)
-    _reduce_tasks(x, base, acc)
-    _sigmoid_rows(x, hpos)
+    _hidden_from_tasks(base, acc, hpos)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
         _scatter_levels(W, gptr, grow, gent, cur, tg, acc)
-        _reduce_tasks(x, base, acc)
-        _sigmoid_rows(x, hneg)
+        _hidden_from_tasks(base, acc, hneg)
     else:
         cur = levels_b.copy()
         hneg[:] = hpos
@@ -424,8 +432,7 @@ def _cd_chains(
             W, b, hs, gptr, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
             mean_field, last and not mean_field, tg, acc, gb, xbuf, bits,
         )  # fmt: skip
-        _reduce_tasks(x, base, acc)
-        _sigmoid_rows(x, hneg)
+        _hidden_from_tasks(base, acc, hneg)
     for r in range(n_batch):
         s = 0.0
         for q in range(off[r], off[r + 1]):
@@ -437,14 +444,6 @@ def _cd_chains(
             for t in range(indptr[u + 1] - indptr[u]):
                 chain_levels[indptr[u] + t] = cur[off[r] + t]
     return cur
-
-
-@njit(cache=True, parallel=True)
-def _sigmoid_rows(x, out):
-    """``out = sigmoid(x)`` elementwise; x, out (n_batch, n_hidden)."""
-    for r in prange(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[r, j] = sigmoid(x[r, j])
 
 
 @njit(cache=True, parallel=True)
