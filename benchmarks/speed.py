@@ -22,6 +22,10 @@ and BLAS thread counts are set before anything is imported. What is measured:
 - **cold start**: in a process whose ``NUMBA_CACHE_DIR`` is a fresh temporary folder, the
   first tiny fit + predict + recommend (compilation included) minus the second (warm); then
   the same in a second process that finds the cache filled by the first.
+- **rounds** (``--rounds R``): every configuration is measured R times, the models
+  interleaved so that the engine and the dense reference share the machine's conditions;
+  the table keeps each configuration's fastest round (other tenants of a shared machine
+  only ever slow a round down) and shows the spread ``min-max (R)`` of s/epoch.
 - **dense reference**: the textbook CD-1 epoch of the user-based softmax RBM
   (:class:`DenseSoftmaxRBM`: one-hot ``V`` of shape (batch, n_items, K), BLAS products over
   all items, masked softmax), float32, same batch size and hyperparameters, timed in the same
@@ -594,6 +598,7 @@ COLUMNS = [
     "batch",
     "threads",
     "s/epoch",
+    "rounds",
     "CPU s/epoch",
     "ratings/s",
     "peak MB",
@@ -601,6 +606,30 @@ COLUMNS = [
     "predict/s",
     "recommend s",
 ]
+
+
+def best_rounds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One result per configuration: the round with the fastest epoch (``--rounds``).
+
+    On a shared machine, other tenants slow some rounds down (never up), so the fastest of
+    several rounds is the best estimate of the code's speed (as ``timeit`` takes the
+    minimum). Each kept result gets ``rounds_s_per_epoch``, every round's seconds per
+    epoch, so the spread stays visible. Order: first appearance of each configuration.
+    """
+    best: dict[tuple, dict[str, Any]] = {}
+    seen: dict[tuple, list[float]] = {}
+    for r in results:
+        key = (r["key"], r["data"], r["threads"], r["batch_size"])
+        seen.setdefault(key, []).append(r["s_per_epoch"])
+        if key not in best or r["s_per_epoch"] < best[key]["s_per_epoch"]:
+            best[key] = r
+    return [{**r, "rounds_s_per_epoch": sorted(seen[k])} for k, r in best.items()]
+
+
+def _spread(r: dict[str, Any]) -> str:
+    """``min-max`` seconds per epoch over the rounds, or ``-`` for a single round."""
+    rs = r.get("rounds_s_per_epoch") or []
+    return f"{rs[0]:.3g}-{rs[-1]:.3g} ({len(rs)})" if len(rs) > 1 else "-"
 
 
 def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -624,6 +653,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
                 "batch": str(r["batch_size"]),
                 "threads": str(r["threads"]),
                 "s/epoch": _fmt(r["s_per_epoch"], ".3g", approx),
+                "rounds": _spread(r),
                 "CPU s/epoch": _fmt(r.get("cpu_s_per_epoch"), ".3g", approx),
                 "ratings/s": _fmt(r["ratings"] / r["s_per_epoch"], ",.0f", approx),
                 "peak MB": _fmt(r["peak_mb"], ",.0f"),
@@ -697,6 +727,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write all results as JSON")
     parser.add_argument("--csv", type=Path, help="also write the main table as CSV")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every configuration this many times (models interleaved) and report "
+        "the fastest round, with the spread in the 'rounds' column",
+    )
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
@@ -711,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--threads must be a comma list of ints, got {args.threads!r}") from None
     if any(t < 1 for t in threads):
         raise SystemExit(f"--threads must be >= 1, got {args.threads!r}")
-    for name in ("epochs", "hidden", "batch_size"):
+    for name in ("epochs", "hidden", "batch_size", "rounds"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
     if args.dense_batches < 0:
@@ -757,17 +794,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"generated {data}: {json.dumps(g)}", flush=True)
             if args.quick:
                 label += " (quick)"
-            for t in threads:
-                for name in models:
-                    mode = "dense" if name == DENSE else "model"
-                    t0 = time.perf_counter()
-                    r = _run_child({**spec, "mode": mode, "model": name, "threads": t}, t)
-                    r.update(key=name, data=label, threads=t, wall_s=time.perf_counter() - t0)
-                    results.append(r)
-                    print(f"{label} {name} {t} threads: {json.dumps(r)}", flush=True)
+            for rnd in range(args.rounds):
+                for t in threads:
+                    for name in models:
+                        mode = "dense" if name == DENSE else "model"
+                        t0 = time.perf_counter()
+                        r = _run_child({**spec, "mode": mode, "model": name, "threads": t}, t)
+                        r.update(key=name, data=label, threads=t, round=rnd)
+                        r["wall_s"] = time.perf_counter() - t0
+                        results.append(r)
+                        print(f"{label} {name} {t} threads: {json.dumps(r)}", flush=True)
             if data in SYNTH_SIZES:
                 Path(spec["data_file"]).unlink(missing_ok=True)
     meta["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report["all_rounds"] = results
+    results = best_rounds(results)
     report["results"] = results
 
     rows = table_rows(results)

@@ -149,7 +149,28 @@ def test_vs_dense_ratio_and_bad_arguments():
     assert rows[0]["ratings/s"] == "2,000"
     assert (rows[0]["batch"], rows[3]["batch"]) == ("100", "1000")
     assert (rows[0]["CPU s/epoch"], rows[1]["CPU s/epoch"]) == ("0.9", "-")
+    with pytest.raises(SystemExit, match="rounds"):
+        speed.main(["--datasets", "synth-10m", "--rounds", "0"])
     with pytest.raises(SystemExit, match="unknown dataset"):
         speed.main(["--datasets", "ml-2m"])
     with pytest.raises(SystemExit, match="threads"):
         speed.main(["--datasets", "synth-10m", "--threads", "0"])
+
+
+def test_best_rounds_keeps_the_fastest_round_of_each_configuration():
+    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0, "batch_size": 100}
+    runs = [
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5, "round": 0},
+        {**common, "key": "dense-user-cd1", "s_per_epoch": 5.0, "round": 0},
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.3, "round": 1},
+        {**common, "key": "dense-user-cd1", "s_per_epoch": 6.0, "round": 1},
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.4, "threads": 1, "round": 1},
+    ]
+    best = speed.best_rounds(runs)
+    assert [(r["key"], r["threads"], r["round"]) for r in best] == [
+        ("rating-user-cd1", 2, 1), ("dense-user-cd1", 2, 0), ("rating-user-cd1", 1, 1)
+    ]
+    assert best[0]["rounds_s_per_epoch"] == [0.3, 0.5]
+    rows = speed.table_rows(best)
+    assert rows[0]["vs dense"] == "16.7x"  # best engine round against best dense round
+    assert (rows[0]["rounds"], rows[2]["rounds"]) == ("0.3-0.5 (2)", "-")
