@@ -474,6 +474,7 @@ class RatingRBM:
         sigma = np.ones(n_groups, dtype=dtype)
 
         def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
+            self._infer = {}  # the parameters change below (e.g. a callback's recommend)
             W = self._weights()
             off = self._offset(rows)
             hd = np.empty((len(rows), H), dtype=dtype)
@@ -697,6 +698,7 @@ class RatingRBM:
         return ms["user"]
 
     def _set_public(self) -> None:
+        self._infer = {}  # inference caches derived from the parameters: rebuilt on demand
         self.weights_ = self._weights()
         self.visible_bias_ = self._params["b"]
         self.hidden_bias_ = self._params["c"]
@@ -891,7 +893,17 @@ class RatingRBM:
     #: temporaries to a few tens of MB on MovieLens-sized catalogues).
     _BLOCK = 256
 
-    def _score_users(self, users: np.ndarray, cache: dict | None = None) -> np.ndarray:
+    def _inference_cache(self) -> dict[str, np.ndarray]:
+        """Arrays derived from the fitted parameters for scoring (level-major weights, every
+        item's hidden probabilities), built on first use and kept until the parameters change
+        (each training step and :meth:`_set_public` reset it), so one-user calls do not pay
+        for them again."""
+        cache = getattr(self, "_infer", None)
+        if cache is None:
+            cache = self._infer = {}
+        return cache
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of all items for fitted users, shape (len(users), n_items), float64.
 
         Mean-field prediction is a matrix product: the hidden probabilities of the rows
@@ -901,8 +913,7 @@ class RatingRBM:
         linear in the predictive distributions).
         """
         if self._both() is not None:
-            cache = {} if cache is None else cache
-            return self._mix(lambda m: m._score_users(users, cache.setdefault(m.orientation, {})))
+            return self._mix(lambda m: m._score_users(users))
         n_items = self.n_items_
         if self.prediction == "exact":
             out = np.empty((len(users), n_items))
@@ -924,7 +935,7 @@ class RatingRBM:
                 )
             return 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
 
-        cache = {} if cache is None else cache
+        cache = self._inference_cache()
         if "W_levels" not in cache:
             # Level-major weights (n_l, n_g, H): the products below then give level-major
             # logits, the layout softmax_level_scores vectorises over.
@@ -941,8 +952,8 @@ class RatingRBM:
                     logits = (hidden(blk) @ W2.T).reshape(len(blk), n_l, n_g)
                     K.softmax_level_scores(logits, bl, weights, out[lo : lo + len(blk)])
                 return out
-            # Hidden state of every item's RBM, (n_items, H): shared by all user blocks of
-            # one recommend call through ``cache``.
+            # Hidden state of every item's RBM, (n_items, H): shared by all user blocks and
+            # calls through the inference cache.
             if "h_items" not in cache:
                 cache["h_items"] = hidden(np.arange(n_items, dtype=np.int64))
             h_items = cache["h_items"]
@@ -967,7 +978,10 @@ class RatingRBM:
         if self.orientation == "user":
             z = hidden(users) @ W.T + b
         else:
-            z = (hidden(np.arange(self.n_items_, dtype=np.int64)) @ W[users].T).T
+            cache = self._inference_cache()
+            if "h_items" not in cache:
+                cache["h_items"] = hidden(np.arange(self.n_items_, dtype=np.int64))
+            z = (cache["h_items"] @ W[users].T).T
             z += b[users][:, None]
         return self._to_scale(z)
 
@@ -1031,7 +1045,6 @@ class RatingRBM:
         ids = np.full((len(users), N), -1, dtype=np.int32)
         scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
         items = np.arange(self.n_items_, dtype=np.int64)
-        cache: dict = {}
         for lo in range(0, len(users), self._BLOCK):
             hi = min(lo + self._BLOCK, len(users))
             if recalculate_user:
@@ -1041,7 +1054,7 @@ class RatingRBM:
                     ) for r in range(lo, hi)
                 ])  # fmt: skip
             else:
-                S = self._score_users(users[lo:hi].astype(np.int64), cache)
+                S = self._score_users(users[lo:hi].astype(np.int64))
             if filter_already_liked_items:
                 sub = user_items[lo:hi]
                 ids[lo:hi], scores[lo:hi] = top_n(S, N, sub.indptr, sub.indices, excluded)

@@ -174,3 +174,23 @@ def test_best_rounds_keeps_the_fastest_round_of_each_configuration():
     rows = speed.table_rows(best)
     assert rows[0]["vs dense"] == "16.7x"  # best engine round against best dense round
     assert (rows[0]["rounds"], rows[2]["rounds"]) == ("0.3-0.5 (2)", "-")
+
+
+def test_one_user_recommend_timing_starts_from_empty_scoring_caches():
+    from rbmrec import RatingRBM
+    from rbmrec.data import make_ratings
+
+    X = make_ratings(40, 25, density=0.3, seed=2).user_items
+    m = RatingRBM(n_hidden=4, n_epochs=1, random_state=0).fit(X)  # "both": two members
+    m.recommend(0, X[0], N=3)
+    assert all(member._infer for member in m.members_.values())
+    speed._forget_scoring_caches(m)
+    assert not any(member._infer for member in m.members_.values())
+    first, median = speed._time_recommend_one(m, X, n=3)
+    assert first > 0 and median > 0
+    assert all(member._infer for member in m.members_.values())  # the calls filled them
+    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0, "batch_size": 100}
+    run = {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5}
+    rows = speed.table_rows([{**run, "recommend_one_ms": 1.234, "recommend_one_first_ms": 56.7}])
+    assert rows[0]["1-user ms (first)"] == "1.23 (56.7)"
+    assert speed.table_rows([run])[0]["1-user ms (first)"] == "-"

@@ -691,3 +691,54 @@ def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
         SystemError("a real failure")))  # fmt: skip
     with pytest.raises(SystemError, match="real failure"):
         RatingRBM(n_hidden=4, n_epochs=2, orientation="item", num_threads=1).fit(X)
+
+
+# ---------------------------------------------------------------- scoring cache
+@pytest.mark.parametrize("visible", ["softmax", "gaussian"])
+@pytest.mark.parametrize("orientation", ["item", "user", "both"])
+def test_scoring_cache_matches_batch_and_is_rebuilt_after_refit(orientation, visible):
+    """One-user scores reuse the cached level-major weights / item hidden states, agree with
+    the batched scores, and a refit on other data never serves the old model's arrays."""
+    X, _, _ = planted(n_users=60, n_items=30)
+    X2, _, _ = planted(n_users=60, n_items=30, seed=5)
+    kw = dict(n_hidden=6, n_epochs=2, orientation=orientation, visible=visible, random_state=0)
+    m = RatingRBM(**kw).fit(X)
+    first = m.score_items(3)
+    np.testing.assert_array_equal(m.score_items(3), first)
+    ids, _ = m.recommend(np.arange(60), X, N=5, filter_already_liked_items=False)
+    np.testing.assert_array_equal(ids[3], np.argsort(-first, kind="stable")[:5].astype(np.int32))
+    m.fit(X2)
+    fresh = RatingRBM(**kw).fit(X2)
+    np.testing.assert_array_equal(m.score_items(3), fresh.score_items(3))
+    assert not np.allclose(m.score_items(3), first)
+
+
+def test_item_hidden_states_computed_once_across_calls(monkeypatch):
+    from rbmrec.models import rating
+
+    X, _, _ = planted(n_users=40, n_items=20)
+    m = RatingRBM(n_hidden=5, n_epochs=1, orientation="item", random_state=0).fit(X)
+    calls = []
+    real = rating.K.softmax_hidden_input
+
+    def counted(*a):
+        calls.append(len(a[3]))  # rows scored
+        return real(*a)
+
+    monkeypatch.setattr(rating.K, "softmax_hidden_input", counted)
+    for u in range(5):
+        m.score_items(u)
+        m.recommend(u, X[u], N=3)
+    assert calls == [X.shape[1]]  # every item's RBM once, then reused
+
+
+def test_scoring_cache_reset_by_training_steps():
+    """A callback scoring during fit sees each epoch's parameters, not the first cached ones."""
+    X, _, _ = planted(n_users=40, n_items=20)
+    seen = []
+    m = RatingRBM(n_hidden=5, n_epochs=3, orientation="item", random_state=0)
+    m.callbacks = [lambda epoch, metrics: seen.append(m.score_items(0).copy())]
+    m.fit(X)
+    assert len(seen) == 3
+    assert not np.allclose(seen[0], seen[1]) and not np.allclose(seen[1], seen[2])
+    np.testing.assert_allclose(seen[-1], m.score_items(0), rtol=1e-6)
