@@ -404,7 +404,8 @@ def _time_recommend_one(model: Any, train: Any, n: int = 20) -> tuple[float, flo
 def _forget_scoring_caches(model: Any) -> None:
     """Drop what RatingRBM caches for scoring after the first call (level-major weights,
     every item's hidden states), so the timed call pays for all of it, like a first call."""
-    for m in [model, *getattr(model, "members_", {}).values()]:
+    members = getattr(model, "members_", None) or {}  # RatingRBM "both"; None elsewhere
+    for m in [model, *members.values()]:
         if hasattr(m, "_infer"):
             m._infer = {}
 

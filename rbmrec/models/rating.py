@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rbmrec.engine import conditional as CR
 from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as K
 from rbmrec.engine._random import row_states
@@ -522,7 +523,17 @@ class RatingRBM:
                 grads["A"] = (sb * (gW @ B.T)).reshape(params["A"].shape)
                 grads["B"] = sa * (A2.T @ gW)
             if self._R is not None:
-                grads["D"] = np.asarray(self._R[rows].T @ hd, dtype=dtype)
+                R = self._R
+
+                def update_D(p, v, scale, mom, lr_wd, rows=rows, hd=hd):
+                    # = apply_momentum(p, v, R[rows].T @ hd, ...), bitwise, without the
+                    # dense (n_cols, H) gradient.
+                    t = p.dtype.type
+                    CR.pattern_momentum_update(
+                        R.indptr, R.indices, rows, hd, p, v, t(scale), t(mom), t(lr_wd)
+                    )
+
+                grads["D"] = update_D
             return grads, {"train_recon_sse": stats[0], "count": stats[1]}
 
         evaluate = None
@@ -707,9 +718,15 @@ class RatingRBM:
     def _offset(self, rows: np.ndarray) -> np.ndarray:
         """Per-row hidden offset r @ D (n_batch, n_hidden), or an empty (0, n_hidden)."""
         H = self.n_hidden
+        dtype = self._params["c"].dtype
         if self._R is None:
-            return np.zeros((0, H), dtype=self._params["c"].dtype)
-        return np.asarray(self._R[rows] @ self._params["D"], dtype=self._params["c"].dtype)
+            return np.zeros((0, H), dtype=dtype)
+        out = np.empty((len(rows), H), dtype=dtype)
+        D = self._params["D"]
+        rows = np.asarray(rows, dtype=np.int64)
+        with num_threads(self.num_threads):
+            CR.pattern_offset(self._R.indptr, self._R.indices, rows, D, out)  # = R[rows] @ D
+        return out
 
     # ------------------------------------------------------------------ inference
     def _pair_probs(
@@ -880,6 +897,9 @@ class RatingRBM:
 
         Uses the training ratings of fitted user ``userid``; with ``user_items`` (1, n_items)
         given, folds those ratings in instead (e.g. for a user added after ``fit``).
+        The first call after ``fit`` or ``load`` builds a scoring cache (a level-major copy
+        of the weights; in item orientation also every item's hidden probabilities) that
+        later calls and :meth:`recommend` reuse: one-user calls then cost milliseconds.
         """
         self._check_fitted()
         items = np.arange(self.n_items_, dtype=np.int64)

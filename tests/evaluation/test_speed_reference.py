@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -194,3 +195,4 @@ def test_one_user_recommend_timing_starts_from_empty_scoring_caches():
     rows = speed.table_rows([{**run, "recommend_one_ms": 1.234, "recommend_one_first_ms": 56.7}])
     assert rows[0]["1-user ms (first)"] == "1.23 (56.7)"
     assert speed.table_rows([run])[0]["1-user ms (first)"] == "-"
+    speed._forget_scoring_caches(SimpleNamespace(members_=None))  # ImplicitRBM: no members
