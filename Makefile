@@ -31,3 +31,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find rbmrec tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +  # numba caches too

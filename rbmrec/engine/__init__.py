@@ -8,6 +8,8 @@ Modules (imported on demand so ``import rbmrec.engine`` compiles nothing):
 - :mod:`rbmrec.engine.gaussian`: Gaussian visible units with per-unit ``sigma``, dense
   (missing = 0) and masked (only stored entries are visible units) layouts.
 - :mod:`rbmrec.engine.softmax`: K-way softmax visible groups (rating models).
+- :mod:`rbmrec.engine.conditional`: the conditional RBM's hidden offset ``r D`` and fused
+  ``D`` update for a binary pattern (rated / known pairs).
 - :mod:`rbmrec.engine.topn`: top-N selection with per-row and global exclusions (every
   recommender's ``recommend``): ids sorted by descending score, ties by lower id.
 - :mod:`rbmrec.engine.exact`: exact enumeration of tiny models (log Z, p(v), expectations,

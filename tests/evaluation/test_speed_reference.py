@@ -196,3 +196,17 @@ def test_one_user_recommend_timing_starts_from_empty_scoring_caches():
     assert rows[0]["1-user ms (first)"] == "1.23 (56.7)"
     assert speed.table_rows([run])[0]["1-user ms (first)"] == "-"
     speed._forget_scoring_caches(SimpleNamespace(members_=None))  # ImplicitRBM: no members
+
+
+def test_epoch_seconds_adds_the_members_of_a_two_member_model():
+    one = [{"epoch": 1.0, "seconds": 0.5}, {"epoch": 2.0, "seconds": 0.25}]
+    assert speed.epoch_seconds(one) == [0.5, 0.25]
+    both = [{**h, "member": "item"} for h in one] + [
+        {"epoch": 1.0, "seconds": 1.0, "member": "user"},
+        {"epoch": 2.0, "seconds": 2.0, "member": "user"},
+    ]
+    assert speed.epoch_seconds(both) == [1.5, 2.25]
+    label = speed.table_rows([{"key": "rating-default", "data": "d", "threads": 2,
+                               "ratings": 10, "peak_mb": 1.0, "batch_size": 100,
+                               "s_per_epoch": 2.0}])[0]["model"]
+    assert label == "RatingRBM()"
