@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from rbmrec.engine.implicit import batch_item_major
+
 #: Pattern columns per parallel chunk of :func:`pattern_momentum_update` (a constant, so
 #: the work split, and hence the results, never depend on the thread count).
 _COL_CHUNK = 64
@@ -45,31 +47,6 @@ def pattern_offset(indptr, indices, rows, D, out):
             d = D[indices[p]]
             for j in range(n_hidden):
                 o[j] += d[j]
-
-
-@njit(cache=True)
-def _pattern_columns(indptr, indices, rows, n_cols):
-    """Counting sort of the batch rows' pattern entries by column.
-
-    Returns ``(cptr, crow)``: the batch rows (positions in ``rows``, int32) holding column
-    ``i`` are ``crow[cptr[i]:cptr[i + 1]]``, in batch order.
-    """
-    cptr = np.zeros(n_cols + 1, dtype=np.int64)
-    for r in range(rows.shape[0]):
-        u = rows[r]
-        for p in range(indptr[u], indptr[u + 1]):
-            cptr[indices[p] + 1] += 1
-    for i in range(n_cols):
-        cptr[i + 1] += cptr[i]
-    fill = cptr[:-1].copy()
-    crow = np.empty(cptr[n_cols], dtype=np.int32)
-    for r in range(rows.shape[0]):
-        u = rows[r]
-        for p in range(indptr[u], indptr[u + 1]):
-            c = indices[p]
-            crow[fill[c]] = r
-            fill[c] += 1
-    return cptr, crow
 
 
 @njit(cache=True, parallel=True)
@@ -112,5 +89,7 @@ def pattern_momentum_update(indptr, indices, rows, h_diff, D, vD, scale, mom, lr
     scale, mom, lr_wd : scalar of D's dtype
         ``learning_rate / batch_size``, momentum, ``learning_rate * weight_decay``.
     """
-    cptr, crow = _pattern_columns(indptr, indices, rows, D.shape[0])
+    # Batch rows of each column in batch order (the pattern has no values: its indices
+    # stand in for the data argument, and the copied "weights" are not used).
+    cptr, crow, _ = batch_item_major(indptr, indices, indices, rows, D.shape[0])
     _column_momentum(cptr, crow, h_diff, D, vD, scale, mom, lr_wd)
