@@ -913,15 +913,19 @@ class RatingRBM:
     #: temporaries to a few tens of MB on MovieLens-sized catalogues).
     _BLOCK = 256
 
-    def _inference_cache(self) -> dict[str, np.ndarray]:
-        """Arrays derived from the fitted parameters for scoring (level-major weights, every
-        item's hidden probabilities), built on first use and kept until the parameters change
-        (each training step and :meth:`_set_public` reset it), so one-user calls do not pay
-        for them again."""
+    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``, kept in the scoring cache under ``name`` after the first call.
+
+        The cache holds arrays derived from the fitted parameters (level-major weights, every
+        item's hidden probabilities) until the parameters change (each training step and
+        :meth:`_set_public` reset it), so one-user calls do not pay for them again.
+        """
         cache = getattr(self, "_infer", None)
         if cache is None:
             cache = self._infer = {}
-        return cache
+        if name not in cache:
+            cache[name] = build()
+        return cache[name]
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of all items for fitted users, shape (len(users), n_items), float64.
@@ -955,13 +959,10 @@ class RatingRBM:
                 )
             return 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
 
-        cache = self._inference_cache()
-        if "W_levels" not in cache:
-            # Level-major weights (n_l, n_g, H): the products below then give level-major
-            # logits, the layout softmax_level_scores vectorises over.
-            cache["W_levels"] = np.ascontiguousarray(W.transpose(1, 0, 2))
-            cache["b_levels"] = np.ascontiguousarray(b.T)
-        Wl, bl = cache["W_levels"], cache["b_levels"]
+        # Level-major weights (n_l, n_g, H): the products below then give level-major
+        # logits, the layout softmax_level_scores vectorises over.
+        Wl = self._cached("W_levels", lambda: np.ascontiguousarray(W.transpose(1, 0, 2)))
+        bl = self._cached("b_levels", lambda: np.ascontiguousarray(b.T))
         weights = self._level_weights().astype(W.dtype)
         out = np.empty((len(users), n_items), dtype=W.dtype)
         with num_threads(self.num_threads), one_blas_thread():
@@ -973,10 +974,8 @@ class RatingRBM:
                     K.softmax_level_scores(logits, bl, weights, out[lo : lo + len(blk)])
                 return out
             # Hidden state of every item's RBM, (n_items, H): shared by all user blocks and
-            # calls through the inference cache.
-            if "h_items" not in cache:
-                cache["h_items"] = hidden(np.arange(n_items, dtype=np.int64))
-            h_items = cache["h_items"]
+            # calls through the scoring cache.
+            h_items = self._cached("h_items", lambda: hidden(np.arange(n_items, dtype=np.int64)))
             for lo in range(0, len(users), self._BLOCK):
                 blk = users[lo : lo + self._BLOCK]
                 # (n_items, H) @ (H, n_l * blk) -> (n_items, n_l, blk)
@@ -998,10 +997,8 @@ class RatingRBM:
         if self.orientation == "user":
             z = hidden(users) @ W.T + b
         else:
-            cache = self._inference_cache()
-            if "h_items" not in cache:
-                cache["h_items"] = hidden(np.arange(self.n_items_, dtype=np.int64))
-            z = (cache["h_items"] @ W[users].T).T
+            every = np.arange(self.n_items_, dtype=np.int64)
+            z = (self._cached("h_items", lambda: hidden(every)) @ W[users].T).T
             z += b[users][:, None]
         return self._to_scale(z)
 
