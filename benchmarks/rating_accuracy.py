@@ -61,13 +61,15 @@ RATING_MODELS: dict[str, tuple[str, Any]] = {
     "bias": ("user + item biases", MODEL_FACTORIES["bias"]),
     "rbm-user": (
         "U-RBM (paper): user-based, 100 hidden",
-        lambda seed, threads: _rbm(seed, threads, orientation="user", conditional=False,
-                                   n_hidden=100),
+        lambda seed, threads: _rbm(
+            seed, threads, orientation="user", conditional=False, n_hidden=100
+        ),
     ),
     "rbm-item": (
         "I-RBM: item-based, 100 hidden",
-        lambda seed, threads: _rbm(seed, threads, orientation="item", conditional=False,
-                                   n_hidden=100),
+        lambda seed, threads: _rbm(
+            seed, threads, orientation="item", conditional=False, n_hidden=100
+        ),
     ),
     "rbm-conditional-user": (
         "conditional U-RBM, default settings otherwise",
@@ -75,8 +77,7 @@ RATING_MODELS: dict[str, tuple[str, Any]] = {
     ),
     "rbm-factored": (
         "factored conditional I-RBM, C=30, 200 hidden",
-        lambda seed, threads: _rbm(seed, threads, orientation="item", n_factors=30,
-                                   n_hidden=200),
+        lambda seed, threads: _rbm(seed, threads, orientation="item", n_factors=30, n_hidden=200),
     ),
     "rbm-conditional-item": (
         "conditional I-RBM, default settings otherwise (the default before 'both')",
@@ -206,12 +207,25 @@ def run_split(split: Any, names: list[str], seed: int, threads: int) -> list[dic
             epochs = _epochs(model)
             valid = _scores(model, split.validation)[0] if has_valid else float("nan")
             if getattr(model, "members_", None) is not None:
-                log.info("%s %s: item weight %.4f, best epochs %s%s", split.name, name,
-                         model.blend_weight_, model.best_epoch_, _affine_note(model, split))
+                log.info(
+                    "%s %s: item weight %.4f, best epochs %s%s",
+                    split.name,
+                    name,
+                    model.blend_weight_,
+                    model.best_epoch_,
+                    _affine_note(model, split),
+                )
         rmse, mae = _scores(model, split.test)
         rows.append(
-            {"model": name, "split": split.name, "valid_rmse": valid, "rmse": rmse, "mae": mae,
-             "fit_seconds": secs, "best_epoch": epochs}
+            {
+                "model": name,
+                "split": split.name,
+                "valid_rmse": valid,
+                "rmse": rmse,
+                "mae": mae,
+                "fit_seconds": secs,
+                "best_epoch": epochs,
+            }
         )
         log.info("%s %s: valid %.4f test %.4f (%.0f s)", split.name, name, valid, rmse, secs)
     return rows

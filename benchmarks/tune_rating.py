@@ -88,8 +88,9 @@ def _valid_and_epochs(model: RatingRBM, valid: sp.spmatrix) -> tuple[float, floa
         return best, float(model.best_epoch_ or len(model.history_))
     u, i = valid.nonzero()
     err = model.predict(u, i) - np.asarray(valid[u, i]).ravel()
-    return float(np.sqrt(np.mean(err**2))), float(np.mean([_valid_and_epochs(m, valid)[1]
-                                                           for m in members.values()]))
+    return float(np.sqrt(np.mean(err**2))), float(
+        np.mean([_valid_and_epochs(m, valid)[1] for m in members.values()])
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -409,7 +409,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _stopped_note(model: Any) -> str:
-    """" (stopped after N epochs)" when early stopping or Ctrl-C ended training early.
+    """The suffix ``" (stopped after N epochs)"`` when early stopping or Ctrl-C ended training.
 
     A RatingRBM with ``orientation="both"`` tags each ``history_`` record with its member
     ("item", "user"): the note then counts per member.

@@ -169,7 +169,9 @@ def test_best_rounds_keeps_the_fastest_round_of_each_configuration():
     ]
     best = speed.best_rounds(runs)
     assert [(r["key"], r["threads"], r["round"]) for r in best] == [
-        ("rating-user-cd1", 2, 1), ("dense-user-cd1", 2, 0), ("rating-user-cd1", 1, 1)
+        ("rating-user-cd1", 2, 1),
+        ("dense-user-cd1", 2, 0),
+        ("rating-user-cd1", 1, 1),
     ]
     assert best[0]["rounds_s_per_epoch"] == [0.3, 0.5]
     rows = speed.table_rows(best)
@@ -206,7 +208,17 @@ def test_epoch_seconds_adds_the_members_of_a_two_member_model():
         {"epoch": 2.0, "seconds": 2.0, "member": "user"},
     ]
     assert speed.epoch_seconds(both) == [1.5, 2.25]
-    label = speed.table_rows([{"key": "rating-default", "data": "d", "threads": 2,
-                               "ratings": 10, "peak_mb": 1.0, "batch_size": 100,
-                               "s_per_epoch": 2.0}])[0]["model"]
+    label = speed.table_rows(
+        [
+            {
+                "key": "rating-default",
+                "data": "d",
+                "threads": 2,
+                "ratings": 10,
+                "peak_mb": 1.0,
+                "batch_size": 100,
+                "s_per_epoch": 2.0,
+            }
+        ]
+    )[0]["model"]
     assert label == "RatingRBM()"

@@ -368,9 +368,9 @@ def test_default_batch_gives_every_epoch_ten_updates():
     assert RatingRBM(n_hidden=3, n_epochs=1).fit(X).batch_size_ == {"item": 2, "user": 4}
     user = RatingRBM(n_hidden=3, n_epochs=1, orientation="user").fit(X)
     assert user.batch_size_ == 4  # ceil(40 / 10)
-    assert RatingRBM(n_hidden=3, n_epochs=1, batch_size=7, orientation="user").fit(
-        X
-    ).batch_size_ == 7
+    assert (
+        RatingRBM(n_hidden=3, n_epochs=1, batch_size=7, orientation="user").fit(X).batch_size_ == 7
+    )
     big = sp.random(2500, 30, density=0.05, format="csr", random_state=0)
     big.data = np.ceil(big.data * 5)
     m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", conditional=False).fit(big)
