@@ -21,7 +21,7 @@ binary matrix (ML-1M: 4 % of the 6,040 x 3,706 entries are 1) while the negative
   :func:`softmax_free_energy` gives its free energy;
 - scoring: :func:`topn_select` picks the ``n`` best items of each row of a dense block of
   scores while skipping each row's excluded items (its CSR row) and a global exclusion
-  mask, with a bounded heap per row (``O(n_items log n)``) and ties broken by item id.
+  mask: :func:`rbmrec.engine.topn.top_n`, plus the filled slots per row.
 
 Every parallel kernel runs ``prange`` over rows (users or items) and writes only its own
 row, so results do not depend on the number of threads. Randomness comes from one
@@ -35,6 +35,7 @@ from numba import njit, prange
 
 from rbmrec.engine._math import sigmoid, softplus
 from rbmrec.engine._random import uniform
+from rbmrec.engine.topn import top_n
 
 __all__ = [
     "add_positive_stats",
@@ -500,39 +501,22 @@ def pcd_negative(chains, W, b, c, k, states, gW, gb, gc, scale):
     gc -= (scale * h.sum(axis=0, dtype=np.float64)).astype(gc.dtype)
 
 
-@njit(cache=True)
-def _worse(sa, ia, sb, ib):
-    """True when (score sa, id ia) ranks below (sb, ib): lower score, or tie and higher id."""
-    return sa < sb or (sa == sb and ia > ib)
-
-
-@njit(cache=True)
-def _sift_down(hs, hi, pos, size):
-    """Restore the min-heap (worst candidate at the root) below ``pos``."""
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            return
-        worst = left
-        right = left + 1
-        if right < size and _worse(hs[right], hi[right], hs[left], hi[left]):
-            worst = right
-        if _worse(hs[worst], hi[worst], hs[pos], hi[pos]):
-            hs[pos], hs[worst] = hs[worst], hs[pos]
-            hi[pos], hi[worst] = hi[worst], hi[pos]
-            pos = worst
-        else:
-            return
-
-
-@njit(cache=True, parallel=True)
-def topn_select(scores, excl_indptr, excl_indices, excluded, n):
+def topn_select(
+    scores: np.ndarray,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excluded: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``n`` best items of each row of ``scores``, skipping excluded items.
+
+    :func:`rbmrec.engine.topn.top_n` (the project's one top-N kernel and its contract), plus
+    the number of filled slots per row.
 
     Parameters
     ----------
     scores : float array, shape (n_rows, n_items)
-        Scores of a block of users; NaN scores are treated as excluded.
+        Scores of a block of users; NaN and ``-inf`` scores are never returned.
     excl_indptr : int array, shape (n_rows + 1,)
     excl_indices : int array, shape (nnz,)
         CSR structure of the per-row exclusions (e.g. already-liked items); use
@@ -552,51 +536,5 @@ def topn_select(scores, excl_indptr, excl_indices, excluded, n):
     counts : int64 array, shape (n_rows,)
         Number of valid entries in each row.
     """
-    n_rows, n_items = scores.shape
-    ids = np.full((n_rows, n), -1, dtype=np.int32)
-    best = np.full((n_rows, n), -np.finfo(np.float32).max, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    if n == 0:
-        return ids, best, counts
-    for r in prange(n_rows):
-        skip = excluded.copy()
-        for p in range(excl_indptr[r], excl_indptr[r + 1]):
-            skip[excl_indices[p]] = True
-        hs = np.empty(n, dtype=np.float64)
-        hi = np.empty(n, dtype=np.int64)
-        size = 0
-        for i in range(n_items):
-            if skip[i]:
-                continue
-            s = np.float64(scores[r, i])
-            if np.isnan(s):
-                continue
-            if size < n:
-                # sift up
-                pos = size
-                hs[pos] = s
-                hi[pos] = i
-                size += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
-                        hs[pos], hs[parent] = hs[parent], hs[pos]
-                        hi[pos], hi[parent] = hi[parent], hi[pos]
-                        pos = parent
-                    else:
-                        break
-            elif _worse(hs[0], hi[0], s, i):
-                hs[0] = s
-                hi[0] = i
-                _sift_down(hs, hi, 0, size)
-        counts[r] = size
-        # pop the worst repeatedly, filling from the back
-        m = size
-        while m > 0:
-            best[r, m - 1] = hs[0]
-            ids[r, m - 1] = hi[0]
-            m -= 1
-            hs[0] = hs[m]
-            hi[0] = hi[m]
-            _sift_down(hs, hi, 0, m)
-    return ids, best, counts
+    ids, best = top_n(scores, n, excl_indptr, excl_indices, excluded)
+    return ids, best, (ids >= 0).sum(axis=1, dtype=np.int64)
