@@ -16,8 +16,10 @@ that let ``recommend`` speak in the ids of the user's files:
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
+import os
 import sys
 import time
 import traceback
@@ -46,8 +48,50 @@ _MODEL_NAMES = {
 }
 
 
+#: Each RBM's main training kernel: when its Numba cache index is missing, this process
+#: compiles the kernels (once per installation and source version).
+_KEY_KERNELS = {
+    "rbm": ("rbmrec.engine.softmax", "softmax_cd_phases"),
+    "irbm": ("rbmrec.engine.implicit", "csr_hidden_probs"),
+}
+
+
 class UsageError(Exception):
     """A problem with the command's arguments or inputs; exit code 2."""
+
+
+def _uncompiled(keys: Sequence[str]) -> list[str]:
+    """Names of the models among ``keys`` whose kernels are not in Numba's on-disk cache.
+
+    Looks for the cache index file of each model's main training kernel (where
+    ``NUMBA_CACHE_DIR`` or the package's ``__pycache__`` puts it). A model whose kernel
+    cannot be checked (Numba's internals moved) is left out: the note is a courtesy.
+    """
+    names = []
+    for key in keys:
+        if key not in _KEY_KERNELS:
+            continue
+        module, kernel = _KEY_KERNELS[key]
+        try:
+            dispatcher = getattr(importlib.import_module(module), kernel)
+            index = dispatcher._cache._cache_file._index_path
+        except (ImportError, AttributeError):
+            continue
+        if not os.path.exists(index):
+            names.append(_MODEL_NAMES[key])
+    return names
+
+
+def _compile_note(keys: Sequence[str]) -> None:
+    """Tell the user, on stderr, that the first fit pauses to compile the kernels."""
+    names = _uncompiled(keys)
+    if names:
+        print(
+            f"note: first run of {' and '.join(names)} here: compiling the Numba kernels "
+            "(up to a minute, once); later runs load them from the cache",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _err(message: str) -> None:
@@ -270,6 +314,7 @@ def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) ->
         _MODEL_NAMES[k]: _Announced(_MODEL_NAMES[k], _make_model(k, args, not args.quiet))
         for k in keys
     }
+    _compile_note(keys)
     df = evaluate(models, split, K=args.k, relevance_threshold=args.relevance_threshold)
     return df, split, models
 
@@ -385,6 +430,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
         split = random_split(data, test_fraction=args.validation_fraction, seed=args.seed)
         train, validation = split.train, split.test
+    _compile_note([key])
     t0 = time.perf_counter()
     if validation is not None:
         model.fit(train, validation=validation)

@@ -365,3 +365,25 @@ def test_unexpected_error_exit_1(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     assert cli.main(["datasets", "list"]) == 1
     err = capsys.readouterr().err
     assert "kaboom" in err and "unexpected" in err
+
+
+def test_compile_note_only_while_kernels_are_not_cached(
+    work: Path, rating_model: Path, implicit_model: Path, tmp_path: Path, capsys
+) -> None:
+    """The first-run note looks where Numba writes its cache, and only for the RBMs."""
+    from rbmrec import cli
+
+    # The fixtures' `rbmrec fit` runs compiled both RBMs into the cache this process uses.
+    assert cli._uncompiled(["rbm", "irbm", "als", "bias"]) == []
+    cli._compile_note(["rbm", "irbm"])
+    assert capsys.readouterr().err == ""
+    # A fresh cache folder: both RBMs would compile (checked in a new process, since Numba
+    # reads NUMBA_CACHE_DIR at import).
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    code = "from rbmrec import cli; cli._compile_note(['rbm', 'irbm', 'pop'])"
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert "first run of RatingRBM and ImplicitRBM" in res.stderr
+    assert "Popularity" not in res.stderr
