@@ -418,7 +418,11 @@ def _cd_chains(
         _hidden_from_tasks(base, acc, hneg)
     else:
         cur = levels_b.copy()
-        hneg[:] = hpos
+        # An element loop, not `hneg[:] = hpos`: array-to-array assignment compiles Numba's
+        # shape-mismatch error formatting, several seconds of every cold start.
+        for r in range(n_batch):
+            for j in range(n_hidden):
+                hneg[r, j] = hpos[r, j]
     hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
     keys = np.empty(n_batch, dtype=np.uint64)
     sqe = np.zeros(nnz_b, dtype=np.float64)

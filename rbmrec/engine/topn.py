@@ -132,9 +132,7 @@ def topn_kernel(scores, excl_indptr, excl_indices, excluded, n):
     has_global = excluded.shape[0] > 0
     n_chunks = (n_rows + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
     for ch in prange(n_chunks):
-        skip = np.zeros(n_items, dtype=np.bool_)
-        if has_global:
-            skip[:] = excluded
+        skip = excluded.copy() if has_global else np.zeros(n_items, dtype=np.bool_)
         hs = np.empty(n, dtype=np.float64)
         hi = np.empty(n, dtype=np.int64)
         for r in range(ch * _ROWS_PER_CHUNK, min((ch + 1) * _ROWS_PER_CHUNK, n_rows)):
