@@ -28,7 +28,7 @@ from rbmrec.models._common import (
     one_blas_thread,
     seed_generator,
 )
-from rbmrec.models.trainer import TrainerConfig, train
+from rbmrec.models.trainer import TrainerConfig, is_interrupt, train
 
 log = logging.getLogger(__name__)
 
@@ -552,8 +552,7 @@ class RatingRBM:
         t0 = time.perf_counter()
         with num_threads(self.num_threads):
             result = train(
-                params, _interruptible(step), n_rows, config, rng, decay=decay,
-                evaluate=None if evaluate is None else _interruptible(evaluate),
+                params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
                 describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
             )  # fmt: skip
         for rec in result.history:
@@ -593,8 +592,8 @@ class RatingRBM:
             model = self._member(name, seed)
             try:
                 model.fit(X, validation=V, known_pairs=known_pairs)
-            except KeyboardInterrupt:
-                if not members:
+            except (KeyboardInterrupt, SystemError) as exc:
+                if not members or not is_interrupt(exc):
                     raise
                 # Interrupted outside the trainer's loop (which keeps its best epoch): the
                 # second member has no usable parameters, so the first one stands alone.
@@ -1169,28 +1168,6 @@ class RatingRBM:
         model.best_epoch_ = meta["best_epoch"]
         model._set_public()
         return model
-
-
-def _interruptible(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, with Ctrl-C always surfacing as KeyboardInterrupt.
-
-    A SIGINT that lands while a numba kernel calls back into Python (e.g. to unpickle a
-    cached constant) comes out as a SystemError caused by the KeyboardInterrupt; the trainer
-    only recognises the latter (and then keeps the best parameters so far).
-    """
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SystemError as exc:
-            cause: BaseException | None = exc
-            while cause is not None:
-                if isinstance(cause, KeyboardInterrupt):
-                    raise KeyboardInterrupt from exc
-                cause = cause.__cause__ or cause.__context__
-            raise
-
-    return wrapped
 
 
 def _param_property(name: str) -> property:

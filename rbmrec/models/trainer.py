@@ -177,6 +177,22 @@ class TrainResult:
     interrupted: bool
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or a SystemError caused by one.
+
+    A SIGINT that lands while a Numba kernel calls back into Python (e.g. to unpickle a
+    cached constant when it returns its arrays) comes out as ``SystemError: ... returned a
+    result with an exception set`` whose cause is the KeyboardInterrupt. Any other
+    SystemError is a real failure.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _apply(
     params: dict[str, np.ndarray],
     velocity: dict[str, np.ndarray],
@@ -329,7 +345,9 @@ def train(
                     stopped_early = stop = True
             if stop:
                 break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not is_interrupt(exc):
+            raise
         interrupted = True
         log.warning("training interrupted; keeping the best parameters so far")
     finally:

@@ -66,6 +66,53 @@ def test_divergence_names_epoch_and_hyperparameters_and_restores_params():
     assert params["W"][0] > 0  # the two good epochs' updates are kept
 
 
+@pytest.mark.parametrize("where", ["step", "fused update", "evaluate"])
+def test_ctrl_c_inside_a_kernel_callback_stops_training_cleanly(where):
+    """A SIGINT landing while a Numba kernel calls back into Python surfaces as a
+    SystemError caused by KeyboardInterrupt, wherever in the loop it lands (batch step, a
+    fused update, the evaluation): every model's training stops as for Ctrl-C."""
+    params = {"W": np.zeros(2)}
+    calls = {"n": 0}
+
+    def ctrl_c_on_call(n):
+        calls["n"] += 1
+        if calls["n"] == n:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise SystemError("returned a result with an exception set") from exc
+
+    def fused(p, v, scale, mom, lr_wd):
+        if where == "fused update":
+            ctrl_c_on_call(7)
+        p += 1.0
+
+    def step(rows, k, rng):
+        if where == "step":
+            ctrl_c_on_call(7)
+        return {"W": fused}, {}
+
+    def evaluate(epoch):
+        if where == "evaluate":
+            ctrl_c_on_call(3)
+        return {"valid_loss": -float(epoch)}
+
+    cfg = TrainerConfig(n_epochs=50, batch_size=5, learning_rate=0.1, momentum=0.0,
+                        patience=100, monitor="valid_loss")  # fmt: skip
+    res = train(params, step, 10, cfg, np.random.default_rng(0), evaluate=evaluate)
+    assert res.interrupted and 1 <= len(res.history) < 50
+    assert np.all(params["W"] > 0)
+
+
+def test_other_system_errors_are_not_taken_for_ctrl_c():
+    def step(rows, k, rng):
+        raise SystemError("a real failure")
+
+    cfg = TrainerConfig(n_epochs=2, batch_size=5)
+    with pytest.raises(SystemError, match="real failure"):
+        train({"W": np.zeros(2)}, step, 10, cfg, np.random.default_rng(0))
+
+
 def test_lr_decay_scales_each_epoch_step_geometrically():
     # A constant gradient of 1 and no momentum moves p by exactly lr * decay**epoch per epoch.
     params = {"p": np.zeros(1)}
