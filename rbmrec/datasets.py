@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -268,7 +269,8 @@ def _fetch(url: str, target_dir: Path, name: str, progress: bool) -> tuple[Path,
                     out.write(block)
                     h.update(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    # http.client.HTTPException: e.g. IncompleteRead when the connection drops mid-transfer.
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
@@ -287,7 +289,7 @@ def _published_md5(url: str) -> str:
     try:
         with _urlopen(url + ".md5") as response:
             text = response.read(4096).decode("ascii", "replace")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise DownloadError(
             f"could not fetch the published checksum {url}.md5 ({getattr(exc, 'reason', exc)}); "
             "pass md5= explicitly to download without it"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import io
 import os
 import urllib.error
@@ -165,6 +166,29 @@ def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
 
     monkeypatch.setattr(ds, "_urlopen", lambda url, timeout=60.0: Broken(b"x" * 100))
     with pytest.raises(DownloadError, match="connection reset"):
+        ds.download("ml-100k", progress=False)
+    assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
+
+
+def test_dropped_connection_mid_transfer_is_a_download_error(release, monkeypatch):
+    """http.client raises IncompleteRead (not an OSError) when a chunked transfer stops."""
+
+    class Dropped(io.BytesIO):
+        headers: ClassVar[dict[str, str]] = {}
+
+        def read(self, n=-1):
+            if self.tell() > 0:
+                raise http.client.IncompleteRead(b"", 1000)
+            return super().read(10)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(ds, "_urlopen", lambda url, timeout=60.0: Dropped(b"x" * 100))
+    with pytest.raises(DownloadError, match="could not download ml-100k"):
         ds.download("ml-100k", progress=False)
     assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
 
