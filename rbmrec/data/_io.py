@@ -9,6 +9,7 @@ name the offending line: errors cost time, correct files do not.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -152,6 +153,24 @@ def line_text(data: bytes, line_no: int) -> str:
     return decode_text(data[start : end if end >= 0 else len(data)]).rstrip("\r")
 
 
+_BLANK_LINES = re.compile(rb"(?:[ \t\r\f\v]*\n)*")
+
+
+def skip_lines(data: bytes, n: int = 0) -> tuple[int, int]:
+    """Where the first data line starts after ``n`` header lines and any blank lines.
+
+    Returns ``(lines, offset)``: the number of physical lines skipped and the byte offset of
+    the next one. polars takes a file's column count from its first line, so a blank first
+    line (or one right after the header) must not reach it.
+    """
+    start = 0
+    for _ in range(n):
+        nxt = data.find(b"\n", start)
+        start = len(data) if nxt < 0 else nxt + 1
+    end = _BLANK_LINES.match(data, start).end()  # type: ignore[union-attr]
+    return n + data.count(b"\n", start, end), end
+
+
 def _check_value(text: str, field: Field) -> str | None:
     """Why ``text`` is not a valid value of ``field``, or None."""
     text = text.strip()
@@ -210,9 +229,9 @@ def read_delimited(
 ) -> tuple[pl.DataFrame, Callable[[int], str]]:
     """Parse a delimited file with an explicit schema.
 
-    Blank lines are skipped. Every other line must have exactly ``len(fields)`` fields of the
-    right kinds (ids: non-negative integers; ratings: finite numbers), or a
-    :class:`DataError` names the file, the line and its text.
+    Blank lines are skipped, and spaces around a value are ignored. Every other line must
+    have exactly ``len(fields)`` fields of the right kinds (ids: non-negative integers;
+    ratings: finite numbers), or a :class:`DataError` names the file, the line and its text.
 
     Parameters
     ----------
@@ -251,20 +270,30 @@ def read_delimited(
         polars_sep = sep
     else:
         raise ValueError(f"unsupported separator {sep!r}")
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(data),
+    lead, offset = skip_lines(data, n_header)
+
+    def read(types: dict[str, pl.DataType]) -> pl.DataFrame:
+        return pl.read_csv(
+            io.BytesIO(data[offset:]),
             separator=polars_sep,
             has_header=False,
-            skip_rows=n_header,
-            schema=schema,
+            schema=types,
             quote_char=quote_char,
             raise_if_empty=False,
         )
+
+    try:
+        frame = read(schema)
     except pl.exceptions.PolarsError as exc:
         diagnose(data, label, sep, fields, n_header)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{label}: cannot be parsed: {first}") from exc
+        # Every line is valid once stripped (e.g. '100 ': polars accepts leading spaces
+        # only): read text, strip, convert.
+        try:
+            frame = read(dict.fromkeys(schema, pl.String))
+        except pl.exceptions.PolarsError:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{label}: cannot be parsed: {first}") from exc
+        frame = _convert_stripped(frame, fields, data, label, lead)
     if gaps:
         # A single ':' somewhere shifts the fields into the gap columns.
         if frame.select(pl.any_horizontal(pl.col(gaps).is_not_null()).any()).item():
@@ -277,7 +306,7 @@ def read_delimited(
 
     def where(row: int) -> str:
         pos = int(row) if kept is None else int(kept[row])
-        return f"{label}, line {pos + 1 + n_header}"
+        return f"{label}, line {pos + 1 + lead}"
 
     null_any = pl.any_horizontal([pl.col(f.name).is_null() for f in fields if f.kind != "str"])
     null_all = pl.all_horizontal([pl.col(f.name).is_null() for f in fields])
@@ -301,10 +330,32 @@ def read_delimited(
         hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
         if hits:
             row, i = min(hits)  # the earliest line; on it, the first check in the list
-            text = line_text(data, int(row) + 1 + n_header)
+            text = line_text(data, int(row) + 1 + lead)
             raise DataError(f"{where(row)}: {checks[i][1]}: {text!r}")
     if bad[1]:
         frame = frame.with_row_index("_row").filter(~null_all)
         kept = frame["_row"].to_numpy()
         frame = frame.drop("_row")
     return frame, where
+
+
+def _convert_stripped(
+    frame: pl.DataFrame, fields: Sequence[Field], data: bytes, label: str, lead: int
+) -> pl.DataFrame:
+    """Text columns stripped and converted to the fields' types; a value that does not
+    convert raises :class:`DataError` naming its line (row ``k`` is line ``k + 1 + lead``)."""
+    for f in fields:
+        if f.kind == "str":
+            continue
+        text = frame[f.name].str.strip_chars()
+        value = text.cast(f.dtype, strict=False)
+        bad = value.is_null() & (text.str.len_bytes() > 0)
+        if bad.any():
+            k = int(bad.arg_true()[0])
+            line = line_text(data, k + 1 + lead)
+            raise DataError(
+                f"{label}, line {k + 1 + lead}: {f.name} {text[k]!r} is not a valid "
+                f"{'integer' if f.dtype == pl.Int64 else 'number'}: {line!r}"
+            )
+        frame = frame.with_columns(value.alias(f.name))
+    return frame

@@ -7,7 +7,7 @@ million ids costs milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -25,20 +25,58 @@ class UnknownIdError(DataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _as_id_array(values: Any) -> np.ndarray:
-    """A 1-D numpy array of ids: int64 for integers, unicode for strings."""
+def _as_id_array(
+    values: Any, what: str = "id", where: Callable[[int], str] | None = None
+) -> np.ndarray:
+    """A 1-D numpy array of ids: int64 for integers, unicode for strings.
+
+    Parameters
+    ----------
+    values : array-like, shape (n,)
+    what : str, default "id"
+        What the ids are ("user", "item"), for messages.
+    where : callable, optional
+        ``where(k)`` names the origin of element ``k`` in messages; default "position k".
+
+    Raises
+    ------
+    DataError
+        Not 1-D, booleans, a missing id (``None`` or NaN in an object array), or an unsigned
+        id beyond the int64 range.
+    """
+    loc = where or (lambda k: f"position {k}")
+    noun = "id" if what == "id" else f"{what} id"
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
         raise DataError(f"ids must be a 1-D sequence, got an array of shape {arr.shape}")
+    if arr.size == 0 and arr.dtype.kind == "f":
+        # np.asarray([]) is float64: an empty sequence holds no float ids.
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "u" and arr.size:
+        big = np.flatnonzero(arr > np.iinfo(np.int64).max)
+        if big.size:
+            raise DataError(
+                f"{loc(big[0])}: {noun} {arr[big[0]].item()} is too large (integer ids "
+                "must fit in int64; pass them as strings)"
+            )
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "b":
         raise DataError("ids must be integers or strings, not booleans")
     if arr.dtype.kind == "O":
+        for k, v in enumerate(arr):
+            # str(None) == "None" and str(nan) == "nan" would become real ids.
+            if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
+                raise DataError(f"{loc(k)}: missing {noun} ({v!r})")
         if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr):
-            return arr.astype(np.int64)
+            try:
+                return arr.astype(np.int64)
+            except OverflowError:
+                raise DataError(
+                    f"{noun}s must fit in int64 (found {max(arr)}); pass them as strings"
+                ) from None
         return arr.astype(str)
     return arr
 
@@ -68,7 +106,7 @@ class IdMap:
     __slots__ = ("_order", "_raw", "_sorted", "name")
 
     def __init__(self, raw: Any, name: str = "id") -> None:
-        arr = _as_id_array(raw)
+        arr = _as_id_array(raw, name)
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                 raise DataError(f"{name} ids must be integers or strings, got non-integer floats")
@@ -127,7 +165,8 @@ class IdMap:
         )
 
     def __hash__(self) -> int:
-        return hash((len(self), self._raw[:8].tobytes()))
+        # Python values, not bytes: equal maps of "<U1" and "<U5" ids must hash alike.
+        return hash((len(self), self._raw.dtype.kind, tuple(self._raw[:8].tolist())))
 
     def __repr__(self) -> str:
         head = ", ".join(repr(v) for v in self._raw[:3].tolist())

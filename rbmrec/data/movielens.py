@@ -54,8 +54,13 @@ _TS = Field("timestamp", "int")
 _MARKERS = ("u.data", "ratings.dat", "ratings_no_timestamps.dat", "ratings.csv")
 
 
-def _release_name(source: Source, fmt: str) -> str:
-    """The release a folder or zip holds: from its name when that agrees with the format."""
+def _release_name(source: Source, fmt: str, ratings: np.ndarray) -> str:
+    """The release a folder or zip holds: from its name when that agrees with the format.
+
+    Otherwise from the files: ``.dat`` ratings are ML-1M when ``users.dat`` is present or
+    every rating is a whole star, and ML-10M (the only ``.dat`` release with half stars)
+    when some rating is a half star.
+    """
     name = source.name.lower()
     for pattern, release, release_fmt in (
         (r"100k", "ml-100k", "100k"),
@@ -72,7 +77,8 @@ def _release_name(source: Source, fmt: str) -> str:
     if fmt == "100k":
         return "ml-100k"
     if fmt == "dat":
-        return "ml-1m" if source.has("users.dat") else "ml-10m"
+        whole = bool(np.all(ratings == np.round(ratings)))
+        return "ml-1m" if source.has("users.dat") or whole else "ml-10m"
     return "movielens-csv"
 
 
@@ -99,6 +105,9 @@ def load_movielens(
     Ratings
         Users and items indexed in increasing raw-id order; ``timestamps`` when the file has
         them; ``values`` the release's rating scale; ``info["release"]`` e.g. ``"ml-1m"``.
+        The release is read from the folder or zip name (``ml-1m``, ``ml-10M100K``, ...);
+        when the name does not tell, ``.dat`` ratings with half stars are ML-10M (scale
+        0.5..5) and others ML-1M (1..5).
 
     Raises
     ------
@@ -111,21 +120,19 @@ def load_movielens(
     with Source(path) as source:
         source.descend(_MARKERS)
         fmt = _detect(source)
-        release = _release_name(source, fmt)
         if fmt == "100k":
             base = "u.data"
             frame, where = _read_100k_ratings(source, base)
-            scale = INT_SCALE
         elif fmt == "dat":
             base = source.find("ratings.dat", "ratings_no_timestamps.dat")
             assert base is not None
             frame, where = _read_dat_ratings(source, base)
-            scale = INT_SCALE if release == "ml-1m" else HALF_STAR_SCALE
         else:
             base = "ratings.csv"
             frame, where = _read_csv_ratings(source, base)
-            scale = HALF_STAR_SCALE
         ratings = frame["rating"].to_numpy()
+        release = _release_name(source, fmt, ratings)
+        scale = INT_SCALE if release in ("ml-100k", "ml-1m") else HALF_STAR_SCALE
         _check_scale(ratings, scale, release, where)
         items = users = None
         if metadata:
@@ -219,8 +226,15 @@ def _read_items(source: Source, fmt: str) -> pl.DataFrame | None:
 def _read_u_item(source: Source) -> pl.DataFrame:
     genres = list(ML100K_GENRES)
     if source.has("u.genre"):
-        pairs = [ln.split("|") for _, ln in _lines(source, "u.genre")]
-        named = {int(i): g for g, i in pairs if len(pairs[0]) == 2 and i.strip().isdigit()}
+        named = {}
+        for line_no, line in _lines(source, "u.genre"):
+            parts = line.split("|")
+            if len(parts) != 2 or not parts[1].strip().isdigit():
+                raise DataError(
+                    f"{source.label('u.genre')}, line {line_no}: expected 'Genre|index', "
+                    f"found {line!r}"
+                )
+            named[int(parts[1])] = parts[0]
         if named:
             genres = [named.get(i, f"genre{i}") for i in range(max(named) + 1)]
     label = source.label("u.item")

@@ -28,7 +28,15 @@ log = logging.getLogger(__name__)
 _BATCH_BYTES = 256 * 1024 * 1024
 _LEADING_SPACE = re.compile(rb"\s*")
 _SCHEMA = {"a": pl.String, "rating": pl.String, "date": pl.String}
-_TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.Date}
+# Dates stay text: a pl.Date schema (or str.to_date alone) would also accept 09/06/2005
+# (read day first) and 2005-9-6; only YYYY-MM-DD is valid.
+_TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.String}
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _iso_date(text: pl.Expr) -> pl.Expr:
+    """``YYYY-MM-DD`` text as a date; null for anything else."""
+    return pl.when(text.str.contains(_ISO_DATE)).then(text.str.to_date("%Y-%m-%d", strict=False))
 
 
 def _files(path: Path) -> tuple[list[Path], Path | None]:
@@ -144,7 +152,13 @@ def _parse_batch(
     df = df.with_columns(pl.col("movie").forward_fill())
     df = df.filter(~pl.col("is_movie") & ~pl.col("blank"))
     if typed:
-        parsed = df.select("row", "movie", "rating", "date", user=a.cast(pl.Int64, strict=False))
+        parsed = df.select(
+            "row",
+            "movie",
+            "rating",
+            date=_iso_date(pl.col("date")),
+            user=a.cast(pl.Int64, strict=False),
+        )
         clean = parsed.select(
             pl.any_horizontal(pl.all().is_null()).any()
             | (pl.col("user") < 0).any()
@@ -153,13 +167,13 @@ def _parse_batch(
         if not clean:
             return _columns(parsed, locate)
         # Something is wrong on some line: re-read as text to say what and where.
-        df = df.with_columns(pl.col("rating", "date").cast(pl.String))
+        df = df.with_columns(pl.col("rating").cast(pl.String))
     parsed = df.select(
         "row",
         "movie",
         user=a.str.strip_chars().cast(pl.Int64, strict=False),
         rating=pl.col("rating").str.strip_chars().cast(pl.Float64, strict=False),
-        date=pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+        date=_iso_date(pl.col("date").str.strip_chars()),
         r_raw=pl.col("rating"),
         d_raw=pl.col("date"),
     )

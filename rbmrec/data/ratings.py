@@ -50,10 +50,18 @@ def as_rating_csr(matrix: Any) -> sp.csr_matrix:
 
     Canonical: sorted indices, no duplicates. Explicit zeros are kept (a split never drops
     a stored entry), but building a ``Ratings`` rejects them.
+
+    Raises
+    ------
+    DataError
+        The matrix is not 2-D; a sparse matrix stores some (user, item) pair more than once
+        (scipy would silently sum the ratings); or a rating is NaN or infinite (also after
+        the cast to float32).
     """
     if hasattr(matrix, "user_items") and not sp.issparse(matrix):
         return matrix.user_items
     if sp.issparse(matrix):
+        _check_no_repeated_pairs(matrix)
         m = sp.csr_matrix(matrix)
     else:
         arr = np.asarray(matrix)
@@ -61,13 +69,48 @@ def as_rating_csr(matrix: Any) -> sp.csr_matrix:
             raise DataError(f"expected a 2-D users x items matrix, got shape {arr.shape}")
         m = sp.csr_matrix(arr)
     if m.dtype != np.float32:
-        m = m.astype(np.float32)
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            m = m.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(m.data))
+    if bad.size:
+        k = int(bad[0])
+        row = int(np.searchsorted(m.indptr, k, side="right")) - 1
+        raise DataError(
+            f"ratings must be finite numbers: user {row}, item {int(m.indices[k])} holds "
+            f"{m.data[k]} (NaN, infinity, or beyond the float32 range)"
+        )
     if not m.has_canonical_format:
         m = m.copy()
         m.sum_duplicates()
     if m.indices.dtype != np.int32 or m.indptr.dtype != np.int32:
         m = make_csr(m.data, m.indices, m.indptr, m.shape)
     return m
+
+
+def _check_no_repeated_pairs(matrix: Any) -> None:
+    """Raise :class:`DataError` if a scipy sparse matrix stores a (row, column) pair twice.
+
+    COO (and non-canonical CSR/CSC) matrices may hold repeated entries, which scipy sums on
+    conversion: two ratings 4 and 5 would become one rating 9.
+    """
+    if matrix.format in ("dok", "lil"):
+        return  # one value per cell by construction
+    if matrix.format in ("csr", "csc", "coo") and matrix.has_canonical_format:
+        return
+    coo = matrix.tocoo()  # keeps repeated entries
+    rows = coo.row.astype(np.int64, copy=False)
+    cols = coo.col.astype(np.int64, copy=False)
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    same = np.flatnonzero((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1]))
+    if same.size:
+        j = int(same[0])
+        n = int(np.count_nonzero((rows == rows[j]) & (cols == cols[j])))
+        raise DataError(
+            f"the sparse matrix stores (user {rows[j]}, item {cols[j]}) {n} times (scipy would "
+            "add the ratings up); keep one entry per pair, or use Ratings.from_arrays with "
+            "duplicates='last' or 'mean'"
+        )
 
 
 def row_of_entries(indptr: np.ndarray) -> np.ndarray:
@@ -288,6 +331,8 @@ class Ratings:
         rating : array-like of float, shape (n,)
             Non-zero finite ratings.
         timestamp : array-like of int or datetime64, shape (n,), optional
+            Seconds since the epoch (floats must be whole numbers) or datetime64 values;
+            NaN and NaT are rejected.
         duplicates : {"error", "last", "mean"}, default "error"
             What a repeated (user, item) pair does: raise, keep the last one in input order,
             or average the ratings (the timestamp of the last one is kept).
@@ -303,8 +348,8 @@ class Ratings:
         if duplicates not in ("error", "last", "mean"):
             raise ValueError(f"duplicates must be 'error', 'last' or 'mean', got {duplicates!r}")
         loc = where or (lambda k: f"row {k}")
-        u_raw = _as_id_array(user)
-        i_raw = _as_id_array(item)
+        u_raw = _as_id_array(user, "user", loc)
+        i_raw = _as_id_array(item, "item", loc)
         r = np.asarray(rating)
         if r.ndim != 1:
             r = r.reshape(-1)
@@ -336,9 +381,7 @@ class Ratings:
             ts = np.asarray(timestamp).reshape(-1)
             if ts.size != r.size:
                 raise DataError(f"timestamps has {ts.size} values for {r.size} ratings")
-            if ts.dtype.kind == "M":
-                ts = ts.astype("datetime64[s]").astype(np.int64)
-            ts = ts.astype(np.int64, copy=False)
+            ts = _epoch_seconds(ts, loc)
 
         if user_ids is None:
             uniq, u_idx = _factorize(u_raw)
@@ -411,7 +454,7 @@ class Ratings:
         user, item, rating : str
             Column names (defaults match :meth:`to_frame`).
         timestamp : str, optional
-            Column of timestamps: integers (seconds) or datetimes.
+            Column of timestamps: integers (seconds), whole-number floats, or dates/datetimes.
         duplicates : {"error", "last", "mean"}, default "error"
         **kwargs
             Passed on (``items``, ``name``, ``values``, ``where`` ...).
@@ -555,6 +598,13 @@ def _id_map(ids: Any, n: int, what: str) -> IdMap:
 
 def _id_column(col: pl.Series, name: str, where: Callable[[int], str]) -> np.ndarray:
     if col.dtype.is_integer():
+        big = col > np.iinfo(np.int64).max if col.dtype == pl.UInt64 else None
+        if big is not None and big.any():
+            k = int(big.arg_true()[0])
+            raise DataError(
+                f"{where(k)}: id column {name!r} holds {col[k]}, too large for int64 "
+                "(store such ids as strings)"
+            )
         return col.cast(pl.Int64).to_numpy()
     if col.dtype in (pl.String, pl.Categorical, pl.Enum):
         return col.cast(pl.String).to_numpy().astype(str)
@@ -568,14 +618,58 @@ def _id_column(col: pl.Series, name: str, where: Callable[[int], str]) -> np.nda
 
 
 def _timestamp_column(col: pl.Series, name: str) -> np.ndarray:
-    """Seconds since the epoch (int64) from an integer, date or datetime column."""
+    """Seconds since the epoch from an integer, float, date or datetime column.
+
+    Integer and datetime columns give int64; a float column is returned as is, for
+    :func:`_epoch_seconds` (in ``from_arrays``) to reject NaN and fractions by row.
+    """
     if col.dtype == pl.Date:
         col = col.cast(pl.Datetime("ms"))
     if isinstance(col.dtype, pl.Datetime):
         return (col.dt.epoch("ms") // 1000).to_numpy()
     if col.dtype.is_integer():
-        return col.cast(pl.Int64).to_numpy()
+        return col.to_numpy()
+    if col.dtype.is_float():
+        return col.cast(pl.Float64).to_numpy()
     raise DataError(f"timestamp column {name!r} must hold integers or datetimes, got {col.dtype}")
+
+
+def _epoch_seconds(ts: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
+    """int64 seconds since the epoch from integers, whole-number floats or datetime64.
+
+    NaT, NaN, infinities, fractions of a second given as floats, and values outside int64
+    raise :class:`DataError` naming the entry (``where(k)``): cast blindly, they would become
+    INT64_MIN or be truncated and then mislead temporal splits.
+    """
+    kind = ts.dtype.kind
+    if kind == "M":
+        bad = np.flatnonzero(np.isnat(ts))
+        if bad.size:
+            raise DataError(f"{where(bad[0])}: missing timestamp (NaT)")
+        return ts.astype("datetime64[s]").astype(np.int64)
+    if kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(ts) & (ts == np.round(ts)) & (np.abs(ts) < 2.0**63)
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            raise DataError(
+                f"{where(bad[0])}: timestamp {ts[bad[0]]} is not a whole number of seconds"
+            )
+        return ts.astype(np.int64)
+    if kind == "u":
+        big = np.flatnonzero(ts > np.iinfo(np.int64).max)
+        if big.size:
+            raise DataError(f"{where(big[0])}: timestamp {ts[big[0]]} is too large for int64")
+        return ts.astype(np.int64)
+    if kind == "i":
+        return ts.astype(np.int64, copy=False)
+    if kind == "O":
+        missing = [k for k, v in enumerate(ts) if v is None]
+        if missing:
+            raise DataError(f"{where(missing[0])}: missing timestamp (None)")
+    raise DataError(
+        f"timestamps must be integers (seconds since the epoch) or datetime64, got {ts.dtype}"
+    )
 
 
 def _aligned_timestamps(ts: Any, m: sp.csr_matrix) -> sp.csr_matrix:
@@ -587,7 +681,8 @@ def _aligned_timestamps(ts: Any, m: sp.csr_matrix) -> sp.csr_matrix:
         np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
     ):
         raise DataError("timestamps must have the same sparsity pattern as the ratings")
-    return make_csr(t.data.astype(np.int64, copy=False), m.indices, m.indptr, m.shape)
+    data = _epoch_seconds(t.data, lambda k: f"timestamps entry {k}")
+    return make_csr(data, m.indices, m.indptr, m.shape)
 
 
 def _align_meta(meta: pl.DataFrame, ids: IdMap, key: str) -> pl.DataFrame:

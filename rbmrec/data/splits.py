@@ -279,8 +279,9 @@ def temporal_split(
         counts = np.diff(m.indptr).astype(np.int64)
         eligible = counts >= k + min_train
         # Rank by descending time; among equal times the later position counts as later.
+        # ~ts (= -ts - 1) sorts like -ts but cannot overflow at INT64_MIN.
         position = np.arange(m.nnz, dtype=np.int64)
-        order, rows, rank = _rank_in_row(m.indptr, -position, -ts)
+        order, rows, rank = _rank_in_row(m.indptr, -position, ~ts)
         part[order[(rank < k) & eligible[rows]]] = TEST
         label = f"temporal-user-last{k}"
         info = {"last_k": k, "min_train": min_train, "n_eligible_users": int(eligible.sum())}

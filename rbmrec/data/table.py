@@ -8,11 +8,29 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rbmrec.data._io import line_text
+from rbmrec.data._io import line_text, skip_lines
 from rbmrec.data.ratings import Duplicates, Ratings, _id_column, _timestamp_column
 from rbmrec.errors import DataError
 
 _SEPARATORS = {".tsv": "\t", ".tab": "\t", ".csv": ","}
+
+# ISO 8601 dates and datetimes only: polars alone would also read 09/06/2005 (day first).
+_ISO_DATETIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+
+
+def _is_position(col: str | int | None) -> bool:
+    return isinstance(col, int) and not isinstance(col, bool)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _sniff(data: bytes) -> str:
@@ -44,7 +62,7 @@ def load_table(
     timestamp: str | int | None = None,
     sep: str | None = None,
     *,
-    has_header: bool = True,
+    has_header: bool | None = None,
     duplicates: Duplicates = "error",
     items: pl.DataFrame | None = None,
     name: str | None = None,
@@ -56,14 +74,20 @@ def load_table(
     path : str or Path
         ``.parquet`` is read as parquet; anything else as delimited text.
     user, item, rating : str or int
-        Column names (or 0-based positions, e.g. for files without a header).
+        Column names, or 0-based positions (e.g. for files without a header).
     timestamp : str or int, optional
-        Column of integer timestamps (seconds) or dates/datetimes (ISO text or typed).
+        Column of integer timestamps (seconds) or dates/datetimes: typed, or ISO 8601 text
+        (``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS`` or ``YYYY-MM-DDTHH:MM:SS``, optionally with
+        fractional seconds and a ``Z``/``+HH:MM`` offset; naive times are UTC). Other date
+        formats (``09/06/2005``) are rejected rather than guessed.
     sep : str, optional
         Field separator; default from the suffix (``.csv`` ",", ``.tsv`` tab), else sniffed
         from the first line among ``::``, tab, ``,``, ``;``, ``|`` and space.
-    has_header : bool, default True, keyword-only
-        Whether the first line holds column names (text files).
+    has_header : bool, optional, keyword-only
+        Whether the first (non-blank) line holds column names (text files). Default: True
+        when any column is given by name, False when all are given by position. A header
+        made only of numbers raises :class:`DataError` (it is a rating line, and reading it
+        as a header would drop it silently): pass ``has_header=False``.
     duplicates : {"error", "last", "mean"}, default "error", keyword-only
     items : polars.DataFrame, optional, keyword-only
         Item metadata with an ``item_id`` column (and ``title``).
@@ -78,13 +102,16 @@ def load_table(
     Raises
     ------
     DataError
-        Missing columns, empty file, or a bad value: the message names the file and line.
+        Missing columns, empty file, or a bad value (including a missing or blank id): the
+        message names the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     label = str(path)
-    n_header = 1 if has_header else 0
+    if has_header is None:
+        given = (user, item, rating) + ((timestamp,) if timestamp is not None else ())
+        has_header = not all(_is_position(c) for c in given)
     if path.suffix.lower() == ".parquet":
         try:
             df = pl.read_parquet(path)
@@ -100,10 +127,20 @@ def load_table(
         if not raw or raw.isspace():
             raise DataError(f"{path}: the file is empty")
         sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
-        text = raw
+        # Blank lines at the top would make polars see a one-column file.
+        n_header, offset = skip_lines(raw)
+        if has_header:
+            header = line_text(raw, n_header + 1)
+            if all(_is_number(v) for v in header.split(sep)):
+                raise DataError(
+                    f"{label}, line {n_header + 1}: read as the header but holds only numbers "
+                    f"({header!r}); pass has_header=False if the file has no header"
+                )
+            n_header += 1
+        text = raw[offset:]
         if len(sep) > 1:
             # polars takes one-byte separators only.
-            text = raw.replace(sep.encode(), b"\x1f")
+            text = text.replace(sep.encode(), b"\x1f")
             sep = "\x1f"
         try:
             df = pl.read_csv(
@@ -147,6 +184,9 @@ def load_table(
 
     for key in cols:
         nulls = df[key].is_null()
+        if df[key].dtype == pl.String:
+            # A field of spaces is as missing as an empty one (it would become the id "").
+            nulls = nulls | (df[key].str.strip_chars() == "")
         if nulls.any():
             raise fail(int(nulls.arg_true()[0]), f"missing {key} ({cols[key]!r})")
     rat = df["rating"]
@@ -200,9 +240,14 @@ def _timestamps(col: pl.Series, name: str, fail: Any) -> np.ndarray:
     as_int = text.cast(pl.Int64, strict=False)
     if as_int.null_count() == 0:
         return as_int.to_numpy()
+    iso = text.str.contains(_ISO_DATETIME)
     as_dt = text.str.to_datetime(strict=False, time_zone="UTC")
-    bad = as_dt.is_null()
+    bad = ~iso | as_dt.is_null()
     if bad.any():
         k = int(bad.arg_true()[0])
-        raise fail(k, f"timestamp {text[k]!r} is neither an integer nor a date")
+        raise fail(
+            k,
+            f"timestamp {text[k]!r} is neither an integer nor an ISO date (YYYY-MM-DD, "
+            "optionally with THH:MM:SS)",
+        )
     return _timestamp_column(as_dt, name)

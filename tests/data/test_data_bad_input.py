@@ -200,3 +200,36 @@ def test_zip_without_ratings(tmp_path):
         zf.writestr("other/readme.txt", "hello")
     with pytest.raises(DataError, match=r"no MovieLens ratings file found"):
         load_movielens(z)
+
+
+def test_blank_lines_before_the_first_rating(tmp_path):
+    # polars takes the column count from the first line it sees.
+    folder = _100k(tmp_path, "\n  \n1\t10\t5\t1\n2\t20\t3\t2\n")
+    assert load_movielens(folder).n_ratings == 2
+    folder = _100k(tmp_path, "\n1\t10\t5\t1\n2\t20\t7\t2\n")
+    with pytest.raises(DataError, match=r"u.data, line 3: rating 7 is not on"):
+        load_movielens(folder)
+    folder = _csv(tmp_path, "userId,movieId,rating,timestamp\n\n1,10,5.0,1\n2,20,0,2\n")
+    with pytest.raises(DataError, match=r"ratings.csv, line 4: rating of 0"):
+        load_movielens(folder)
+
+
+def test_spaces_around_values_are_ignored(tmp_path):
+    folder = _100k(tmp_path, "1\t10\t5\t100 \n2\t 20\t3 \t200\n")
+    r = load_movielens(folder)
+    assert r.timestamps.data.tolist() == [100, 200]
+    assert sorted(r.user_items.data.tolist()) == [3, 5]
+    folder = _dat(tmp_path, "1::10::5::100 \n2::20::3::200\n")
+    assert load_movielens(folder).n_ratings == 2
+    # A value Python accepts but polars does not is still reported with its line.
+    folder = _100k(tmp_path, "1\t10\t5\t100 \n2\t20\t3\t2_00\n")
+    with pytest.raises(DataError, match=r"u.data, line 2: timestamp '2_00' is not a valid"):
+        load_movielens(folder)
+
+
+@pytest.mark.parametrize("line", ["Action|1|x", "Action", "Action|one"])
+def test_malformed_genre_line(tmp_path, line):
+    folder = write_100k(tmp_path / "ml-100k")
+    (folder / "u.genre").write_text(f"unknown|0\n{line}\n")
+    with pytest.raises(DataError, match=r"u.genre, line 2: expected 'Genre\|index'"):
+        load_movielens(folder)

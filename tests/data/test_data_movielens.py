@@ -85,6 +85,22 @@ def test_10m_half_stars(tmp_path):
     assert 4.5 in r.user_items.data
 
 
+@pytest.mark.parametrize("ratings_file", ["ratings.dat", "ratings_no_timestamps.dat"])
+def test_dat_release_in_a_generic_folder(tmp_path, ratings_file):
+    # Without users.dat and a telling name, whole stars mean ML-1M, half stars ML-10M.
+    folder = write_dat(tmp_path / "data", name=ratings_file)
+    (folder / "users.dat").unlink()
+    r = load_movielens(folder)
+    assert r.info["release"] == "ml-1m" and r.name == "ml-1m"
+    assert r.values.tolist() == [1, 2, 3, 4, 5]
+    rows = [(u, i, r - 0.5 if r > 1 else r, t) for u, i, r, t in ROWS]
+    folder = write_dat(tmp_path / "other", rows=rows, name=ratings_file)
+    (folder / "users.dat").unlink()
+    r = load_movielens(folder)
+    assert r.info["release"] == "ml-10m"
+    assert r.values.tolist() == [v / 2 for v in range(1, 11)]
+
+
 @pytest.mark.parametrize("name", ["ml-25m", "ml-latest-small", "ml-20m"])
 def test_csv_releases(tmp_path, name, writer):
     folder = write_csv(tmp_path / name)

@@ -83,6 +83,8 @@ def test_netflix_combined_layout(tmp_path):
         ("two:\n6,1,2003-02-28\n", 1, "movie id is not an integer"),
         ("6,1,2003-02-28\n", 1, "rating before the first 'MovieID:' line"),
         ("2:\n6,1,2003-02-28\n6,2,2003-02-28\n", 3, "duplicate rating of item 2 by user 6"),
+        # Only YYYY-MM-DD: polars alone accepts 2003-2-8.
+        ("2:\n6,1,2003-2-8\n", 2, "date is not YYYY-MM-DD"),
     ],
 )
 def test_netflix_bad_lines(tmp_path, text, line, message):
@@ -91,6 +93,16 @@ def test_netflix_bad_lines(tmp_path, text, line, message):
     bad.write_text(text)
     with pytest.raises(DataError, match=rf"mv_0000002.txt, line {line}: {message}"):
         load_netflix(root)
+
+
+@pytest.mark.parametrize("when", ["09/06/2005", "2005-9-6"])
+def test_netflix_dates_must_be_iso(tmp_path, when):
+    # A pl.Date schema read 09/06/2005 day first (2005-06-09) when every date looked so.
+    training = tmp_path / "nf" / "training_set"
+    training.mkdir(parents=True)
+    (training / "mv_0000001.txt").write_text(f"1:\n10,3,{when}\n11,4,{when}\n")
+    with pytest.raises(DataError, match=r"mv_0000001.txt, line 2: date is not YYYY-MM-DD"):
+        load_netflix(tmp_path / "nf")
 
 
 def test_netflix_empty_and_missing(tmp_path):
@@ -173,6 +185,8 @@ def test_parquet(tmp_path):
         ("1,10,nan\n", r"line 3: rating nan is not a finite number"),
         ("-1,10,4\n", r"line 3: negative user id -1"),
         (",10,4\n", r"line 3: missing user \('user_id'\)"),
+        (" ,10,4\n", r"line 3: missing user \('user_id'\)"),
+        ("1,  ,4\n", r"line 3: missing item \('item_id'\)"),
         ("2,20,4\n", r"line 3: duplicate rating of item 20 by user 2 \(first at .*line 2\)"),
     ],
 )
@@ -201,3 +215,55 @@ def test_table_structure_errors(tmp_path):
     g = tmp_path / "d.csv"
     g.write_text("user_id,item_id,rating\n1,2,3\n1,2,5\n")
     assert load_table(g, duplicates="mean").user_items[0, 0] == 4
+
+
+def test_table_columns_by_position_mean_no_header(tmp_path):
+    f = tmp_path / "noheader.csv"
+    f.write_text("1,2,5\n3,4,2\n")
+    r = load_table(f, user=0, item=1, rating=2)
+    assert r.n_ratings == 2 and r.user_ids.raw.tolist() == [1, 3]
+    # A header is still read when asked for, or when any column is named.
+    g = tmp_path / "header.csv"
+    g.write_text("who,what,stars\n1,2,5\n3,4,2\n")
+    assert load_table(g, user=0, item=1, rating=2, has_header=True).n_ratings == 2
+    assert load_table(g, user="who", item=1, rating=2).n_ratings == 2
+    # A "header" of numbers is a rating line: an error, not a silently dropped rating.
+    with pytest.raises(DataError, match=r"noheader.csv, line 1: read as the header but holds"):
+        load_table(f, user=0, item=1, rating=2, has_header=True)
+
+
+def test_table_blank_lines_at_the_top(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("\n  \n1,2,5\n3,4,2\n3,x,\n")
+    with pytest.raises(DataError, match=r"r.csv, line 5: missing rating"):
+        load_table(f, user=0, item=1, rating=2)
+    f.write_text("\n\n1,2,5\n3,4,2\n")
+    assert load_table(f, user=0, item=1, rating=2).n_ratings == 2
+    f.write_text("\nuser_id,item_id,rating\n\n1,2,5\n3,4,0\n")
+    with pytest.raises(DataError, match=r"r.csv, line 5: rating of 0"):
+        load_table(f)
+
+
+@pytest.mark.parametrize(
+    "when", ["09/06/2005", "13/02/2020", "2005-9-6", "06.09.2005", "2005/09/06"]
+)
+def test_table_dates_must_be_iso(tmp_path, when):
+    f = tmp_path / "r.csv"
+    f.write_text(f"user_id,item_id,rating,ts\n1,2,5,{when}\n2,2,4,{when}\n")
+    with pytest.raises(DataError, match=r"r.csv, line 2: timestamp .* nor an ISO date"):
+        load_table(f, timestamp="ts")
+    # ISO dates and datetimes are still read.
+    f.write_text(
+        "user_id,item_id,rating,ts\n"
+        "1,2,5,2020-01-02\n"
+        "2,2,4,2020-01-02T10:00:00\n"
+        "3,2,3,2020-01-02 10:00:00.5\n"
+    )
+    r = load_table(f, timestamp="ts")
+    assert r.timestamps.data.tolist() == [
+        _epoch("2020-01-02"),
+        _epoch("2020-01-02T10:00:00"),
+        _epoch("2020-01-02T10:00:00"),
+    ]
+    f.write_text("user_id,item_id,rating,ts\n1,2,5,2020-01-02T00:00:00+02:00\n")
+    assert load_table(f, timestamp="ts").timestamps.data.tolist() == [_epoch("2020-01-01T22:00")]

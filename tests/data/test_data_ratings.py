@@ -218,3 +218,101 @@ def test_string_and_large_int_ids():
     assert r.user_ids.raw.tolist() == [5, 10**12]
     assert r.item_ids.raw.tolist() == ["a", "b"]
     assert r.user_items.toarray().tolist() == [[0, 2], [1, 3]]
+
+
+# --------------------------------------------------------------------------- review regressions
+
+
+def test_sparse_input_with_a_repeated_pair_is_rejected():
+    from rbmrec.data import random_split
+
+    coo = sp.coo_matrix(([4.0, 5.0, 3.0], ([0, 0, 1], [0, 0, 1])), shape=(2, 2))
+    csr = sp.csr_matrix(
+        (np.array([4.0, 5.0, 3.0]), np.array([0, 0, 1]), np.array([0, 2, 3])), shape=(2, 2)
+    )
+    for m in (coo, csr, sp.coo_array(coo)):
+        # scipy would sum 4 + 5 into one rating of 9.
+        with pytest.raises(DataError, match=r"\(user 0, item 0\) 2 times"):
+            Ratings(m)
+        with pytest.raises(DataError, match=r"\(user 0, item 0\) 2 times"):
+            random_split(m, 0.5)
+    # Distinct pairs in any order are fine, and the input is not modified.
+    ok = sp.coo_matrix(([4.0, 5.0, 3.0], ([1, 0, 1], [1, 0, 0])), shape=(2, 2))
+    assert Ratings(ok).user_items.toarray().tolist() == [[5, 0], [3, 4]]
+    assert ok.nnz == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])
+def test_sparse_and_dense_input_with_a_non_finite_rating_is_rejected(bad):
+    from rbmrec.data import random_split
+
+    dense = np.array([[1.0, 2.0, 3.0], [4.0, bad, 5.0]])
+    for m in (sp.csr_matrix(dense), sp.coo_matrix(dense), dense):
+        with pytest.raises(DataError, match=r"finite numbers: user 1, item 1"):
+            random_split(m, 0.5)
+        with pytest.raises(DataError, match="finite"):
+            Ratings(m)
+
+
+def test_from_arrays_rejects_nat_nan_and_fractional_timestamps():
+    nat = np.array(["2020-01-01", "NaT", "2020-01-03"], dtype="datetime64[s]")
+    with pytest.raises(DataError, match=r"row 1: missing timestamp \(NaT\)"):
+        Ratings.from_arrays([1, 1, 1], [1, 2, 3], [4, 5, 3], timestamp=nat)
+    with pytest.raises(DataError, match=r"row 1: timestamp nan is not a whole number"):
+        Ratings.from_arrays([1, 2], [1, 2], [4, 5], timestamp=[1.7e9, np.nan])
+    with pytest.raises(DataError, match=r"row 0: timestamp 1.5 is not a whole number"):
+        Ratings.from_arrays([1, 2], [1, 2], [4, 5], timestamp=[1.5, 2.9])
+    with pytest.raises(DataError, match=r"row 1: missing timestamp \(None\)"):
+        Ratings.from_arrays([1, 2], [1, 2], [4, 5], timestamp=[1, None])
+    # Whole-number floats are seconds, in from_arrays and from_frame alike.
+    r = Ratings.from_arrays([1, 2], [1, 2], [4, 5], timestamp=[1.7e9, 2.0])
+    assert r.timestamps.data.tolist() == [1_700_000_000, 2]
+    df = pl.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [4, 5], "t": [1.7e9, 2.0]})
+    assert Ratings.from_frame(df, timestamp="t").timestamps.data.tolist() == [1_700_000_000, 2]
+    df = df.with_columns(t=pl.Series([1.7e9, float("nan")]))
+    with pytest.raises(DataError, match=r"row 1: timestamp nan"):
+        Ratings.from_frame(df, timestamp="t")
+    with pytest.raises(DataError, match=r"timestamps entry 0: timestamp nan"):
+        Ratings(sp.csr_matrix(np.eye(2) * 3), timestamps=np.array([[np.nan, 0], [0, 2.0]]))
+
+
+def test_missing_ids_are_rejected():
+    with pytest.raises(DataError, match=r"row 1: missing user id \(None\)"):
+        Ratings.from_arrays([1, None], [1, 2], [4, 5])
+    with pytest.raises(DataError, match=r"row 0: missing item id \(None\)"):
+        Ratings.from_arrays(["a", "b"], [None, "x"], [4, 5])
+    with pytest.raises(DataError, match=r"row 1: missing user id \(nan\)"):
+        Ratings.from_arrays(np.array(["a", np.nan], dtype=object), [1, 2], [4, 5])
+    with pytest.raises(DataError, match=r"position 1: missing item id"):
+        IdMap([1, None], name="item")
+
+
+def test_uint64_ids_beyond_int64_are_rejected(tmp_path):
+    from rbmrec.data import load_table
+
+    big = np.array([2**63 + 5, 1], dtype=np.uint64)
+    with pytest.raises(DataError, match=r"row 0: user id 9223372036854775813 is too large"):
+        Ratings.from_arrays(big, [1, 2], [4, 5])
+    df = pl.DataFrame(
+        {"user_id": pl.Series(big, dtype=pl.UInt64), "item_id": [3, 4], "rating": [5.0, 4.0]}
+    )
+    with pytest.raises(DataError, match=r"row 0: id column 'user_id' holds 9223372036854775813"):
+        Ratings.from_frame(df)
+    df.write_parquet(tmp_path / "r.parquet")
+    with pytest.raises(DataError, match="too large for int64"):
+        load_table(tmp_path / "r.parquet")
+    # Small unsigned ids still work.
+    r = Ratings.from_arrays(np.array([7, 1], dtype=np.uint64), [1, 2], [4, 5])
+    assert r.user_ids.raw.tolist() == [1, 7]
+
+
+def test_idmap_hash_agrees_with_equality():
+    a, b = IdMap(np.array(["a", "b"], dtype="U1")), IdMap(np.array(["a", "b"], dtype="U5"))
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b}) == 1
+
+
+def test_from_arrays_with_no_ratings():
+    r = Ratings.from_arrays([], [], [])
+    assert r.shape == (0, 0) and r.n_ratings == 0
+    assert r.user_ids.dtype == np.int64

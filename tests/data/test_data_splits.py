@@ -324,3 +324,11 @@ def test_real_ml100k_official_folds(ml100k_dir: Path):
     total = sum(s.test for s in folds[:5])
     assert total.nnz == 100_000 and (total != full.user_items).nnz == 0
     assert folds[5].test.nnz == 9_430 and set(np.diff(folds[5].test.indptr)) == {10}
+
+
+def test_temporal_last_k_with_the_smallest_int64_timestamp():
+    # -INT64_MIN overflows to INT64_MIN: the earliest rating used to rank as the latest.
+    r = Ratings.from_arrays([1, 1, 1], [1, 2, 3], [4, 5, 3], timestamp=[-(2**63), 5, 7])
+    s = temporal_split(r, last_k=1)
+    assert s.test.indices.tolist() == [2]
+    assert s.train.indices.tolist() == [0, 1]
