@@ -47,6 +47,7 @@ import scipy.sparse as sp
 from rbmrec.engine.topn import PAD_SCORE
 from rbmrec.engine.topn import top_n as _engine_top_n
 from rbmrec.errors import NotFittedError, TrainingDivergedError
+from rbmrec.models._common import as_index_array, check_sparse_structure
 from rbmrec.models.persistence import register
 from rbmrec.models.persistence import save as _save
 
@@ -77,6 +78,8 @@ def _check_csr(m: Any, name: str, n_cols: int | None = None) -> sp.csr_matrix:
         raise TypeError(f"{name} must be a CSR matrix, got format {m.format!r}")
     if m.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {m.shape}")
+    # Malformed index arrays would reach scipy's C++ routines and the top-N kernel unchecked.
+    check_sparse_structure(name, m)
     if n_cols is not None and m.shape[1] != n_cols:
         raise ValueError(f"{name} has {m.shape[1]} columns but the model was fit on {n_cols} items")
     if m.nnz and not np.isfinite(m.data).all():
@@ -160,7 +163,7 @@ def top_n(
     mask = None
     if filter_items is not None and len(filter_items):
         mask = np.zeros(scores.shape[1], dtype=np.bool_)
-        mask[np.asarray(filter_items, dtype=np.int64)] = True
+        mask[as_index_array("filter_items", filter_items, scores.shape[1])] = True
     if exclude is None:
         return _engine_top_n(scores, N, excluded=mask)
     return _engine_top_n(scores, N, exclude.indptr, exclude.indices, mask)
@@ -266,11 +269,8 @@ class _Base:
                     f"but {rows.shape[0]} rows (pass train[userid], not the whole matrix)"
                 )
         if filter_items is not None:
-            filter_items = np.asarray(filter_items, dtype=np.int64).ravel()
-            if filter_items.size and (
-                filter_items.min() < 0 or filter_items.max() >= self.n_items_
-            ):
-                raise ValueError(f"filter_items must be item indices in [0, {self.n_items_})")
+            # Integer ids in range: 106.9 is an error, not item 106; -1 not the last item.
+            filter_items = as_index_array("filter_items", filter_items, self.n_items_)
         ids = np.full((users.size, N), -1, dtype=np.int32)
         scores = np.full((users.size, N), PAD_SCORE, dtype=np.float32)
         for start in range(0, users.size, _CHUNK):

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from rbmrec.data.split import Split
 from rbmrec.evaluation.metrics import RANKING_METRICS, mae, ranking_metrics, relevant_items, rmse
+from rbmrec.models._common import check_sparse_structure
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -61,6 +62,9 @@ def _check_split(split: Any) -> Split:
         part = getattr(split, name)
         if not sp.issparse(part):
             raise TypeError(f"split.{name} must be a scipy sparse matrix")
+        check_sparse_structure(f"split.{name}", part)
+    if split.validation is not None and sp.issparse(split.validation):
+        check_sparse_structure("split.validation", split.validation)
     if split.train.shape != split.test.shape:
         raise ValueError(
             f"split.train has shape {split.train.shape} but split.test has {split.test.shape}"

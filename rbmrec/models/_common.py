@@ -44,31 +44,155 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check_csr(name: str, X: Any, *, allow_empty: bool = False) -> sp.csr_matrix:
+def check_sparse_structure(name: str, X: Any) -> None:
+    """Raise DataError unless the index arrays of the scipy sparse matrix ``X`` are consistent.
+
+    scipy checks little when a matrix is built from raw arrays (``csr_matrix((data, indices,
+    indptr), shape)`` accepts any index values), and the Numba kernels and scipy's own C++
+    conversions index memory with them unchecked: an index out of range crashes the process
+    instead of raising. This runs before any of them sees ``X`` and never modifies it.
+
+    Checked: CSR/CSC/BSR ``indptr`` (integer, one entry per row (CSR) or column (CSC) plus one,
+    starting at 0, never decreasing, ending within ``indices`` and ``data``) and ``indices``
+    (integer, in range); COO coordinates (integer, in range). Other formats (LIL, DOK, DIA)
+    hold no raw index arrays scipy trusts, so there is nothing to check.
+
+    Raises
+    ------
+    DataError
+        Naming the array and the problem, e.g. ``column index 1000000 >= 150``.
+    """
+    fmt = getattr(X, "format", None)
+    if len(X.shape) != 2:
+        raise DataError(f"{name} must be 2-D, got shape {X.shape}")
+    if fmt == "coo":
+        coords = (np.asarray(X.row), np.asarray(X.col))
+        for axis, (idx, what) in enumerate(zip(coords, ("row", "column"), strict=True)):
+            _check_index_array(name, f"{what} indices", idx, X.shape[axis], what)
+        if not (len(coords[0]) == len(coords[1]) == len(np.asarray(X.data))):
+            raise DataError(f"{name} (COO) has row, col and data arrays of different lengths")
+        return
+    if fmt not in ("csr", "csc", "bsr"):
+        return
+    n_rows, n_cols = X.shape
+    if fmt == "bsr":
+        r, c = X.blocksize
+        n_rows, n_cols = n_rows // r, n_cols // c
+    n_major, n_minor = (n_rows, n_cols) if fmt != "csc" else (n_cols, n_rows)
+    major, minor = ("row", "column") if fmt != "csc" else ("column", "row")
+    indptr, indices = np.asarray(X.indptr), np.asarray(X.indices)
+    n_data = len(X.data)
+    if indptr.dtype.kind not in "iu":
+        raise DataError(f"{name} has a non-integer index pointer (indptr dtype {indptr.dtype})")
+    if indptr.ndim != 1 or len(indptr) != n_major + 1:
+        raise DataError(
+            f"{name} ({fmt.upper()}, shape {X.shape}) must have an index pointer of "
+            f"{n_major + 1} entries, got shape {indptr.shape}"
+        )
+    if indptr[0] != 0:
+        raise DataError(f"{name} has an index pointer starting at {indptr[0]}, not 0")
+    steps = np.diff(indptr)
+    if steps.size and steps.min() < 0:
+        at = int(np.flatnonzero(steps < 0)[0])
+        raise DataError(
+            f"{name} has a decreasing index pointer at {major} {at} "
+            f"(indptr[{at}] = {indptr[at]} > indptr[{at + 1}] = {indptr[at + 1]})"
+        )
+    nnz = int(indptr[-1])
+    if indices.ndim != 1 or nnz > len(indices) or nnz > n_data:
+        raise DataError(
+            f"{name} has an index pointer ending at {nnz} but only {len(indices)} indices "
+            f"and {n_data} stored values"
+        )
+    _check_index_array(name, f"{minor} indices", indices[:nnz], n_minor, minor)
+
+
+def _check_index_array(name: str, label: str, idx: np.ndarray, size: int, what: str) -> None:
+    """DataError unless ``idx`` is an integer array with values in ``[0, size)``."""
+    if idx.dtype.kind not in "iu":
+        raise DataError(f"{name} has non-integer {label} (dtype {idx.dtype})")
+    if idx.size == 0:
+        return
+    lo, hi = idx.min(), idx.max()
+    if lo < 0:
+        raise DataError(f"{name} has a negative {what} index {lo}")
+    if hi >= size:
+        raise DataError(f"{name} has {what} index {hi} >= {size} (the number of {what}s)")
+
+
+def _first_duplicate(X: sp.csr_matrix) -> tuple[int, int, int] | None:
+    """``(row, column, number of duplicate entries)`` of a CSR with sorted indices, or None."""
+    if X.nnz < 2:
+        return None
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    same = (np.diff(X.indices) == 0) & (np.diff(rows) == 0)
+    if not same.any():
+        return None
+    k = int(np.flatnonzero(same)[0])
+    return int(rows[k]), int(X.indices[k]), int(np.count_nonzero(same))
+
+
+def check_csr(
+    name: str, X: Any, *, allow_empty: bool = False, duplicates: str = "sum"
+) -> sp.csr_matrix:
     """Validate a scipy sparse matrix of finite values; return canonical CSR (a copy).
+
+    Parameters
+    ----------
+    name : str
+        Name of the argument, for error messages.
+    X : scipy sparse matrix or array
+    allow_empty : bool, default False
+        Accept a matrix without stored entries.
+    duplicates : {"sum", "error"}, default "sum"
+        Entries stored more than once for the same (row, column): summed (scipy's
+        convention), or rejected, for data where a sum means nothing (ratings).
 
     Raises
     ------
     TypeError
-        If ``X`` is not a scipy sparse matrix/array.
+        If ``X`` is not a scipy sparse matrix/array or does not hold numbers.
     DataError
-        If it holds NaN/inf, or has no stored entries while ``allow_empty`` is False.
+        If its index arrays are malformed (:func:`check_sparse_structure`), it holds
+        NaN/inf, it has duplicate entries while ``duplicates="error"``, or it has no stored
+        entries while ``allow_empty`` is False.
     """
     if not sp.issparse(X):
         raise TypeError(
             f"{name} must be a scipy.sparse matrix (CSR users x items), got {type(X).__name__}"
         )
+    check_sparse_structure(name, X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if duplicates == "error" and X.format == "coo":
+        # COO -> CSR sums duplicates, so they are looked for before the conversion.
+        keys = np.asarray(X.row, dtype=np.int64) * X.shape[1] + np.asarray(X.col, np.int64)
+        uniq, counts = np.unique(keys, return_counts=True)
+        if np.any(counts > 1):
+            first = int(uniq[np.argmax(counts > 1)])
+            _duplicate_error(name, first // X.shape[1], first % X.shape[1], int(np.sum(counts - 1)))
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    X.sum_duplicates()
+    X.prune()  # drop storage past indptr[-1]
     X.sort_indices()
-    if X.ndim != 2:
-        raise DataError(f"{name} must be 2-D, got shape {X.shape}")
+    if duplicates == "error":
+        dup = _first_duplicate(X)
+        if dup is not None:
+            _duplicate_error(name, *dup)
+    X.sum_duplicates()
     if not np.all(np.isfinite(X.data)):
         bad = int(np.count_nonzero(~np.isfinite(X.data)))
         raise DataError(f"{name} contains {bad} NaN or infinite values")
     if X.nnz == 0 and not allow_empty:
         raise DataError(f"{name} has no stored ratings")
     return X
+
+
+def _duplicate_error(name: str, row: int, col: int, n_extra: int) -> None:
+    raise DataError(
+        f"{name} has {n_extra} duplicate stored entr{'y' if n_extra == 1 else 'ies'}, e.g. "
+        f"(row {row}, column {col}) is stored more than once; scipy would sum them into one "
+        "value that is not a rating: drop or combine the duplicates first"
+    )
 
 
 def check_fitted(model: Any, attr: str = "weights_") -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine.topn import top_n
+from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models._common import as_index_array, check_csr, check_int
 
@@ -117,8 +117,8 @@ class BlendedRatingModel:
         check_int("cv_folds", self.cv_folds, 0)
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or >= 2")
-        X = check_csr("user_items", user_items)
-        V = check_csr("validation", validation)
+        X = check_csr("user_items", user_items, duplicates="error")
+        V = check_csr("validation", validation, duplicates="error")
         if V.shape != X.shape:
             raise DataError(f"validation has shape {V.shape} but user_items has {X.shape}")
         self.n_users_, self.n_items_ = X.shape
@@ -176,21 +176,79 @@ class BlendedRatingModel:
         P = np.column_stack([np.asarray(m.predict(u, i), np.float64) for _, m in self.members])
         return self._output(self._features(P, u, i), self.coef_, self.intercept_)
 
-    def recommend(self, userid: Any, user_items: sp.spmatrix, N: int = 10, **kwargs: Any):
-        """Rank by the blended predicted rating (delegates filtering to the first member).
+    #: Users scored per block in :meth:`recommend` (bounds the (block * n_items) pairs).
+    _PAIRS_PER_BLOCK = 1 << 20
 
-        Only a single user id is supported; see :meth:`RatingRBM.recommend` for arguments.
+    def recommend(
+        self,
+        userid: Any,
+        user_items: sp.spmatrix,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items: Any = None,
+        recalculate_user: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``N`` items by blended predicted rating (the ``implicit`` protocol).
+
+        Parameters
+        ----------
+        userid : int or array-like of int
+            One fitted user, or several (then the outputs are 2-D).
+        user_items : scipy.sparse matrix, shape (n_users_requested, n_items)
+            The requested users' rows (``train[userid]``); their stored items are excluded
+            when ``filter_already_liked_items``.
+        N : int, default 10
+        filter_already_liked_items : bool, default True
+        filter_items : array-like of int, optional
+            Items never to recommend.
+        recalculate_user : bool, default False
+            Not supported (the blend has no fold-in): True raises NotImplementedError.
+
+        Returns
+        -------
+        ids : ndarray of int32, shape (n,) or (n_users, N)
+            A single user gets ``n = min(N, candidates)`` ids; batch rows are padded with id
+            -1 and score ``-finfo(float32).max``.
+        scores : ndarray of float32, same shape as ids
+            Blended predicted ratings.
         """
+        if self.coef_ is None:
+            raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
         check_int("N", N, 1)
-        if np.ndim(userid) > 0:
-            raise TypeError("BlendedRatingModel.recommend takes a single userid")
-        items = np.arange(self.n_items_)
-        s = self.predict(np.full(self.n_items_, int(userid)), items)
-        excluded = np.zeros(self.n_items_, dtype=np.bool_)
-        if kwargs.get("filter_already_liked_items", True):
-            excluded[sp.csr_matrix(user_items).indices] = True
-        if kwargs.get("filter_items") is not None:
-            excluded[as_index_array("filter_items", kwargs["filter_items"], self.n_items_)] = True
-        ids, scores = top_n(s[None, :], N, excluded=excluded)
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        if recalculate_user:
+            raise NotImplementedError("BlendedRatingModel cannot fold in users (recalculate_user)")
+        batch = np.ndim(userid) > 0
+        users = as_index_array("userid", np.atleast_1d(np.asarray(userid)), self.n_users_)
+        n_items = self.n_items_
+        excl_ptr = excl_idx = None
+        if filter_already_liked_items:
+            rows = check_csr("user_items", user_items, allow_empty=True)
+            if rows.shape != (len(users), n_items):
+                raise ValueError(
+                    f"user_items must have one row per requested user and {n_items} columns: "
+                    f"expected shape ({len(users)}, {n_items}), got {rows.shape}"
+                )
+            excl_ptr, excl_idx = rows.indptr.astype(np.int64), rows.indices.astype(np.int32)
+        excluded = None
+        if filter_items is not None:
+            excluded = np.zeros(n_items, dtype=np.bool_)
+            excluded[as_index_array("filter_items", filter_items, n_items)] = True
+        ids = np.full((len(users), N), -1, dtype=np.int32)
+        scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
+        items = np.arange(n_items, dtype=np.int64)
+        block = max(1, self._PAIRS_PER_BLOCK // max(n_items, 1))
+        for lo in range(0, len(users), block):
+            blk = users[lo : lo + block]
+            S = self.predict(np.repeat(blk, n_items), np.tile(items, len(blk)))
+            S = S.reshape(len(blk), n_items)
+            if excl_ptr is None:
+                out = top_n(S, N, excluded=excluded)
+            else:
+                ptr = excl_ptr[lo : lo + len(blk) + 1] - excl_ptr[lo]
+                idx = excl_idx[excl_ptr[lo] : excl_ptr[lo + len(blk)]]
+                out = top_n(S, N, ptr, idx, excluded)
+            ids[lo : lo + len(blk)], scores[lo : lo + len(blk)] = out
+        if not batch:
+            keep = ids[0] >= 0
+            return ids[0][keep], scores[0][keep]
+        return ids, scores

@@ -25,14 +25,16 @@ from rbmrec.engine.implicit import (
 )
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models._common import (
+    as_index_array,
     check_choice,
     check_int,
+    check_sparse_structure,
     epoch_batch,
     num_threads,
     one_blas_thread,
     seed_generator,
 )
-from rbmrec.models.persistence import register
+from rbmrec.models.persistence import register, seed_from_json, seed_to_json
 from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import TrainerConfig, TrainResult, train
 
@@ -57,7 +59,11 @@ def _binary_csr(name: str, X: Any, n_items: int | None = None) -> sp.csr_matrix:
         raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
     if n_items is not None and X.shape[1] != n_items:
         raise ValueError(f"{name} has {X.shape[1]} columns but the model was fitted on {n_items}")
+    check_sparse_structure(name, X)  # before scipy's conversions and the kernels index with it
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    X.prune()
     X.sum_duplicates()
     if X.nnz and not np.all(np.isfinite(X.data)):
         raise DataError(f"{name} contains NaN or infinite values")
@@ -392,8 +398,8 @@ class ImplicitRBM:
         config.batch_size = epoch_batch(
             self.batch_size, n_users, self._DEFAULT_BATCH, self._MIN_UPDATES
         )
-        self.batch_size_ = config.batch_size
         rng = seed_generator(self.random_state)
+        self.batch_size_ = config.batch_size
         parts, history, best = [], [], []
         self.interrupted_ = False
         for m in range(self.n_models):
@@ -689,21 +695,8 @@ class ImplicitRBM:
                 )
             rows_csr = _binary_csr("user_items", user_items, n_items)
 
-        excluded = np.zeros(n_items, dtype=np.bool_)
-        if filter_items is not None:
-            f = np.asarray(filter_items, dtype=np.int64).ravel()
-            if f.size and (f.min() < 0 or f.max() >= n_items):
-                raise IndexError(f"filter_items has ids outside [0, {n_items})")
-            excluded[f] = True
+        excluded = _excluded_items(n_items, filter_items, items, "recommend")
         n_cols = N
-        if items is not None:
-            if filter_items is not None:
-                raise ValueError("can't set both items and filter_items in recommend")
-            cand = np.asarray(items, dtype=np.int64).ravel()
-            if cand.size and (cand.min() < 0 or cand.max() >= n_items):
-                raise IndexError(f"items has ids outside [0, {n_items})")
-            excluded[:] = True
-            excluded[cand] = False
 
         ids = np.full((users.size, n_cols), -1, dtype=np.int32)
         scores = np.full((users.size, n_cols), _PAD_SCORE, dtype=np.float32)
@@ -773,20 +766,8 @@ class ImplicitRBM:
         n_items = self.n_items
         N = check_int("N", N, 0)
         single = np.ndim(itemid) == 0
-        q = np.atleast_1d(np.asarray(itemid))
-        if q.size and not np.issubdtype(q.dtype, np.integer):
-            raise TypeError(f"itemid must be an int or integer array, got dtype {q.dtype}")
-        q = q.astype(np.int64).ravel()
-        if q.size and (q.min() < 0 or q.max() >= n_items):
-            raise IndexError(f"itemid out of range [0, {n_items})")
-        excluded = np.zeros(n_items, dtype=np.bool_)
-        if filter_items is not None:
-            excluded[np.asarray(filter_items, dtype=np.int64).ravel()] = True
-        if items is not None:
-            if filter_items is not None:
-                raise ValueError("can't set both items and filter_items in similar_items")
-            excluded[:] = True
-            excluded[np.asarray(items, dtype=np.int64).ravel()] = False
+        q = as_index_array("itemid", np.atleast_1d(np.asarray(itemid)), n_items)
+        excluded = _excluded_items(n_items, filter_items, items, "similar_items")
         norms = np.linalg.norm(self.weights_, axis=1)
         norms[norms == 0] = 1e-10
         unit = (self.weights_ / norms[:, None]).astype(np.float32)
@@ -826,6 +807,10 @@ class ImplicitRBM:
             "length_ref": float(self.length_ref_),
             "n_models_fitted": int(self.n_models_),
             "history": self.history_,
+            "random_state": seed_to_json(self.random_state),
+            "batch_size_": getattr(self, "batch_size_", None),
+            "best_epoch_": getattr(self, "best_epoch_", None),
+            "interrupted_": bool(getattr(self, "interrupted_", False)),
         }
         return arrays, meta
 
@@ -858,7 +843,32 @@ class ImplicitRBM:
         if W.shape[1] % model.n_models_:
             raise ValueError("hidden units are not a whole number of models")
         model.history_ = list(meta.get("history", []))
+        # Fields added later: files written before them load with these defaults.
+        model.random_state = seed_from_json(meta.get("random_state"))
+        bs = meta.get("batch_size_", model.batch_size)
+        model.batch_size_ = None if bs is None else int(bs)
+        be = meta.get("best_epoch_")
+        model.best_epoch_ = None if be is None else int(be)
+        model.interrupted_ = bool(meta.get("interrupted_", False))
         return model
+
+
+def _excluded_items(n_items: int, filter_items: Any, items: Any, method: str) -> np.ndarray:
+    """Boolean mask (n_items,) of the items ``recommend``/``similar_items`` must not return.
+
+    ``filter_items`` are excluded; with ``items``, every item outside it is. Both are checked
+    integer ids in ``[0, n_items)`` (a float id or -1 is an error, not a truncation or a
+    wrap-around to the last item).
+    """
+    excluded = np.zeros(n_items, dtype=np.bool_)
+    if items is not None and filter_items is not None:
+        raise ValueError(f"can't set both items and filter_items in {method}")
+    if filter_items is not None:
+        excluded[as_index_array("filter_items", filter_items, n_items)] = True
+    if items is not None:
+        excluded[:] = True
+        excluded[as_index_array("items", items, n_items)] = False
+    return excluded
 
 
 def _logits(

@@ -5,7 +5,13 @@ UTF-8 JSON document ``{"format": "rbmrec", "format_version": 1, "rbmrec_version"
 "class": "module:QualName", "meta": {...}}``. Loading uses ``allow_pickle=False`` and only
 instantiates classes registered with :func:`register`, so a foreign or tampered file cannot
 run code. Writes go to a temporary file that is renamed into place, so a crash never leaves a
-half-written model.
+half-written model; the file gets the permissions ``open()`` would give it (``0o666`` less the
+umask for a new file, the old file's mode when one is replaced).
+
+NumPy scalars in the metadata (e.g. ``n_hidden=np.int64(8)`` from a grid built with NumPy)
+are written as the equivalent Python numbers, so :func:`load` gives back plain ``int`` and
+``float`` values. Fields added after a file was written are optional when it is read: older
+files load with their defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -46,6 +53,115 @@ def register(cls: T) -> T:
     return cls
 
 
+def _json_default(obj: Any) -> Any:
+    """``json.dumps`` hook: NumPy scalars become the equivalent Python values."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def seed_to_json(random_state: Any) -> Any:
+    """JSON form of a ``random_state``: an int, a SeedSequence as a dict, else None.
+
+    A ``numpy.random.Generator`` has no seed to save (None); models that keep drawing from
+    their generator after ``fit`` save its state separately.
+    """
+    if isinstance(random_state, bool):
+        return None
+    if isinstance(random_state, int | np.integer):
+        return int(random_state)
+    if isinstance(random_state, np.random.SeedSequence):
+        entropy = random_state.entropy
+        return {
+            "seed_sequence": {
+                "entropy": int(entropy) if np.ndim(entropy) == 0 else [int(e) for e in entropy],
+                "spawn_key": [int(k) for k in random_state.spawn_key],
+                "pool_size": int(random_state.pool_size),
+            }
+        }
+    return None
+
+
+def seed_from_json(value: Any) -> Any:
+    """Inverse of :func:`seed_to_json`."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        ss = value["seed_sequence"]
+        return np.random.SeedSequence(
+            ss["entropy"], spawn_key=tuple(ss["spawn_key"]), pool_size=int(ss["pool_size"])
+        )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"random_state must be an int, a seed sequence or null, got {value!r}")
+    return value
+
+
+#: Bit generators :func:`generator_from_json` may rebuild (never a name looked up freely).
+_BIT_GENERATORS = {
+    cls.__name__: cls
+    for cls in (
+        np.random.PCG64,
+        np.random.PCG64DXSM,
+        np.random.MT19937,
+        np.random.Philox,
+        np.random.SFC64,
+    )
+}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with arrays turned into lists and NumPy scalars into Python ones."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def generator_to_json(rng: np.random.Generator) -> dict[str, Any]:
+    """JSON form of a Generator's exact position (its bit generator's ``state``)."""
+    return _plain(rng.bit_generator.state)
+
+
+def generator_from_json(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator at the position saved by :func:`generator_to_json`."""
+    cls = _BIT_GENERATORS.get(state.get("bit_generator"))
+    if cls is None:
+        raise ValueError(f"unknown bit generator {state.get('bit_generator')!r}")
+    bit_generator = cls()
+    if cls is np.random.MT19937:
+        state = {**state, "state": {**state["state"], "key": np.asarray(state["state"]["key"])}}
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def _file_mode(path: Path) -> int:
+    """Permissions ``open(path, "w")`` would leave: those of the existing file, or 0o666 less
+    the umask for a new one (``mkstemp`` creates its files 0o600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def save(model: Persistable, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` (``.npz`` is appended when missing) atomically.
 
@@ -77,7 +193,7 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
         "meta": meta,
     }
     try:
-        blob = json.dumps(doc, allow_nan=False)
+        blob = json.dumps(doc, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"model metadata is not JSON-serialisable: {exc}") from exc
     path = Path(path)
@@ -90,6 +206,7 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
             payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
             payload.update(arrays)
             np.savez(fh, **payload)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from rbmrec.models._common import (
     check_csr,
     check_fitted,
     check_int,
+    check_sparse_structure,
     epoch_batch,
     num_threads,
     one_blas_thread,
@@ -153,7 +154,9 @@ class RatingRBM:
         Ranking score of :meth:`recommend`: the expected rating, or the probability of a
         rating at or above ``high_rating``.
     high_rating : float or None, default None
-        Threshold of ``"p_high"``; None means the second-highest rating level.
+        Threshold of ``"p_high"``; None means the second-highest rating level. A number must
+        lie above the lowest and at most at the highest rating level seen in ``fit`` (else
+        ``fit`` raises ValueError: every item would get the same score).
     random_state : int, SeedSequence, Generator or None
         With ``orientation="both"``, the members get two independent children of it (a
         SeedSequence itself is not advanced).
@@ -163,9 +166,10 @@ class RatingRBM:
     progress : bool, default False
         Show a tqdm bar over epochs.
     callbacks : sequence of callables, default ()
-        ``callback(epoch, metrics) -> bool``; returning True stops training. With
-        ``orientation="both"`` they are called for the item member's epochs, then (epochs
-        counted from 0 again) the user member's; each member shows its own progress bar.
+        ``callback(epoch, metrics) -> bool``; returning True stops training (each is checked
+        to be callable before training starts). With ``orientation="both"`` they are called
+        for the item member's epochs, then (epochs counted from 0 again) the user member's;
+        each member shows its own progress bar.
 
     Attributes
     ----------
@@ -200,7 +204,8 @@ class RatingRBM:
     interrupted_ : bool
         Training was stopped by KeyboardInterrupt (the best parameters so far are kept).
     fit_seconds_ : float
-        Wall time of ``fit`` (both members for "both").
+        Wall time of ``fit`` (both members for "both"); None for a model loaded from a file
+        written before it was saved.
     n_users_, n_items_ : int
     """
 
@@ -280,6 +285,16 @@ class RatingRBM:
         check_int("num_threads", self.num_threads, 0)
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        _check_high_rating(self.high_rating)
+        cbs = self.callbacks
+        if isinstance(cbs, str | bytes) or not isinstance(cbs, Iterable):
+            raise TypeError(
+                f"callbacks must be a sequence of callables (wrap a single callback in a "
+                f"list), got {type(cbs).__name__}"
+            )
+        for k, cb in enumerate(cbs):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{k}] must be callable, got {type(cb).__name__}")
         self._config().validate()  # loop hyperparameters, before any work is done
 
     #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
@@ -308,7 +323,8 @@ class RatingRBM:
 
     @staticmethod
     def _check_ratings(name: str, X: Any, *, allow_empty: bool = False) -> sp.csr_matrix:
-        X = check_csr(name, X, allow_empty=allow_empty)
+        # Duplicates would be summed into a value that is no rating (4 + 5 = a level "9").
+        X = check_csr(name, X, allow_empty=allow_empty, duplicates="error")
         if np.any(X.data == 0):
             raise DataError(
                 f"{name} holds explicit ratings of 0: sparse storage cannot tell a 0 rating from "
@@ -330,31 +346,72 @@ class RatingRBM:
                 )
         return X, V
 
+    def _prepare(
+        self, user_items: Any, validation: Any, known_pairs: Any
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix | None, np.ndarray, Any]:
+        """Every data check of ``fit``: checked ratings, validation ratings, rating levels
+        (empty for the gaussian model) and ``known_pairs``. Changes nothing."""
+        X, V = self._check_fit_input(user_items, validation)
+        if self.visible == "gaussian":
+            values = np.zeros(0)
+        else:
+            values = np.unique(X.data)
+            if len(values) > _MAX_LEVELS:
+                raise DataError(
+                    f"user_items has {len(values)} distinct rating values; the softmax model "
+                    f"supports at most {_MAX_LEVELS} levels"
+                )
+            if len(values) < 2:
+                raise DataError(
+                    "user_items needs at least two distinct rating values to learn from"
+                )
+            if self.high_rating is not None:
+                _high_threshold(self.high_rating, values)
+        if known_pairs is not None:
+            if not self.conditional:
+                raise ValueError("known_pairs is only used by the conditional model")
+            if not sp.issparse(known_pairs) or known_pairs.shape != X.shape:
+                raise DataError(f"known_pairs must be a sparse matrix of shape {X.shape}")
+            check_sparse_structure("known_pairs", known_pairs)
+        return X, V, values, known_pairs
+
     # ------------------------------------------------------------------ layout helpers
     def _orient(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """users x items -> rows x groups of the RBM (transposed in item orientation)."""
         return X if self.orientation == "user" else sp.csr_matrix(X.T)
 
-    def _to_levels(self, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Kernel CSR arrays (indptr int64, indices int32, levels int8) of a ratings CSR."""
-        lv = np.searchsorted(self.values_, X.data)
-        lv = np.clip(lv, 0, len(self.values_) - 1)
-        if not np.allclose(self.values_[lv], X.data):
-            bad = X.data[~np.isclose(self.values_[lv], X.data)][0]
-            raise DataError(
-                f"rating {bad} is not one of the levels seen in fit: {self.values_.tolist()}"
-            )
+    def _to_levels(
+        self, X: sp.csr_matrix, values: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernel CSR arrays (indptr int64, indices int32, levels int8) of a ratings CSR.
+
+        ``values``: the rating levels (default ``values_``).
+        """
+        values = self.values_ if values is None else values
+        lv = np.searchsorted(values, X.data)
+        lv = np.clip(lv, 0, len(values) - 1)
+        if not np.allclose(values[lv], X.data):
+            bad = X.data[~np.isclose(values[lv], X.data)][0]
+            raise DataError(f"rating {bad} is not one of the levels seen in fit: {values.tolist()}")
         return (
             X.indptr.astype(np.int64),
             X.indices.astype(np.int32),
             lv.astype(np.int8),
         )
 
-    def _to_kernel(self, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Kernel CSR arrays: levels (softmax) or standardised float values (gaussian)."""
+    def _to_kernel(
+        self,
+        X: sp.csr_matrix,
+        values: np.ndarray | None = None,
+        scale: tuple[float, float] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernel CSR arrays: levels (softmax) or standardised float values (gaussian).
+
+        ``values`` and ``scale`` default to the fitted ``values_`` and ``_scale``.
+        """
         if self.visible == "softmax":
-            return self._to_levels(X)
-        mu, sd = self._scale
+            return self._to_levels(X, values)
+        mu, sd = self._scale if scale is None else scale
         data = ((X.data - mu) / sd).astype(np.dtype(self.dtype))
         return X.indptr.astype(np.int64), X.indices.astype(np.int32), data
 
@@ -378,7 +435,8 @@ class RatingRBM:
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
             Raw ratings on any finite set of non-zero values (1..5, half stars, ...); the
-            distinct values become the softmax levels. Missing entries mean "not rated".
+            distinct values become the softmax levels. Missing entries mean "not rated". A
+            (user, item) pair stored twice is an error (DataError), not summed.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
             Held-out ratings for per-epoch validation RMSE and early stopping.
         known_pairs : scipy.sparse matrix, shape (n_users, n_items), optional
@@ -388,54 +446,44 @@ class RatingRBM:
         Returns
         -------
         self
+
+        Raises
+        ------
+        DataError, ValueError, TypeError
+            When the data or a hyperparameter fails its checks; all run before the model
+            changes, so a fitted model stays exactly as it was.
         """
         self._check_params()
         if self.orientation == "both":
             return self._fit_both(user_items, validation, known_pairs)
-        self.members_ = None
-        X, V = self._check_fit_input(user_items, validation)
-        self.values_ = np.unique(X.data)
-        if self.visible == "gaussian":
-            if not np.all(np.isfinite(X.data)):
-                raise DataError("user_items holds non-finite values")
+        # Every check runs, and the new state is built in local variables, before the model
+        # changes: a fit that fails on its input leaves a fitted model exactly as it was.
+        X, V, values, known_pairs = self._prepare(user_items, validation, known_pairs)
+        gauss = self.visible == "gaussian"
+        scale = value_range = None
+        if gauss:
             sd = float(X.data.std())
-            self._scale = (float(X.data.mean()), sd if sd > 0 else 1.0)
-            self.value_range_ = (float(X.data.min()), float(X.data.max()))
-            self.values_ = np.zeros(0)
-        elif len(self.values_) > _MAX_LEVELS:
-            raise DataError(
-                f"user_items has {len(self.values_)} distinct rating values; the softmax model "
-                f"supports at most {_MAX_LEVELS} levels"
-            )
-        if self.visible == "softmax" and len(self.values_) < 2:
-            raise DataError("user_items needs at least two distinct rating values to learn from")
-        self.n_users_, self.n_items_ = X.shape
-        if known_pairs is not None:
-            if not self.conditional:
-                raise ValueError("known_pairs is only used by the conditional model")
-            if not sp.issparse(known_pairs) or known_pairs.shape != X.shape:
-                raise DataError(f"known_pairs must be a sparse matrix of shape {X.shape}")
+            scale = (float(X.data.mean()), sd if sd > 0 else 1.0)
+            value_range = (float(X.data.min()), float(X.data.max()))
         rng = seed_generator(self.random_state)
-        self._rng = rng
         dtype = np.dtype(self.dtype)
 
         Xo = self._orient(X)
-        self._train = self._to_kernel(Xo)
+        train_arrays = self._to_kernel(Xo, values, scale)
         n_rows, n_groups = Xo.shape
-        gauss = self.visible == "gaussian"
-        n_levels = len(self.values_)
+        n_levels = len(values)
         H = self.n_hidden
         unit = (n_groups,) if gauss else (n_groups, n_levels)  # shape of b; W adds H
 
         if gauss:
             # Visible biases: each group's mean standardised value, shrunk towards 0.
-            cnt = np.bincount(self._train[1], minlength=n_groups)
-            tot = np.bincount(self._train[1], weights=self._train[2], minlength=n_groups)
+            cnt = np.bincount(train_arrays[1], minlength=n_groups)
+            tot = np.bincount(train_arrays[1], weights=train_arrays[2], minlength=n_groups)
             b = (tot / (cnt + 1.0)).astype(dtype)
         else:
             # Visible biases: log of each group's smoothed level frequencies (paper, 2.2).
             counts = np.zeros((n_groups, n_levels))
-            np.add.at(counts, (self._train[1], self._train[2]), 1.0)
+            np.add.at(counts, (train_arrays[1], train_arrays[2]), 1.0)
             prior = counts.sum(0) / counts.sum()
             b = np.log((counts + prior) / (counts.sum(1, keepdims=True) + 1.0)).astype(dtype)
         params: dict[str, np.ndarray] = {"b": b, "c": np.zeros(H, dtype=dtype)}
@@ -450,7 +498,7 @@ class RatingRBM:
             params["A"] = rng.normal(0.0, s, (*unit, C)).astype(dtype)
             params["B"] = rng.normal(0.0, s, (C, H)).astype(dtype)
             decay = ["A", "B"]
-        self._R = None
+        R = None
         if self.conditional:
             pattern = Xo.copy()
             pattern.data[:] = 1.0
@@ -459,12 +507,29 @@ class RatingRBM:
                 kp.data[:] = 1.0
                 pattern = pattern + kp
                 pattern.data[:] = 1.0
-            self._R = sp.csr_matrix(pattern, dtype=dtype)
-            params["D"] = np.zeros((self._R.shape[1], H), dtype=dtype)
+            R = sp.csr_matrix(pattern, dtype=dtype)
+            params["D"] = np.zeros((R.shape[1], H), dtype=dtype)
             decay.append("D")
-        self._params = params
         empty_chain = np.zeros(0, dtype if gauss else np.int8)
-        self._chain = self._train[2].copy() if self.persistent else empty_chain
+        config = self._config(n_rows)
+
+        # Commit: plain assignments only from here to training.
+        self.members_ = None
+        self.values_ = values
+        if gauss:
+            self._scale = scale
+            self.value_range_ = value_range
+        self.n_users_, self.n_items_ = X.shape
+        self._rng = rng
+        self._train = train_arrays
+        self._R = R
+        self._params = params
+        self._chain = train_arrays[2].copy() if self.persistent else empty_chain
+        self.batch_size_ = config.batch_size
+        self.history_ = []
+        self.best_epoch_ = None
+        self.interrupted_ = False
+        self.fit_seconds_ = 0.0
         self._set_public()
 
         indptr, indices, levels = self._train
@@ -545,8 +610,6 @@ class RatingRBM:
                 pred = self.predict(vu, vi)
                 return {"valid_rmse": float(np.sqrt(np.mean((pred - vr) ** 2)))}
 
-        config = self._config(n_rows)
-        self.batch_size_ = config.batch_size
         if evaluate is None:
             config.patience = None
         t0 = time.perf_counter()
@@ -583,7 +646,7 @@ class RatingRBM:
         known_pairs: sp.spmatrix | None,
     ) -> RatingRBM:
         """Fit the item- and the user-based member, then the mixing weight on validation."""
-        X, V = self._check_fit_input(user_items, validation)  # errors before any training
+        X, V, _, _ = self._prepare(user_items, validation, known_pairs)  # before any training
         seeds = _spawn(self.random_state, len(_MEMBERS))
         t0 = time.perf_counter()
         members: dict[str, RatingRBM] = {}
@@ -885,7 +948,10 @@ class RatingRBM:
         """Per-level weights of the ranking score, shape (n_levels,): values or a 0/1 mask."""
         if self.recommend_score == "expected":
             return np.asarray(self.values_, dtype=np.float64)
-        thr = self.high_rating if self.high_rating is not None else self.values_[-2]
+        if self.high_rating is None:
+            thr = self.values_[-2]
+        else:
+            thr = _high_threshold(_check_high_rating(self.high_rating), self.values_)
         return (self.values_ >= thr).astype(np.float64)
 
     def _score(self, probs: np.ndarray) -> np.ndarray:
@@ -1038,6 +1104,7 @@ class RatingRBM:
         check_int("N", N, 1)
         if not sp.issparse(user_items):
             raise TypeError("user_items must be a scipy.sparse matrix")
+        check_sparse_structure("user_items", user_items)  # its indices reach the top-N kernel
         user_items = sp.csr_matrix(user_items)
         batch = np.ndim(userid) > 0
         users = np.atleast_1d(np.asarray(userid))
@@ -1109,7 +1176,7 @@ class RatingRBM:
             meta.update(
                 cd_steps=cd, dtype=np.dtype(self.dtype).name, n_users=self.n_users_,
                 n_items=self.n_items_, members=members_meta, blend_weight=self.blend_weight_,
-                calibration=list(self.calibration_),
+                calibration=list(self.calibration_), **self._fit_meta(),
             )  # fmt: skip
             return arrays, meta
         arrays = {f"param_{k}": v for k, v in self._params.items()}
@@ -1128,10 +1195,28 @@ class RatingRBM:
             n_items=self.n_items_,
             history=self.history_,
             best_epoch=self.best_epoch_,
+            fitted_batch_size=getattr(self, "batch_size_", None),
+            **self._fit_meta(),
         )
         if self.visible == "gaussian":
             meta.update(scale=list(self._scale), value_range=list(self.value_range_))
         return arrays, meta
+
+    def _fit_meta(self) -> dict[str, Any]:
+        """Seed and fit bookkeeping saved with the model (see :meth:`_restore_fit_meta`)."""
+        fs = getattr(self, "fit_seconds_", None)
+        return {
+            "random_state": persistence.seed_to_json(self.random_state),
+            "interrupted": bool(getattr(self, "interrupted_", False)),
+            "fit_seconds": None if fs is None else float(fs),
+        }
+
+    def _restore_fit_meta(self, meta: dict[str, Any]) -> None:
+        """Inverse of :meth:`_fit_meta`; files written before these fields get defaults."""
+        self.random_state = persistence.seed_from_json(meta.get("random_state"))
+        self.interrupted_ = bool(meta.get("interrupted", False))
+        fs = meta.get("fit_seconds")
+        self.fit_seconds_ = None if fs is None else float(fs)
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RatingRBM:
@@ -1148,6 +1233,7 @@ class RatingRBM:
                 members[name] = cls._from_state(sub, mm)
             a, slope = (float(x) for x in meta["calibration"])
             model._adopt(members, float(meta["blend_weight"]), a, slope)
+            model._restore_fit_meta(meta)
             return model
         model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
         model.values_ = arrays["values"]
@@ -1166,6 +1252,10 @@ class RatingRBM:
             model.value_range_ = tuple(meta["value_range"])
         model.history_ = meta["history"]
         model.best_epoch_ = meta["best_epoch"]
+        # Files written before the batch size was saved: an explicit batch_size was used as is.
+        bs = meta.get("fitted_batch_size", model.batch_size)
+        model.batch_size_ = None if bs is None else int(bs)
+        model._restore_fit_meta(meta)
         model._set_public()
         return model
 
@@ -1218,3 +1308,31 @@ def _spawn(random_state: Any, n: int) -> list[Any]:
         ]
     entropy = None if random_state is None else int(random_state)
     return np.random.SeedSequence(entropy).spawn(n)
+
+
+def _check_high_rating(value: Any) -> float | None:
+    """``high_rating`` as a float (None stays None), or TypeError/ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"high_rating must be a number or None, got {type(value).__name__}")
+    if not np.isfinite(value):
+        raise ValueError(f"high_rating must be finite, got {value}")
+    return float(value)
+
+
+def _high_threshold(high_rating: float, values: np.ndarray) -> float:
+    """``high_rating`` after checking it splits the rating levels ``values`` (sorted).
+
+    ``p_high`` is the probability of a level ``>= high_rating``: a threshold above every
+    level makes it 0 for every item, one at or below the lowest level 1, and either way
+    ``recommend`` would list items in id order.
+    """
+    lo, hi = float(values[0]), float(values[-1])
+    if not lo < high_rating <= hi:
+        raise ValueError(
+            f"high_rating={high_rating} must be above the lowest and at most the highest "
+            f"rating level seen in fit ({lo} and {hi}): otherwise p_high is the same for "
+            f"every item"
+        )
+    return float(high_rating)

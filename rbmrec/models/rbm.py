@@ -18,10 +18,11 @@ from rbmrec.models._common import (
     check_choice,
     check_fitted,
     check_int,
+    check_sparse_structure,
     num_threads,
     seed_generator,
 )
-from rbmrec.models.persistence import register
+from rbmrec.models.persistence import generator_from_json, generator_to_json, register
 from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,9 @@ class RBM:
                 raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
             if X.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+            check_sparse_structure(name, X)  # the kernels index memory with its indices
             X = sp.csr_matrix(X, copy=True)
+            X.prune()
             shape = X.shape
         else:
             if isinstance(X, str | bytes) or X is None:
@@ -403,8 +406,9 @@ class RBM:
     def partial_fit(self, X: Any, y: Any = None) -> RBM:
         """Run one more epoch over ``X`` (initialising the model on the first call).
 
-        Momentum buffers, the CD schedule position and the binary/Gaussian persistent chains
-        carry over between calls.
+        Momentum buffers, the CD schedule position, the random stream and the binary/Gaussian
+        persistent chains carry over between calls, and through :func:`rbmrec.save` /
+        :func:`rbmrec.load`: a loaded model continues exactly as the saved one would have.
 
         Returns
         -------
@@ -712,6 +716,11 @@ class RBM:
             "hidden_bias": self.hidden_bias_,
             "sigma": self.sigma_,
         }
+        # Training state, so partial_fit (and sample) after load continue where they stopped.
+        for name, v in (self._velocity or {}).items():
+            arrays[f"velocity_{name}"] = v
+        if self._chains is not None:
+            arrays["chains"] = self._chains
         rs = self.random_state
         meta = {
             "params": {
@@ -735,6 +744,7 @@ class RBM:
             "n_visible": int(self.n_visible_),
             "n_levels_": self.n_levels_,
             "history": self.history_,
+            "rng_state": generator_to_json(self._rng),
         }
         return arrays, meta
 
@@ -758,9 +768,26 @@ class RBM:
         if model.weights_.shape != expect:
             raise ValueError(f"weights have shape {model.weights_.shape}, expected {expect}")
         model.history_ = list(meta.get("history", []))
-        model._rng = seed_generator(model.random_state)
-        model._velocity = None
+        # Files written before the training state was saved restart the random stream at the
+        # seed and momentum at zero.
+        rng_state = meta.get("rng_state")
+        if rng_state is None:
+            model._rng = seed_generator(model.random_state)
+        else:
+            model._rng = generator_from_json(rng_state)
+        params = model._params()
+        velocity = {n: arrays[f"velocity_{n}"] for n in params if f"velocity_{n}" in arrays}
+        for n, v in velocity.items():
+            if v.shape != params[n].shape:
+                raise ValueError(f"velocity_{n} has shape {v.shape}, expected {params[n].shape}")
+            velocity[n] = np.ascontiguousarray(v, dtype=params[n].dtype)
+        model._velocity = velocity or None
         model._chains = None
+        if "chains" in arrays:
+            chains = np.ascontiguousarray(arrays["chains"], dtype=model.weights_.dtype)
+            if chains.ndim != 2 or chains.shape[1] != model.n_visible_:
+                raise ValueError(f"chains have shape {chains.shape}")
+            model._chains = chains
         model._epochs_done = len(model.history_)
         return model
 

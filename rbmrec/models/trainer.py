@@ -164,6 +164,9 @@ class TrainerConfig:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        for k, cb in enumerate(self.callbacks):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{k}] must be callable, got {type(cb).__name__}")
         return parse_cd_schedule(self.cd_steps)
 
 

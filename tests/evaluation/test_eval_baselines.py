@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import rbmrec
-from rbmrec.errors import ModelFileError, NotFittedError
+from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.evaluation.baselines import (
     BiasBaseline,
     GlobalMean,
@@ -186,3 +186,42 @@ def test_load_rejects_a_foreign_file(tmp_path):
     np.savez(p, x=np.arange(3))
     with pytest.raises(ModelFileError):
         rbmrec.load(p)
+
+
+def test_numpy_scalar_parameters_save_and_load_as_python_values(small, tmp_path):
+    m = BiasBaseline(reg_user=np.float32(15), n_iter=np.int64(3)).fit(small)
+    back = rbmrec.load(m.save(tmp_path / "b"))
+    assert type(back.reg_user) is float and back.reg_user == 15.0
+    assert type(back.n_iter) is int and back.n_iter == 3
+    np.testing.assert_array_equal(back.predict([0, 1], [1, 2]), m.predict([0, 1], [1, 2]))
+    pop = Popularity(min_rating=np.int64(4)).fit(small)
+    assert type(rbmrec.load(pop.save(tmp_path / "p")).min_rating) is int
+
+
+@pytest.mark.parametrize(
+    ("filter_items", "exc", "match"),
+    [([1.9], TypeError, "filter_items must be integers"),
+     ([np.nan], TypeError, "filter_items must be integers"),
+     ([-1], IndexError, "filter_items contains -1"),
+     ([5], IndexError, "filter_items contains 5, outside")],
+)  # fmt: skip
+@pytest.mark.parametrize("cls", [Popularity, BiasBaseline, GlobalMean])
+def test_filter_items_must_be_item_ids(small, cls, filter_items, exc, match):
+    """106.9 used to be truncated to item 106 (and -1 to wrap to the last item)."""
+    m = cls().fit(small)
+    with pytest.raises(exc, match=match):
+        m.recommend(0, small[0], N=2, filter_items=filter_items)
+    with pytest.raises(exc, match=match):
+        m.recommend([0, 1], small[[0, 1]], N=2, filter_items=filter_items)
+
+
+def test_malformed_csr_is_rejected(small):
+    bad = small.copy()
+    bad.indices = bad.indices.copy()
+    bad.indices[0] = 10**6
+    for cls in (GlobalMean, BiasBaseline, Popularity, ImplicitALS):
+        with pytest.raises(DataError, match="column index 1000000 >= 5"):
+            cls().fit(bad)
+    m = Popularity().fit(small)
+    with pytest.raises(DataError, match="column index"):
+        m.recommend(np.arange(5), bad, N=2)

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from rbmrec.data.split import Split
 from rbmrec.data.splits import kfold
+from rbmrec.errors import DataError
 from rbmrec.evaluation import (
     BiasBaseline,
     GlobalMean,
@@ -143,6 +144,31 @@ def test_evaluate_bad_input(split):
     bad = Split(split.train, split.test[:, :5], name="bad")
     with pytest.raises(ValueError, match="shape"):
         evaluate({"p": Popularity()}, bad)
+
+
+def test_evaluate_ranks_with_a_blend(split):
+    """A BlendedRatingModel gets rating and ranking metrics like any model: the harness asks
+    for a batch of users at a time."""
+    from rbmrec.models.blend import BlendedRatingModel
+    from rbmrec.models.rating import RatingRBM
+
+    with_val = Split(split.train, split.test, split.test, name="v")
+    rbm = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", random_state=0)
+    members = [("bias", BiasBaseline()), ("rbm", rbm)]
+    blend = BlendedRatingModel(members, cv_folds=0)
+    df = evaluate({"blend": blend, "bias": BiasBaseline()}, with_val, K=5, batch_size=50)
+    row = df.row(0, named=True)
+    assert row["ndcg"] is not None and 0 <= row["ndcg"] <= 1
+    assert row["n_users"] == df.row(1, named=True)["n_users"] > 50
+    assert row["rmse"] is not None
+
+
+def test_evaluate_rejects_malformed_split_matrices(split):
+    train = split.train.copy()
+    train.indices = train.indices.copy()
+    train.indices[0] = train.shape[1] + 7
+    with pytest.raises(DataError, match=r"split\.train has column index"):
+        evaluate({"p": Popularity()}, Split(train, split.test, name="bad"))
 
 
 # ------------------------------------------------------------------------ grid search

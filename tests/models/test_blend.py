@@ -123,3 +123,61 @@ def test_blend_bad_parameters(kwargs, match):
     train, valid, a, _ = _noisy_members()
     with pytest.raises((ValueError, TypeError), match=match):
         BlendedRatingModel([("a", _Fixed(a))], **kwargs).fit(train, validation=valid)
+
+
+@pytest.fixture(scope="module")
+def fixed_blend():
+    train, valid, a, b = _noisy_members(n_users=30, n_items=12)
+    blend = BlendedRatingModel([("a", _Fixed(a)), ("b", _Fixed(b))], cv_folds=0)
+    return blend.fit(train, validation=valid), train
+
+
+def test_blend_recommend_follows_the_batch_protocol(fixed_blend):
+    """The evaluation harness calls recommend with a batch of users, like every model."""
+    blend, train = fixed_blend
+    users = np.array([0, 3, 17, 29], dtype=np.int32)
+    ids, scores = blend.recommend(users, train[users], N=5)
+    assert ids.shape == scores.shape == (4, 5)
+    assert ids.dtype == np.int32 and scores.dtype == np.float32
+    for r, u in enumerate(users):
+        one_ids, one_scores = blend.recommend(int(u), train[u], N=5)
+        k = len(one_ids)  # a single user's list is not padded
+        np.testing.assert_array_equal(ids[r, :k], one_ids)
+        np.testing.assert_array_equal(scores[r, :k], one_scores)
+        assert np.all(ids[r, k:] == -1) and k == min(5, 12 - train[u].nnz)
+        assert not set(one_ids) & set(train[u].indices)
+        full = blend.predict(np.full(12, u), np.arange(12))
+        np.testing.assert_allclose(one_scores, full[one_ids], rtol=1e-6)
+    # rows with fewer candidates than N are padded like implicit's batch calls
+    ids, scores = blend.recommend(users, train[users], N=12)
+    n_liked = np.diff(train[users].indptr)
+    assert np.all((ids == -1).sum(axis=1) == n_liked)
+    assert np.all(scores[ids == -1] == -np.finfo(np.float32).max)
+    ids, _ = blend.recommend(users, train[users], N=12, filter_already_liked_items=False)
+    assert np.all(ids >= 0)
+    ids, _ = blend.recommend(0, train[0], N=12, filter_items=[0, 1])
+    assert not {0, 1} & set(ids)
+
+
+@pytest.mark.parametrize(
+    ("userid", "exc", "match"),
+    [(1.9, TypeError, "userid must be integers"), (np.nan, TypeError, "userid must be integers"),
+     ([1.0, 2.0], TypeError, "userid must be integers"), (True, TypeError, "userid"),
+     (30, IndexError, "userid contains 30"), (-1, IndexError, "userid contains -1")],
+)  # fmt: skip
+def test_blend_recommend_rejects_bad_user_ids(fixed_blend, userid, exc, match):
+    blend, train = fixed_blend
+    with pytest.raises(exc, match=match):
+        blend.recommend(userid, train[1 : 1 + max(1, np.size(userid))], N=3)
+
+
+def test_blend_recommend_argument_errors(fixed_blend):
+    blend, train = fixed_blend
+    with pytest.raises(ValueError, match="one row per requested user"):
+        blend.recommend([0, 1], train[0], N=3)
+    with pytest.raises(TypeError, match="filter_items must be integers"):
+        blend.recommend(0, train[0], N=3, filter_items=[1.5])
+    with pytest.raises(NotImplementedError, match="recalculate_user"):
+        blend.recommend(0, train[0], N=3, recalculate_user=True)
+    with pytest.raises(NotFittedError):
+        BlendedRatingModel([("a", _Fixed(None))]).recommend(0, train[0])
