@@ -1,8 +1,10 @@
 """The ``rbmrec`` command line: demo, fit, recommend, evaluate, benchmark, datasets.
 
-Every sub-command prints for a person reading a terminal (the library itself only logs).
-Exit codes: 0 success, 2 usage or data error (the message names the problem), 1 anything
-unexpected (with a traceback).
+Every sub-command prints for a person reading a terminal (the library itself only logs);
+notes and warnings go to stderr, so ``--json`` output stays valid JSON. Exit codes: 0
+success, 2 usage or data error or an unwritable output (the message names the problem), 1
+anything unexpected (with a traceback), 130 Ctrl-C (``fit`` saves the model trained so far
+first; ``evaluate``/``benchmark``/``demo`` stop and write no result files).
 
 A fitted model is written as ``<out>.npz`` (see :func:`rbmrec.load`) plus two side files
 that let ``recommend`` speak in the ids of the user's files:
@@ -11,18 +13,29 @@ that let ``recommend`` speak in the ids of the user's files:
   "data": "...", "model": "..."}``, raw ids in index order;
 - ``<out>.npz.seen.npz``: the training ratings (scipy sparse, users x items), used to
   exclude already-rated items.
+
+``fit`` writes the three files under temporary names in the target folder and renames them
+into place only when all are written, so a failure (disk full, Ctrl-C while saving) leaves
+any previous model untouched. ``recommend`` checks that the side files are readable and
+match the model (a damaged or foreign side file is a :class:`~rbmrec.errors.ModelFileError`,
+exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import json
 import os
+import secrets
+import stat
 import sys
+import tempfile
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +48,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _SYNTHETIC_WORDS = ("demo", "synthetic")
 _MODEL_KEYS = ("rbm", "irbm", "als", "bpr", "pop", "bias")
@@ -58,6 +72,15 @@ _KEY_KERNELS = {
 
 class UsageError(Exception):
     """A problem with the command's arguments or inputs; exit code 2."""
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a comparison: ``done`` holds the rows of the models finished before."""
+
+    def __init__(self, done: Any, during: str) -> None:
+        super().__init__(during)
+        self.done = done
+        self.during = during
 
 
 def _uncompiled(keys: Sequence[str]) -> list[str]:
@@ -98,6 +121,10 @@ def _err(message: str) -> None:
     print(f"rbmrec: error: {message}", file=sys.stderr)
 
 
+def _interrupted(message: str) -> None:
+    print(f"rbmrec: interrupted by Ctrl-C: {message}", file=sys.stderr, flush=True)
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -107,24 +134,72 @@ def _demo_ratings() -> Any:
     return demo_ratings()
 
 
-def _load_dataset(name: str) -> Any:
+def _load_dataset(name: str, duplicates: str = "error") -> Any:
     """A named data set (``demo`` or a MovieLens release, downloaded once when missing)."""
     from rbmrec import datasets
 
     if name.lower() in _SYNTHETIC_WORDS:
         return _demo_ratings()
-    return datasets.load(name.lower())
+    return datasets.load(name.lower(), duplicates=duplicates)
 
 
-def _load_table(path: Path, user_col: str, item_col: str, rating_col: str) -> Any:
+#: Hints of the data layer that name Python arguments, and the options that set them here.
+_CLI_HINTS = (
+    ("column", "--user-col/--item-col/--rating-col"),
+    ("duplicates=", "--duplicates last|mean"),
+    ("has_header=", "--no-header"),
+)
+
+
+def _with_cli_hint(exc: Exception, table: bool) -> Exception:
+    """``exc`` with the command-line options that fix it appended, when it names an argument.
+
+    ``table``: the error comes from a CSV/TSV/parquet file (``--user-col`` etc. apply).
+    """
+    from rbmrec.errors import DataError
+
+    text = str(exc)
+    hints = [opt for word, opt in _CLI_HINTS if word in text and (table or word == "duplicates=")]
+    if not hints:
+        return exc
+    return DataError(f"{text} (command line: {', '.join(hints)})")
+
+
+def _table_columns(args: argparse.Namespace) -> tuple[str | int, str | int, str | int]:
+    """The user, item and rating columns: names, or 0-based positions with ``--no-header``."""
+    no_header = bool(getattr(args, "no_header", False))
+    cols: list[str | int] = []
+    for option, value, name, position in (
+        ("--user-col", args.user_col, "user_id", 0),
+        ("--item-col", args.item_col, "item_id", 1),
+        ("--rating-col", args.rating_col, "rating", 2),
+    ):
+        if value is None:
+            cols.append(position if no_header else name)
+        elif not no_header:
+            cols.append(value)
+        elif value.strip().isdigit():
+            cols.append(int(value))
+        else:
+            raise UsageError(
+                f"{option} {value!r}: with --no-header, columns are 0-based numbers (e.g. "
+                f"{option} {position})"
+            )
+    return cols[0], cols[1], cols[2]
+
+
+def _load_table(path: Path, args: argparse.Namespace) -> Any:
     """A CSV/TSV/parquet file of ratings (titles kept when the file has a ``title`` column)."""
     import polars as pl
 
     from rbmrec.data import load_table
+    from rbmrec.errors import DataError
 
+    user_col, item_col, rating_col = _table_columns(args)
+    no_header = bool(getattr(args, "no_header", False))
     items = None
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".parquet"):
+    if suffix in (".csv", ".tsv", ".parquet") and not no_header:
         try:
             if suffix == ".parquet":
                 head = pl.read_parquet(path)
@@ -133,41 +208,57 @@ def _load_table(path: Path, user_col: str, item_col: str, rating_col: str) -> An
         except Exception:  # unreadable here: load_table names the problem below
             head = None
         if head is not None and "title" in head.columns and item_col in head.columns:
-            items = head.select(pl.col(item_col).alias("item_id"), pl.col("title")).unique(
+            items = head.select(pl.col(str(item_col)).alias("item_id"), pl.col("title")).unique(
                 "item_id", keep="first", maintain_order=True
             )
-    from rbmrec.errors import DataError
-
     try:
-        return load_table(path, user=user_col, item=item_col, rating=rating_col, items=items)
+        return load_table(
+            path,
+            user=user_col,
+            item=item_col,
+            rating=rating_col,
+            has_header=not no_header,
+            duplicates=getattr(args, "duplicates", "error"),
+            items=items,
+        )
     except DataError as exc:
-        if "column" in str(exc):
-            raise DataError(f"{exc} (command line: --user-col/--item-col/--rating-col)") from exc
-        raise
+        hinted = _with_cli_hint(exc, table=True)
+        if hinted is exc:
+            raise
+        raise hinted from exc
 
 
 def _load_data(args: argparse.Namespace) -> Any:
     """The Ratings named by ``--data`` or ``--dataset`` (default: the demo data)."""
+    from rbmrec.errors import DataError
+
     data = getattr(args, "data", None)
     dataset = getattr(args, "dataset", None)
+    duplicates = getattr(args, "duplicates", "error")
     if data and dataset:
         raise UsageError("give either --data or --dataset, not both")
-    if dataset:
-        return _load_dataset(dataset)
-    if not data or data.lower() in _SYNTHETIC_WORDS:
-        return _demo_ratings()
-    path = Path(data)
-    if not path.exists():
-        from rbmrec import datasets
+    path = Path(data) if data and data.lower() not in _SYNTHETIC_WORDS else None
+    if path is not None and path.exists() and not path.is_dir() and path.suffix.lower() != ".zip":
+        return _load_table(path, args)
+    try:
+        if dataset:
+            return _load_dataset(dataset, duplicates)
+        if path is None:
+            return _demo_ratings()
+        if not path.exists():
+            from rbmrec import datasets
 
-        if data.lower() in datasets.list_datasets():
-            return _load_dataset(data.lower())
-        raise FileNotFoundError(f"--data {data}: no such file or folder")
-    if path.is_dir() or path.suffix.lower() == ".zip":
+            if data.lower() in datasets.list_datasets():
+                return _load_dataset(data.lower(), duplicates)
+            raise FileNotFoundError(f"--data {data}: no such file or folder")
         from rbmrec.data import load_movielens
 
-        return load_movielens(path)
-    return _load_table(path, args.user_col, args.item_col, args.rating_col)
+        return load_movielens(path, duplicates=duplicates)
+    except DataError as exc:
+        hinted = _with_cli_hint(exc, table=False)
+        if hinted is exc:
+            raise
+        raise hinted from exc
 
 
 def _titles(data: Any) -> list[str] | None:
@@ -254,6 +345,9 @@ class _Announced:
             self._model.fit(user_items, validation=validation)
         else:
             self._model.fit(user_items)
+        if getattr(self._model, "interrupted_", False):
+            # The RBMs catch Ctrl-C to keep the parameters so far; a comparison stops here.
+            raise KeyboardInterrupt
         print(
             f"  {self._label} fitted in {time.perf_counter() - t0:.1f} s",
             file=self._stream,
@@ -301,6 +395,9 @@ def _split(data: Any, args: argparse.Namespace) -> Any:
 
 
 def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> Any:
+    """Split, fit and score the models; Ctrl-C raises :class:`_Interrupted` (finished rows)."""
+    import polars as pl
+
     from rbmrec.evaluation import evaluate
 
     split = _split(data, args)
@@ -315,18 +412,83 @@ def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) ->
         for k in keys
     }
     _compile_note(keys)
-    df = evaluate(models, split, K=args.k, relevance_threshold=args.relevance_threshold)
-    return df, split, models
+    # One model at a time, so Ctrl-C stops the comparison with the finished rows in hand.
+    frames: list[Any] = []
+    for name, model in models.items():
+        try:
+            frames.append(
+                evaluate(
+                    {name: model}, split, K=args.k, relevance_threshold=args.relevance_threshold
+                )
+            )
+        except KeyboardInterrupt:
+            raise _Interrupted(pl.concat(frames) if frames else None, name) from None
+    return pl.concat(frames), split, models
+
+
+#: What ``--out`` of evaluate, benchmark and demo can write.
+_RESULT_SUFFIXES = (".csv", ".json", ".md")
+
+
+def _plot_suffixes() -> tuple[str, ...]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def _check_output(option: str, path: Path, suffixes: Sequence[str] | None = None) -> None:
+    """Refuse, before any work, an output path that cannot be written.
+
+    The suffix must be one of ``suffixes``; the path must not be a directory; the nearest
+    existing ancestor must be a writable directory (missing folders are created when the
+    file is written), and when the parent exists a file must be creatable in it.
+    """
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{option} {path}: unsupported file type {path.suffix or '(no suffix)'!r}; use "
+            f"{', '.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{option} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: no permission to write in {ancestor}")
+    if ancestor == path.parent:
+        try:
+            with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".rbmrec-probe-"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"{option} {path}: cannot create files in {ancestor}: {exc.strerror or exc}"
+            ) from None
+
+
+def _check_result_outputs(args: argparse.Namespace) -> None:
+    """``--out`` and ``--plot`` of evaluate, benchmark and demo, checked before any work."""
+    if args.out:
+        _check_output("--out", Path(args.out), _RESULT_SUFFIXES)
+    if args.plot:
+        _check_output("--plot", Path(args.plot), _plot_suffixes())
 
 
 def _write_outputs(df: Any, args: argparse.Namespace, meta: dict[str, Any]) -> None:
     from rbmrec.evaluation import write_results
 
     if args.out:
-        path = write_results(df, args.out, metadata=meta)
+        try:
+            path = write_results(df, args.out, metadata=meta)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
         print(f"results written to {path}")
     if args.plot:
-        path = _plot(df, Path(args.plot), title=meta.get("data", ""))
+        try:
+            path = _plot(df, Path(args.plot), title=meta.get("data", ""))
+        except OSError as exc:
+            raise UsageError(f"--plot {args.plot}: cannot write: {exc.strerror or exc}") from None
         print(f"plot written to {path}")
 
 
@@ -365,6 +527,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if datasets.locate("ml-100k") is not None:
             args.dataset = "ml-100k"
     keys = _parse_models(args.models)
+    _check_result_outputs(args)
     data = _load_data(args)
     print(f"data: {data!r}")
     # Modest settings so the demo takes well under two minutes on two busy cores; the
@@ -416,12 +579,71 @@ def _sidecars(model_path: Path) -> tuple[Path, Path]:
     )
 
 
+def _model_path(out: str) -> Path:
+    """Where :func:`rbmrec.models.persistence.save` puts ``--out`` (``.npz`` appended)."""
+    path = Path(out)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _temp_name(final: Path, suffix: str) -> Path:
+    """A fresh hidden name next to ``final`` (not created), ending in ``suffix``."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp{suffix}")
+
+
+def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matrix) -> None:
+    """Write the model and its side files all or nothing.
+
+    Each file goes to a temporary name in the target folder; only when all three are
+    complete are they renamed into place (side files first, the model last). Any failure,
+    including Ctrl-C, removes the temporary files and leaves earlier files untouched.
+    """
+    ids_path, seen_path = _sidecars(final)
+    temps: list[Path] = []
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp_model = _temp_name(final, ".npz")
+        temps.append(tmp_model)
+        model.save(tmp_model)
+        tmp_ids = _temp_name(ids_path, "")
+        temps.append(tmp_ids)
+        with open(tmp_ids, "x", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc) + "\n")
+        tmp_seen = _temp_name(seen_path, ".npz")
+        temps.append(tmp_seen)
+        sp.save_npz(tmp_seen, seen)
+        renames = ((tmp_ids, ids_path), (tmp_seen, seen_path), (tmp_model, final))
+        for tmp, dest in renames:
+            # A replaced file keeps its permissions (as persistence.save does).
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
+        for tmp, dest in renames:
+            os.replace(tmp, dest)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_model_output(out: str) -> Path:
+    """The model path of ``fit --out``, refused before loading data when it is unusable."""
+    final = _model_path(out)
+    _check_output("--out", final)
+    for side in _sidecars(final):
+        if side.is_dir():
+            raise UsageError(f"--out {out}: side file {side} is a directory")
+    return final
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     key = _parse_models(args.model)[0]
     if key not in ("rbm", "irbm"):
         raise UsageError(f"--model must be rating-rbm or implicit-rbm, got {args.model!r}")
+    final = _check_model_output(args.out)
     data = _load_data(args)
     print(f"data: {data!r}")
+    if key == "rbm":
+        _warn_levels(data.user_items)
     model = _make_model(key, args, progress=not args.quiet)
     validation = None
     train = data.user_items
@@ -437,8 +659,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         model.fit(train)
     seconds = time.perf_counter() - t0
-    path = Path(model.save(args.out))
-    ids_path, seen_path = _sidecars(path)
+    interrupted = bool(getattr(model, "interrupted_", False))
     doc = {
         "model": _MODEL_NAMES[key],
         "data": data.name,
@@ -446,12 +667,64 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "item_ids": _jsonable_ids(data.item_ids),
         "titles": _titles(data),
     }
-    ids_path.write_text(json.dumps(doc) + "\n")
-    sp.save_npz(seen_path, sp.csr_matrix(data.user_items))
+    try:
+        _save_fitted(model, final, doc, sp.csr_matrix(data.user_items))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the model to {final}: {exc.strerror or exc} (any previous model "
+            "there is unchanged)"
+        ) from None
+    ids_path, seen_path = _sidecars(final)
     note = _stopped_note(model)
     print(f"fitted {_MODEL_NAMES[key]} in {seconds:.1f} s{note}")
-    print(f"model written to {path} (+ {ids_path.name}, {seen_path.name})")
+    print(f"model written to {final} (+ {ids_path.name}, {seen_path.name})")
+    if interrupted:
+        _interrupted("training stopped early; the model trained so far was saved")
+        return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+#: ``fit`` warns about a rating value used by fewer than this share of the ratings.
+_RARE_LEVEL = 1e-4
+#: ... or farther than this many times the typical spacing from every other value.
+_FAR_LEVEL = 1.5
+
+
+def _suspicious_levels(values: np.ndarray) -> list[tuple[float, int, str]]:
+    """Rating values that look like typos: ``(value, count, why)`` for each.
+
+    A value is suspicious when fewer than 0.01% of the ratings use it, or when its distance to
+    the nearest other value is more than 1.5 times the median of those distances (e.g. 100
+    among 1..5, or -1 among 1..5). Needs three distinct values or more.
+    """
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) < 3:
+        return []
+    gaps = np.diff(levels)
+    nearest = np.minimum(np.r_[np.inf, gaps], np.r_[gaps, np.inf])
+    far = nearest > _FAR_LEVEL * np.median(nearest)
+    rare = counts < _RARE_LEVEL * counts.sum()
+    out = []
+    for k in np.flatnonzero(far | rare):
+        why = "far from the other values" if far[k] else "used by under 0.01% of the ratings"
+        out.append((float(levels[k]), int(counts[k]), why))
+    return out
+
+
+def _warn_levels(user_items: Any) -> None:
+    """Warn on stderr when a rating value looks like a typo (it would become a level)."""
+    values = np.asarray(sp.csr_matrix(user_items).data)
+    odd = _suspicious_levels(values)
+    if not odd:
+        return
+    levels = ", ".join(f"{v:g}" for v in np.unique(values))
+    what = "; ".join(f"{v:g} ({n} rating{'s' if n != 1 else ''}, {why})" for v, n, why in odd)
+    print(
+        f"warning: suspicious rating value(s): {what}. Every distinct value becomes a rating "
+        f"level of the RatingRBM (levels: {levels}); check the data for typos",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _stopped_note(model: Any) -> str:
@@ -479,12 +752,24 @@ def _index_of(raw_ids: list[Any], value: str) -> int | None:
     return lookup.get(str(value).strip())
 
 
-def _fold_in_row(path: Path, item_ids: list[Any], n_items: int) -> sp.csr_matrix:
-    """A 1 x n_items CSR from a CSV of ``item,rating`` lines (header optional)."""
+def _fold_in_row(
+    path: Path, item_ids: list[Any], n_items: int, levels: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """A 1 x n_items CSR from a CSV of ``item,rating`` lines.
+
+    Blank lines and ``#`` comment lines are skipped anywhere; the first other line may be a
+    header (its rating field is not a number and its item field not a known item). Unknown
+    items are reported on stderr and skipped. Errors naming the file and line: a rating that
+    is not a finite non-zero number or (``levels`` given, a RatingRBM) not one of the
+    model's rating levels, and an item given more than once.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"--ratings {path}: no such file")
     lookup = {str(v): i for i, v in enumerate(item_ids)}
-    cols, vals, unknown = [], [], []
+    ratings: dict[int, float] = {}
+    lines: dict[int, list[int]] = {}
+    unknown: list[str] = []
+    first = True
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -492,49 +777,152 @@ def _fold_in_row(path: Path, item_ids: list[Any], n_items: int) -> sp.csr_matrix
         parts = [p.strip() for p in line.replace("\t", ",").split(",")]
         if len(parts) < 2:
             raise UsageError(f"{path}, line {line_no}: expected 'item,rating', got {line!r}")
+        header, first = first, False
         try:
             rating = float(parts[1])
         except ValueError:
-            if line_no == 1:
-                continue  # header
+            if header and parts[0] not in lookup:
+                continue
             raise UsageError(
                 f"{path}, line {line_no}: rating {parts[1]!r} is not a number"
             ) from None
+        if not np.isfinite(rating):
+            raise UsageError(f"{path}, line {line_no}: rating {parts[1]!r} is not a finite number")
+        if rating == 0:
+            raise UsageError(
+                f"{path}, line {line_no}: rating 0: sparse storage cannot tell a 0 rating from "
+                "a missing one"
+                + (f"; use the model's levels {_levels_text(levels)}" if levels is not None else "")
+            )
+        if levels is not None and not np.any(np.isclose(levels, rating)):
+            raise UsageError(
+                f"{path}, line {line_no}: rating {parts[1]} is not one of the model's rating "
+                f"levels {_levels_text(levels)}"
+            )
         idx = lookup.get(parts[0])
         if idx is None:
             unknown.append(parts[0])
             continue
-        cols.append(idx)
-        vals.append(rating)
+        lines.setdefault(idx, []).append(line_no)
+        ratings[idx] = rating
+    repeated = {i: ln for i, ln in lines.items() if len(ln) > 1}
+    if repeated:
+        i, ln = next(iter(repeated.items()))
+        more = f" (and {len(repeated) - 1} more item(s))" if len(repeated) > 1 else ""
+        raise UsageError(
+            f"{path}: item {item_ids[i]} appears {len(ln)} times (lines "
+            f"{', '.join(map(str, ln))}){more}; give each item once"
+        )
     if unknown:
-        print(f"note: ignoring {len(unknown)} unknown item id(s): {', '.join(unknown[:5])}")
-    if not cols:
+        print(
+            f"note: ignoring {len(unknown)} unknown item id(s): {', '.join(unknown[:5])}",
+            file=sys.stderr,
+        )
+    if not ratings:
         raise UsageError(f"{path}: no ratings of known items")
-    row = sp.csr_matrix(
-        (np.asarray(vals, np.float32), (np.zeros(len(cols), np.int32), np.asarray(cols))),
-        shape=(1, n_items),
-    )
-    row.sum_duplicates()
+    cols = np.fromiter(ratings, dtype=np.int64, count=len(ratings))
+    vals = np.fromiter(ratings.values(), dtype=np.float32, count=len(ratings))
+    row = sp.csr_matrix((vals, (np.zeros(len(cols), np.int32), cols)), shape=(1, n_items))
+    row.sort_indices()
     return row
 
 
-def _cmd_recommend(args: argparse.Namespace) -> int:
-    import rbmrec
+def _levels_text(levels: np.ndarray | None) -> str:
+    return "" if levels is None else "(" + ", ".join(f"{v:g}" for v in levels) + ")"
+
+
+def _merge_rows(stored: sp.csr_matrix, given: sp.csr_matrix) -> sp.csr_matrix:
+    """``stored`` with ``given``'s entries added; ``given`` wins where both rate an item."""
+    base = sp.csr_matrix(stored).tocoo()
+    keep = ~np.isin(base.col, given.indices)
+    cols = np.r_[base.col[keep], given.indices].astype(np.int64)
+    vals = np.r_[base.data[keep], given.data].astype(np.float32)
+    row = sp.csr_matrix((vals, (np.zeros(len(cols), np.int32), cols)), shape=given.shape)
+    row.sort_indices()
+    return row
+
+
+def _model_shape(model: Any) -> tuple[int, int] | None:
+    """``(n_users, n_items)`` a loaded model was fitted on, when it says."""
+    if hasattr(model, "n_users_") and hasattr(model, "n_items_"):
+        return int(model.n_users_), int(model.n_items_)
+    stored = getattr(model, "user_items_", None)
+    if stored is not None and getattr(stored, "ndim", 0) == 2:
+        return int(stored.shape[0]), int(stored.shape[1])
+    return None
+
+
+def _read_ids(ids_path: Path, model_path: Path, model: Any) -> tuple[list, list, list | None]:
+    """``user_ids, item_ids, titles`` of ``<model>.ids.json``, checked against the model."""
     from rbmrec.errors import ModelFileError
 
-    model_path = Path(args.model)
-    model = rbmrec.load(model_path)
-    ids_path, seen_path = _sidecars(model_path)
     if not ids_path.is_file():
         raise ModelFileError(
             f"{ids_path} is missing: models for `rbmrec recommend` are written by `rbmrec fit`"
         )
-    doc = json.loads(ids_path.read_text())
-    user_ids, item_ids, titles = doc["user_ids"], doc["item_ids"], doc.get("titles")
-    seen = sp.load_npz(seen_path).tocsr() if seen_path.is_file() else None
+    refit = "; refit the model with `rbmrec fit`"
+    try:
+        doc = json.loads(ids_path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ModelFileError(f"{ids_path} is damaged (not valid JSON: {exc}){refit}") from None
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{ids_path} is damaged (not a JSON object){refit}")
+    user_ids, item_ids, titles = doc.get("user_ids"), doc.get("item_ids"), doc.get("titles")
+    for key, value in (("user_ids", user_ids), ("item_ids", item_ids)):
+        if not isinstance(value, list):
+            raise ModelFileError(f"{ids_path} is damaged ({key!r} missing or not a list){refit}")
+    if titles is not None and (not isinstance(titles, list) or len(titles) != len(item_ids)):
+        raise ModelFileError(
+            f"{ids_path} is damaged ('titles' is not a list of one title per item){refit}"
+        )
+    shape = _model_shape(model)
+    if shape is not None and shape != (len(user_ids), len(item_ids)):
+        raise ModelFileError(
+            f"{ids_path} lists {len(user_ids)} users and {len(item_ids)} items, but "
+            f"{model_path} was fitted on {shape[0]} users and {shape[1]} items: the side file "
+            f"belongs to another model{refit}"
+        )
+    return user_ids, item_ids, titles
+
+
+def _read_seen(seen_path: Path, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The training ratings of ``<model>.seen.npz``, checked to be ``shape``."""
+    from rbmrec.errors import ModelFileError
+
+    refit = "; refit the model with `rbmrec fit`"
+    if not seen_path.is_file():
+        raise ModelFileError(
+            f"{seen_path} is missing: it holds the training ratings that --exclude-seen (the "
+            f"default) leaves out{refit}, or pass --include-seen"
+        )
+    try:
+        seen = sp.load_npz(seen_path).tocsr()
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{seen_path} is damaged ({exc}){refit}") from None
+    if seen.shape != shape:
+        raise ModelFileError(
+            f"{seen_path} holds {seen.shape[0]} users x {seen.shape[1]} items, but the model "
+            f"has {shape[0]} x {shape[1]}: the side file belongs to another model{refit}"
+        )
+    return seen
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import rbmrec
+
+    model_path = Path(args.model)
+    model = rbmrec.load(model_path)
+    ids_path, seen_path = _sidecars(model_path)
+    user_ids, item_ids, titles = _read_ids(ids_path, model_path, model)
     n_items = len(item_ids)
     user = _index_of(user_ids, args.user)
+    # The training ratings: to leave them out (--exclude-seen) and to merge a known user's
+    # --ratings with them.
+    seen = None
+    if args.exclude_seen or (args.ratings and user is not None):
+        seen = _read_seen(seen_path, (len(user_ids), n_items))
     recalc = False
+    merged = ""
     if args.ratings:
         # RatingRBM: "user" folds in directly, "both" through its user-based member; an
         # item-based RBM has no hidden state for an unseen user.
@@ -550,7 +938,21 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
                 f"fold-in (--ratings) needs a RatingRBM with a user-based part: {what}; refit "
                 "with `rbmrec fit --model rating-rbm` (orientation both) or `--orientation user`"
             )
-        row = _fold_in_row(Path(args.ratings), item_ids, n_items)
+        levels = getattr(model, "values_", None)
+        levels = np.asarray(levels, dtype=np.float64) if levels is not None else None
+        row = _fold_in_row(Path(args.ratings), item_ids, n_items, levels)
+        if user is not None and seen is not None:
+            # A known user: the file adds to (and, item by item, overrides) the training
+            # ratings; all of them are left out of the list unless --include-seen.
+            stored = seen[user]
+            replaced = int(np.isin(stored.indices, row.indices).sum())
+            row = _merge_rows(stored, row)
+            merged = f" (training ratings + {args.ratings}, folded in)"
+            print(
+                f"note: user {args.user}: {stored.nnz} training rating(s) merged with "
+                f"{args.ratings} ({replaced} replaced by the file)",
+                file=sys.stderr,
+            )
         userid, recalc = (user if user is not None else len(user_ids)), True
     elif user is None:
         raise UsageError(
@@ -581,7 +983,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"user": args.user, "recommendations": recs}, indent=2))
         return EXIT_OK
-    print(f"top {len(recs)} for user {args.user}" + (" (folded in)" if recalc else "") + ":")
+    label = merged or (" (folded in)" if recalc else "")
+    print(f"top {len(recs)} for user {args.user}{label}:")
     for rank, rec in enumerate(recs, 1):
         label = rec["title"] or f"item {rec['item_id']}"
         extra = f" [{rec['item_id']}]" if rec["title"] else ""
@@ -591,9 +994,25 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     keys = _parse_models(args.models)
+    _check_result_outputs(args)
     data = _load_data(args)
     print(f"data: {data!r}")
-    df, _, _ = _run_comparison(data, keys, args)
+    try:
+        df, _, _ = _run_comparison(data, keys, args)
+    except _Interrupted as stop:
+        # Nothing is written: a file must not pass off an incomplete comparison as done.
+        if stop.done is not None:
+            print()
+            print(f"## Partial results (interrupted during {stop.during})")
+            print()
+            print(_table(stop.done), end="")
+        unfinished = keys[0 if stop.done is None else stop.done.height :]
+        _interrupted(
+            f"stopped during {stop.during}; not finished: "
+            f"{', '.join(_MODEL_NAMES[k] for k in unfinished)}"
+            + ("; no result files written" if args.out or args.plot else "")
+        )
+        return EXIT_INTERRUPTED
     print()
     print(_table(df), end="")
     meta = {
@@ -681,9 +1100,28 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         help="MovieLens folder/zip, CSV/TSV/parquet of ratings, or 'demo' (synthetic)",
     )
     g.add_argument("--dataset", metavar="NAME", help="named data set: demo, ml-100k, ml-1m, ...")
-    g.add_argument("--user-col", default="user_id", help="user column of a table (user_id)")
-    g.add_argument("--item-col", default="item_id", help="item column of a table (item_id)")
-    g.add_argument("--rating-col", default="rating", help="rating column of a table (rating)")
+    g.add_argument(
+        "--user-col", help="user column of a table (user_id; with --no-header a number, 0)"
+    )
+    g.add_argument(
+        "--item-col", help="item column of a table (item_id; with --no-header a number, 1)"
+    )
+    g.add_argument(
+        "--rating-col", help="rating column of a table (rating; with --no-header a number, 2)"
+    )
+    g.add_argument(
+        "--no-header",
+        action="store_true",
+        help="the CSV/TSV file has no header line: columns are given by 0-based position "
+        "(default user 0, item 1, rating 2)",
+    )
+    g.add_argument(
+        "--duplicates",
+        choices=("error", "last", "mean"),
+        default="error",
+        help="a user rating the same item twice: refuse the data (error, the default), keep "
+        "the last rating, or average them",
+    )
 
 
 def _add_hyper_args(p: argparse.ArgumentParser) -> None:
@@ -722,8 +1160,15 @@ def _add_eval_args(p: argparse.ArgumentParser, models: str) -> None:
         default=4.0,
         help="held-out ratings >= this are relevant (4)",
     )
-    g.add_argument("--out", metavar="FILE", help="write the table (.csv, .json or .md)")
-    g.add_argument("--plot", metavar="PNG", help="write a bar chart of the metrics")
+    g.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the table (.csv, .json or .md); checked before any work, not written "
+        "when Ctrl-C stops the run",
+    )
+    g.add_argument(
+        "--plot", metavar="PNG", help="write a bar chart of the metrics (.png, .pdf, .svg, ...)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -749,7 +1194,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p, "rbm,irbm,bias,als")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("fit", help="fit a model and save it")
+    p = sub.add_parser(
+        "fit",
+        help="fit a model and save it",
+        description="Fit a model and save it. Ctrl-C stops training: the model trained so far "
+        "is saved and the exit code is 130. A rating value that looks like a typo (used by "
+        "under 0.01%% of the ratings, or far from the other values, e.g. 100 among 1..5) gets "
+        "a warning on stderr: for the rating RBM every distinct value is a rating level.",
+    )
     _add_data_args(p)
     p.add_argument(
         "--model",
@@ -770,10 +1222,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="hold out this fraction for early stopping (0: fit on everything)",
     )
-    p.add_argument("--out", required=True, metavar="MODEL.npz", help="where to save the model")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL.npz",
+        help="where to save the model (+ MODEL.npz.ids.json, MODEL.npz.seen.npz); the three "
+        "files are replaced together or not at all",
+    )
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser("recommend", help="top-N items for a user of a saved model")
+    p = sub.add_parser(
+        "recommend",
+        help="top-N items for a user of a saved model",
+        description="Top-N items for a user of a model written by `rbmrec fit` (it reads "
+        "MODEL.npz.ids.json and, unless --include-seen, MODEL.npz.seen.npz).",
+    )
     p.add_argument("--model", required=True, metavar="MODEL.npz", help="written by rbmrec fit")
     p.add_argument("--user", required=True, metavar="RAW_ID", help="user id as in the data")
     p.add_argument("-n", type=_positive_int, default=10, help="how many items (10)")
@@ -785,9 +1248,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="skip items the user rated (default)",
     )
-    seen.add_argument("--include-seen", dest="exclude_seen", action="store_false")
+    seen.add_argument(
+        "--include-seen",
+        dest="exclude_seen",
+        action="store_false",
+        help="list rated items too (MODEL.npz.seen.npz is then not needed)",
+    )
     p.add_argument(
-        "--ratings", metavar="CSV", help="fold in a user from 'item,rating' lines (new users)"
+        "--ratings",
+        metavar="CSV",
+        help="fold in the user from 'item,rating' lines (optional header; blank and '#' "
+        "lines skipped; each item once; ratings among the model's levels). For a user of "
+        "the training data the file is merged with their training ratings (the file wins "
+        "where both rate an item), and all of them are excluded unless --include-seen",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_recommend)
@@ -809,6 +1282,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """The text of ``exc`` for the user (a KeyError's str() quotes its argument: unquoted)."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        text = str(exc.args[0])
+    else:
+        text = str(exc)
+    return text or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rbmrec`` command; returns the exit code.
 
@@ -820,7 +1302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success, 2 usage or data error, 1 unexpected error.
+        0 success, 2 usage or data error (including files that cannot be written), 1
+        unexpected error, 130 interrupted by Ctrl-C.
     """
     from rbmrec.errors import RBMRecError
 
@@ -836,13 +1319,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except (UsageError, RBMRecError, ValueError, FileNotFoundError) as exc:
-        _err(str(exc).strip("'\"") or type(exc).__name__)
+        _err(_message(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
+        _interrupted("stopped")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # disk full, permissions...: the message names the file
+        _err(_message(exc))
+        return EXIT_USAGE
     except Exception:
         traceback.print_exc()
         _err("unexpected failure (see the traceback above); please report it")

@@ -142,7 +142,7 @@ def _fold_in_top3(model: Path, work: Path) -> tuple[Any, list[dict]]:
         "-n", "3", "--json", cwd=work,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    return res, json.loads(res.stdout[res.stdout.index("{") :])["recommendations"]
+    return res, json.loads(res.stdout)["recommendations"]  # notes go to stderr
 
 
 @pytest.mark.parametrize("which", ["rating", "implicit"])
@@ -151,7 +151,8 @@ def test_recommend_fold_in_new_user(work: Path, which: str, request) -> None:
     res, recs = _fold_in_top3(model, work)
     assert len(recs) == 3
     assert not {100, 101} & {r["item_id"] for r in recs}
-    assert "999" in res.stdout  # the unknown item is reported, not fatal
+    assert "999" in res.stderr  # the unknown item is reported (on stderr), not fatal
+    assert "999" not in res.stdout
 
 
 def test_fold_in_with_the_default_both_model(work: Path) -> None:
@@ -307,8 +308,9 @@ def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
         time.sleep(0.5)  # a few epochs in
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, (work / "fit.err").read_text()
+    assert proc.returncode == 130, (work / "fit.err").read_text()  # as the README promises
     assert "model written to" in stdout
+    assert "saved" in (work / "fit.err").read_text()
     assert out.is_file() and Path(str(out) + ".ids.json").is_file()
     if model == "rating-rbm":
         fitted = rbmrec.load(out)
@@ -387,3 +389,368 @@ def test_compile_note_only_while_kernels_are_not_cached(
     assert res.returncode == 0, res.stderr
     assert "first run of RatingRBM and ImplicitRBM" in res.stderr
     assert "Popularity" not in res.stderr
+
+
+# --------------------------------------------------------------------------- review fixes
+# In-process runs (cli.main) where a subprocess adds nothing: they skip the interpreter and
+# Numba start-up of ``run``.
+
+
+def run_here(
+    cwd: Path, *args: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> tuple[int, str, str]:
+    """``rbmrec *args`` in this process from ``cwd``: exit code, stdout, stderr."""
+    from rbmrec import cli
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("RBMREC_DATA_DIR", raising=False)
+    capsys.readouterr()
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _copy_model(
+    model: Path, dest: Path, sides: tuple[str, ...] = (".ids.json", ".seen.npz")
+) -> Path:
+    """A copy of ``model`` and the named side files in ``dest``; the copy's path."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", *sides):
+        shutil.copy(str(model) + suffix, dest / (model.name + suffix))
+    return dest / model.name
+
+
+def _seen_items(work: Path, user: str) -> set[int]:
+    import csv
+
+    with open(work / "ratings.csv") as fh:
+        return {int(r["item_id"]) for r in csv.DictReader(fh) if r["user_id"] == user}
+
+
+def test_recommend_known_user_with_ratings_merges_and_excludes_seen(
+    work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 1: a known user's --ratings file adds to their training ratings, and every
+    rated item (training or file) stays out of the list."""
+    seen = _seen_items(work, "u3")
+    old, new = sorted(seen)[0], min({100, 101, 102} - seen)
+    (work / "u3_more.csv").write_text(f"item,rating\n{old},3\n{new},5\n")
+    code, out, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "u3", "--ratings",
+        "u3_more.csv", "-n", "40", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = {r["item_id"] for r in json.loads(out)["recommendations"]}
+    assert recs and not recs & (seen | {new})
+    assert len(recs) == 40 - len(seen | {new})  # every other item is listed
+    assert "merged" in err and "1 replaced" in err
+
+
+def test_recommend_missing_seen_file_exit_2_unless_include_seen(
+    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 4: without ``.seen.npz`` the already-rated items cannot be left out: refuse."""
+    model = _copy_model(rating_model, tmp_path, sides=(".ids.json",))
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert f"{model}.seen.npz is missing" in err and "--include-seen" in err
+    code, out, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3", "--include-seen",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "top 10 for user u3" in out
+
+
+def _damage(model: Path, how: str) -> Path:
+    """The side file of ``model`` that ``how`` damages (in place)."""
+    ids_path, seen_path = Path(f"{model}.ids.json"), Path(f"{model}.seen.npz")
+    if how == "truncated seen":
+        seen_path.write_bytes(seen_path.read_bytes()[:200])
+        return seen_path
+    if how == "seen of another model":
+        import scipy.sparse as sp
+
+        sp.save_npz(seen_path, sp.csr_matrix(np.ones((3, 4))))
+        return seen_path
+    doc = json.loads(ids_path.read_text())
+    if how == "empty ids":
+        ids_path.write_text("{}")
+    elif how == "truncated ids":
+        ids_path.write_text(ids_path.read_text()[:50])
+    elif how == "ids of another model":
+        doc["item_ids"] = doc["item_ids"][:-1]
+        doc["titles"] = doc["titles"][:-1]
+        ids_path.write_text(json.dumps(doc))
+    return ids_path
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["truncated seen", "seen of another model", "empty ids", "truncated ids",
+     "ids of another model"],
+)  # fmt: skip
+def test_recommend_damaged_side_files_exit_2_naming_the_file(
+    tmp_path: Path, rating_model: Path, how: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 7: a damaged or foreign side file is a ModelFileError naming it, exit 2."""
+    model = _copy_model(rating_model, tmp_path)
+    damaged = _damage(model, how)
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert str(damaged) in err and "refit" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("item,rating\n100,5\n101,4\n100,3\n", "item 100 appears 2 times (lines 2, 4)"),
+        ("item,rating\n100,5\n101,7\n", "line 3: rating 7 is not one of the model's rating levels"),
+        ("item,rating\n100,1\n", "line 2: rating 1 is not one of the model's rating levels"),
+        ("item,rating\n100,nan\n", "line 2: rating 'nan' is not a finite number"),
+        ("item,rating\n100,inf\n", "line 2: rating 'inf' is not a finite number"),
+        ("item,rating\n100,0\n", "line 2: rating 0"),
+        ("item,rating\n100;5\n", "got '100;5'"),  # item 13: the closing quote is kept
+        ("100,five\n101,4\n", "line 1: rating 'five' is not a number"),  # not a header
+    ],
+)
+def test_fold_in_file_errors_name_file_and_line(
+    work: Path,
+    rating_model: Path,
+    text: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    """Items 9, 12, 13: repeated items and bad ratings of --ratings are errors naming the
+    file and line (the rating RBM was fitted on the levels 3, 4, 5)."""
+    (work / "bad_fold.csv").write_text(text)
+    code, _, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "bad_fold.csv", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert "bad_fold.csv, line" in err or "bad_fold.csv: item" in err
+    assert message in err
+
+
+def test_fold_in_file_with_comment_and_blank_lines_before_header(
+    work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 16: '#' and blank lines before the header are skipped."""
+    (work / "commented.csv").write_text("# my ratings\n\nitem,rating\n100,5\n101,4\n")
+    code, out, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "commented.csv", "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = json.loads(out)["recommendations"]
+    assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
+
+
+def test_keyerror_messages_lose_only_their_repr_quotes(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 13: main unquotes KeyError messages only."""
+    from rbmrec import cli
+    from rbmrec.errors import DataError
+
+    class UnknownThing(DataError, KeyError):
+        pass
+
+    def boom(args):
+        raise UnknownThing("unknown id 'x'")
+
+    monkeypatch.setattr(cli, "_cmd_datasets", boom)
+    assert cli.main(["datasets", "list"]) == 2
+    assert capsys.readouterr().err.strip() == "rbmrec: error: unknown id 'x'"
+
+
+@pytest.mark.parametrize("failing", ["model", "seen"])
+def test_fit_write_failure_keeps_previous_model(
+    work: Path,
+    rating_model: Path,
+    tmp_path: Path,
+    failing: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    """Item 2: a write error (disk full) leaves the earlier model and side files as they
+    were, removes the temporary files and exits 2 naming the target."""
+    import errno
+    import stat
+
+    import scipy.sparse as sp
+
+    model = _copy_model(rating_model, tmp_path / "models")
+
+    def disk_full(self_or_path, path=None, *args, **kwargs):
+        Path(path if failing == "model" else self_or_path).write_bytes(b"half-written")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "model":
+        from rbmrec import RatingRBM
+
+        monkeypatch.setattr(RatingRBM, "save", disk_full)
+    else:
+        monkeypatch.setattr(sp, "save_npz", disk_full)
+    os.chmod(model, 0o640)  # a replaced file would keep its mode; this one is not replaced
+    before = {p.name: p.read_bytes() for p in model.parent.iterdir()}
+    code, _, err = run_here(
+        work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
+        "--threads", "1", "--quiet", "--orientation", "user", "--out", str(model),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"cannot write the model to {model}: No space left on device" in err
+    assert ".tmp" not in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in model.parent.iterdir()} == before
+    assert stat.S_IMODE(model.stat().st_mode) == 0o640
+    # Without the failure the three files are replaced together, keeping the old mode.
+    monkeypatch.undo()
+    code, _, err = run_here(
+        work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
+        "--threads", "1", "--quiet", "--orientation", "user", "--out", str(model),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    after = {p.name: p.read_bytes() for p in model.parent.iterdir()}
+    assert sorted(after) == sorted(before) and after[model.name] != before[model.name]
+    assert stat.S_IMODE(model.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--out", "ratings.csv/m.npz"], "ratings.csv is not a directory"),
+        (["fit", "--out", "a_folder.npz"], "a_folder.npz: is a directory"),
+        (["evaluate", "--out", "results.txt"], "unsupported file type '.txt'"),
+        (["evaluate", "--plot", "plot.xyz"], "--plot plot.xyz: unsupported file type"),
+        (["evaluate", "--out", "a_folder.npz/sub/r.csv"], None),  # created: not an error
+    ],
+)
+def test_output_paths_checked_before_loading_data(
+    work: Path, args: list[str], message: str | None, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 6: unusable --out/--plot paths are refused before the data is read (the data
+    file does not even exist here)."""
+    (work / "a_folder.npz").mkdir(exist_ok=True)
+    code, _, err = run_here(
+        work, *args, "--data", "no_such_data.csv", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2
+    if message is None:
+        assert "no_such_data.csv" in err
+    else:
+        assert message in err and "no_such_data.csv" not in err
+
+
+def test_suspicious_rating_levels() -> None:
+    """Item 15: values far from the others or very rare are flagged; regular scales are not."""
+    from rbmrec.cli import _suspicious_levels
+
+    scale = np.repeat(np.arange(1.0, 6.0), 100)
+    assert _suspicious_levels(scale) == []
+    assert _suspicious_levels(np.repeat(np.arange(0.5, 5.5, 0.5), 10)) == []
+    assert [v for v, _, _ in _suspicious_levels(np.r_[scale, 100.0])] == [100.0]
+    assert [v for v, _, _ in _suspicious_levels(np.r_[scale, -1.0])] == [-1.0]
+    rare = np.r_[np.repeat(np.arange(1.0, 6.0), 4000), 6.0]
+    assert _suspicious_levels(rare) == [(6.0, 1, "used by under 0.01% of the ratings")]
+
+
+def test_fit_warns_about_a_typo_rating(
+    work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 15: one 100 among 3..5 is fitted (it is data) but named in a warning."""
+    lines = (work / "ratings.csv").read_text().splitlines()
+    lines += ["typo,100,100,Movie 100", "typo,101,4,Movie 101"]
+    (tmp_path / "typo.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "typo.csv", "--epochs", "1", "--n-hidden", "4",
+        "--threads", "1", "--quiet", "--orientation", "user", "--out", "m.npz",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning: suspicious rating value(s): 100 (1 rating" in err
+    code, _, err = run_here(
+        work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
+        "--threads", "1", "--quiet", "--orientation", "user", "--out", str(tmp_path / "ok"),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning" not in err
+
+
+def test_no_header_and_duplicates_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 11: headerless files and repeated ratings can be read from the command line,
+    and the errors point to those options."""
+    rows = [f"{u}\t{i}\t{(u + i) % 5 + 1}" for u in range(1, 21) for i in range(1, 11)]
+    (tmp_path / "u.data").write_text("\n".join(rows) + "\n")
+    common = ["--models", "pop", "--validation-fraction", "0"]
+    code, _, err = run_here(
+        tmp_path, "evaluate", "--data", "u.data", *common, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2 and "--no-header" in err
+    code, out, err = run_here(
+        tmp_path, "evaluate", "--data", "u.data", "--no-header", *common,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "| Popularity |" in out
+    (tmp_path / "dup.csv").write_text("user_id,item_id,rating\n" + "\n".join(
+        r.replace("\t", ",") for r in [*rows, "1\t1\t2"]
+    ) + "\n")  # fmt: skip
+    code, _, err = run_here(
+        tmp_path, "evaluate", "--data", "dup.csv", *common, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2 and "--duplicates" in err
+    code, out, err = run_here(
+        tmp_path, "evaluate", "--data", "dup.csv", "--duplicates", "last", *common,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_evaluate_ctrl_c_stops_and_writes_nothing(work: Path) -> None:
+    """Item 3: Ctrl-C during a model's fit ends the comparison: the next model is not fitted,
+    --out is not written, exit 130."""
+    import signal
+    import time
+
+    out = work / "interrupted_results.md"
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env.pop("RBMREC_DATA_DIR", None)
+    with open(work / "evaluate.err", "w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "rbmrec", "evaluate", "--data", "ratings.csv",
+                "--models", "pop,rbm,bias", "--epochs", "100000", "--n-hidden", "8",
+                "--threads", "1", "--validation-fraction", "0", "--out", str(out),
+            ],
+            cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while "epochs:" not in (work / "evaluate.err").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    stderr = (work / "evaluate.err").read_text()
+    assert proc.returncode == 130, stderr
+    assert "fitting Bias" not in stdout
+    assert "Partial results (interrupted during RatingRBM)" in stdout
+    assert "| Popularity |" in stdout and "| RatingRBM |" not in stdout
+    assert "not finished: RatingRBM, Bias" in stderr
+    assert not out.exists()
