@@ -605,11 +605,16 @@ def test_fit_write_failure_keeps_previous_model(
         monkeypatch.setattr(sp, "save_npz", disk_full)
     os.chmod(model, 0o640)  # a replaced file would keep its mode; this one is not replaced
     before = {p.name: p.read_bytes() for p in model.parent.iterdir()}
-    code, _, err = run_here(
-        work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
-        "--threads", "1", "--quiet", "--orientation", "user", "--out", str(model),
-        monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
+
+    def fit() -> tuple[int, str]:
+        code, _, err = run_here(
+            work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
+            "--threads", "1", "--quiet", "--orientation", "user", "--out", str(model),
+            monkeypatch=monkeypatch, capsys=capsys,
+        )  # fmt: skip
+        return code, err
+
+    code, err = fit()
     assert code == 2, err
     assert f"cannot write the model to {model}: No space left on device" in err
     assert ".tmp" not in err and "Traceback" not in err
@@ -617,11 +622,7 @@ def test_fit_write_failure_keeps_previous_model(
     assert stat.S_IMODE(model.stat().st_mode) == 0o640
     # Without the failure the three files are replaced together, keeping the old mode.
     monkeypatch.undo()
-    code, _, err = run_here(
-        work, "fit", "--data", "ratings.csv", "--epochs", "1", "--n-hidden", "4",
-        "--threads", "1", "--quiet", "--orientation", "user", "--out", str(model),
-        monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
+    code, err = fit()
     assert code == 0, err
     after = {p.name: p.read_bytes() for p in model.parent.iterdir()}
     assert sorted(after) == sorted(before) and after[model.name] != before[model.name]
