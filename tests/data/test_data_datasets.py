@@ -9,7 +9,6 @@ import io
 import os
 import urllib.error
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from mlfiles import N_RATINGS, write_100k, write_csv, zip_folder
@@ -149,13 +148,17 @@ def test_offline_gives_a_clear_message(monkeypatch):
     assert list(Path(os.environ["RBMREC_CACHE_DIR"]).iterdir()) == []
 
 
-def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
-    class Broken(io.BytesIO):
-        headers: ClassVar[dict[str, str]] = {"Content-Length": "1000000"}
+def _failing_response(error: Exception, headers: dict[str, str]) -> type[io.BytesIO]:
+    """A response whose first read gives 10 bytes and whose second raises ``error``."""
+
+    class Failing(io.BytesIO):
+        def __init__(self, data: bytes) -> None:
+            super().__init__(data)
+            self.headers = headers
 
         def read(self, n=-1):
             if self.tell() > 0:
-                raise ConnectionResetError("connection reset by peer")
+                raise error
             return super().read(10)
 
         def __enter__(self):
@@ -164,6 +167,13 @@ def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
         def __exit__(self, *exc):
             return False
 
+    return Failing
+
+
+def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
+    Broken = _failing_response(
+        ConnectionResetError("connection reset by peer"), {"Content-Length": "1000000"}
+    )
     monkeypatch.setattr(ds, "_urlopen", lambda url, timeout=60.0: Broken(b"x" * 100))
     with pytest.raises(DownloadError, match="connection reset"):
         ds.download("ml-100k", progress=False)
@@ -172,21 +182,7 @@ def test_interrupted_download_leaves_no_partial_file(release, monkeypatch):
 
 def test_dropped_connection_mid_transfer_is_a_download_error(release, monkeypatch):
     """http.client raises IncompleteRead (not an OSError) when a chunked transfer stops."""
-
-    class Dropped(io.BytesIO):
-        headers: ClassVar[dict[str, str]] = {}
-
-        def read(self, n=-1):
-            if self.tell() > 0:
-                raise http.client.IncompleteRead(b"", 1000)
-            return super().read(10)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
+    Dropped = _failing_response(http.client.IncompleteRead(b"", 1000), {})
     monkeypatch.setattr(ds, "_urlopen", lambda url, timeout=60.0: Dropped(b"x" * 100))
     with pytest.raises(DownloadError, match="could not download ml-100k"):
         ds.download("ml-100k", progress=False)
