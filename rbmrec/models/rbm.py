@@ -397,11 +397,20 @@ class RBM:
             ``self``.
         """
         cfg = self._config(self.n_epochs)
-        self._rng = seed_generator(self.random_state)
-        self.weights_ = None
-        data = self._check_X(X, fitting=True)
-        self._init_params(data, data.n_cols, self._rng)
-        return self._run(data, cfg, validation)
+        # A fit that fails its checks leaves a fitted model as it was: the new state is
+        # built first and the old one restored on any error before training starts.
+        saved = dict(self.__dict__)
+        try:
+            self._rng = seed_generator(self.random_state)
+            self.weights_ = None
+            data = self._check_X(X, fitting=True)
+            self._init_params(data, data.n_cols, self._rng)
+            valid = self._check_X(validation, "validation") if validation is not None else None
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self._run(data, cfg, valid)
 
     def partial_fit(self, X: Any, y: Any = None) -> RBM:
         """Run one more epoch over ``X`` (initialising the model on the first call).
@@ -424,13 +433,13 @@ class RBM:
             data = self._check_X(X)
         return self._run(data, cfg, None)
 
-    def _run(self, data: _Rows, cfg: TrainerConfig, validation: Any) -> RBM:
+    def _run(self, data: _Rows, cfg: TrainerConfig, validation: _Rows | None) -> RBM:
         rng = self._rng
         params = self._params()
         dt = self._dtype
         nh = self.n_hidden
         off0 = self._no_offset()
-        valid = self._check_X(validation, "validation") if validation is not None else None
+        valid = validation  # checked by fit
         if self.persistent:
             if self.visible == "softmax":
                 chains = data.vals.copy()

@@ -239,3 +239,24 @@ def test_invalid_input_after_fit():
         rbm.gibbs(_data("softmax"), steps=0)
     with pytest.raises(ValueError, match="n_samples"):
         rbm.sample(0)
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian", "softmax"])
+def test_failed_refit_leaves_the_fitted_model_unchanged(visible):
+    """Bad data (or bad validation data) in a second fit raises and changes nothing."""
+    X = _data(visible)
+    rbm = rbmrec.RBM(visible=visible, **FAST).fit(X)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(rbm).items()}
+    H = rbm.transform(X)
+    bad = np.full((4, 6), np.nan)
+    wrong_width = _data(visible, nv=5)
+    for kwargs in ({"X": bad}, {"X": X, "validation": bad}, {"X": X, "validation": wrong_width}):
+        with pytest.raises((ValueError, TypeError)):
+            rbm.fit(kwargs.pop("X"), **kwargs)
+        assert set(vars(rbm)) == set(before)
+        for k, v in before.items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(getattr(rbm, k), v), k
+        np.testing.assert_array_equal(rbm.transform(X), H)
+    # A refit on data of another width is still allowed.
+    assert rbmrec.RBM(visible=visible, **FAST).fit(X).fit(wrong_width).n_visible_ == 5
