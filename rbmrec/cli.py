@@ -30,9 +30,11 @@ import inspect
 import json
 import os
 import secrets
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import zipfile
@@ -81,6 +83,54 @@ class _Interrupted(KeyboardInterrupt):
         super().__init__(during)
         self.done = done
         self.during = during
+
+
+class _CtrlCWatch:
+    """Counts Ctrl-C presses while a command runs (:meth:`watching`).
+
+    A SIGINT that lands while Numba compiles can be swallowed by a ctypes callback inside
+    LLVM ("Exception ignored on calling ctypes callback function"); Numba then fails later
+    with an unrelated ``RuntimeError: no compiled object yet``. Counting the presses lets
+    the command still report such a failure as Ctrl-C (exit 130), not as a crash.
+    """
+
+    def __init__(self) -> None:
+        self.presses = 0
+
+    @property
+    def pressed(self) -> bool:
+        return self.presses > 0
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.presses += 1
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def watching(self) -> Any:
+        """Count presses in the body (main thread with Python's default handler only)."""
+        self.presses = 0
+        install = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        previous = signal.signal(signal.SIGINT, self._handler) if install else None
+        try:
+            yield self
+        finally:
+            if install:
+                signal.signal(signal.SIGINT, previous)
+
+    def stop_training(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Training callback: stop after this epoch if a Ctrl-C was swallowed earlier (the
+        RBMs otherwise stop at once, on the KeyboardInterrupt itself)."""
+        return self.pressed
+
+    def caused(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is, or followed, a Ctrl-C press."""
+        return isinstance(exc, KeyboardInterrupt) or self.pressed
+
+
+_CTRL_C = _CtrlCWatch()
 
 
 def _uncompiled(keys: Sequence[str]) -> list[str]:
@@ -287,7 +337,10 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     if key in ("rbm", "irbm"):
         from rbmrec import ImplicitRBM, RatingRBM
 
-        kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
+        kw: dict[str, Any] = {
+            "num_threads": int(getattr(args, "threads", 0) or 0),
+            "callbacks": [_CTRL_C.stop_training],
+        }
         for name, value in (
             ("n_hidden", hidden),
             ("n_epochs", epochs),
@@ -345,7 +398,7 @@ class _Announced:
             self._model.fit(user_items, validation=validation)
         else:
             self._model.fit(user_items)
-        if getattr(self._model, "interrupted_", False):
+        if getattr(self._model, "interrupted_", False) or _CTRL_C.pressed:
             # The RBMs catch Ctrl-C to keep the parameters so far; a comparison stops here.
             raise KeyboardInterrupt
         print(
@@ -421,7 +474,9 @@ def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) ->
                     {name: model}, split, K=args.k, relevance_threshold=args.relevance_threshold
                 )
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Exception) as exc:
+            if not _CTRL_C.caused(exc):
+                raise
             raise _Interrupted(pl.concat(frames) if frames else None, name) from None
     return pl.concat(frames), split, models
 
@@ -519,6 +574,23 @@ def _plot(df: Any, path: Path, title: str = "") -> Path:
     return path
 
 
+def _report_partial(stop: _Interrupted, keys: Sequence[str], args: argparse.Namespace) -> int:
+    """Ctrl-C during a comparison: print the finished models' rows, name the others, write
+    no result file (it must not pass off an incomplete comparison as done); exit 130."""
+    if stop.done is not None:
+        print()
+        print(f"## Partial results (interrupted during {stop.during})")
+        print()
+        print(_table(stop.done), end="")
+    unfinished = keys[0 if stop.done is None else stop.done.height :]
+    _interrupted(
+        f"stopped during {stop.during}; not finished: "
+        f"{', '.join(_MODEL_NAMES[k] for k in unfinished)}"
+        + ("; no result files written" if args.out or args.plot else "")
+    )
+    return EXIT_INTERRUPTED
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if args.dataset is None and args.data is None:
@@ -538,7 +610,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.n_hidden = 64 if real else 50
     if args.threads is None:
         args.threads = 1
-    df, split, models = _run_comparison(data, keys, args)
+    try:
+        df, split, models = _run_comparison(data, keys, args)
+    except _Interrupted as stop:
+        return _report_partial(stop, keys, args)
     print()
     print(f"## Comparison on {data.name or 'the data'} (K={args.k})")
     print()
@@ -659,7 +734,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         model.fit(train)
     seconds = time.perf_counter() - t0
-    interrupted = bool(getattr(model, "interrupted_", False))
+    interrupted = bool(getattr(model, "interrupted_", False)) or _CTRL_C.pressed
     doc = {
         "model": _MODEL_NAMES[key],
         "data": data.name,
@@ -1000,19 +1075,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         df, _, _ = _run_comparison(data, keys, args)
     except _Interrupted as stop:
-        # Nothing is written: a file must not pass off an incomplete comparison as done.
-        if stop.done is not None:
-            print()
-            print(f"## Partial results (interrupted during {stop.during})")
-            print()
-            print(_table(stop.done), end="")
-        unfinished = keys[0 if stop.done is None else stop.done.height :]
-        _interrupted(
-            f"stopped during {stop.during}; not finished: "
-            f"{', '.join(_MODEL_NAMES[k] for k in unfinished)}"
-            + ("; no result files written" if args.out or args.plot else "")
-        )
-        return EXIT_INTERRUPTED
+        return _report_partial(stop, keys, args)
     print()
     print(_table(df), end="")
     meta = {
@@ -1305,8 +1368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 success, 2 usage or data error (including files that cannot be written), 1
         unexpected error, 130 interrupted by Ctrl-C.
     """
-    from rbmrec.errors import RBMRecError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1316,23 +1377,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     func: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return func(args)
-    except (UsageError, RBMRecError, ValueError, FileNotFoundError) as exc:
+    with _CTRL_C.watching():
+        try:
+            return func(args)
+        except Exception as exc:
+            if not _CTRL_C.pressed:
+                return _failure(exc)
+            # Ctrl-C that Numba's compiler swallowed, surfacing as another error.
+            _interrupted(f"stopped ({type(exc).__name__} raised after Ctrl-C; nothing more saved)")
+            return EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            _interrupted("stopped")
+            return EXIT_INTERRUPTED
+
+
+def _failure(exc: Exception) -> int:
+    """Report a command's exception on stderr; returns the exit code."""
+    from rbmrec.errors import RBMRecError
+
+    if isinstance(exc, UsageError | RBMRecError | ValueError | FileNotFoundError):
         _err(_message(exc))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _interrupted("stopped")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         return EXIT_OK
-    except OSError as exc:  # disk full, permissions...: the message names the file
+    if isinstance(exc, OSError):  # disk full, permissions...: the message names the file
         _err(_message(exc))
         return EXIT_USAGE
-    except Exception:
-        traceback.print_exc()
-        _err("unexpected failure (see the traceback above); please report it")
-        return EXIT_UNEXPECTED
+    traceback.print_exception(exc)
+    _err("unexpected failure (see the traceback above); please report it")
+    return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

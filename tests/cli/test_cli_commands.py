@@ -369,6 +369,73 @@ def test_unexpected_error_exit_1(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     assert "kaboom" in err and "unexpected" in err
 
 
+def test_error_after_a_swallowed_ctrl_c_is_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """SIGINT inside LLVM's ctypes callback is swallowed ("Exception ignored") and Numba then
+    fails with an unrelated RuntimeError: the command still ends as Ctrl-C (exit 130)."""
+    import signal
+
+    from rbmrec import cli
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT does not have Python's default handler here")
+
+    def compile_interrupted(args):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # what the ctypes callback does with it
+        raise RuntimeError("no compiled object yet for <Library 'x'>")
+
+    monkeypatch.setattr(cli, "_cmd_datasets", compile_interrupted)
+    assert cli.main(["datasets", "list"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted by Ctrl-C" in err and "RuntimeError" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # Without a Ctrl-C the same error is a crash (exit 1), also on the next command.
+    monkeypatch.setattr(cli, "_cmd_datasets", lambda args: (_ for _ in ()).throw(RuntimeError()))
+    assert cli.main(["datasets", "list"]) == 1
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_swallowed_ctrl_c_still_stops_training(
+    work: Path, command: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A Ctrl-C swallowed while Numba compiles (no exception follows) still stops training
+    after the current epoch: fit saves the model and exits 130, evaluate stops."""
+    import signal
+
+    import rbmrec
+    from rbmrec import cli
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT does not have Python's default handler here")
+
+    def swallowing_note(keys):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+
+    monkeypatch.setattr(cli, "_compile_note", swallowing_note)
+    out = work / ("swallowed.npz" if command == "fit" else "swallowed.md")
+    fit_args = ["--model", "rbm", "--orientation", "user"]
+    extra = fit_args if command == "fit" else ["--models", "rbm,bias"]
+    code, stdout, err = run_here(
+        work, command, "--data", "ratings.csv", "--epochs", "50", "--n-hidden", "4",
+        "--threads", "1", "--quiet", *extra, "--out", str(out),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 130, err
+    if command == "fit":
+        assert out.exists() and "stopped after 1 epochs" in stdout
+        assert len(rbmrec.load(out).history_) == 1
+    else:
+        assert not out.exists() and "fitting Bias" not in stdout
+        assert "not finished: RatingRBM, Bias" in err
+
+
 def test_compile_note_only_while_kernels_are_not_cached(
     work: Path, rating_model: Path, implicit_model: Path, tmp_path: Path, capsys
 ) -> None:
@@ -724,9 +791,10 @@ def test_no_header_and_duplicates_options(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-def test_evaluate_ctrl_c_stops_and_writes_nothing(work: Path) -> None:
-    """Item 3: Ctrl-C during a model's fit ends the comparison: the next model is not fitted,
-    --out is not written, exit 130."""
+@pytest.mark.parametrize("command", ["evaluate", "demo"])
+def test_comparison_ctrl_c_stops_and_writes_nothing(work: Path, command: str) -> None:
+    """Ctrl-C during a model's fit ends the comparison (evaluate, and demo too): the next
+    model is not fitted, the finished rows are shown, --out is not written, exit 130."""
     import signal
     import time
 
@@ -736,7 +804,7 @@ def test_evaluate_ctrl_c_stops_and_writes_nothing(work: Path) -> None:
     with open(work / "evaluate.err", "w") as err:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "rbmrec", "evaluate", "--data", "ratings.csv",
+                sys.executable, "-m", "rbmrec", command, "--data", "ratings.csv",
                 "--models", "pop,rbm,bias", "--epochs", "100000", "--n-hidden", "8",
                 "--threads", "1", "--validation-fraction", "0", "--out", str(out),
             ],
