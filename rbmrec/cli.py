@@ -337,10 +337,7 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     if key in ("rbm", "irbm"):
         from rbmrec import ImplicitRBM, RatingRBM
 
-        kw: dict[str, Any] = {
-            "num_threads": int(getattr(args, "threads", 0) or 0),
-            "callbacks": [_CTRL_C.stop_training],
-        }
+        kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
         for name, value in (
             ("n_hidden", hidden),
             ("n_epochs", epochs),
@@ -352,6 +349,9 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
         if key == "rbm":
             if getattr(args, "orientation", None):
                 kw["orientation"] = args.orientation
+            # ImplicitRBM takes no callbacks: after a swallowed Ctrl-C it trains to the end,
+            # and the command stops after its fit.
+            kw["callbacks"] = [_CTRL_C.stop_training]
             return RatingRBM(random_state=seed, progress=progress, **kw)
         return ImplicitRBM(random_state=seed, progress=progress, **kw)
     from rbmrec.evaluation import BiasBaseline, ImplicitALS, ImplicitBPR, Popularity
