@@ -411,6 +411,9 @@ class _Announced:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
+    def __repr__(self) -> str:
+        return repr(self._model)
+
 
 # --------------------------------------------------------------------------- commands
 
@@ -960,15 +963,24 @@ def _read_ids(ids_path: Path, model_path: Path, model: Any) -> tuple[list, list,
     return user_ids, item_ids, titles
 
 
-def _read_seen(seen_path: Path, shape: tuple[int, int]) -> sp.csr_matrix:
-    """The training ratings of ``<model>.seen.npz``, checked to be ``shape``."""
+def _read_seen(seen_path: Path, shape: tuple[int, int], excluding: bool) -> sp.csr_matrix:
+    """The training ratings of ``<model>.seen.npz``, checked to be ``shape``.
+
+    ``excluding``: they are read for --exclude-seen (else only to merge a known user's
+    --ratings), which the message of a missing file says.
+    """
     from rbmrec.errors import ModelFileError
 
     refit = "; refit the model with `rbmrec fit`"
     if not seen_path.is_file():
+        why = (
+            "the training ratings that --exclude-seen (the default) leaves out"
+            if excluding
+            else "the user's training ratings, merged with --ratings for a known user"
+        )
         raise ModelFileError(
-            f"{seen_path} is missing: it holds the training ratings that --exclude-seen (the "
-            f"default) leaves out{refit}, or pass --include-seen"
+            f"{seen_path} is missing: it holds {why}{refit}"
+            + (", or pass --include-seen" if excluding else "")
         )
     try:
         seen = sp.load_npz(seen_path).tocsr()
@@ -995,7 +1007,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     # --ratings with them.
     seen = None
     if args.exclude_seen or (args.ratings and user is not None):
-        seen = _read_seen(seen_path, (len(user_ids), n_items))
+        seen = _read_seen(seen_path, (len(user_ids), n_items), bool(args.exclude_seen))
     recalc = False
     merged = ""
     if args.ratings:
@@ -1262,7 +1274,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a model and save it",
         description="Fit a model and save it. Ctrl-C stops training: the model trained so far "
         "is saved and the exit code is 130. A rating value that looks like a typo (used by "
-        "under 0.01%% of the ratings, or far from the other values, e.g. 100 among 1..5) gets "
+        "under 0.01% of the ratings, or far from the other values, e.g. 100 among 1..5) gets "
         "a warning on stderr: for the rating RBM every distinct value is a rating level.",
     )
     _add_data_args(p)
@@ -1315,7 +1327,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-seen",
         dest="exclude_seen",
         action="store_false",
-        help="list rated items too (MODEL.npz.seen.npz is then not needed)",
+        help="list rated items too (MODEL.npz.seen.npz is then not needed, unless --ratings "
+        "is given for a user of the training data)",
     )
     p.add_argument(
         "--ratings",

@@ -262,6 +262,14 @@ class RatingRBM:
         self.weights_: np.ndarray | None = None
 
     # ------------------------------------------------------------------ validation
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (except ``random_state``, ``progress`` and ``callbacks``)."""
+        return {name: getattr(self, name) for name in ("cd_steps", *self._HYPER, "dtype")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"RatingRBM({args})"
+
     def _check_params(self) -> None:
         check_int("n_hidden", self.n_hidden, 1)
         check_choice("orientation", self.orientation, _ORIENTATIONS)

@@ -436,6 +436,15 @@ def test_swallowed_ctrl_c_still_stops_training(
         assert "not finished: RatingRBM, Bias" in err
 
 
+def test_announced_models_show_their_parameters() -> None:
+    """The ``params`` column of evaluate/benchmark shows the wrapped model, not the wrapper."""
+    from rbmrec import RatingRBM, cli
+    from rbmrec.evaluation.harness import _params
+
+    text = _params(cli._Announced("RatingRBM", RatingRBM(n_hidden=3)))
+    assert "'n_hidden': 3" in text and "_Announced" not in text
+
+
 def test_compile_note_only_while_kernels_are_not_cached(
     work: Path, rating_model: Path, implicit_model: Path, tmp_path: Path, capsys
 ) -> None:

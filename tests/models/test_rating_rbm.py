@@ -742,3 +742,15 @@ def test_scoring_cache_reset_by_training_steps():
     assert len(seen) == 3
     assert not np.allclose(seen[0], seen[1]) and not np.allclose(seen[1], seen[2])
     np.testing.assert_allclose(seen[-1], m.score_items(0), rtol=1e-6)
+
+
+def test_get_params_and_repr_rebuild_the_model():
+    """get_params gives the constructor arguments (the harness's ``params`` column)."""
+    from rbmrec.evaluation.harness import _params
+
+    m = RatingRBM(n_hidden=7, orientation="user", learning_rate=0.02, cd_steps=[(0, 1), (5, 3)])
+    params = m.get_params()
+    assert params["n_hidden"] == 7 and params["orientation"] == "user"
+    assert RatingRBM(**params).get_params() == params
+    assert repr(m).startswith("RatingRBM(cd_steps=[(0, 1), (5, 3)], n_hidden=7,")
+    assert "'learning_rate': 0.02" in _params(m)
