@@ -119,9 +119,10 @@ class ImplicitRBM:
       ``N(0, init_std^2)``, hidden biases at 0.
 
     The defaults were chosen on a validation split of ML-1M (``benchmarks/tune_implicit.py
-    --grid issue6``: 90/10 random split, seed 0, 10 % of train as validation, relevant =
-    ratings >= 4, NDCG@10; 2026-11-26). Validation NDCG@10, tuned ALS 0.2003 on the same
-    carve:
+    --grid issue6``, run against the defaults of the time: 90/10 random split, seed 0, 10 %
+    of train as validation, relevant = ratings >= 4, NDCG@10; 2026-11-26). Validation
+    NDCG@10, ALS tuned on the wide grid 0.2104 on the same carve (0.2003 on the narrower
+    first grid):
 
     - former defaults (Bernoulli, 300 hidden, 12 epochs, constant learning rate): 0.1918;
       best Bernoulli found (``learning_rate=0.02, lr_decay=0.9, popularity_weight=0.6``,
@@ -205,12 +206,15 @@ class ImplicitRBM:
 
     Attributes
     ----------
-    weights_ : float32 array, shape (n_items, n_hidden)
+    weights_ : float32 array, shape (n_items, n_models_ * n_hidden)
+        The members' weights side by side (one RBM: ``(n_items, n_hidden)``).
     visible_bias_ : float32 array, shape (n_items,)
-    hidden_bias_ : float32 array, shape (n_hidden,)
+        The members' mean.
+    hidden_bias_ : float32 array, shape (n_models_ * n_hidden,)
     user_items_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        Binary training interactions; the stored "user factors" (``E[h | v]`` is computed
-        from them on demand).
+        The training interactions with their values as given (the RBM reads every stored
+        positive value as a 1; ``confidence`` weighs by the value); the stored "user
+        factors" (``E[h | v]`` is computed from them on demand).
     history_ : list of dict
         Per-epoch metrics from the trainer.
     n_models_ : int
