@@ -254,11 +254,17 @@ def _load_table(path: Path, args: argparse.Namespace) -> Any:
             if suffix == ".parquet":
                 head = pl.read_parquet(path)
             else:
-                head = pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",")
+                # Text, as load_table reads ids (``00042`` stays a string id there).
+                head = pl.read_csv(
+                    path, separator="\t" if suffix == ".tsv" else ",", infer_schema=False
+                )
         except Exception:  # unreadable here: load_table names the problem below
             head = None
         if head is not None and "title" in head.columns and item_col in head.columns:
-            items = head.select(pl.col(str(item_col)).alias("item_id"), pl.col("title")).unique(
+            item_id = pl.col(str(item_col))
+            if head[str(item_col)].dtype == pl.String:
+                item_id = item_id.str.strip_chars()
+            items = head.select(item_id.alias("item_id"), pl.col("title")).unique(
                 "item_id", keep="first", maintain_order=True
             )
     try:

@@ -74,7 +74,9 @@ def load_table(
     path : str or Path
         ``.parquet`` is read as parquet; anything else as delimited text.
     user, item, rating : str or int
-        Column names, or 0-based positions (e.g. for files without a header).
+        Column names, or 0-based positions (e.g. for files without a header). Ids in text
+        files are integers when every value is written as a plain integer, else strings
+        (``0042`` stays the string id ``"0042"``).
     timestamp : str or int, optional
         Column of integer timestamps (seconds) or dates/datetimes: typed, or ISO 8601 text
         (``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS`` or ``YYYY-MM-DDTHH:MM:SS``, optionally with
@@ -222,11 +224,15 @@ def load_table(
 
 
 def _ids(col: pl.Series, name: str, where: Any) -> np.ndarray:
-    """Integer ids when every value parses as one, else strings."""
+    """Integer ids when every value is an integer written plainly, else strings.
+
+    Text such as ``0042`` or ``+42`` stays a string id: read as the integer 42 it would no
+    longer match the id a user types from the file.
+    """
     if col.dtype == pl.String:
         stripped = col.str.strip_chars()
         as_int = stripped.cast(pl.Int64, strict=False)
-        if as_int.null_count() == 0:
+        if as_int.null_count() == 0 and (as_int.cast(pl.String) == stripped).all():
             return as_int.to_numpy()
         return stripped.to_numpy().astype(str)
     return _id_column(col, name, where)

@@ -445,6 +445,37 @@ def test_announced_models_show_their_parameters() -> None:
     assert "'n_hidden': 3" in text and "_Announced" not in text
 
 
+def test_ids_with_leading_zeros_round_trip(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Ids written ``0007``/``00120`` are used as written: --user, --ratings and the output."""
+    lines = ["user_id,item_id,rating,title"]
+    for line in (work / "ratings.csv").read_text().splitlines()[1:]:
+        user, item, rating, title = line.split(",")
+        lines.append(f"{int(user[1:]):04d},{int(item):05d},{rating},{title}")
+    (work / "padded.csv").write_text("\n".join(lines) + "\n")
+    (work / "padded_new.csv").write_text("item,rating\n00100,5\n00101,4\n")
+    model = work / "padded.npz"
+    code, _, err = run_here(
+        work, "fit", "--data", "padded.csv", "--orientation", "user", *FAST, "--out",
+        str(model), monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_here(
+        work, "recommend", "--model", str(model), "--user", "0007", "-n", "3", "--json",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = json.loads(out)["recommendations"]
+    assert all(len(r["item_id"]) == 5 and r["title"].startswith("Movie") for r in recs)
+    code, out, err = run_here(
+        work, "recommend", "--model", str(model), "--user", "new", "--ratings",
+        "padded_new.csv", "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "unknown" not in err, err
+    assert {"00100", "00101"}.isdisjoint(r["item_id"] for r in json.loads(out)["recommendations"])
+
+
 def test_compile_note_only_while_kernels_are_not_cached(
     work: Path, rating_model: Path, implicit_model: Path, tmp_path: Path, capsys
 ) -> None:

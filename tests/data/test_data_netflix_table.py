@@ -267,3 +267,17 @@ def test_table_dates_must_be_iso(tmp_path, when):
     ]
     f.write_text("user_id,item_id,rating,ts\n1,2,5,2020-01-02T00:00:00+02:00\n")
     assert load_table(f, timestamp="ts").timestamps.data.tolist() == [_epoch("2020-01-01T22:00")]
+
+
+def test_table_ids_written_with_leading_zeros_stay_strings(tmp_path):
+    """``0042`` read as the integer 42 would not match the id a user copies from the file."""
+    f = tmp_path / "padded.csv"
+    f.write_text("user_id,item_id,rating\n0001,00242,4\n0002, 00242 ,5\n0002,17,3\n")
+    r = load_table(f)
+    assert r.user_ids.raw.tolist() == ["0001", "0002"]
+    assert sorted(r.item_ids.raw.tolist()) == ["00242", "17"]
+    # Plain integers (spaces around them allowed) are still integer ids.
+    g = tmp_path / "plain.csv"
+    g.write_text("user_id,item_id,rating\n1, 242,4\n2,17 ,5\n")
+    r = load_table(g)
+    assert r.user_ids.raw.dtype.kind == "i" and sorted(r.item_ids.raw.tolist()) == [17, 242]
