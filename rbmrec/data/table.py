@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rbmrec.data._io import line_text, skip_lines
+from rbmrec.data._io import decode_text, line_text, skip_lines
 from rbmrec.data.ratings import Duplicates, Ratings, _id_column, _timestamp_column
 from rbmrec.errors import DataError
 
@@ -153,6 +153,7 @@ def load_table(
                 truncate_ragged_lines=False,
             )
         except pl.exceptions.PolarsError as exc:
+            _name_long_line(text, raw, sep, label, n_header, has_header)
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{path}: cannot be parsed as {sep!r}-separated text: {msg}") from exc
 
@@ -221,6 +222,27 @@ def load_table(
         name=name or path.stem,
         info={"path": str(path), "format": "parquet" if raw is None else "text"},
     )
+
+
+def _name_long_line(
+    text: bytes, raw: bytes, sep: str, label: str, n_header: int, has_header: bool
+) -> None:
+    """Raise :class:`DataError` naming the first line with more fields than the first one.
+
+    ``text`` is ``raw`` from the header (or the first data line) on, with ``sep``; ``n_header``
+    lines (blank lines and the header) come before the first data line in the file. Quoted
+    fields are not unpacked: this only runs after polars has refused the file.
+    """
+    lines = decode_text(text).split("\n")
+    width = len(lines[0].split(sep))
+    for k, line in enumerate(lines[1 if has_header else 0 :], start=1):
+        fields = len(line.split(sep))
+        if line.strip() and '"' not in line and fields > width:
+            line_no = k + n_header
+            raise DataError(
+                f"{label}, line {line_no}: {fields} fields where the first line has {width}: "
+                f"{line_text(raw, line_no)!r}"
+            )
 
 
 def _ids(col: pl.Series, name: str, where: Any) -> np.ndarray:

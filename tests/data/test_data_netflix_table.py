@@ -281,3 +281,19 @@ def test_table_ids_written_with_leading_zeros_stay_strings(tmp_path):
     g.write_text("user_id,item_id,rating\n1, 242,4\n2,17 ,5\n")
     r = load_table(g)
     assert r.user_ids.raw.dtype.kind == "i" and sorted(r.item_ids.raw.tolist()) == [17, 242]
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "line", "text"),
+    [
+        ("user_id,item_id,rating\n1,2,5\n3,4,2,9\n", {}, 3, "3,4,2,9"),
+        ("\n\nuser_id,item_id,rating\n\n1,2,5\n3,4,2,9\n", {}, 6, "3,4,2,9"),
+        ("1::2::5\n3::4::2::9\n", {"user": 0, "item": 1, "rating": 2}, 2, "3::4::2::9"),
+        ("\n1,2,5\n3,4,2,9\n", {"user": 0, "item": 1, "rating": 2}, 3, "3,4,2,9"),
+    ],
+)
+def test_table_line_with_too_many_fields_is_named(tmp_path, body, kwargs, line, text):
+    f = tmp_path / "ragged.txt"
+    f.write_text(body)
+    with pytest.raises(DataError, match=rf"ragged.txt, line {line}: 4 fields .* '{text}'"):
+        load_table(f, **kwargs)
