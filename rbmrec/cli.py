@@ -343,7 +343,11 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
     if key in ("rbm", "irbm"):
         from rbmrec import ImplicitRBM, RatingRBM
 
-        kw: dict[str, Any] = {"num_threads": int(getattr(args, "threads", 0) or 0)}
+        kw: dict[str, Any] = {
+            "num_threads": int(getattr(args, "threads", 0) or 0),
+            # Stops training after the epoch when a Ctrl-C was swallowed (see _CtrlCWatch).
+            "callbacks": [_CTRL_C.stop_training],
+        }
         for name, value in (
             ("n_hidden", hidden),
             ("n_epochs", epochs),
@@ -355,9 +359,6 @@ def _make_model(key: str, args: argparse.Namespace, progress: bool) -> Any:
         if key == "rbm":
             if getattr(args, "orientation", None):
                 kw["orientation"] = args.orientation
-            # ImplicitRBM takes no callbacks: after a swallowed Ctrl-C it trains to the end,
-            # and the command stops after its fit.
-            kw["callbacks"] = [_CTRL_C.stop_training]
             return RatingRBM(random_state=seed, progress=progress, **kw)
         return ImplicitRBM(random_state=seed, progress=progress, **kw)
     from rbmrec.evaluation import BiasBaseline, ImplicitALS, ImplicitBPR, Popularity

@@ -36,7 +36,7 @@ from rbmrec.models._common import (
 )
 from rbmrec.models.persistence import register, seed_from_json, seed_to_json
 from rbmrec.models.persistence import save as _save
-from rbmrec.models.trainer import TrainerConfig, TrainResult, train
+from rbmrec.models.trainer import EpochCallback, TrainerConfig, TrainResult, train
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,16 @@ def _check_float(name: str, value: Any, low: float, *, strict: bool = False) -> 
         op = ">" if strict else ">="
         raise ValueError(f"{name} must be finite and {op} {low}, got {value}")
     return value
+
+
+def _callback_tuple(callbacks: Any) -> tuple[EpochCallback, ...]:
+    """``callbacks`` as a tuple; a single callable or a non-sequence is a TypeError."""
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence):
+        raise TypeError(
+            "callbacks must be a sequence of callables (wrap a single callback in a list), "
+            f"got {type(callbacks).__name__}"
+        )
+    return tuple(callbacks)
 
 
 @register
@@ -203,6 +213,10 @@ class ImplicitRBM:
         Seed of the initial weights, shuffles and Gibbs sampling.
     progress : bool, default False
         Show a tqdm progress bar over epochs.
+    callbacks : sequence of callables, default ()
+        ``callback(epoch, metrics) -> bool`` after every epoch; returning True stops
+        training. With ``n_models > 1`` they are called for each member's epochs in turn
+        (counted from 0 again), and a stop ends that member only.
 
     Attributes
     ----------
@@ -247,6 +261,7 @@ class ImplicitRBM:
         num_threads: int = 0,
         random_state: Any = None,
         progress: bool = False,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.n_hidden = n_hidden
         self.visible = visible
@@ -270,6 +285,7 @@ class ImplicitRBM:
         self.num_threads = num_threads
         self.random_state = random_state
         self.progress = progress
+        self.callbacks = callbacks
         self.weights_: np.ndarray | None = None
         self.visible_bias_: np.ndarray | None = None
         self.hidden_bias_: np.ndarray | None = None
@@ -359,6 +375,7 @@ class ImplicitRBM:
             patience=self.patience,
             monitor="valid_loss",
             progress=bool(self.progress),
+            callbacks=_callback_tuple(self.callbacks),
         )
         config.validate()
         return config

@@ -783,3 +783,23 @@ def test_ctrl_c_ends_the_whole_fit_and_keeps_the_members(planted_data, monkeypat
     again = rbmrec.load(tmp_path / "m.npz")
     assert again.n_models_ == 1
     np.testing.assert_array_equal(again.recommend(users, train)[0], m.recommend(users, train)[0])
+
+
+def test_callbacks_see_each_members_epochs_and_can_stop_training():
+    from rbmrec.data import demo_ratings
+
+    X = sp.csr_matrix(demo_ratings().user_items)[:100, :80]
+    seen = []
+
+    def stop_after_two(epoch, metrics):
+        seen.append((epoch, dict(metrics)))
+        return epoch >= 1
+
+    m = ImplicitRBM(n_hidden=4, n_epochs=5, n_models=2, random_state=0, callbacks=[stop_after_two])
+    m.fit(X)
+    assert [e for e, _ in seen] == [0, 1, 0, 1] and len(m.history_) == 4
+    assert all("seconds" in mt for _, mt in seen)
+    with pytest.raises(TypeError, match="sequence of callables"):
+        ImplicitRBM(callbacks=print).fit(X)
+    with pytest.raises(TypeError, match=r"callbacks\[0\] must be callable"):
+        ImplicitRBM(callbacks=[1]).fit(X)
