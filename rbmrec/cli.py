@@ -537,6 +537,8 @@ def _check_result_outputs(args: argparse.Namespace) -> None:
     if args.out:
         _check_output("--out", Path(args.out), _RESULT_SUFFIXES)
     if args.plot:
+        if not Path(args.plot).suffix:
+            args.plot += ".png"  # what matplotlib writes for a name without a suffix
         _check_output("--plot", Path(args.plot), _plot_suffixes())
 
 
@@ -1010,10 +1012,10 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     user_ids, item_ids, titles = _read_ids(ids_path, model_path, model)
     n_items = len(item_ids)
     user = _index_of(user_ids, args.user)
-    # The training ratings: to leave them out (--exclude-seen) and to merge a known user's
-    # --ratings with them.
+    # A known user's training ratings: to leave them out (--exclude-seen) and to merge
+    # their --ratings with them. A new user's row comes from --ratings alone.
     seen = None
-    if args.exclude_seen or (args.ratings and user is not None):
+    if user is not None and (args.exclude_seen or args.ratings):
         seen = _read_seen(seen_path, (len(user_ids), n_items), bool(args.exclude_seen))
     recalc = False
     merged = ""
@@ -1403,16 +1405,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:
             if not _CTRL_C.pressed:
                 return _failure(exc)
-            # Ctrl-C that Numba's compiler swallowed, surfacing as another error.
-            _interrupted(f"stopped ({type(exc).__name__} raised after Ctrl-C; nothing more saved)")
+            if _failure(exc, quiet_unexpected=True) == EXIT_UNEXPECTED:
+                # Ctrl-C that Numba's compiler swallowed, surfacing as another error.
+                _interrupted(f"stopped ({type(exc).__name__} raised after Ctrl-C)")
+            else:
+                _interrupted("stopped")  # after the error above (e.g. the save failed)
             return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             _interrupted("stopped")
             return EXIT_INTERRUPTED
 
 
-def _failure(exc: Exception) -> int:
-    """Report a command's exception on stderr; returns the exit code."""
+def _failure(exc: Exception, quiet_unexpected: bool = False) -> int:
+    """Report a command's exception on stderr; returns the exit code.
+
+    ``quiet_unexpected``: print nothing for an unexpected exception (exit code 1).
+    """
     from rbmrec.errors import RBMRecError
 
     if isinstance(exc, UsageError | RBMRecError | ValueError | FileNotFoundError):
@@ -1423,8 +1431,9 @@ def _failure(exc: Exception) -> int:
     if isinstance(exc, OSError):  # disk full, permissions...: the message names the file
         _err(_message(exc))
         return EXIT_USAGE
-    traceback.print_exception(exc)
-    _err("unexpected failure (see the traceback above); please report it")
+    if not quiet_unexpected:
+        traceback.print_exception(exc)
+        _err("unexpected failure (see the traceback above); please report it")
     return EXIT_UNEXPECTED
 
 

@@ -667,6 +667,10 @@ def _epoch_seconds(ts: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
         missing = [k for k, v in enumerate(ts) if v is None]
         if missing:
             raise DataError(f"{where(missing[0])}: missing timestamp (None)")
+        # Python ints, floats or datetimes in an object array: convert, then check as such.
+        plain = np.asarray(ts.tolist())
+        if plain.dtype.kind in "iufM":
+            return _epoch_seconds(plain, where)
     raise DataError(
         f"timestamps must be integers (seconds since the epoch) or datetime64, got {ts.dtype}"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -295,7 +295,7 @@ class RatingRBM:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         _check_high_rating(self.high_rating)
         cbs = self.callbacks
-        if isinstance(cbs, str | bytes) or not isinstance(cbs, Iterable):
+        if isinstance(cbs, str | bytes) or not isinstance(cbs, Sequence):
             raise TypeError(
                 f"callbacks must be a sequence of callables (wrap a single callback in a "
                 f"list), got {type(cbs).__name__}"
@@ -373,7 +373,7 @@ class RatingRBM:
                 raise DataError(
                     "user_items needs at least two distinct rating values to learn from"
                 )
-            if self.high_rating is not None:
+            if self.high_rating is not None and self.recommend_score == "p_high":
                 _high_threshold(self.high_rating, values)
         if known_pairs is not None:
             if not self.conditional:

@@ -441,6 +441,44 @@ def test_swallowed_ctrl_c_still_stops_training(
         assert "not finished: RatingRBM, Bias" in err
 
 
+def test_save_failure_after_ctrl_c_is_still_reported(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Ctrl-C, then the save of the model trained so far fails: the error names the
+    problem, and the exit code stays 130."""
+    import errno
+
+    import scipy.sparse as sp
+
+    from rbmrec import cli
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "_compile_note", lambda keys: _swallowed_ctrl_c())
+    monkeypatch.setattr(sp, "save_npz", disk_full)
+    out = work / "full_disk.npz"
+    code, _, err = run_here(
+        work, "fit", "--data", "ratings.csv", "--model", "rbm", "--orientation", "user",
+        "--epochs", "50", "--n-hidden", "4", "--threads", "1", "--quiet", "--out", str(out),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 130, err
+    assert f"cannot write the model to {out}: No space left on device" in err
+    assert "interrupted by Ctrl-C" in err and not out.exists()
+
+
+def test_plot_name_without_suffix_gets_png(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, out, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "bias", "--plot", "chart",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert (work / "chart.png").is_file() and "plot written to chart.png" in out
+
+
 def test_announced_models_show_their_parameters() -> None:
     """The ``params`` column of evaluate/benchmark shows the wrapped model, not the wrapper."""
     from rbmrec import RatingRBM, cli
@@ -577,6 +615,13 @@ def test_recommend_missing_seen_file_exit_2_unless_include_seen(
     )  # fmt: skip
     assert code == 0, err
     assert "top 10 for user u3" in out
+    # A new user's row comes from --ratings alone: no training ratings are needed.
+    code, out, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "new", "--ratings",
+        str(rating_model.parent / "new_user.csv"), monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "top 10 for user new" in out
 
 
 def _damage(model: Path, how: str) -> Path:

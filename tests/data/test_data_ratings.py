@@ -316,3 +316,11 @@ def test_from_arrays_with_no_ratings():
     r = Ratings.from_arrays([], [], [])
     assert r.shape == (0, 0) and r.n_ratings == 0
     assert r.user_ids.dtype == np.int64
+
+
+def test_timestamps_in_an_object_array_are_converted():
+    """Python ints (or datetime64 values) in an object array, e.g. from pandas, are fine."""
+    r = Ratings.from_arrays([1, 2], [1, 1], [5.0, 3.0], timestamp=np.array([100, 200], object))
+    assert sorted(r.timestamps.data.tolist()) == [100, 200]
+    with pytest.raises(DataError, match="timestamps must be integers"):
+        Ratings.from_arrays([1, 2], [1, 1], [5.0, 3.0], timestamp=np.array(["a", "b"], object))

@@ -174,6 +174,15 @@ def test_bad_high_rating_is_rejected_before_training(data, orientation, high_rat
     assert m.weights_ is None
 
 
+def test_high_rating_is_only_checked_when_the_ranking_uses_it(data):
+    """With recommend_score="expected" a threshold outside the data's levels is unused."""
+    low = data.copy()
+    low.data = np.minimum(low.data, 3.0)
+    m = RatingRBM(orientation="user", high_rating=4.5, **KW).fit(low)
+    np.testing.assert_array_equal(m.values_, [1.0, 2.0, 3.0])
+    assert m.recommend(0, low[0], N=3)[0].shape == (3,)
+
+
 def test_valid_high_rating_ranks_by_probability_of_high_ratings(data):
     m = RatingRBM(orientation="user", recommend_score="p_high", high_rating=4.5, **KW).fit(data)
     ids, scores = m.recommend(0, data[0], N=5)
@@ -198,6 +207,7 @@ def test_valid_high_rating_ranks_by_probability_of_high_ratings(data):
         ([print, "x"], r"callbacks\[1\] must be callable"),
         (lambda e, rec: None, "wrap a single callback in a list"),
         (3, "callbacks must be a sequence"),
+        ((cb for cb in [print]), "callbacks must be a sequence"),  # a generator is used up
     ],
 )
 def test_callbacks_are_checked_before_training(data, callbacks, match):
