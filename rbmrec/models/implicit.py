@@ -85,16 +85,6 @@ def _check_float(name: str, value: Any, low: float, *, strict: bool = False) -> 
     return value
 
 
-def _callback_tuple(callbacks: Any) -> tuple[EpochCallback, ...]:
-    """``callbacks`` as a tuple; a single callable or a non-sequence is a TypeError."""
-    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence):
-        raise TypeError(
-            "callbacks must be a sequence of callables (wrap a single callback in a list), "
-            f"got {type(callbacks).__name__}"
-        )
-    return tuple(callbacks)
-
-
 @register
 class ImplicitRBM:
     """Restricted Boltzmann machine for top-N recommendation from implicit feedback.
@@ -375,7 +365,7 @@ class ImplicitRBM:
             patience=self.patience,
             monitor="valid_loss",
             progress=bool(self.progress),
-            callbacks=_callback_tuple(self.callbacks),
+            callbacks=self.callbacks,
         )
         config.validate()
         return config

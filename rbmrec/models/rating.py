@@ -294,16 +294,7 @@ class RatingRBM:
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         _check_high_rating(self.high_rating)
-        cbs = self.callbacks
-        if isinstance(cbs, str | bytes) or not isinstance(cbs, Sequence):
-            raise TypeError(
-                f"callbacks must be a sequence of callables (wrap a single callback in a "
-                f"list), got {type(cbs).__name__}"
-            )
-        for k, cb in enumerate(cbs):
-            if not callable(cb):
-                raise TypeError(f"callbacks[{k}] must be callable, got {type(cb).__name__}")
-        self._config().validate()  # loop hyperparameters, before any work is done
+        self._config().validate()  # loop hyperparameters and callbacks, before any work
 
     #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
     _DEFAULT_BATCH = 100
@@ -326,7 +317,7 @@ class RatingRBM:
             patience=self.patience,
             monitor="valid_rmse",
             progress=self.progress,
-            callbacks=tuple(self.callbacks),
+            callbacks=self.callbacks,
         )
 
     @staticmethod

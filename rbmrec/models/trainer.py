@@ -164,7 +164,14 @@ class TrainerConfig:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
-        for k, cb in enumerate(self.callbacks):
+        cbs = self.callbacks
+        if isinstance(cbs, str | bytes) or not isinstance(cbs, Sequence):
+            # A generator would be used up here; a single callable is a common slip.
+            raise TypeError(
+                f"callbacks must be a sequence of callables (wrap a single callback in a "
+                f"list), got {type(cbs).__name__}"
+            )
+        for k, cb in enumerate(cbs):
             if not callable(cb):
                 raise TypeError(f"callbacks[{k}] must be callable, got {type(cb).__name__}")
         return parse_cd_schedule(self.cd_steps)

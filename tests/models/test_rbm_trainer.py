@@ -132,3 +132,11 @@ def test_lr_decay_scales_each_epoch_step_geometrically():
 def test_lr_decay_rejects_bad_values(bad, exc):
     with pytest.raises(exc, match="lr_decay"):
         TrainerConfig(lr_decay=bad).validate()
+
+
+@pytest.mark.parametrize("callbacks", [print, (cb for cb in [print]), "abc", 3])
+def test_config_callbacks_must_be_a_sequence(callbacks):
+    """The one check every model relies on: a generator would be used up by the check."""
+    with pytest.raises(TypeError, match="callbacks must be a sequence of callables"):
+        TrainerConfig(callbacks=callbacks).validate()
+    assert TrainerConfig(callbacks=[print]).validate() == [(0, 1)]
