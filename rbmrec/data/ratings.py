@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from rbmrec.data.idmap import IdMap, _as_id_array
 from rbmrec.errors import DataError
+from rbmrec.models._sparse import repeated_entry
 
 Duplicates = Literal["error", "last", "mean"]
 
@@ -93,23 +94,12 @@ def _check_no_repeated_pairs(matrix: Any) -> None:
     COO (and non-canonical CSR/CSC) matrices may hold repeated entries, which scipy sums on
     conversion: two ratings 4 and 5 would become one rating 9.
     """
-    if matrix.format in ("dok", "lil"):
-        return  # one value per cell by construction
-    if matrix.format in ("csr", "csc", "coo") and matrix.has_canonical_format:
-        return
-    coo = matrix.tocoo()  # keeps repeated entries
-    rows = coo.row.astype(np.int64, copy=False)
-    cols = coo.col.astype(np.int64, copy=False)
-    order = np.lexsort((cols, rows))
-    rows, cols = rows[order], cols[order]
-    same = np.flatnonzero((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1]))
-    if same.size:
-        j = int(same[0])
-        n = int(np.count_nonzero((rows == rows[j]) & (cols == cols[j])))
+    rep = repeated_entry(matrix)
+    if rep is not None:
         raise DataError(
-            f"the sparse matrix stores (user {rows[j]}, item {cols[j]}) {n} times (scipy would "
-            "add the ratings up); keep one entry per pair, or use Ratings.from_arrays with "
-            "duplicates='last' or 'mean'"
+            f"the sparse matrix stores (user {rep.row}, item {rep.col}) {rep.count} times "
+            "(scipy would add the ratings up); keep one entry per pair, or use "
+            "Ratings.from_arrays with duplicates='last' or 'mean'"
         )
 
 

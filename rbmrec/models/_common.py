@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.errors import DataError, NotFittedError
+from rbmrec.models._sparse import repeated_entry
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -120,18 +121,6 @@ def _check_index_array(name: str, label: str, idx: np.ndarray, size: int, what: 
         raise DataError(f"{name} has {what} index {hi} >= {size} (the number of {what}s)")
 
 
-def _first_duplicate(X: sp.csr_matrix) -> tuple[int, int, int] | None:
-    """``(row, column, number of duplicate entries)`` of a CSR with sorted indices, or None."""
-    if X.nnz < 2:
-        return None
-    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
-    same = (np.diff(X.indices) == 0) & (np.diff(rows) == 0)
-    if not same.any():
-        return None
-    k = int(np.flatnonzero(same)[0])
-    return int(rows[k]), int(X.indices[k]), int(np.count_nonzero(same))
-
-
 def check_csr(
     name: str, X: Any, *, allow_empty: bool = False, duplicates: str = "sum"
 ) -> sp.csr_matrix:
@@ -164,20 +153,14 @@ def check_csr(
     check_sparse_structure(name, X)
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    if duplicates == "error" and X.format == "coo":
-        # COO -> CSR sums duplicates, so they are looked for before the conversion.
-        keys = np.asarray(X.row, dtype=np.int64) * X.shape[1] + np.asarray(X.col, np.int64)
-        uniq, counts = np.unique(keys, return_counts=True)
-        if np.any(counts > 1):
-            first = int(uniq[np.argmax(counts > 1)])
-            _duplicate_error(name, first // X.shape[1], first % X.shape[1], int(np.sum(counts - 1)))
+    if duplicates == "error":
+        # Looked for in X as given: converting COO to CSR would already sum them.
+        rep = repeated_entry(X)
+        if rep is not None:
+            _duplicate_error(name, rep.row, rep.col, rep.extra)
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.prune()  # drop storage past indptr[-1]
     X.sort_indices()
-    if duplicates == "error":
-        dup = _first_duplicate(X)
-        if dup is not None:
-            _duplicate_error(name, *dup)
     X.sum_duplicates()
     if not np.all(np.isfinite(X.data)):
         bad = int(np.count_nonzero(~np.isfinite(X.data)))

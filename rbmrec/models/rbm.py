@@ -22,6 +22,7 @@ from rbmrec.models._common import (
     num_threads,
     seed_generator,
 )
+from rbmrec.models._sparse import repeated_entry
 from rbmrec.models.persistence import generator_from_json, generator_to_json, register
 from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
 
@@ -286,9 +287,7 @@ class RBM:
     def _softmax_rows(self, X: Any, name: str, K: int | None) -> _Rows:
         if sp.issparse(X):
             X.sort_indices()
-            rows_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-            dup = (np.diff(X.indices) == 0) & (np.diff(rows_of) == 0)
-            if np.any(dup):
+            if repeated_entry(X) is not None:
                 raise ValueError(f"{name} has duplicate stored entries")
             d = X.data
             if d.dtype.kind == "f":

@@ -226,3 +226,31 @@ def test_implicit_item_lists_are_checked(implicit_model, data, kwargs, exc, matc
         implicit_model.similar_items(0, N=3, **kwargs)
     with pytest.raises(exc, match=match):
         implicit_model.recommend(0, data[0], N=3, **kwargs)
+
+
+def test_repeated_entry_matches_brute_force_in_every_layout():
+    """The one duplicate finder (models, data layer, softmax RBM) against counting pairs."""
+    from collections import Counter
+    from itertools import pairwise
+
+    from rbmrec.models._sparse import repeated_entry
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, m, k = int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(0, 12))
+        r, c = rng.integers(0, n, k), rng.integers(0, m, k)
+        counts = Counter(zip(r.tolist(), c.tolist(), strict=True))
+        reps = sorted(p for p, v in counts.items() if v > 1)
+        want = None
+        if reps:
+            extra = sum(v - 1 for v in counts.values())
+            want = (reps[0][0], reps[0][1], counts[reps[0]], extra)
+        coo = sp.coo_matrix((np.ones(k), (r, c)), shape=(n, m))
+        order = np.lexsort((c, r))
+        indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n))]
+        sorted_csr = sp.csr_matrix((np.ones(k), c[order], indptr), shape=(n, m))
+        backwards = np.concatenate([c[order][a:b][::-1] for a, b in pairwise(indptr)])
+        unsorted_csr = sp.csr_matrix((np.ones(k), backwards.astype(np.int64), indptr), (n, m))
+        for X in (coo, sorted_csr, unsorted_csr):
+            got = repeated_entry(X)
+            assert (None if got is None else tuple(got)) == want, X.format

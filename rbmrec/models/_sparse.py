@@ -1,0 +1,51 @@
+"""Checks of scipy sparse matrices shared by the models and the data layer (numpy only, so
+the data layer can import it without loading Numba)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class RepeatedEntry(NamedTuple):
+    """A (row, column) pair a sparse matrix stores more than once."""
+
+    row: int
+    col: int
+    count: int  # entries stored for this pair
+    extra: int  # entries beyond one per pair, over the whole matrix
+
+
+def repeated_entry(X: Any) -> RepeatedEntry | None:
+    """The first (row-major) pair the scipy sparse matrix ``X`` stores more than once, or None.
+
+    scipy sums such entries on conversion (two ratings 4 and 5 become one "rating" 9), so
+    they are looked for in ``X`` as given, which is not modified. CSR with sorted indices
+    (the usual input) is checked in one pass; other layouts through their coordinates.
+    """
+    if X.format in ("dok", "lil") or X.nnz < 2:
+        return None  # one value per cell by construction, or nothing to repeat
+    if X.format in ("csr", "csc", "coo") and X.has_canonical_format:
+        return None
+    if X.format == "csr" and X.has_sorted_indices:
+        rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+        same = (np.diff(X.indices[: X.nnz]) == 0) & (np.diff(rows) == 0)
+        if not same.any():
+            return None
+        k = int(np.flatnonzero(same)[0])
+        run = np.flatnonzero(~same[k:])
+        count = 1 + (int(run[0]) if run.size else len(same) - k)
+        return RepeatedEntry(int(rows[k]), int(X.indices[k]), count, int(same.sum()))
+    coo = X.tocoo()  # keeps repeated entries
+    n_cols = X.shape[1]
+    keys = coo.row.astype(np.int64) * n_cols + coo.col.astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    repeated = counts > 1
+    if not repeated.any():
+        return None
+    j = int(np.argmax(repeated))
+    first = int(uniq[j])
+    return RepeatedEntry(
+        first // n_cols, first % n_cols, int(counts[j]), int(np.sum(counts[repeated] - 1))
+    )
