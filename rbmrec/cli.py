@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import signal
-import stat
 import sys
 import tempfile
 import threading
@@ -684,6 +683,8 @@ def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matr
     complete are they renamed into place (side files first, the model last). Any failure,
     including Ctrl-C, removes the temporary files and leaves earlier files untouched.
     """
+    from rbmrec.models.persistence import file_mode
+
     ids_path, seen_path = _sidecars(final)
     temps: list[Path] = []
     try:
@@ -700,9 +701,9 @@ def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matr
         sp.save_npz(tmp_seen, seen)
         renames = ((tmp_ids, ids_path), (tmp_seen, seen_path), (tmp_model, final))
         for tmp, dest in renames:
-            # A replaced file keeps its permissions (as persistence.save does).
+            # A replaced file keeps its permissions, as in persistence.save.
             with contextlib.suppress(OSError):
-                os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
+                os.chmod(tmp, file_mode(dest))
         for tmp, dest in renames:
             os.replace(tmp, dest)
     except BaseException:

@@ -153,7 +153,7 @@ def _umask() -> int:
     return mask
 
 
-def _file_mode(path: Path) -> int:
+def file_mode(path: str | os.PathLike) -> int:
     """Permissions ``open(path, "w")`` would leave: those of the existing file, or 0o666 less
     the umask for a new one (``mkstemp`` creates its files 0o600)."""
     try:
@@ -206,7 +206,7 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
             payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
             payload.update(arrays)
             np.savez(fh, **payload)
-        os.chmod(tmp, _file_mode(path))
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
