@@ -598,7 +598,7 @@ class RatingRBM:
                     )
 
                 grads["D"] = update_D
-            return grads, {"train_recon_sse": stats[0], "count": stats[1]}
+            return grads, {"train_recon_mse": stats[0], "count": stats[1]}
 
         evaluate = None
         if V is not None and V.nnz:
@@ -615,12 +615,9 @@ class RatingRBM:
         with num_threads(self.num_threads):
             result = train(
                 params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
+                derive=_recon_rmse,
                 describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
             )  # fmt: skip
-        for rec in result.history:
-            sse = rec.pop("train_recon_sse", None)
-            if sse is not None:
-                rec["train_recon_rmse"] = float(np.sqrt(sse))
         self.history_ = result.history
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
         self.interrupted_ = result.interrupted
@@ -1280,6 +1277,13 @@ def _param_property(name: str) -> property:
 
 for _name in _PARAM_ATTRS:
     setattr(RatingRBM, _name, _param_property(_name))
+
+
+def _recon_rmse(record: dict[str, float]) -> None:
+    """Epoch record: the averaged squared reconstruction error becomes its root (in place)."""
+    mse = record.pop("train_recon_mse", None)
+    if mse is not None:
+        record["train_recon_rmse"] = float(np.sqrt(mse))
 
 
 def _line(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:

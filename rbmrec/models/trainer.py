@@ -231,6 +231,7 @@ def train(
     *,
     decay: Iterable[str] = (),
     evaluate: Callable[[int], Mapping[str, float]] | None = None,
+    derive: Callable[[dict[str, float]], None] | None = None,
     describe: str = "",
     velocity: dict[str, np.ndarray] | None = None,
     start_epoch: int = 0,
@@ -255,6 +256,10 @@ def train(
     evaluate : callable, optional
         ``evaluate(epoch) -> metrics`` called after each epoch (e.g. train/validation RMSE).
         Required when ``config.patience`` is set; must return ``config.monitor`` then.
+    derive : callable, optional
+        ``derive(record)`` edits an epoch's record in place right after the batch statistics
+        are averaged (e.g. a mean squared error into its root), so the progress bar, the log,
+        the callbacks and the history all see the same metrics.
     describe : str
         Hyperparameter summary used in error messages.
     velocity : dict, optional
@@ -329,6 +334,8 @@ def train(
                 "learning_rate": lr,
             }
             record.update({key: val / max(count, 1.0) for key, val in sums.items()})
+            if derive is not None:
+                derive(record)
             if evaluate is not None:
                 record.update({key: float(v) for key, v in evaluate(epoch).items()})
             record["seconds"] = time.perf_counter() - t0

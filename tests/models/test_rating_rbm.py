@@ -146,6 +146,16 @@ def test_validation_history_and_early_stopping_keep_best():
     assert rmse(m, valid) == pytest.approx(min(vals), rel=1e-6)
 
 
+def test_callbacks_see_the_reconstruction_rmse_of_the_history():
+    X, _, _ = planted(n_users=60, n_items=30)
+    seen = []
+    m = RatingRBM(n_hidden=6, n_epochs=3, batch_size=20, random_state=0, orientation="user",
+                  callbacks=[lambda e, rec: seen.append(dict(rec))]).fit(X)  # fmt: skip
+    assert [r["train_recon_rmse"] for r in seen] == [h["train_recon_rmse"] for h in m.history_]
+    assert not any({"train_recon_mse", "train_recon_sse"} & set(r) for r in seen)
+    assert 0.0 < seen[-1]["train_recon_rmse"] < 4.0  # in rating levels, 1..5 stars
+
+
 def test_fold_in_equals_in_training_prediction():
     X, _, _ = planted(n_users=60, n_items=30)
     m = RatingRBM(

@@ -140,3 +140,19 @@ def test_config_callbacks_must_be_a_sequence(callbacks):
     with pytest.raises(TypeError, match="callbacks must be a sequence of callables"):
         TrainerConfig(callbacks=callbacks).validate()
     assert TrainerConfig(callbacks=[print]).validate() == [(0, 1)]
+
+
+def test_derive_edits_the_record_every_consumer_sees():
+    params = {"W": np.zeros(2)}
+
+    def step(rows, k, rng):
+        return {"W": np.zeros(2)}, {"sq": 4.0 * len(rows), "count": float(len(rows))}
+
+    def derive(record):
+        record["root"] = float(np.sqrt(record.pop("sq")))
+
+    seen = []
+    cfg = TrainerConfig(n_epochs=2, batch_size=3, callbacks=[lambda e, rec: seen.append(dict(rec))])
+    result = train(params, step, 7, cfg, np.random.default_rng(0), derive=derive)
+    assert [r["root"] for r in seen] == [2.0, 2.0] and all("sq" not in r for r in seen)
+    assert [r["root"] for r in result.history] == [2.0, 2.0]
