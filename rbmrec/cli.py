@@ -120,9 +120,13 @@ class _CtrlCWatch:
                 signal.signal(signal.SIGINT, previous)
 
     def stop_training(self, epoch: int, metrics: dict[str, float]) -> bool:
-        """Training callback: stop after this epoch if a Ctrl-C was swallowed earlier (the
-        RBMs otherwise stop at once, on the KeyboardInterrupt itself)."""
-        return self.pressed
+        """Training callback: after this epoch, raise the Ctrl-C that was swallowed earlier
+        (the RBMs otherwise stop at once, on the KeyboardInterrupt itself). Raising it,
+        rather than returning True, ends the whole fit as a Ctrl-C does: a model made of
+        several RBMs (ImplicitRBM's members) does not go on to train the next one."""
+        if self.pressed:
+            raise KeyboardInterrupt
+        return False
 
     def caused(self, exc: BaseException) -> bool:
         """Whether ``exc`` is, or followed, a Ctrl-C press."""
