@@ -2,8 +2,9 @@
 
 Usage (from the repository root, with real data for the MovieLens parts)::
 
-    RBMREC_DATA_DIR=/path/to/datasets .venv/bin/python notebooks/run_notebooks.py            # all
-    RBMREC_DATA_DIR=/path/to/datasets .venv/bin/python notebooks/run_notebooks.py notebooks/03_*.ipynb
+    RBMREC_DATA_DIR=/path/to/datasets .venv/bin/python notebooks/run_notebooks.py  # all
+    RBMREC_DATA_DIR=/path/to/datasets .venv/bin/python notebooks/run_notebooks.py \
+        notebooks/03_*.ipynb
 
 Each notebook runs top to bottom in a kernel on this interpreter; on success the file is
 rewritten with its outputs, on failure it is left untouched and the exit status is 1.

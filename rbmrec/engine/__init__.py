@@ -1,6 +1,7 @@
 """Numba kernels of rbmrec: plain arrays and scalars in, arrays out.
 
-Modules (imported on demand so ``import rbmrec.engine`` compiles nothing):
+Modules (imported on demand so ``import rbmrec.engine`` compiles nothing; it only starts
+Numba's threading layer, see below):
 
 - :mod:`rbmrec.engine.bernoulli`: binary visible units, and the kernels shared with dense
   Gaussian units (``family`` argument): hidden probabilities, free energy, Gibbs sampling,
@@ -18,3 +19,14 @@ Modules (imported on demand so ``import rbmrec.engine`` compiles nothing):
 - :mod:`rbmrec.engine._random`, :mod:`rbmrec.engine._math`: per-row random streams and
   stable scalar helpers.
 """
+
+import numba as _numba
+
+# Start Numba's threading layer before any kernel is loaded from the on-disk cache. A cached
+# kernel whose parallel loops are in the functions it calls (softmax_cd -> _accumulate), and
+# that was compiled while those callees came from the cache, does not start the threading
+# layer when it is loaded, and then calls a scheduler that was never registered: a
+# segmentation fault (Numba issues #4807 and #8578). Three processes on a fresh cache were
+# enough: a factored RatingRBM fit, then a softmax RBM fit twice (the second crashed).
+# tests/engine/test_engine_cache.py replays that sequence.
+_numba.get_num_threads()
