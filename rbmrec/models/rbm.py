@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -84,7 +83,8 @@ class RBM:
         Softmax only: number of levels K in [2, 127]; inferred from the first ``fit`` data
         when None.
     sigma : float, array of shape (n_visible,) or None, default None
-        Gaussian only: fixed standard deviation of each visible unit (1 when None).
+        Gaussian only: fixed standard deviation of each visible unit (1 when None). Each value
+        and its reciprocal must be finite and > 0 in ``dtype`` (float32: 2.9e-39 to 3.4e38).
     cd_steps : int or sequence of (first_epoch, steps), default 1
         Gibbs steps k of CD-k / PCD-k, or a schedule.
     persistent : bool, default False
@@ -99,13 +99,17 @@ class RBM:
     n_epochs : int, default 20
         Epochs of ``fit``; ``partial_fit`` runs one epoch.
     init_scale : float, default 0.01
-        Standard deviation of the initial weights.
+        Standard deviation of the initial weights; it and the weights it draws must be finite
+        in ``dtype``.
     dtype : {"float32", "float64"}, default "float32"
         Parameter dtype.
     random_state : None, int, SeedSequence or Generator, default None
         Seeds the initialisation, shuffling and every kernel random stream.
     num_threads : int, default 0
-        Numba threads for each call; 0 keeps numba's setting. Results do not depend on it.
+        Numba threads for each call; 0 keeps numba's setting. A value above the threads numba
+        was started with (``NUMBA_NUM_THREADS``, by default the machine's cores) is capped to
+        them, so a model saved on a larger machine runs unchanged on a smaller one. Results do
+        not depend on it.
     callback : callable or None, default None
         ``callback(epoch, metrics) -> bool | None`` after each epoch; True stops training.
     progress : bool, default False
@@ -176,6 +180,60 @@ class RBM:
         self.progress = progress
         self.weights_: np.ndarray | None = None
 
+    #: Constructor arguments, in signature order.
+    _PARAMS = (
+        "n_hidden", "visible", "n_levels", "sigma", "cd_steps", "persistent", "learning_rate",
+        "momentum", "weight_decay", "batch_size", "n_epochs", "init_scale", "dtype",
+        "random_state", "num_threads", "callback", "progress",
+    )  # fmt: skip
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments by name (scikit-learn's convention).
+
+        ``RBM(**rbm.get_params())`` is an unfitted model with the same settings.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility; the RBM holds no nested estimators.
+
+        Returns
+        -------
+        dict of str to object
+        """
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params: Any) -> RBM:
+        """Set constructor arguments by name (scikit-learn's convention).
+
+        Values are validated by the next ``fit``/``partial_fit``; changing ``n_hidden``,
+        ``visible``, ``n_levels``, ``dtype`` or ``sigma`` of a fitted model takes effect at the
+        next ``fit`` (``partial_fit`` refuses them).
+
+        Returns
+        -------
+        RBM
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a constructor argument (nothing is set then).
+        """
+        unknown = sorted(set(params) - set(self._PARAMS))
+        if unknown:
+            raise ValueError(
+                f"invalid parameter(s) {', '.join(map(repr, unknown))} for RBM; valid "
+                f"parameters are {', '.join(self._PARAMS)}"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"RBM({args})"
+
     # ------------------------------------------------------------------ validation
 
     def _config(self, n_epochs: int) -> TrainerConfig:
@@ -195,11 +253,18 @@ class RBM:
             self.init_scale, int | float | np.number
         ):
             raise TypeError(f"init_scale must be a number, got {type(self.init_scale).__name__}")
-        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
-            raise ValueError(f"init_scale must be finite and > 0, got {self.init_scale}")
         if self.dtype not in ("float32", "float64", np.float32, np.float64):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        check_int("num_threads", self.num_threads, 0, numba.config.NUMBA_NUM_THREADS)
+        # Checked in the parameter dtype the initial weights are stored in (float32 overflows
+        # at 3.4e38); _init_params also checks the drawn weights themselves.
+        with np.errstate(over="ignore"):
+            scale = np.asarray(self.init_scale, dtype=np.float64).astype(self._dtype)
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(
+                f"init_scale must be finite and > 0 in the parameter dtype {self._dtype}, got "
+                f"{self.init_scale}"
+            )
+        check_int("num_threads", self.num_threads, 0)  # capped when used (_common.num_threads)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable, got {type(self.callback).__name__}")
         parse_cd_schedule(self.cd_steps)
@@ -218,7 +283,62 @@ class RBM:
 
     @property
     def _dtype(self) -> np.dtype:
+        """The ``dtype`` argument (what the next ``fit`` creates)."""
         return np.dtype(self.dtype)
+
+    @property
+    def _param_dtype(self) -> np.dtype:
+        """dtype of the fitted parameters (of the ``dtype`` argument before a fit)."""
+        return self.weights_.dtype if self.weights_ is not None else self._dtype
+
+    @property
+    def _family(self) -> str:
+        """Visible family of the fitted parameters (the ``visible`` argument before a fit).
+
+        Inference follows the parameters, not the argument: changing ``visible`` after ``fit``
+        must not run a kernel of another family on them (``partial_fit`` refuses it).
+        """
+        if self.weights_ is not None:
+            return getattr(self, "_fitted_visible", self.visible)
+        return self.visible
+
+    def _check_matches_fit(self, action: str) -> None:
+        """ValueError unless the structural arguments still describe the fitted parameters.
+
+        ``n_hidden``, ``visible``, ``n_levels``, ``dtype`` and ``sigma`` fix the shapes, dtype
+        and meaning of ``weights_`` etc.; a model whose arguments were changed after ``fit``
+        cannot be continued (``partial_fit``) or saved as it is.
+        """
+        fitted: dict[str, Any] = {
+            "visible": self._family,
+            "n_hidden": int(self.weights_.shape[-1]),
+            "dtype": self.weights_.dtype,
+        }
+        now: dict[str, Any] = {
+            "visible": self.visible,
+            "n_hidden": self.n_hidden,
+            "dtype": self._dtype,
+        }
+        if self.n_levels is not None:  # None: inferred by fit, so any fitted K matches
+            fitted["n_levels"], now["n_levels"] = self.n_levels_, self.n_levels
+        for name, value in fitted.items():
+            if now[name] != value:
+                raise ValueError(
+                    f"{name} is {now[name]!r} but the model was fitted with {name}={value!r}; "
+                    f"{action} needs the fitted value: set it back, or call fit() to train a "
+                    "new model"
+                )
+        if self.visible == "gaussian":
+            try:
+                same = np.array_equal(self._check_sigma(self.n_visible_), self.sigma_)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise ValueError(
+                    f"sigma is {self.sigma!r} but the model was fitted with sigma_ = "
+                    f"{self.sigma_!r}; {action} needs the fitted value: set it back, or call "
+                    "fit() to train a new model"
+                )
 
     def _check_sigma(self, n_visible: int) -> np.ndarray:
         if self.sigma is None:
@@ -231,7 +351,22 @@ class RBM:
             raise ValueError(f"sigma must be a scalar or have shape ({n_visible},), got {s.shape}")
         if not np.all(np.isfinite(s)) or np.any(s <= 0):
             raise ValueError("sigma must be finite and > 0 for every visible unit")
-        return s.astype(self._dtype)
+        # The kernels use sigma and 1 / sigma in the parameter dtype: both must stay finite
+        # and nonzero there (float32 turns 1e-50 into 0 and 1e39 into inf).
+        dt = self._dtype
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            cast = s.astype(dt)
+            inv = (1.0 / cast.astype(np.float64)).astype(dt)
+        ok = np.isfinite(cast) & (cast > 0) & np.isfinite(inv) & (inv > 0)
+        if not np.all(ok):
+            bad = s.astype(np.float64)[~ok][0]
+            tiny = 1.0 / float(np.finfo(dt).max)
+            raise ValueError(
+                f"sigma must lie in [{tiny:.3g}, {float(np.finfo(dt).max):.3g}] for the "
+                f"parameter dtype {dt} (sigma and 1 / sigma must be finite and > 0 in it), "
+                f"got {bad:g}"
+            )
+        return np.ascontiguousarray(cast)
 
     def _check_X(self, X: Any, name: str = "X", fitting: bool = False) -> _Rows:
         """Validate ``X`` and convert it to the kernels' CSR layout."""
@@ -243,6 +378,17 @@ class RBM:
             if X.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
             check_sparse_structure(name, X)  # the kernels index memory with its indices
+            if self._family == "softmax":
+                # Looked for in X as given: converting COO to CSR would sum two stored levels
+                # of one group into another level.
+                rep = repeated_entry(X)
+                if rep is not None:
+                    raise ValueError(
+                        f"{name} has {rep.extra} duplicate stored entr"
+                        f"{'y' if rep.extra == 1 else 'ies'}, e.g. (row {rep.row}, column "
+                        f"{rep.col}) is stored {rep.count} times; a softmax group takes one "
+                        "level: drop the duplicates first"
+                    )
             X = sp.csr_matrix(X, copy=True)
             X.prune()
             shape = X.shape
@@ -252,6 +398,8 @@ class RBM:
             X = np.asarray(X)
             if X.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+            if X.dtype == np.float16:  # scipy.sparse has no float16; exact in float32
+                X = X.astype(np.float32)
             if X.ndim != 2:
                 raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {X.shape}")
             shape = X.shape
@@ -261,7 +409,7 @@ class RBM:
             raise ValueError(
                 f"{name} has {shape[1]} columns but the model has {n_vis} visible units"
             )
-        if self.visible == "softmax":
+        if self._family == "softmax":
             return self._softmax_rows(X, name, self.n_levels if fitting else self.n_levels_)
         if sp.issparse(X):
             X.sum_duplicates()
@@ -271,24 +419,26 @@ class RBM:
             data = X
         if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
             raise ValueError(f"{name} contains NaN or infinite values")
-        if self.visible == "bernoulli" and data.size and (data.min() < 0 or data.max() > 1):
+        if self._family == "bernoulli" and data.size and (data.min() < 0 or data.max() > 1):
             raise ValueError(
                 f"{name} must hold values in [0, 1] for bernoulli visible units, got range "
                 f"[{data.min()}, {data.max()}]"
             )
         csr = X if sp.issparse(X) else sp.csr_matrix(X)
-        return _Rows(
-            csr.indptr.astype(np.int64),
-            csr.indices.astype(np.int32),
-            csr.data.astype(self._dtype),
-            shape[1],
-        )
+        dt = self._param_dtype
+        with np.errstate(over="ignore"):
+            vals = csr.data.astype(dt)
+        if not np.all(np.isfinite(vals)):
+            big = csr.data[~np.isfinite(vals)][0]
+            raise ValueError(
+                f"{name} holds {big:g}, beyond the range of the model's dtype {dt} "
+                f"(|x| <= {float(np.finfo(dt).max):.3g}); rescale it or use dtype='float64'"
+            )
+        return _Rows(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), vals, shape[1])
 
     def _softmax_rows(self, X: Any, name: str, K: int | None) -> _Rows:
-        if sp.issparse(X):
+        if sp.issparse(X):  # duplicates were refused by _check_X before the CSR conversion
             X.sort_indices()
-            if repeated_entry(X) is not None:
-                raise ValueError(f"{name} has duplicate stored entries")
             d = X.data
             if d.dtype.kind == "f":
                 if not np.all(np.isfinite(d)):
@@ -330,18 +480,25 @@ class RBM:
     # ------------------------------------------------------------------ parameters
 
     def _init_params(self, data: _Rows, n_visible: int, rng: np.random.Generator) -> None:
+        """Initial parameters; every check runs before the model is changed.
+
+        Raises
+        ------
+        ValueError
+            If ``sigma`` is invalid, or ``init_scale`` draws weights beyond the range of the
+            parameter dtype.
+        """
         dt = self._dtype
         nh = self.n_hidden
-        self.n_visible_ = n_visible
+        sigma = self._check_sigma(n_visible) if self.visible == "gaussian" else None
+        K = None
         if self.visible == "softmax":
             K = self.n_levels if self.n_levels is not None else max(2, int(data.vals.max()) + 1)
-            self.n_levels_ = K
             counts = np.ones((n_visible, K))
             np.add.at(counts, (data.indices, data.vals.astype(np.int64)), 1.0)
             b = np.log(counts / counts.sum(axis=1, keepdims=True))
             W = rng.normal(0.0, self.init_scale, size=(n_visible, K, nh))
         else:
-            self.n_levels_ = None
             mean = np.zeros(n_visible)
             np.add.at(mean, data.indices, data.vals.astype(np.float64))
             mean /= data.n_rows
@@ -351,12 +508,19 @@ class RBM:
             else:
                 b = mean
             W = rng.normal(0.0, self.init_scale, size=(n_visible, nh))
-        self.sigma_ = (
-            self._check_sigma(n_visible)
-            if self.visible == "gaussian"
-            else np.ones(n_visible, dtype=dt)
-        )
-        self.weights_ = np.ascontiguousarray(W, dtype=dt)
+        with np.errstate(over="ignore"):
+            W = np.ascontiguousarray(W, dtype=dt)
+        if not np.all(np.isfinite(W)):
+            raise ValueError(
+                f"init_scale={self.init_scale:g} draws initial weights beyond the range of the "
+                f"parameter dtype {dt} (|w| <= {float(np.finfo(dt).max):.3g}); use a smaller "
+                "init_scale"
+            )
+        self.n_visible_ = n_visible
+        self.n_levels_ = K
+        self._fitted_visible = self.visible
+        self.sigma_ = sigma if sigma is not None else np.ones(n_visible, dtype=dt)
+        self.weights_ = W
         self.visible_bias_ = np.ascontiguousarray(b, dtype=dt)
         self.hidden_bias_ = np.zeros(nh, dtype=dt)
         self._velocity: dict[str, np.ndarray] | None = None
@@ -422,6 +586,12 @@ class RBM:
         -------
         RBM
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``n_hidden``, ``visible``, ``n_levels``, ``dtype`` or ``sigma`` was changed
+            after the model was fitted (call ``fit`` to train a model with the new values).
         """
         cfg = self._config(1)
         if self.weights_ is None:
@@ -429,18 +599,19 @@ class RBM:
             data = self._check_X(X, fitting=True)
             self._init_params(data, data.n_cols, self._rng)
         else:
+            self._check_matches_fit("partial_fit")
             data = self._check_X(X)
         return self._run(data, cfg, None)
 
     def _run(self, data: _Rows, cfg: TrainerConfig, validation: _Rows | None) -> RBM:
         rng = self._rng
         params = self._params()
-        dt = self._dtype
-        nh = self.n_hidden
+        dt = self._param_dtype
+        nh = self.weights_.shape[-1]
         off0 = self._no_offset()
         valid = validation  # checked by fit
         if self.persistent:
-            if self.visible == "softmax":
+            if self._family == "softmax":
                 chains = data.vals.copy()
             else:
                 if self._chains is None or self._chains.shape[0] != cfg.batch_size:
@@ -450,7 +621,7 @@ class RBM:
         else:
             chains = (
                 np.zeros(0, dtype=np.int8)
-                if self.visible == "softmax"
+                if self._family == "softmax"
                 else np.zeros((0, self.n_visible_), dtype=dt)
             )
         persistent = bool(self.persistent)
@@ -462,7 +633,7 @@ class RBM:
             gb = np.empty_like(b)
             gc = np.empty_like(c)
             h_diff = np.empty((len(rows), nh), dtype=dt)
-            if self.visible == "softmax":
+            if self._family == "softmax":
                 res = _soft.softmax_cd(
                     data.indptr, data.indices, data.vals, rows, W, b, c, off0, k, states,
                     chains, persistent, gW, gb, gc, h_diff,
@@ -470,7 +641,7 @@ class RBM:
             else:
                 res = _bern.cd(
                     data.indptr, data.indices, data.vals, rows, W, b, c, self.sigma_,
-                    _FAMILY[self.visible], off0, k, states, chains, persistent, gW, gb, gc,
+                    _FAMILY[self._family], off0, k, states, chains, persistent, gW, gb, gc,
                     h_diff,
                 )  # fmt: skip
             return {"W": gW, "b": gb, "c": gc}, {"recon_error": res[0], "count": res[1]}
@@ -481,7 +652,7 @@ class RBM:
         def evaluate(epoch: int) -> dict[str, float]:
             f_train = float(np.mean(self._free_energy_rows(monitor)))
             out = {"free_energy": f_train}
-            if self.visible == "bernoulli":
+            if self._family == "bernoulli":
                 out["pseudo_log_likelihood"] = self._pseudo_ll(monitor, flip)
             if valid is not None:
                 out["free_energy_gap"] = float(np.mean(self._free_energy_rows(valid))) - f_train
@@ -531,19 +702,19 @@ class RBM:
     def _free_energy_rows(self, d: _Rows) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
-        if self.visible == "softmax":
+        if self._family == "softmax":
             return _soft.softmax_free_energy(
                 d.indptr, d.indices, d.vals, rows, W, b, c, self._no_offset()
             )
         return _bern.free_energy(
-            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self.visible],
+            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self._family],
             self._no_offset(),
         )  # fmt: skip
 
     def _hidden_rows(self, d: _Rows) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         W, c = self.weights_, self.hidden_bias_
-        if self.visible == "softmax":
+        if self._family == "softmax":
             return _soft.softmax_hidden_probs(
                 d.indptr, d.indices, d.vals, rows, W, c, self._no_offset()
             )
@@ -590,7 +761,7 @@ class RBM:
         d = self._check_X(X)
         with num_threads(self.num_threads):
             hp = self._hidden_rows(d)
-            if self.visible == "softmax":
+            if self._family == "softmax":
                 n, nv = d.n_rows, self.n_visible_
                 indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
                 indices = np.tile(np.arange(nv, dtype=np.int32), n)
@@ -599,14 +770,14 @@ class RBM:
                 )
                 return probs.reshape(n, nv, self.n_levels_)
             return _bern.visible_mean(
-                hp, self.weights_, self.visible_bias_, self.sigma_, _FAMILY[self.visible]
+                hp, self.weights_, self.visible_bias_, self.sigma_, _FAMILY[self._family]
             )
 
     def _gibbs_rows(self, d: _Rows, steps: int) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         states = row_states(self._rng, d.n_rows)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
-        if self.visible == "softmax":
+        if self._family == "softmax":
             lv = _soft.softmax_gibbs(
                 d.indptr, d.indices, d.vals, rows, W, b, c, self._no_offset(), steps, states
             )
@@ -615,7 +786,7 @@ class RBM:
             out[r, d.indices] = lv
             return out
         return _bern.gibbs(
-            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self.visible],
+            d.indptr, d.indices, d.vals, rows, W, b, c, self.sigma_, _FAMILY[self._family],
             self._no_offset(), steps, states,
         )  # fmt: skip
 
@@ -651,20 +822,20 @@ class RBM:
         n = n_samples
         indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
         indices = np.tile(np.arange(nv, dtype=np.int32), n)
-        if self.visible == "softmax":
+        if self._family == "softmax":
             vals = rng.integers(0, self.n_levels_, size=n * nv).astype(np.int8)
-        elif self.visible == "bernoulli":
-            vals = (rng.random(n * nv) < 0.5).astype(self._dtype)
+        elif self._family == "bernoulli":
+            vals = (rng.random(n * nv) < 0.5).astype(self._param_dtype)
         else:
             z = rng.standard_normal((n, nv))
-            vals = (self.visible_bias_ + self.sigma_ * z).astype(self._dtype).ravel()
+            vals = (self.visible_bias_ + self.sigma_ * z).astype(self._param_dtype).ravel()
         with num_threads(self.num_threads):
             return self._gibbs_rows(_Rows(indptr, indices, vals, nv), steps)
 
     # ------------------------------------------------------------------ exact (tiny models)
 
     def _exact_args(self) -> tuple:
-        sigma = self.sigma_ if self.visible == "gaussian" else None
+        sigma = self.sigma_ if self._family == "gaussian" else None
         return self.weights_, self.visible_bias_, self.hidden_bias_, sigma
 
     def log_partition(self, max_states: int = _exact.MAX_STATES) -> float:
@@ -679,7 +850,7 @@ class RBM:
             If more than ``max_states`` states would be enumerated.
         """
         check_fitted(self)
-        return _exact.log_partition(self.visible, *self._exact_args(), max_states=max_states)
+        return _exact.log_partition(self._family, *self._exact_args(), max_states=max_states)
 
     def log_likelihood(self, X: Any, max_states: int = _exact.MAX_STATES) -> np.ndarray:
         """Exact ``log p(v)`` of each row (a log density for Gaussian units).
@@ -700,7 +871,7 @@ class RBM:
         d = self._check_X(X)
         with num_threads(self.num_threads):
             F = self._free_energy_rows(d)
-        if self.visible != "softmax":
+        if self._family != "softmax":
             return -F - self.log_partition(max_states)
         W, b, c, _ = self._exact_args()
         mask = np.zeros((d.n_rows, self.n_visible_), dtype=bool)
@@ -718,12 +889,20 @@ class RBM:
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         check_fitted(self)
+        self._check_matches_fit("save")  # the file's arguments must describe its arrays
         arrays = {
             "weights": self.weights_,
             "visible_bias": self.visible_bias_,
             "hidden_bias": self.hidden_bias_,
-            "sigma": self.sigma_,
+            "sigma": self.sigma_,  # the fitted sigma_
         }
+        # The sigma argument as given (None, a number or an array), apart from sigma_, so a
+        # loaded model refits like the saved one (sigma=None fits data of any width).
+        sigma_param = None
+        if self.sigma is not None and np.ndim(self.sigma) == 0:
+            sigma_param = float(self.sigma)
+        elif self.sigma is not None:
+            arrays["sigma_param"] = np.asarray(self.sigma)
         # Training state, so partial_fit (and sample) after load continue where they stopped.
         for name, v in (self._velocity or {}).items():
             arrays[f"velocity_{name}"] = v
@@ -735,6 +914,7 @@ class RBM:
                 "n_hidden": int(self.n_hidden),
                 "visible": self.visible,
                 "n_levels": self.n_levels,
+                "sigma": sigma_param,
                 "cd_steps": self.cd_steps
                 if isinstance(self.cd_steps, int)
                 else [list(p) for p in parse_cd_schedule(self.cd_steps)],
@@ -761,11 +941,18 @@ class RBM:
         params = dict(meta["params"])
         if isinstance(params["cd_steps"], list):
             params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
+        old_file = "sigma" not in params  # written before the sigma argument was saved
+        params.pop("sigma", None)
         model = cls(**params)
-        if model.visible == "gaussian":
-            model.sigma = arrays["sigma"]
+        if "sigma_param" in arrays:
+            model.sigma = arrays["sigma_param"]
+        elif not old_file:
+            model.sigma = meta["params"]["sigma"]
+        elif model.visible == "gaussian":
+            model.sigma = _sigma_argument(np.asarray(arrays["sigma"]))
         model._config(1)
         model.weights_ = np.ascontiguousarray(arrays["weights"])
+        model._fitted_visible = model.visible
         model.visible_bias_ = np.ascontiguousarray(arrays["visible_bias"])
         model.hidden_bias_ = np.ascontiguousarray(arrays["hidden_bias"])
         model.sigma_ = np.ascontiguousarray(arrays["sigma"])
@@ -798,6 +985,17 @@ class RBM:
             model._chains = chains
         model._epochs_done = len(model.history_)
         return model
+
+
+def _sigma_argument(sigma: np.ndarray) -> float | np.ndarray | None:
+    """A ``sigma`` argument giving the fitted ``sigma_`` (files without the argument saved).
+
+    None when every unit has sigma 1 (the default), a number when all units share one, else
+    the array itself (which then fixes the number of visible units of a refit).
+    """
+    if sigma.ndim == 1 and sigma.size and np.all(sigma == sigma[0]):
+        return None if sigma[0] == 1 else float(sigma[0])
+    return sigma
 
 
 __all__ = ["RBM"]
