@@ -718,6 +718,7 @@ class RatingRBM:
             raise ValueError(f"a 'both' model needs an item member, got {sorted(members)}")
         first = members["item"]
         self.members_ = members
+        self._fitted_structure = self._structure()
         self.blend_weight_ = float(weight)
         self.calibration_ = (float(intercept), float(slope))
         self.n_users_, self.n_items_ = first.n_users_, first.n_items_
@@ -741,9 +742,30 @@ class RatingRBM:
         """The members of a fitted ``orientation="both"`` model, else None."""
         return getattr(self, "members_", None)
 
+    #: Hyperparameters that fix the shapes and meaning of the fitted parameters.
+    _STRUCTURE = ("n_hidden", "orientation", "conditional", "n_factors", "visible", "dtype")
+
+    def _structure(self) -> dict[str, Any]:
+        """The current values of :attr:`_STRUCTURE` (dtype as its name)."""
+        out = {k: getattr(self, k) for k in self._STRUCTURE}
+        out["dtype"] = np.dtype(out["dtype"]).name
+        return out
+
     def _check_fitted(self) -> None:
+        """NotFittedError before ``fit``; ValueError when a hyperparameter that fixes the
+        parameters' shapes or meaning was changed after it (the kernels would otherwise run
+        on parameters of another model: wrong shapes, a Numba typing error, or a crash)."""
         if self._both() is None:
             check_fitted(self)
+        fitted = getattr(self, "_fitted_structure", None)
+        if fitted is None:
+            return
+        for name, now in self._structure().items():
+            if now != fitted[name]:
+                raise ValueError(
+                    f"{name} is {now!r} but the model was fitted with {name}={fitted[name]!r}; "
+                    "set it back, or call fit() to train a model with the new value"
+                )
 
     def _mix(self, fn: Callable[[RatingRBM], np.ndarray]) -> np.ndarray:
         """``w * fn(item member) + (1 - w) * fn(user member)`` (the item member alone if the
@@ -768,6 +790,7 @@ class RatingRBM:
 
     def _set_public(self) -> None:
         self._infer = {}  # inference caches derived from the parameters: rebuilt on demand
+        self._fitted_structure = self._structure()
         self.weights_ = self._weights()
         self.visible_bias_ = self._params["b"]
         self.hidden_bias_ = self._params["c"]

@@ -71,7 +71,7 @@ def test_numpy_scalar_hyperparameters_are_saved_as_python_values(data, tmp_path)
     assert type(back.n_levels) is int and back.n_levels == 3
 
     # metadata that is not a number still fails clearly, before any file is written
-    m.n_hidden = object()
+    m.momentum = object()
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         m.save(tmp_path / "x")
     assert not (tmp_path / "x.npz").exists()

@@ -128,9 +128,9 @@ def test_failed_refit_after_an_orientation_change_keeps_the_members(fitted, data
     with pytest.raises(DataError):
         m.fit(one_level)
     assert set(m.members_) == {"item", "user"}
+    m.orientation = "both"  # inference refuses the changed orientation until it is set back
     _assert_same(before, _snapshot(m, data))
     # and it still refits normally afterwards, to the same model as a fresh fit
-    m.orientation = "both"
     m.fit(data)
     _assert_same(before, _snapshot(m, data), same_members=False)
 
@@ -215,3 +215,50 @@ def test_callbacks_are_checked_before_training(data, callbacks, match):
     with pytest.raises(TypeError, match=match):
         m.fit(data)
     assert m.weights_ is None
+
+
+# ------------------------------------------------------------------- changed after fit
+@pytest.mark.parametrize("orientation", ["user", "both"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("n_hidden", 7),
+        ("orientation", "item"),
+        ("conditional", False),
+        ("n_factors", 2),
+        ("visible", "gaussian"),
+        ("dtype", "float64"),
+    ],
+)
+def test_structural_hyperparameters_changed_after_fit_are_refused(
+    data, fitted, tmp_path, orientation, name, value
+):
+    """n_hidden changed after fit sized the conditional offset wrongly (reads past D), visible
+    gave a Numba typing error, n_factors a KeyError: inference and save now refuse a changed
+    structural hyperparameter and work again once it is set back."""
+    m = copy.deepcopy(fitted[orientation])
+    before = m.predict([0, 1], [2, 3])
+    old = getattr(m, name)
+    setattr(m, name, value)
+    calls = {
+        "predict": lambda: m.predict([0, 1], [2, 3]),
+        "predict_proba": lambda: m.predict_proba([0], [2]),
+        "recommend": lambda: m.recommend(0, data[0], N=3),
+        "score_items": lambda: m.score_items(0),
+        "save": lambda: m.save(tmp_path / "m"),
+    }
+    for call, fn in calls.items():
+        with pytest.raises(ValueError, match=rf"{name} is .* fitted with {name}="):
+            fn()
+            pytest.fail(f"{call} ran with {name} changed")
+    setattr(m, name, old)
+    np.testing.assert_array_equal(m.predict([0, 1], [2, 3]), before)
+
+
+def test_inference_settings_may_change_after_fit(data, fitted):
+    m = copy.deepcopy(fitted["user"])
+    m.prediction = "exact"
+    m.recommend_score = "p_high"
+    m.num_threads = 1
+    assert np.all(np.isfinite(m.predict([0, 1], [2, 3])))
+    assert m.recommend(0, data[0], N=3)[0].size == 3
