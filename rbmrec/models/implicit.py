@@ -436,6 +436,7 @@ class ImplicitRBM:
             b = np.mean([p[1] for p in parts], axis=0).astype(np.float32)
             c = np.concatenate([p[2] for p in parts])
         self.weights_, self.visible_bias_, self.hidden_bias_ = W, b, c
+        self._fitted_structure = self._structure()
         self.user_items_ = X
         self.length_ref_ = float(np.diff(X.indptr).mean())
         self.history_ = history
@@ -580,9 +581,29 @@ class ImplicitRBM:
         """Item counts ``D`` of CSR rows for the replicated softmax, None for Bernoulli."""
         return _draws(indptr, rows) if self.visible == "softmax" else None
 
+    #: Hyperparameters that fix the shapes and meaning of the fitted parameters (the energy
+    #: function and the hidden units); the others (popularity_weight, num_threads, training
+    #: settings) may change after fit.
+    _STRUCTURE = ("n_hidden", "visible", "length_norm")
+
+    def _structure(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._STRUCTURE}
+
     def _check_fitted(self) -> None:
+        """NotFittedError before ``fit``; ValueError when a hyperparameter of
+        :attr:`_STRUCTURE` was changed after it (scores would silently come from another
+        model, and a saved file would describe its arrays wrongly)."""
         if self.weights_ is None:
             raise NotFittedError("this ImplicitRBM is not fitted yet; call fit() first")
+        fitted = getattr(self, "_fitted_structure", None)
+        if fitted is None:
+            return
+        for name, now in self._structure().items():
+            if now != fitted[name]:
+                raise ValueError(
+                    f"{name} is {now!r} but the model was fitted with {name}={fitted[name]!r}; "
+                    "set it back, or call fit() to train a model with the new value"
+                )
 
     @property
     def n_items(self) -> int:
@@ -847,6 +868,7 @@ class ImplicitRBM:
         X.indices = X.indices.astype(np.int32, copy=False)
         X.indptr = X.indptr.astype(np.int64, copy=False)
         model.weights_, model.visible_bias_, model.hidden_bias_ = W, b, c
+        model._fitted_structure = model._structure()
         model.user_items_ = X
         model.length_ref_ = float(meta.get("length_ref", 1.0))
         # files written before interrupted fits kept fewer members hold all n_models

@@ -803,3 +803,29 @@ def test_callbacks_see_each_members_epochs_and_can_stop_training():
         ImplicitRBM(callbacks=print).fit(X)
     with pytest.raises(TypeError, match=r"callbacks\[0\] must be callable"):
         ImplicitRBM(callbacks=[1]).fit(X)
+
+
+@pytest.mark.parametrize(("name", "value"), [("visible", "bernoulli"), ("length_norm", 0.0),
+                                             ("n_hidden", 9)])  # fmt: skip
+def test_structural_hyperparameters_changed_after_fit_are_refused(tmp_path, name, value):
+    """Scores after ``visible`` or ``length_norm`` changed came silently from another model
+    (and ``n_hidden`` made a saved file describe its arrays wrongly): refused now, until the
+    value is set back or the model is refit with it."""
+    from rbmrec.data import demo_ratings
+
+    X = sp.csr_matrix(demo_ratings().user_items)[:100, :80]
+    m = ImplicitRBM(n_hidden=4, n_epochs=2, n_models=1, random_state=0).fit(X)
+    before = m.score_items(X[:3])
+    old = getattr(m, name)
+    setattr(m, name, value)
+    for call in (lambda: m.score_items(X[:3]), lambda: m.recommend(0, X[0], N=3),
+                 lambda: m.hidden_probs(X[:3]), lambda: m.save(tmp_path / "m")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"{name} is .* fitted with {name}="):
+            call()
+    setattr(m, name, old)
+    np.testing.assert_array_equal(m.score_items(X[:3]), before)
+    setattr(m, name, value)
+    m.fit(X)  # a refit adopts the new value
+    assert m.score_items(X[:3]).shape == before.shape
+    m.popularity_weight = 0.0  # a scoring setting, free to change
+    assert np.all(np.isfinite(m.score_items(X[:3])))
