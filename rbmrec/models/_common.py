@@ -184,6 +184,33 @@ def check_fitted(model: Any, attr: str = "weights_") -> None:
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit() first")
 
 
+def check_unchanged(fitted: dict[str, Any] | None, now: dict[str, Any], action: str) -> None:
+    """ValueError naming the first hyperparameter whose value differs from the fitted one.
+
+    For the hyperparameters that fix the shapes and meaning of a model's fitted parameters:
+    changed after ``fit``, they would make the kernels run on another model's parameters
+    (wrong shapes, Numba typing errors, out-of-bounds reads, or silently wrong scores).
+
+    Parameters
+    ----------
+    fitted : dict or None
+        Values at the last ``fit`` (or load); None skips the check.
+    now : dict
+        Current values, same keys.
+    action : str
+        What needs the fitted values (e.g. ``"partial_fit"``), for the message.
+    """
+    if fitted is None:
+        return
+    for name, value in now.items():
+        if value != fitted[name]:
+            raise ValueError(
+                f"{name} is {value!r} but the model was fitted with {name}={fitted[name]!r} "
+                f"({action} needs the fitted value); set it back, or call fit() to train a "
+                "model with the new value"
+            )
+
+
 def as_index_array(name: str, values: Any, size: int) -> np.ndarray:
     """int64 array of indices in ``[0, size)``, with a clear error otherwise."""
     arr = np.asarray(values)

@@ -29,6 +29,7 @@ from rbmrec.models._common import (
     check_choice,
     check_int,
     check_sparse_structure,
+    check_unchanged,
     epoch_batch,
     num_threads,
     one_blas_thread,
@@ -595,15 +596,9 @@ class ImplicitRBM:
         model, and a saved file would describe its arrays wrongly)."""
         if self.weights_ is None:
             raise NotFittedError("this ImplicitRBM is not fitted yet; call fit() first")
-        fitted = getattr(self, "_fitted_structure", None)
-        if fitted is None:
-            return
-        for name, now in self._structure().items():
-            if now != fitted[name]:
-                raise ValueError(
-                    f"{name} is {now!r} but the model was fitted with {name}={fitted[name]!r}; "
-                    "set it back, or call fit() to train a model with the new value"
-                )
+        check_unchanged(
+            getattr(self, "_fitted_structure", None), self._structure(), "scoring and save"
+        )
 
     @property
     def n_items(self) -> int:

@@ -24,6 +24,7 @@ from rbmrec.models._common import (
     check_fitted,
     check_int,
     check_sparse_structure,
+    check_unchanged,
     epoch_batch,
     num_threads,
     one_blas_thread,
@@ -757,15 +758,9 @@ class RatingRBM:
         on parameters of another model: wrong shapes, a Numba typing error, or a crash)."""
         if self._both() is None:
             check_fitted(self)
-        fitted = getattr(self, "_fitted_structure", None)
-        if fitted is None:
-            return
-        for name, now in self._structure().items():
-            if now != fitted[name]:
-                raise ValueError(
-                    f"{name} is {now!r} but the model was fitted with {name}={fitted[name]!r}; "
-                    "set it back, or call fit() to train a model with the new value"
-                )
+        check_unchanged(
+            getattr(self, "_fitted_structure", None), self._structure(), "scoring and save"
+        )
 
     def _mix(self, fn: Callable[[RatingRBM], np.ndarray]) -> np.ndarray:
         """``w * fn(item member) + (1 - w) * fn(user member)`` (the item member alone if the

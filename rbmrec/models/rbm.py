@@ -18,6 +18,7 @@ from rbmrec.models._common import (
     check_fitted,
     check_int,
     check_sparse_structure,
+    check_unchanged,
     num_threads,
     seed_generator,
 )
@@ -321,13 +322,7 @@ class RBM:
         }
         if self.n_levels is not None:  # None: inferred by fit, so any fitted K matches
             fitted["n_levels"], now["n_levels"] = self.n_levels_, self.n_levels
-        for name, value in fitted.items():
-            if now[name] != value:
-                raise ValueError(
-                    f"{name} is {now[name]!r} but the model was fitted with {name}={value!r}; "
-                    f"{action} needs the fitted value: set it back, or call fit() to train a "
-                    "new model"
-                )
+        check_unchanged(fitted, now, action)
         if self.visible == "gaussian":
             try:
                 same = np.array_equal(self._check_sigma(self.n_visible_), self.sigma_)
