@@ -275,9 +275,25 @@ class RatingRBM:
         check_int("n_hidden", self.n_hidden, 1)
         check_choice("orientation", self.orientation, _ORIENTATIONS)
         check_choice("negative", self.negative, ("mean_field", "sample"))
+        check_choice("visible", self.visible, ("softmax", "gaussian"))
+        self._check_inference_settings()
+        if not isinstance(self.conditional, bool | np.bool_):
+            raise TypeError(f"conditional must be a bool, got {type(self.conditional).__name__}")
+        if not isinstance(self.persistent, bool | np.bool_):
+            raise TypeError(f"persistent must be a bool, got {type(self.persistent).__name__}")
+        if self.n_factors is not None:
+            check_int("n_factors", self.n_factors, 1)
+        if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self._config().validate()  # loop hyperparameters and callbacks, before any work
+
+    #: Inference settings: free to change after fit (checked again by every scoring call);
+    #: a "both" model passes them on to its members.
+    _INFERENCE = ("prediction", "recommend_score", "high_rating", "num_threads")
+
+    def _check_inference_settings(self) -> None:
         check_choice("prediction", self.prediction, ("mean_field", "exact"))
         check_choice("recommend_score", self.recommend_score, _SCORES)
-        check_choice("visible", self.visible, ("softmax", "gaussian"))
         if self.visible == "gaussian" and self.prediction == "exact":
             raise ValueError(
                 'prediction="exact" needs visible="softmax": the Gaussian model\'s marginal '
@@ -285,17 +301,8 @@ class RatingRBM:
             )
         if self.visible == "gaussian" and self.recommend_score != "expected":
             raise ValueError('recommend_score="p_high" needs visible="softmax"')
-        if not isinstance(self.conditional, bool | np.bool_):
-            raise TypeError(f"conditional must be a bool, got {type(self.conditional).__name__}")
-        if not isinstance(self.persistent, bool | np.bool_):
-            raise TypeError(f"persistent must be a bool, got {type(self.persistent).__name__}")
-        if self.n_factors is not None:
-            check_int("n_factors", self.n_factors, 1)
-        check_int("num_threads", self.num_threads, 0)
-        if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         _check_high_rating(self.high_rating)
-        self._config().validate()  # loop hyperparameters and callbacks, before any work
+        check_int("num_threads", self.num_threads, 0)
 
     #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
     _DEFAULT_BATCH = 100
@@ -756,11 +763,18 @@ class RatingRBM:
         """NotFittedError before ``fit``; ValueError when a hyperparameter that fixes the
         parameters' shapes or meaning was changed after it (the kernels would otherwise run
         on parameters of another model: wrong shapes, a Numba typing error, or a crash)."""
-        if self._both() is None:
+        members = self._both()
+        if members is None:
             check_fitted(self)
         check_unchanged(
             getattr(self, "_fitted_structure", None), self._structure(), "scoring and save"
         )
+        # Inference settings may have changed since fit (a typo would otherwise pick another
+        # computation silently); a "both" model's members score with the model's settings.
+        self._check_inference_settings()
+        for m in (members or {}).values():
+            for name in self._INFERENCE:
+                setattr(m, name, getattr(self, name))
 
     def _mix(self, fn: Callable[[RatingRBM], np.ndarray]) -> np.ndarray:
         """``w * fn(item member) + (1 - w) * fn(user member)`` (the item member alone if the
@@ -1185,7 +1199,7 @@ class RatingRBM:
                 arrays.update({f"{name}__{k}": v for k, v in a.items()})
                 members_meta[name] = mm
             cd = self.cd_steps
-            cd = cd if isinstance(cd, int) else [list(p) for p in cd]
+            cd = int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
             meta = {k: getattr(self, k) for k in self._HYPER}
             meta.update(
                 cd_steps=cd, dtype=np.dtype(self.dtype).name, n_users=self.n_users_,
@@ -1200,7 +1214,8 @@ class RatingRBM:
         )
         if self._R is not None:
             arrays.update(r_indptr=self._R.indptr, r_indices=self._R.indices)
-        cd = self.cd_steps if isinstance(self.cd_steps, int) else [list(p) for p in self.cd_steps]
+        cd = self.cd_steps
+        cd = int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
         meta = {k: getattr(self, k) for k in self._HYPER}
         meta.update(
             cd_steps=cd,

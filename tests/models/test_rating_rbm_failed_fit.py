@@ -262,3 +262,44 @@ def test_inference_settings_may_change_after_fit(data, fitted):
     m.num_threads = 1
     assert np.all(np.isfinite(m.predict([0, 1], [2, 3])))
     assert m.recommend(0, data[0], N=3)[0].size == 3
+
+
+def test_both_model_scores_with_its_inference_settings_changed_after_fit(data, fitted):
+    """A "both" model kept its members' settings: prediction="exact" or
+    recommend_score="p_high" set after fit changed nothing."""
+    m = copy.deepcopy(fitted["both"])
+    u, i = np.array([0, 1, 2]), np.array([3, 4, 5])
+    mean_field = m.predict(u, i)
+    expected = m.recommend(0, data[0], N=4)[1]
+    m.prediction = "exact"
+    m.recommend_score = "p_high"
+    exact = m.predict(u, i)
+    assert not np.allclose(exact, mean_field)
+    item, user = m.members_["item"], m.members_["user"]
+    assert item.prediction == user.prediction == "exact"
+    assert not np.allclose(m.recommend(0, data[0], N=4)[1], expected)
+    assert np.all((0.0 <= m.recommend(0, data[0], N=4)[1]) & (m.recommend(0, data[0], N=4)[1] <= 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("prediction", "exact "), ("recommend_score", "expectd"),
+                        ("high_rating", "4"), ("num_threads", -1)],
+)  # fmt: skip
+def test_invalid_inference_settings_set_after_fit_are_refused(data, fitted, name, value):
+    """A typo in prediction ran the exact kernel on pre-sigmoid inputs, and any
+    recommend_score but "expected" meant p_high: every scoring call now checks them."""
+    for orientation in ("user", "both"):
+        m = copy.deepcopy(fitted[orientation])
+        setattr(m, name, value)
+        with pytest.raises((ValueError, TypeError), match=name):
+            m.predict([0], [1])
+        with pytest.raises((ValueError, TypeError), match=name):
+            m.recommend(0, data[0], N=3)
+
+
+def test_numpy_integer_cd_steps_saves(data, tmp_path):
+    import rbmrec
+
+    m = RatingRBM(orientation="user", cd_steps=np.int64(2), **KW).fit(data)
+    back = rbmrec.load(m.save(tmp_path / "m"))
+    assert back.cd_steps == 2 and type(back.cd_steps) is int
