@@ -50,7 +50,10 @@ _SCORE_BLOCK = 1024  # users scored per dense block in recommend / validation
 def _binary_csr(name: str, X: Any, n_items: int | None = None) -> sp.csr_matrix:
     """Canonical CSR copy (float32 data, int32 indices, sorted, no duplicates) of ``X``.
 
-    Stored entries with a value <= 0 are dropped: an interaction is a positive value.
+    Stored entries with a value <= 0 are dropped: an interaction is a positive value. Entries
+    stored twice for one (user, item) are summed (counts of events, scipy's convention). The
+    checks run in float64, and positive values are then clipped into float32's normal range,
+    so a tiny count is still an interaction and a huge one stays finite.
     """
     if not sp.issparse(X):
         raise TypeError(
@@ -63,13 +66,16 @@ def _binary_csr(name: str, X: Any, n_items: int | None = None) -> sp.csr_matrix:
     check_sparse_structure(name, X)  # before scipy's conversions and the kernels index with it
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.prune()
     X.sum_duplicates()
     if X.nnz and not np.all(np.isfinite(X.data)):
         raise DataError(f"{name} contains NaN or infinite values")
     X.data[X.data <= 0] = 0
     X.eliminate_zeros()
+    f32 = np.finfo(np.float32)
+    np.clip(X.data, f32.tiny, f32.max, out=X.data)
+    X = X.astype(np.float32)
     X.sort_indices()
     X.indices = X.indices.astype(np.int32, copy=False)
     X.indptr = X.indptr.astype(np.int64, copy=False)
@@ -380,7 +386,7 @@ class ImplicitRBM:
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
             Interactions; every stored positive value is a 1 (see the class docstring for
-            ``confidence``). Not modified.
+            ``confidence``; a pair stored twice counts the sum of its values). Not modified.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
             Held-out interactions; every stored positive entry counts as relevant. When
             given, NDCG@10 on it (training items excluded) is recorded each epoch as

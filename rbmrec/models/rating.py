@@ -1133,6 +1133,10 @@ class RatingRBM:
         if not sp.issparse(user_items):
             raise TypeError("user_items must be a scipy.sparse matrix")
         check_sparse_structure("user_items", user_items)  # its indices reach the top-N kernel
+        if recalculate_user:
+            # The rows are ratings to fold in: a pair stored twice is refused before the CSR
+            # conversion would sum it into another level (2 + 3 stars -> 5).
+            user_items = check_csr("user_items", user_items, allow_empty=True, duplicates="error")
         user_items = sp.csr_matrix(user_items)
         batch = np.ndim(userid) > 0
         users = np.atleast_1d(np.asarray(userid))

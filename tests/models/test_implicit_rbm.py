@@ -829,3 +829,21 @@ def test_structural_hyperparameters_changed_after_fit_are_refused(tmp_path, name
     assert m.score_items(X[:3]).shape == before.shape
     m.popularity_weight = 0.0  # a scoring setting, free to change
     assert np.all(np.isfinite(m.score_items(X[:3])))
+
+
+def test_values_beyond_float32_are_still_interactions():
+    """1e-50 became 0 in float32 and the interaction vanished (a liked item was recommended);
+    1e39 became inf and was refused as "NaN or infinite"."""
+    from rbmrec.data import demo_ratings
+
+    X = sp.csr_matrix(demo_ratings().user_items)[:100, :80]
+    m = ImplicitRBM(n_hidden=4, n_epochs=1, n_models=1, random_state=0).fit(X)
+    row = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, 80))
+    liked = int(m.recommend(0, row, N=1, recalculate_user=True)[0][0])
+    tiny = sp.csr_matrix(([1.0, 1e-50], ([0, 0], [0, liked])), shape=(1, 80))
+    assert liked not in m.recommend(0, tiny, N=5, recalculate_user=True)[0]
+    assert not np.array_equal(m.hidden_probs(tiny), m.hidden_probs(row))
+    big = X.astype(np.float64)
+    big.data[0] = 1e39
+    fitted = ImplicitRBM(n_hidden=4, n_epochs=1, n_models=1, confidence=1.0, random_state=0)
+    assert np.all(np.isfinite(fitted.fit(big).score_items(big[:3])))

@@ -303,3 +303,15 @@ def test_numpy_integer_cd_steps_saves(data, tmp_path):
     m = RatingRBM(orientation="user", cd_steps=np.int64(2), **KW).fit(data)
     back = rbmrec.load(m.save(tmp_path / "m"))
     assert back.cd_steps == 2 and type(back.cd_steps) is int
+
+
+def test_recommend_recalculate_user_refuses_duplicate_pairs(data, fitted):
+    """A COO row with one item stored twice (2 and 3 stars) was summed into a 5 and folded in;
+    score_items and predict_user already refused it."""
+    from rbmrec.errors import DataError
+
+    m = fitted["user"]
+    dup = sp.coo_matrix(([2.0, 3.0], ([0, 0], [7, 7])), shape=(1, data.shape[1]))
+    with pytest.raises(DataError, match="duplicate"):
+        m.recommend(0, dup, N=3, recalculate_user=True)
+    assert m.recommend(0, dup, N=3)[0].size == 3  # only filters: the sum is still "seen"
