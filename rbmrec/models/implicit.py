@@ -605,6 +605,9 @@ class ImplicitRBM:
         check_unchanged(
             getattr(self, "_fitted_structure", None), self._structure(), "scoring and save"
         )
+        # scoring settings may change after fit, but not into values that give NaN scores
+        _check_float("popularity_weight", self.popularity_weight, -1.0)
+        check_int("num_threads", self.num_threads, 0)
 
     @property
     def n_items(self) -> int:

@@ -847,3 +847,18 @@ def test_values_beyond_float32_are_still_interactions():
     big.data[0] = 1e39
     fitted = ImplicitRBM(n_hidden=4, n_epochs=1, n_models=1, confidence=1.0, random_state=0)
     assert np.all(np.isfinite(fitted.fit(big).score_items(big[:3])))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("popularity_weight", float("nan")), ("popularity_weight", -7.0), ("num_threads", -1)],
+)
+def test_invalid_scoring_settings_set_after_fit_are_refused(name, value):
+    """popularity_weight=nan gave NaN scores and -7 inverted them, silently."""
+    from rbmrec.data import demo_ratings
+
+    X = sp.csr_matrix(demo_ratings().user_items)[:60, :40]
+    m = ImplicitRBM(n_hidden=3, n_epochs=1, n_models=1, random_state=0).fit(X)
+    setattr(m, name, value)
+    with pytest.raises(ValueError, match=name):
+        m.score_items(X[:2])
