@@ -1202,12 +1202,11 @@ class RatingRBM:
                 a, mm = m._get_state()
                 arrays.update({f"{name}__{k}": v for k, v in a.items()})
                 members_meta[name] = mm
-            cd = self.cd_steps
-            cd = int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
             meta = {k: getattr(self, k) for k in self._HYPER}
             meta.update(
-                cd_steps=cd, dtype=np.dtype(self.dtype).name, n_users=self.n_users_,
-                n_items=self.n_items_, members=members_meta, blend_weight=self.blend_weight_,
+                cd_steps=self._cd_steps_json(), dtype=np.dtype(self.dtype).name,
+                n_users=self.n_users_, n_items=self.n_items_, members=members_meta,
+                blend_weight=self.blend_weight_,
                 calibration=list(self.calibration_), **self._fit_meta(),
             )  # fmt: skip
             return arrays, meta
@@ -1218,11 +1217,9 @@ class RatingRBM:
         )
         if self._R is not None:
             arrays.update(r_indptr=self._R.indptr, r_indices=self._R.indices)
-        cd = self.cd_steps
-        cd = int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
         meta = {k: getattr(self, k) for k in self._HYPER}
         meta.update(
-            cd_steps=cd,
+            cd_steps=self._cd_steps_json(),
             dtype=np.dtype(self.dtype).name,
             n_users=self.n_users_,
             n_items=self.n_items_,
@@ -1234,6 +1231,11 @@ class RatingRBM:
         if self.visible == "gaussian":
             meta.update(scale=list(self._scale), value_range=list(self.value_range_))
         return arrays, meta
+
+    def _cd_steps_json(self) -> int | list[list[int]]:
+        """``cd_steps`` for the JSON metadata: an int, or the schedule as lists."""
+        cd = self.cd_steps
+        return int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
 
     def _fit_meta(self) -> dict[str, Any]:
         """Seed and fit bookkeeping saved with the model (see :meth:`_restore_fit_meta`)."""
