@@ -886,7 +886,7 @@ def _fold_in_row(
                 "a missing one"
                 + (f"; use the model's levels {_levels_text(levels)}" if levels is not None else "")
             )
-        if levels is not None and not np.any(np.isclose(levels, rating)):
+        if levels is not None and not _is_level(levels, rating):
             raise UsageError(
                 f"{path}, line {line_no}: rating {parts[1]} is not one of the model's rating "
                 f"levels {_levels_text(levels)}"
@@ -917,6 +917,18 @@ def _fold_in_row(
     row = sp.csr_matrix((vals, (np.zeros(len(cols), np.int32), cols)), shape=(1, n_items))
     row.sort_indices()
     return row
+
+
+def _is_level(levels: np.ndarray, rating: float) -> bool:
+    """Whether ``rating`` maps to one of ``levels`` by the model's own rule."""
+    from rbmrec.errors import DataError
+    from rbmrec.models.rating import level_index
+
+    try:
+        level_index(levels, np.array([rating]))
+    except DataError:
+        return False
+    return True
 
 
 def _levels_text(levels: np.ndarray | None) -> str:
@@ -1041,6 +1053,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             )
         levels = getattr(model, "values_", None)
         levels = np.asarray(levels, dtype=np.float64) if levels is not None else None
+        if levels is not None and levels.size == 0:
+            levels = None  # a gaussian RatingRBM: any finite rating
         row = _fold_in_row(Path(args.ratings), item_ids, n_items, levels)
         if user is not None and seen is not None:
             # A known user: the file adds to (and, item by item, overrides) the training

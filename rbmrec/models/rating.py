@@ -395,15 +395,10 @@ class RatingRBM:
         ``values``: the rating levels (default ``values_``).
         """
         values = self.values_ if values is None else values
-        lv = np.searchsorted(values, X.data)
-        lv = np.clip(lv, 0, len(values) - 1)
-        if not np.allclose(values[lv], X.data):
-            bad = X.data[~np.isclose(values[lv], X.data)][0]
-            raise DataError(f"rating {bad} is not one of the levels seen in fit: {values.tolist()}")
         return (
             X.indptr.astype(np.int64),
             X.indices.astype(np.int32),
-            lv.astype(np.int8),
+            level_index(values, X.data),
         )
 
     def _to_kernel(
@@ -1378,3 +1373,48 @@ def _high_threshold(high_rating: float, values: np.ndarray) -> float:
             f"every item"
         )
     return float(high_rating)
+
+
+#: A rating maps to its nearest level when within this fraction of the level's magnitude
+#: (or of the smallest gap between levels, for a level at or near 0): float32 input rounds
+#: a level by at most 6e-8 of it.
+_LEVEL_RTOL = 1e-6
+
+
+def level_index(values: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """0-based level (int8) of each rating in ``data``: its nearest value in ``values``.
+
+    A rating counts as a level when it lies within ``_LEVEL_RTOL`` of it relative to the
+    level's magnitude (at least the smallest gap between levels), and never farther than a
+    thousandth of that gap. So a level stored in float32 (rounded up or down) maps to its
+    level at any scale, and a value between levels is refused at any scale.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_levels,)
+        The sorted, distinct rating levels seen in fit.
+    data : ndarray, shape (nnz,)
+        Ratings to map.
+
+    Returns
+    -------
+    ndarray of int8, shape (nnz,)
+
+    Raises
+    ------
+    DataError
+        If a rating is not one of the levels.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    x = np.asarray(data, dtype=np.float64)
+    hi = np.clip(np.searchsorted(values, x), 1, len(values) - 1)
+    lo = hi - 1
+    lv = np.where(np.abs(x - values[lo]) <= np.abs(values[hi] - x), lo, hi)
+    gap = float(np.min(np.diff(values)))
+    tol = np.minimum(_LEVEL_RTOL * np.maximum(np.abs(values), gap), 1e-3 * gap)
+    bad = ~(np.abs(x - values[lv]) <= tol[lv])  # NaN is bad too
+    if bad.any():
+        raise DataError(
+            f"rating {float(x[bad][0])} is not one of the levels seen in fit: {values.tolist()}"
+        )
+    return lv.astype(np.int8)

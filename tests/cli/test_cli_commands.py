@@ -703,6 +703,50 @@ def test_fold_in_file_errors_name_file_and_line(
     assert message in err
 
 
+def test_fold_in_for_a_gaussian_model_takes_any_finite_rating(
+    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A gaussian RatingRBM has no levels: every fold-in rating was refused as "not one of
+    the model's rating levels ()"."""
+    import scipy.sparse as sp
+
+    from rbmrec import RatingRBM
+
+    model = _copy_model(rating_model, tmp_path)
+    seen = sp.load_npz(str(model) + ".seen.npz")
+    RatingRBM(
+        visible="gaussian", orientation="user", conditional=False, n_hidden=3, n_epochs=1,
+        random_state=0, num_threads=1,
+    ).fit(seen).save(model)  # fmt: skip
+    (tmp_path / "mine.csv").write_text("item,rating\n100,4.5\n101,2\n")
+    code, out, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "new", "--ratings",
+        "mine.csv", "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = json.loads(out)["recommendations"]
+    assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
+
+
+def test_fold_in_rating_near_a_level_maps_like_the_model(
+    work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The CLI's check of --ratings uses the model's level rule: 5.0000001 (float noise) is
+    level 5, and 4.99 is refused."""
+    (work / "near.csv").write_text("item,rating\n100,5.0000001\n101,4\n")
+    code, _, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "near.csv", "-n", "3", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    (work / "off.csv").write_text("item,rating\n100,4.99\n")
+    code, _, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "off.csv", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "rating 4.99 is not one of the model's rating levels" in err
+
+
 def test_fold_in_file_with_comment_and_blank_lines_before_header(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -764,3 +764,40 @@ def test_get_params_and_repr_rebuild_the_model():
     assert RatingRBM(**params).get_params() == params
     assert repr(m).startswith("RatingRBM(cd_steps=[(0, 1), (5, 3)], n_hidden=7,")
     assert "'learning_rate': 0.02" in _params(m)
+
+
+# ------------------------------------------------------------------ ratings -> levels
+def test_level_index_is_scale_free_and_accepts_float32_rounding():
+    from rbmrec.models.rating import level_index
+
+    for scale in (1e-9, 0.1, 1.0, 1e6):
+        values = scale * np.arange(1.0, 6.0)
+        exact = level_index(values, values[[4, 0, 2]])
+        np.testing.assert_array_equal(exact, [4, 0, 2])
+        # float32 rounds some levels up and some down: each still maps to its own level
+        rounded = values.astype(np.float32).astype(np.float64)
+        assert np.any(rounded > values) or np.all(rounded == values)
+        np.testing.assert_array_equal(level_index(values, rounded), np.arange(5))
+        # halfway between levels is refused at every scale (atol 1e-8 accepted it at 1e-9)
+        with pytest.raises(DataError, match="not one of the levels"):
+            level_index(values, np.array([scale * 1.5]))
+        with pytest.raises(DataError, match="not one of the levels"):
+            level_index(values, np.array([scale * 1.01]))
+    with pytest.raises(DataError, match="nan"):
+        level_index(np.arange(1.0, 6.0), np.array([np.nan]))
+    # a level at 0 needs an absolute tolerance: the smallest gap sets it
+    np.testing.assert_array_equal(level_index(np.array([0.0, 1.0]), np.array([1e-12])), [0])
+    with pytest.raises(DataError, match="not one of the levels"):
+        level_index(np.array([0.0, 1.0]), np.array([1e-3]))
+
+
+def test_float32_ratings_at_a_fine_scale_score_like_float64():
+    X, _, _ = planted(n_users=30, n_items=12)
+    X = X.astype(np.float64)
+    X.data = X.data / 10.0  # levels 0.1 .. 0.5: 0.1, 0.3 round up in float32
+    m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", conditional=False,
+                  random_state=0).fit(X)  # fmt: skip
+    row = X[:1]
+    items = [0, 1, 2]
+    ref = m.predict_user(row, items)
+    np.testing.assert_allclose(m.predict_user(row.astype(np.float32), items), ref)
