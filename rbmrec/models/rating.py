@@ -414,7 +414,17 @@ class RatingRBM:
         if self.visible == "softmax":
             return self._to_levels(X, values)
         mu, sd = self._scale if scale is None else scale
-        data = ((X.data - mu) / sd).astype(np.dtype(self.dtype))
+        dtype = np.dtype(self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (np.asarray(X.data, dtype=np.float64) - mu) / sd
+            data = z.astype(dtype)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise DataError(
+                f"rating {float(X.data[bad][0])} is out of range for this gaussian model: "
+                f"standardised by the training mean {mu:g} and spread {sd:g} it exceeds "
+                f"{dtype.name}'s range"
+            )
         return X.indptr.astype(np.int64), X.indices.astype(np.int32), data
 
     def _weights(self) -> np.ndarray:
@@ -464,8 +474,14 @@ class RatingRBM:
         gauss = self.visible == "gaussian"
         scale = value_range = None
         if gauss:
-            sd = float(X.data.std())
-            scale = (float(X.data.mean()), sd if sd > 0 else 1.0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mu, sd = float(X.data.mean()), float(X.data.std())
+            if not (np.isfinite(mu) and np.isfinite(sd)):
+                raise DataError(
+                    f"user_items: the ratings' mean or spread overflows float64 (ratings from "
+                    f"{float(X.data.min()):g} to {float(X.data.max()):g}); rescale them"
+                )
+            scale = (mu, sd if sd > 0 else 1.0)
             value_range = (float(X.data.min()), float(X.data.max()))
         rng = seed_generator(self.random_state)
         dtype = np.dtype(self.dtype)

@@ -801,3 +801,34 @@ def test_float32_ratings_at_a_fine_scale_score_like_float64():
     items = [0, 1, 2]
     ref = m.predict_user(row, items)
     np.testing.assert_allclose(m.predict_user(row.astype(np.float32), items), ref)
+
+
+# ------------------------------------------------------------------ gaussian value range
+def _gauss_data():
+    X, _, _ = planted(n_users=30, n_items=12)
+    return X.astype(np.float64)
+
+
+@pytest.mark.parametrize("orientation", ["user", "both"])
+def test_gaussian_fold_in_beyond_float32_is_refused_not_nan(orientation):
+    X = _gauss_data()
+    m = RatingRBM(visible="gaussian", orientation=orientation, conditional=False, n_hidden=3,
+                  n_epochs=1, random_state=0).fit(X)  # fmt: skip
+    row = X[:1].copy()
+    row.data[:] = 3e38  # still finite in float32 after standardising: scored
+    assert np.all(np.isfinite(m.predict_user(row, [0, 1, 2])))
+    row.data[0] = 1e39  # was cast to inf, and every prediction was NaN
+    with pytest.raises(DataError, match=r"rating 1e\+39 is out of range .* float32"):
+        m.predict_user(row, [0, 1, 2])
+
+
+def test_gaussian_fit_refuses_ratings_whose_spread_overflows():
+    X = _gauss_data()
+    X.data *= 1e200  # the spread overflowed to inf: the model learnt nothing, silently
+    m = RatingRBM(visible="gaussian", orientation="user", conditional=False, n_hidden=3,
+                  n_epochs=1, random_state=0)  # fmt: skip
+    with pytest.raises(DataError, match="spread overflows float64"):
+        m.fit(X)
+    assert not hasattr(m, "values_")
+    X.data /= 1e162  # 1e38-scale ratings standardise fine
+    assert np.all(np.isfinite(m.fit(X).predict([0, 1], [1, 2])))
