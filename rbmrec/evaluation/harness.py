@@ -89,11 +89,19 @@ def _seed(model: Any) -> int | None:
     return None
 
 
+#: Constructor arguments the results' ``params`` column leaves out: they change how a fit
+#: reports, not what it learns.
+_NOT_SHOWN = ("callbacks", "callback", "progress")
+
+
 def _params(model: Any) -> str:
     getter = getattr(model, "get_params", None) or getattr(model, "_params", None)
     if callable(getter):
         try:
-            return repr(dict(getter()))
+            params = dict(getter())
+            for name in _NOT_SHOWN:
+                params.pop(name, None)
+            return repr(params)
         except Exception:  # a model's own parameter getter failing must not sink a benchmark
             logger.debug("could not read parameters of %r", model, exc_info=True)
     return repr(model)

@@ -211,6 +211,62 @@ def check_unchanged(fitted: dict[str, Any] | None, now: dict[str, Any], action: 
             )
 
 
+class ParamsMixin:
+    """``get_params``, ``set_params`` and a repr from the class's ``_PARAMS`` (scikit-learn's
+    conventions): ``type(m)(**m.get_params())`` is an unfitted model with the same settings.
+
+    A subclass lists its constructor arguments, in signature order, in ``_PARAMS``.
+    """
+
+    _PARAMS: tuple[str, ...] = ()
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments by name.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility; the models hold no nested estimators.
+
+        Returns
+        -------
+        dict of str to object
+        """
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params: Any) -> Any:
+        """Set constructor arguments by name.
+
+        Values are checked by the next ``fit`` or scoring call. On a fitted model, inference
+        settings take effect at once; a change to a hyperparameter that fixes the fitted
+        parameters' shapes or meaning (``n_hidden``, ``visible``, ...) takes effect at the
+        next ``fit``, and until then scoring and ``save`` refuse it with a ValueError naming it.
+
+        Returns
+        -------
+        object
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a constructor argument (nothing is set then).
+        """
+        unknown = sorted(set(params) - set(self._PARAMS))
+        if unknown:
+            raise ValueError(
+                f"invalid parameter(s) {', '.join(map(repr, unknown))} for "
+                f"{type(self).__name__}; valid parameters are {', '.join(self._PARAMS)}"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
 def as_index_array(name: str, values: Any, size: int) -> np.ndarray:
     """int64 array of indices in ``[0, size)``, with a clear error otherwise."""
     arr = np.asarray(values)

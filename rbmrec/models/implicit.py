@@ -25,6 +25,7 @@ from rbmrec.engine.implicit import (
 )
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models._common import (
+    ParamsMixin,
     as_index_array,
     check_choice,
     check_int,
@@ -93,7 +94,7 @@ def _check_float(name: str, value: Any, low: float, *, strict: bool = False) -> 
 
 
 @register
-class ImplicitRBM:
+class ImplicitRBM(ParamsMixin):
     """Restricted Boltzmann machine for top-N recommendation from implicit feedback.
 
     One visible unit per item (1 = the user interacted with it) and ``n_hidden`` binary
@@ -292,37 +293,15 @@ class ImplicitRBM:
 
     # -- configuration --------------------------------------------------------------------
 
+    #: Constructor arguments, in signature order.
     _PARAMS = (
-        "n_hidden",
-        "visible",
-        "n_epochs",
-        "batch_size",
-        "learning_rate",
-        "lr_decay",
-        "momentum",
-        "weight_decay",
-        "cd_steps",
-        "sample_hidden",
-        "negative",
-        "n_chains",
-        "confidence",
-        "init_std",
-        "input_dropout",
-        "popularity_weight",
-        "length_norm",
-        "n_models",
-        "patience",
-        "num_threads",
-        "progress",
-    )
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (except ``random_state``) as a dict."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"ImplicitRBM({args})"
+        "n_hidden", "visible", "n_epochs", "batch_size", "learning_rate", "lr_decay",
+        "momentum", "weight_decay", "cd_steps", "sample_hidden", "negative", "n_chains",
+        "confidence", "init_std", "input_dropout", "popularity_weight", "length_norm",
+        "n_models", "patience", "num_threads", "random_state", "progress", "callbacks",
+    )  # fmt: skip
+    #: Those a saved model keeps (its random state is saved apart; callbacks are not saved).
+    _SAVED = tuple(p for p in _PARAMS if p not in ("random_state", "callbacks"))
 
     #: ``batch_size=None``: this many users per batch, fewer on small data so that an epoch
     #: makes at least ``_MIN_UPDATES`` updates (see ``batch_size``).
@@ -833,7 +812,7 @@ class ImplicitRBM:
             "user_indices": X.indices,
             "user_data": X.data,
         }
-        params = self.get_params()
+        params = {name: getattr(self, name) for name in self._SAVED}
         cd = params["cd_steps"]
         if not isinstance(cd, int | np.integer):
             params["cd_steps"] = [[int(e), int(k)] for e, k in cd]

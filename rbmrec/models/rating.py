@@ -18,6 +18,7 @@ from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError
 from rbmrec.models import persistence
 from rbmrec.models._common import (
+    ParamsMixin,
     as_index_array,
     check_choice,
     check_csr,
@@ -45,7 +46,7 @@ _PARAM_ATTRS = ("weights_", "visible_bias_", "hidden_bias_", "conditional_weight
 
 
 @persistence.register
-class RatingRBM:
+class RatingRBM(ParamsMixin):
     """Softmax RBM for rating prediction with weights shared across users.
 
     Each user (or item, with ``orientation="item"``) has its own RBM whose visible units are
@@ -263,13 +264,13 @@ class RatingRBM:
         self.weights_: np.ndarray | None = None
 
     # ------------------------------------------------------------------ validation
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (except ``random_state``, ``progress`` and ``callbacks``)."""
-        return {name: getattr(self, name) for name in ("cd_steps", *self._HYPER, "dtype")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"RatingRBM({args})"
+    #: Constructor arguments, in signature order.
+    _PARAMS = (
+        "n_hidden", "orientation", "conditional", "n_factors", "visible", "cd_steps",
+        "persistent", "negative", "prediction", "n_epochs", "batch_size", "learning_rate",
+        "momentum", "lr_decay", "weight_decay", "patience", "recommend_score", "high_rating",
+        "random_state", "num_threads", "dtype", "progress", "callbacks",
+    )  # fmt: skip
 
     def _check_params(self) -> None:
         check_int("n_hidden", self.n_hidden, 1)

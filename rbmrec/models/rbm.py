@@ -14,6 +14,7 @@ from rbmrec.engine import exact as _exact
 from rbmrec.engine import softmax as _soft
 from rbmrec.engine._random import row_states
 from rbmrec.models._common import (
+    ParamsMixin,
     check_choice,
     check_fitted,
     check_int,
@@ -60,7 +61,7 @@ class _Rows:
 
 
 @register
-class RBM:
+class RBM(ParamsMixin):
     """Restricted Boltzmann machine with binary hidden units (Smolensky 1986).
 
     Visible units are binary (``"bernoulli"``), Gaussian with fixed per-unit standard deviation
@@ -187,53 +188,6 @@ class RBM:
         "momentum", "weight_decay", "batch_size", "n_epochs", "init_scale", "dtype",
         "random_state", "num_threads", "callback", "progress",
     )  # fmt: skip
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor arguments by name (scikit-learn's convention).
-
-        ``RBM(**rbm.get_params())`` is an unfitted model with the same settings.
-
-        Parameters
-        ----------
-        deep : bool, default True
-            Accepted for scikit-learn compatibility; the RBM holds no nested estimators.
-
-        Returns
-        -------
-        dict of str to object
-        """
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params: Any) -> RBM:
-        """Set constructor arguments by name (scikit-learn's convention).
-
-        Values are validated by the next ``fit``/``partial_fit``; changing ``n_hidden``,
-        ``visible``, ``n_levels``, ``dtype`` or ``sigma`` of a fitted model takes effect at the
-        next ``fit`` (``partial_fit`` refuses them).
-
-        Returns
-        -------
-        RBM
-            ``self``.
-
-        Raises
-        ------
-        ValueError
-            If a name is not a constructor argument (nothing is set then).
-        """
-        unknown = sorted(set(params) - set(self._PARAMS))
-        if unknown:
-            raise ValueError(
-                f"invalid parameter(s) {', '.join(map(repr, unknown))} for RBM; valid "
-                f"parameters are {', '.join(self._PARAMS)}"
-            )
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"RBM({args})"
 
     # ------------------------------------------------------------------ validation
 

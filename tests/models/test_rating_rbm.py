@@ -762,7 +762,7 @@ def test_get_params_and_repr_rebuild_the_model():
     params = m.get_params()
     assert params["n_hidden"] == 7 and params["orientation"] == "user"
     assert RatingRBM(**params).get_params() == params
-    assert repr(m).startswith("RatingRBM(cd_steps=[(0, 1), (5, 3)], n_hidden=7,")
+    assert repr(m).startswith("RatingRBM(n_hidden=7, orientation='user', conditional=True,")
     assert "'learning_rate': 0.02" in _params(m)
 
 
