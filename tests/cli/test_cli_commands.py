@@ -703,6 +703,19 @@ def test_fold_in_file_errors_name_file_and_line(
     assert message in err
 
 
+def _fold_in_json(
+    cwd: Path, model: Path, text: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> list[dict]:
+    """``recommend --user new --ratings <text> -n 3 --json`` in ``cwd``: its list (exit 0)."""
+    (cwd / "fold_in.csv").write_text(text)
+    code, out, err = run_here(
+        cwd, "recommend", "--model", str(model), "--user", "new", "--ratings", "fold_in.csv",
+        "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    return json.loads(out)["recommendations"]
+
+
 def test_fold_in_for_a_gaussian_model_takes_any_finite_rating(
     tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -718,13 +731,8 @@ def test_fold_in_for_a_gaussian_model_takes_any_finite_rating(
         visible="gaussian", orientation="user", conditional=False, n_hidden=3, n_epochs=1,
         random_state=0, num_threads=1,
     ).fit(seen).save(model)  # fmt: skip
-    (tmp_path / "mine.csv").write_text("item,rating\n100,4.5\n101,2\n")
-    code, out, err = run_here(
-        tmp_path, "recommend", "--model", str(model), "--user", "new", "--ratings",
-        "mine.csv", "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
-    assert code == 0, err
-    recs = json.loads(out)["recommendations"]
+    text = "item,rating\n100,4.5\n101,2\n"
+    recs = _fold_in_json(tmp_path, model, text, monkeypatch, capsys)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
 
 
@@ -751,13 +759,8 @@ def test_fold_in_file_with_comment_and_blank_lines_before_header(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Item 16: '#' and blank lines before the header are skipped."""
-    (work / "commented.csv").write_text("# my ratings\n\nitem,rating\n100,5\n101,4\n")
-    code, out, err = run_here(
-        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
-        "commented.csv", "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
-    assert code == 0, err
-    recs = json.loads(out)["recommendations"]
+    text = "# my ratings\n\nitem,rating\n100,5\n101,4\n"
+    recs = _fold_in_json(work, rating_model, text, monkeypatch, capsys)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
 
 
