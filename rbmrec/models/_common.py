@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
@@ -265,6 +266,21 @@ class ParamsMixin:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def accepts_validation(fit: Callable[..., Any]) -> bool:
+    """Whether a model's ``fit`` takes a ``validation`` keyword (or any ``**kwargs``).
+
+    Decided from the signature, so an error raised inside ``fit`` is never mistaken for a
+    signature mismatch.
+    """
+    try:
+        params = inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return False
+    return "validation" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
 
 
 def as_index_array(name: str, values: Any, size: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError, NotFittedError
-from rbmrec.models._common import as_index_array, check_csr, check_int
+from rbmrec.models._common import accepts_validation, as_index_array, check_csr, check_int
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,10 @@ class BlendedRatingModel:
         mean = F.mean(0)
         Fc = F - mean
         lam = self.ridge * len(y)
-        coef = np.linalg.solve(Fc.T @ Fc + lam * np.eye(F.shape[1]), Fc.T @ (y - y.mean()))
+        A = Fc.T @ Fc + lam * np.eye(F.shape[1])
+        # lstsq: with ridge=0 and collinear members (two copies of a model, a constant
+        # prediction) the system is singular; the minimum-norm solution splits the weight.
+        coef = np.linalg.lstsq(A, Fc.T @ (y - y.mean()), rcond=None)[0]
         return coef, float(y.mean() - mean @ coef)
 
     def _output(self, F: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
@@ -112,7 +115,12 @@ class BlendedRatingModel:
             raise ValueError(f"member names must be unique, got {names}")
         if validation is None:
             raise ValueError("a blend learns its weights on validation ratings: pass validation")
-        if not isinstance(self.ridge, int | float) or not np.isfinite(self.ridge) or self.ridge < 0:
+        if (
+            isinstance(self.ridge, bool | np.bool_)
+            or not isinstance(self.ridge, int | float | np.integer | np.floating)
+            or not np.isfinite(self.ridge)
+            or self.ridge < 0
+        ):
             raise ValueError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
         check_int("cv_folds", self.cv_folds, 0)
         if self.cv_folds == 1:
@@ -134,9 +142,9 @@ class BlendedRatingModel:
         self.fit_seconds_ = {}
         for name, model in self.members:
             t0 = time.perf_counter()
-            try:
+            if accepts_validation(model.fit):
                 model.fit(user_items, validation=validation)
-            except TypeError:
+            else:
                 model.fit(user_items)
             self.fit_seconds_[name] = time.perf_counter() - t0
             cols.append(np.asarray(model.predict(vu, vi), dtype=np.float64))
@@ -166,15 +174,21 @@ class BlendedRatingModel:
         return self
 
     def predict(self, userids: Any, itemids: Any) -> np.ndarray:
-        """Blended rating predictions, float64 (n_pairs,)."""
+        """Blended rating predictions, float64 (n_pairs,), clipped to the training range
+        when ``clip``."""
         if self.coef_ is None:
             raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
         u = as_index_array("userids", userids, self.n_users_)
         i = as_index_array("itemids", itemids, self.n_items_)
         if len(u) != len(i):
             raise ValueError(f"userids has {len(u)} entries but itemids has {len(i)}")
+        return self._blend(u, i, self.clip)
+
+    def _blend(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
+        """Blended scores of checked index arrays ``u``, ``i`` (n_pairs,), clipped or not."""
         P = np.column_stack([np.asarray(m.predict(u, i), np.float64) for _, m in self.members])
-        return self._output(self._features(P, u, i), self.coef_, self.intercept_)
+        out = self._features(P, u, i) @ self.coef_ + self.intercept_
+        return np.clip(out, *self._range) if clip else out
 
     #: Users scored per block in :meth:`recommend` (bounds the (block * n_items) pairs).
     _PAIRS_PER_BLOCK = 1 << 20
@@ -210,7 +224,8 @@ class BlendedRatingModel:
             A single user gets ``n = min(N, candidates)`` ids; batch rows are padded with id
             -1 and score ``-finfo(float32).max``.
         scores : ndarray of float32, same shape as ids
-            Blended predicted ratings.
+            Blended predicted ratings, not clipped (``predict`` clips them when ``clip``):
+            items predicted above the top rating keep their order.
         """
         if self.coef_ is None:
             raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
@@ -239,7 +254,9 @@ class BlendedRatingModel:
         block = max(1, self._PAIRS_PER_BLOCK // max(n_items, 1))
         for lo in range(0, len(users), block):
             blk = users[lo : lo + block]
-            S = self.predict(np.repeat(blk, n_items), np.tile(items, len(blk)))
+            # Unclipped: clipping would tie every item predicted above the top rating, and
+            # the top-N would then fall back to item-id order.
+            S = self._blend(np.repeat(blk, n_items), np.tile(items, len(blk)), clip=False)
             S = S.reshape(len(blk), n_items)
             if excl_ptr is None:
                 out = top_n(S, N, excluded=excluded)

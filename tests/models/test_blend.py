@@ -117,7 +117,7 @@ def test_clip_keeps_predictions_in_training_range():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"ridge": -1.0}, "ridge"), ({"ridge": float("nan")}, "ridge"), ({"cv_folds": 1}, "cv_folds"),
-     ({"cv_folds": -2}, "cv_folds")],
+     ({"cv_folds": -2}, "cv_folds"), ({"ridge": True}, "ridge"), ({"ridge": "1"}, "ridge")],
 )  # fmt: skip
 def test_blend_bad_parameters(kwargs, match):
     train, valid, a, _ = _noisy_members()
@@ -181,3 +181,62 @@ def test_blend_recommend_argument_errors(fixed_blend):
         blend.recommend(0, train[0], N=3, recalculate_user=True)
     with pytest.raises(NotFittedError):
         BlendedRatingModel([("a", _Fixed(None))]).recommend(0, train[0])
+
+
+def test_blend_recommend_ranks_by_the_unclipped_blend():
+    """Clipped scores tied every item predicted above the top rating, and the top-N then
+    fell back to item-id order."""
+    rng = np.random.default_rng(0)
+    M = rng.uniform(1, 5, (20, 12))
+    valid_mask = rng.random(M.shape) < 0.5
+    valid = sp.csr_matrix(np.where(valid_mask, M, 0.0))  # the blend is the identity on M
+    train = sp.csr_matrix(np.where(~valid_mask & (rng.random(M.shape) < 0.3), 3.0, 0.0))
+    train.data[:] = np.arange(train.nnz) % 5 + 1  # ratings 1..5
+    free = np.flatnonzero(~valid_mask[0] & (train[0].toarray()[0] == 0))
+    assert len(free) >= 3
+    M[0, free[:3]] = [5.5, 6.5, 7.5]  # above the top rating, the best last in id order
+    blend = BlendedRatingModel([("m", _Fixed(M))], ridge=0).fit(train, validation=valid)
+    np.testing.assert_allclose(blend.coef_, [1.0])
+    ids, scores = blend.recommend(0, train[0], N=3)
+    np.testing.assert_array_equal(ids, free[:3][::-1])
+    np.testing.assert_allclose(scores, [7.5, 6.5, 5.5], rtol=1e-6)
+    assert blend.predict([0], [free[2]])[0] == 5.0  # predict still clips
+
+
+class _Raising(_Fixed):
+    def fit(self, user_items, validation=None):
+        self.calls.append(validation is not None)
+        raise TypeError("a bug inside the member's fit")
+
+
+class _NoValidation(_Fixed):
+    def fit(self, user_items):
+        self.fitted = True
+        return self
+
+
+def test_blend_fit_passes_validation_by_signature_and_keeps_members_errors():
+    """A TypeError inside a member's fit was taken for 'fit takes no validation': the member
+    was fitted a second time, silently without early stopping."""
+    train, valid, a, b = _noisy_members()
+    raising = _Raising(a)
+    raising.calls = []
+    with pytest.raises(TypeError, match="a bug inside"):
+        BlendedRatingModel([("r", raising)]).fit(train, validation=valid)
+    assert raising.calls == [True]
+    plain = _NoValidation(b)
+    BlendedRatingModel([("a", _Fixed(a)), ("p", plain)]).fit(train, validation=valid)
+    assert plain.fitted
+
+
+def test_blend_ridge_zero_with_collinear_members():
+    """ridge=0 and two identical members: the least-squares system is singular (numpy raised
+    LinAlgError); the minimum-norm weights split the weight between the copies."""
+    train, valid, a, _ = _noisy_members()
+    one = BlendedRatingModel([("a", _Fixed(a))], ridge=0).fit(train, validation=valid)
+    two = BlendedRatingModel([("a", _Fixed(a)), ("b", _Fixed(a))], ridge=0).fit(
+        train, validation=valid
+    )
+    np.testing.assert_allclose(two.coef_, [one.coef_[0] / 2] * 2)
+    u, i = valid.nonzero()
+    np.testing.assert_allclose(two.predict(u, i), one.predict(u, i))
