@@ -46,7 +46,8 @@ import scipy.sparse as sp
 
 from rbmrec.engine.topn import PAD_SCORE
 from rbmrec.engine.topn import top_n as _engine_top_n
-from rbmrec.errors import NotFittedError, TrainingDivergedError
+from rbmrec.errors import DataError, NotFittedError, TrainingDivergedError
+from rbmrec.evaluation.metrics import check_threshold
 from rbmrec.models._common import as_index_array, check_sparse_structure
 from rbmrec.models.persistence import register
 from rbmrec.models.persistence import save as _save
@@ -99,6 +100,23 @@ def _check_nonneg_float(value: Any, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _check_min_rating(value: Any) -> float | None:
+    """``min_rating``: None or a finite real number (bools and strings refused)."""
+    return check_threshold(value, "min_rating")
+
+
+def _check_kept(n_kept: int, n_ratings: int, min_rating: Any, model: str) -> None:
+    """DataError when ``min_rating`` dropped every one of ``n_ratings`` training ratings.
+
+    The model would fit on nothing and score every item 0 without complaint.
+    """
+    if n_kept == 0 and n_ratings > 0 and min_rating is not None:
+        raise DataError(
+            f"{model}: min_rating={min_rating!r} drops all {n_ratings} training ratings "
+            f"(none is >= {min_rating!r}); nothing is left to fit on"
+        )
 
 
 def _check_seed(value: Any) -> int:
@@ -188,10 +206,19 @@ def confidence_matrix(
     Returns
     -------
     scipy.sparse.csr_matrix of float32, shape (n_users, n_items)
-        A new matrix; the input is not modified.
+        A new matrix; the input is not modified. It may be empty (every rating below
+        ``min_rating``); the wrappers' ``fit`` refuses that with a DataError.
+
+    Raises
+    ------
+    TypeError
+        ``min_rating`` is not a real number (e.g. a string or a bool).
+    ValueError
+        Unknown ``weighting`` or a non-finite ``min_rating``.
     """
     if weighting not in ("binary", "rating"):
         raise ValueError(f"weighting must be 'binary' or 'rating', got {weighting!r}")
+    min_rating = _check_min_rating(min_rating)
     m = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
     if min_rating is not None:
         m.data[m.data < min_rating] = 0.0
@@ -389,8 +416,10 @@ class BiasBaseline(_Base):
     Notes
     -----
     ``recommend`` ranks by ``b_i`` (the user's bias shifts all scores equally) and reports
-    the predicted rating as the score. ``recalculate_user=True`` recomputes ``b_u`` from the
-    given rows with the fitted item biases.
+    the unclipped ``mu + b_u + b_i`` as the score: it equals ``predict`` inside the training
+    rating range but, unlike ``predict`` with ``clip=True``, may fall outside it (e.g. above
+    5), because clipping would tie the best items. ``recalculate_user=True`` recomputes
+    ``b_u`` from the given rows with the fitted item biases.
     """
 
     def __init__(
@@ -492,8 +521,9 @@ class Popularity(_Base):
         """Fit on raw ratings, CSR shape (n_users, n_items)."""
         m = self._fit_input(user_items)
         if self.min_rating is not None:
-            _check_nonneg_float(self.min_rating, "min_rating")
-            data = m.data >= self.min_rating
+            min_rating = _check_min_rating(self.min_rating)
+            data = m.data >= min_rating
+            _check_kept(int(data.sum()), m.nnz, self.min_rating, type(self).__name__)
             counts = np.bincount(m.indices, data.astype(np.float64), minlength=m.shape[1])
         else:
             counts = _item_counts(m)
@@ -563,10 +593,20 @@ class _ImplicitWrapper(_Base):
         model.fit(conf, show_progress=False)
 
     def fit(self, user_items: sp.csr_matrix):
-        """Fit on raw ratings, CSR shape (n_users, n_items), via :func:`confidence_matrix`."""
+        """Fit on raw ratings, CSR shape (n_users, n_items), via :func:`confidence_matrix`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad hyperparameter (e.g. ``min_rating="3"``), named in the message.
+        DataError
+            ``min_rating`` drops every training rating.
+        """
         self._check_params()
         m = self._fit_input(user_items)
         conf = confidence_matrix(m, self.weighting, self.min_rating)
+        # An empty matrix would fit a model whose scores are all 0 (or NaN), silently.
+        _check_kept(conf.nnz, m.nnz, self.min_rating, type(self).__name__)
         implicit, limiter = _import_implicit()
         try:
             model = self._make(implicit)
@@ -673,6 +713,7 @@ class ImplicitALS(_ImplicitMF):
         _check_positive_int(self.iterations, "iterations")
         _check_seed(self.random_state)
         _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
         return implicit.cpu.als.AlternatingLeastSquares(
@@ -754,6 +795,7 @@ class ImplicitBPR(_ImplicitMF):
         _check_positive_int(self.iterations, "iterations")
         _check_seed(self.random_state)
         _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
         return implicit.cpu.bpr.BayesianPersonalizedRanking(
@@ -815,6 +857,7 @@ class ImplicitItemKNN(_ImplicitWrapper):
         _check_nonneg_float(self.K1, "K1")
         _check_nonneg_float(self.B, "B")
         _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
         nn = implicit.nearest_neighbours

@@ -29,6 +29,7 @@ Differences from ``implicit.evaluation.ranking_metrics_at_k`` (implicit 0.7.3):
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,6 +116,25 @@ def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
 # -------------------------------------------------------------------------- relevance
 
 
+def check_threshold(value: object, name: str = "threshold") -> float | None:
+    """Validated relevance threshold: ``None`` or a finite real number (not a bool).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is a bool, a string or another non-real object.
+    ValueError
+        ``value`` is NaN or infinite.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or None, got {type(value).__name__}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite or None, got {value}")
+    return float(value)
+
+
 def relevant_items(test: sp.spmatrix, threshold: float | None = 4.0) -> sp.csr_matrix:
     """Binary CSR of relevant held-out items.
 
@@ -133,13 +153,12 @@ def relevant_items(test: sp.spmatrix, threshold: float | None = 4.0) -> sp.csr_m
     """
     if not sp.issparse(test):
         raise TypeError(f"test must be a scipy sparse matrix, got {type(test).__name__}")
+    threshold = check_threshold(threshold, "threshold")
     m = sp.csr_matrix(test, copy=True)
     m.sum_duplicates()
     if threshold is None:
         keep = np.ones(m.nnz, dtype=bool)
     else:
-        if not np.isfinite(threshold):
-            raise ValueError(f"relevance threshold must be finite or None, got {threshold}")
         keep = m.data >= threshold
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
     out = sp.csr_matrix(
@@ -178,7 +197,9 @@ def _prepare(
     K = int(K)
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy sparse matrix, got {type(relevant).__name__}")
-    rel = sp.csr_matrix(relevant)
+    # A copy: csr_matrix(csr) shares the caller's arrays, and sum_duplicates() below would
+    # rewrite a non-canonical input in place.
+    rel = sp.csr_matrix(relevant, copy=True)
     n_users, n_items = rel.shape
     ids = _check_ids(ids, n_items, K)
     if ids.shape[0] != n_users:
@@ -383,7 +404,9 @@ def ranking_metrics(
         ``precision``, ``recall``, ``ndcg``, ``map``, ``mrr``, ``hit_rate`` (macro averages
         over users with at least one relevant item, NaN if there is none), ``coverage``
         (distinct items recommended to those users / ``n_items``) and ``n_users`` (how many
-        users were evaluated).
+        users were evaluated). ``recall`` is :func:`recall_at_k`: hits / ``min(K, |R_u|)``,
+        not hits / ``|R_u|`` (the normalisation of Liang et al. 2018, so a perfect list
+        scores 1 also for users with more than ``K`` relevant items).
     """
     d = _per_user(ids, relevant, K)
     n_items = relevant.shape[1] if n_items is None else n_items

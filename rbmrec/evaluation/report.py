@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,15 @@ __all__ = ["to_markdown", "write_results"]
 _DEFAULT_HIDDEN = ("params", "split", "relevance_threshold", "n_test_ratings")
 
 
+def _cell(text: str) -> str:
+    """Text safe inside one markdown table cell: ``|`` escaped, line breaks as ``<br>``.
+
+    A raw newline would end the table row in the middle of the cell.
+    """
+    text = text.replace("|", "\\|")
+    return text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
 def _fmt(value: object, digits: int) -> str:
     if value is None:
         return ""
@@ -21,7 +31,22 @@ def _fmt(value: object, digits: int) -> str:
         if value != value:  # NaN
             return "nan"
         return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
+    return _cell(str(value))
+
+
+def _json_safe(value: object) -> object:
+    """``value`` with NaN and infinite floats replaced by None (JSON null), recursively.
+
+    Strict JSON has no NaN or Infinity; ``json.dumps`` would write them as bare tokens that
+    e.g. JavaScript's ``JSON.parse`` and ``jq`` reject.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def to_markdown(df: pl.DataFrame, columns: Sequence[str] | None = None, digits: int = 4) -> str:
@@ -35,7 +60,8 @@ def to_markdown(df: pl.DataFrame, columns: Sequence[str] | None = None, digits: 
         Columns to show, in order. Default: every column except ``params``, ``split``,
         ``relevance_threshold``, ``n_test_ratings`` and columns that are null in every row.
     digits : int, default 4
-        Decimals for floats; nulls render as empty cells.
+        Decimals for floats; nulls render as empty cells. In text cells ``|`` is escaped and
+        line breaks become ``<br>``, so every row stays one table line.
 
     Returns
     -------
@@ -57,7 +83,7 @@ def to_markdown(df: pl.DataFrame, columns: Sequence[str] | None = None, digits: 
     columns = list(columns)
     numeric = {c for c in columns if df.schema[c].is_numeric()}
     lines = [
-        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join(_cell(str(c)) for c in columns) + " |",
         "|" + "|".join("---:" if c in numeric else "---" for c in columns) + "|",
     ]
     for row in df.select(columns).iter_rows():
@@ -72,7 +98,8 @@ def write_results(df: pl.DataFrame, path: str | os.PathLike, metadata: dict | No
     ----------
     df : polars.DataFrame
     path : str or path-like
-        ``.csv``, ``.json`` (``{"metadata": ..., "rows": [...]}``) or ``.md``.
+        ``.csv``, ``.json`` (``{"metadata": ..., "rows": [...]}``; strict JSON: NaN and
+        infinite values are written as ``null``) or ``.md``.
     metadata : dict, optional
         Command, machine, seeds... Stored in JSON files, and as a preamble of key: value
         lines in markdown files; ignored for CSV.
@@ -91,8 +118,8 @@ def write_results(df: pl.DataFrame, path: str | os.PathLike, metadata: dict | No
     if suffix == ".csv":
         df.write_csv(path)
     elif suffix == ".json":
-        doc = {"metadata": metadata or {}, "rows": df.to_dicts()}
-        path.write_text(json.dumps(doc, indent=2, default=str, allow_nan=True) + "\n")
+        doc = _json_safe({"metadata": metadata or {}, "rows": df.to_dicts()})
+        path.write_text(json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
     else:
         pre = "".join(f"- {k}: {v}\n" for k, v in (metadata or {}).items())
         path.write_text((pre + "\n" if pre else "") + to_markdown(df))

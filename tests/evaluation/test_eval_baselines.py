@@ -225,3 +225,48 @@ def test_malformed_csr_is_rejected(small):
     m = Popularity().fit(small)
     with pytest.raises(DataError, match="column index"):
         m.recommend(np.arange(5), bad, N=2)
+
+
+_MIN_RATING_MODELS = [
+    lambda r: ImplicitALS(factors=2, iterations=1, min_rating=r),
+    lambda r: ImplicitBPR(factors=2, iterations=1, min_rating=r),
+    lambda r: ImplicitItemKNN(K=2, min_rating=r),
+    lambda r: Popularity(min_rating=r),
+]
+
+
+@pytest.mark.parametrize("make", _MIN_RATING_MODELS)
+@pytest.mark.parametrize(
+    ("value", "error"), [("3", TypeError), (True, TypeError), (float("nan"), ValueError)]
+)
+def test_min_rating_must_be_a_finite_real(small, make, value, error):
+    """min_rating="3" crashed inside numpy (UFuncTypeError) without naming the parameter."""
+    with pytest.raises(error, match="min_rating"):
+        make(value).fit(small)
+
+
+@pytest.mark.parametrize("make", _MIN_RATING_MODELS)
+def test_min_rating_dropping_every_rating_is_an_error(small, make):
+    """A min_rating above every rating fitted a model on nothing that scored every item 0."""
+    too_high = float(small.data.max()) + 1
+    with pytest.raises(DataError, match=rf"min_rating={too_high}.* all {small.nnz} "):
+        make(too_high).fit(small)
+    make(float(small.data.max())).fit(small)  # keeping a few ratings is fine
+
+
+def test_confidence_matrix_names_a_bad_min_rating(small):
+    with pytest.raises(TypeError, match="min_rating"):
+        confidence_matrix(small, min_rating="3")
+
+
+def test_bias_recommend_scores_are_the_unclipped_estimate():
+    """recommend reports the unclipped mu + b_u + b_i (as its docstring now says), which
+    exceeds the top rating for a strong user and item; predict clips."""
+    # users 0-1 rate everything 5, users 2-3 only item 0: mu + b_0 + b_item0 is above 5
+    dense = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [5, 1, 1, 1], [5, 1, 1, 1]], np.float32)
+    m = BiasBaseline(reg_user=0.0, reg_item=0.0).fit(sp.csr_matrix(dense))
+    empty = sp.csr_matrix((1, 4), dtype=np.float32)
+    ids, scores = m.recommend(0, empty, N=4)
+    raw = m.mean_ + m.user_bias_[0] + m.item_bias_[ids]
+    np.testing.assert_allclose(scores, raw, rtol=1e-6)
+    assert scores[0] > 5.0 >= m.predict([0], [int(ids[0])])[0]

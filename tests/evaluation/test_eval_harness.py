@@ -318,3 +318,138 @@ def test_ml100k_u1_baselines(ml100k_dir):
     assert 0.92 < rows["bias"]["rmse"] < 0.97
     assert rows["mean"]["rmse"] > 1.1
     assert rows["pop"]["ndcg"] > 0.05
+
+
+# ------------------------------------------------------------ input checks and timings
+
+
+def _with_train_pairs(split: Split, n_shared: int) -> sp.csr_matrix:
+    """``split.test`` plus ``n_shared`` of the training (user, item) pairs."""
+    coo = split.train.tocoo()
+    extra = sp.csr_matrix(
+        (np.full(n_shared, 5.0, np.float32), (coo.row[:n_shared], coo.col[:n_shared])),
+        shape=split.train.shape,
+    )
+    out = sp.csr_matrix(split.test + extra)
+    out.sort_indices()
+    return out
+
+
+def test_evaluate_refuses_test_or_validation_overlapping_train(split):
+    """A held-out rating that is also a training rating is filtered from every list and can
+    never be a hit: evaluate returned ranking metrics of 0 instead of an error."""
+    with pytest.raises(DataError, match=rf"share {split.train.nnz} \(user, item\).*test"):
+        evaluate({"p": Popularity()}, Split(split.train, split.train, name="same"))
+    leaky_test = Split(split.train, _with_train_pairs(split, 7), name="leaky")
+    with pytest.raises(DataError, match=r"split\.train and split\.test share 7 "):
+        evaluate({"p": Popularity()}, leaky_test)
+    first_rows = sp.diags((np.arange(split.train.shape[0]) < 3).astype(np.float32))
+    val = sp.csr_matrix(first_rows @ split.train)
+    leaky_val = Split(split.train, split.test, val, name="leaky-val")
+    n_val = val.nnz
+    with pytest.raises(DataError, match=rf"split\.train and split\.validation share {n_val} "):
+        evaluate({"p": Popularity()}, leaky_val)
+    # a validation part disjoint from train is fine
+    assert evaluate({"p": Popularity()}, Split(split.train, split.test, split.test)).height == 1
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "error"),
+    [(-1, ValueError), (0, ValueError), (True, TypeError), (2.0, TypeError)],
+)
+def test_batch_size_is_validated(split, batch_size, error):
+    """batch_size=-1 gave all-zero metrics silently; 0 crashed inside range()."""
+    with pytest.raises(error, match="batch_size"):
+        evaluate({"p": Popularity()}, split, batch_size=batch_size)
+    pop = Popularity().fit(split.train)
+    with pytest.raises(error, match="batch_size"):
+        recommend_all(pop, split.train, np.arange(5), 3, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("threshold", ["4", True, b"4", [4.0]])
+def test_relevance_threshold_type_is_named(split, threshold):
+    """relevance_threshold="4" crashed in numpy's isfinite without naming the argument."""
+    with pytest.raises(TypeError, match="relevance_threshold"):
+        evaluate({"p": Popularity()}, split, relevance_threshold=threshold)
+    with pytest.raises(TypeError, match="threshold"):
+        relevant_items(split.test, threshold)
+    with pytest.raises(ValueError, match="relevance_threshold"):
+        evaluate({"p": Popularity()}, split, relevance_threshold=float("nan"))
+
+
+class _Recorded(Popularity):
+    """Popularity that logs its timed fit into a shared event list."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def fit(self, user_items):
+        self.events.append("fit")
+        return super().fit(user_items)
+
+
+def _spy_kernel(monkeypatch, events: list[str]) -> None:
+    import rbmrec.engine.topn as topn
+
+    kernel = topn.topn_kernel
+
+    def spy(scores, *args):
+        events.append(f"topn-{scores.dtype}")
+        return kernel(scores, *args)
+
+    monkeypatch.setattr(topn, "topn_kernel", spy)
+
+
+def test_evaluate_loads_the_topn_kernel_before_timing(split, monkeypatch):
+    """The first model's recommend time included loading the Numba top-N kernel (50-180x
+    its own recommend time): both score dtypes are loaded before any timed call."""
+    events: list[str] = []
+    _spy_kernel(monkeypatch, events)
+    evaluate({"a": _Recorded(events), "b": _Recorded(events)}, split, K=5)
+    first_fit = events.index("fit")
+    assert {"topn-float64", "topn-float32"} <= set(events[:first_fit])
+
+
+def test_evaluate_imports_implicit_before_timing(split, monkeypatch):
+    """The first implicit wrapper's fit time included importing implicit."""
+    from rbmrec.evaluation import baselines
+
+    events: list[str] = []
+    original = baselines._import_implicit
+
+    def spy():
+        events.append("import-implicit")
+        return original()
+
+    monkeypatch.setattr(baselines, "_import_implicit", spy)
+    evaluate({"pop": _Recorded(events), "bias": BiasBaseline()}, split, K=5)
+    assert "import-implicit" not in events  # no implicit model: implicit stays unimported
+    events.clear()
+    als = ImplicitALS(factors=2, iterations=1, random_state=0)
+    evaluate({"pop": _Recorded(events), "als": als}, split, K=5)
+    assert events.index("import-implicit") < events.index("fit")
+
+
+def test_json_results_are_strict_json(tmp_path):
+    """NaN was written as a bare NaN token, which strict JSON parsers reject."""
+    df = pl.DataFrame({"model": ["a", "b"], "ndcg": [0.5, float("nan")], "mrr": [None, 1.0]})
+    path = write_results(df, tmp_path / "r.json", metadata={"score": float("inf")})
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    doc = json.loads(path.read_text(), parse_constant=refuse)
+    assert [r["ndcg"] for r in doc["rows"]] == [0.5, None]
+    assert [r["mrr"] for r in doc["rows"]] == [None, 1.0]
+    assert doc["metadata"] == {"score": None}
+
+
+def test_markdown_cells_keep_one_row_per_line():
+    """A newline in a model name ended the table row in the middle of the cell."""
+    df = pl.DataFrame({"model": ["two\nlines", "cr\r\nlf", "pipe|name"], "ndcg": [0.1, 0.2, 0.3]})
+    lines = to_markdown(df).strip().splitlines()
+    assert len(lines) == 2 + df.height
+    assert all(line.startswith("| ") and line.endswith(" |") for line in lines[2:])
+    assert lines[2].startswith("| two<br>lines |") and lines[3].startswith("| cr<br>lf |")
+    assert lines[4].startswith("| pipe\\|name |")

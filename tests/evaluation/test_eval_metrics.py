@@ -276,3 +276,18 @@ def test_top_n_matches_stable_sort(values, N):
     expect = np.argsort(-scores[0], kind="stable")[:N]
     np.testing.assert_array_equal(ids[0, : expect.size], expect)
     assert np.all(ids[0, expect.size :] == -1)
+
+
+def test_ranking_metrics_leave_a_non_canonical_relevant_matrix_alone():
+    """ranking_metrics summed the duplicates of the caller's CSR in place (csr_matrix(csr)
+    shares its arrays)."""
+    data = np.ones(4, np.float32)
+    indices = np.array([3, 1, 3, 0], np.int32)  # unsorted, item 3 twice in row 0
+    indptr = np.array([0, 3, 4], np.int32)
+    relevant = sp.csr_matrix((data, indices, indptr), shape=(2, 5))
+    before = (relevant.data.copy(), relevant.indices.copy(), relevant.indptr.copy())
+    ids = np.array([[3, 1], [0, 2]])
+    out = M.ranking_metrics(ids, relevant, 2)
+    for a, b in zip(before, (relevant.data, relevant.indices, relevant.indptr), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert out["recall"] == 1.0  # item 3 counts once: 2 hits / min(2, 2 distinct items)
