@@ -2,14 +2,19 @@
 
 ``load("ml-100k")`` looks in order for
 
-1. ``$RBMREC_DATA_DIR/ml-100k/`` (or ``ml-100k.zip``, or the release's own folder name,
-   e.g. ``ml-10M100K``): data you manage yourself, never written to;
+1. ``$RBMREC_DATA_DIR``: data you manage yourself, never written to;
 2. the user cache ``$RBMREC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/rbmrec``, i.e.
-   ``~/.cache/rbmrec``), ``<cache>/ml-100k/``;
+   ``~/.cache/rbmrec``);
 3. otherwise downloads the GroupLens zip into the cache: streamed to a temporary file in the
    cache folder, checked against its MD5, extracted to a temporary folder and moved into
    place with ``os.replace``, so an interrupted download never leaves a half-written data
    set behind.
+
+In each of the first two folders, for ``ml-100k``: ``ml-100k/`` holding the files, or holding
+the extracted release folder (``ml-100k/ml-100k/u.data``) or the release zip
+(``ml-100k/ml-100k.zip``), or ``ml-100k.zip`` itself. The release's own folder name (e.g.
+``ml-10M100K``) works in place of the registry name. A download never deletes files it did
+not write: if ``<cache>/ml-100k/`` holds other files, it refuses and says which.
 
 ``"demo"`` is the embedded synthetic data set (:func:`rbmrec.data.demo_ratings`).
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
 import re
@@ -27,6 +33,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,13 +166,26 @@ def list_datasets() -> list[str]:
 
 
 def info(name: str) -> DatasetInfo:
-    """The registry entry of ``name`` (KeyError-like ``DataError`` when unknown)."""
+    """The registry entry of ``name`` (KeyError-like ``DataError`` when unknown).
+
+    Raises
+    ------
+    DataError
+        ``name`` is not a registry name; ``"demo"`` is built in and has no entry.
+    """
+    if name == DEMO:
+        raise DataError(
+            f"{DEMO!r} is the built-in synthetic data set: it has no registry entry and "
+            f"nothing to download; load it with rbmrec.datasets.load({DEMO!r}) or "
+            "rbmrec.data.demo_ratings()"
+        )
     try:
         return REGISTRY[name]
     except KeyError:
         raise DataError(
-            f"unknown data set {name!r}; known: {', '.join(list_datasets())} "
-            "(load your own files with rbmrec.data.load_movielens / load_table)"
+            f"unknown data set {name!r}; known: {', '.join(REGISTRY)} (downloadable) and "
+            f"{DEMO!r} (built in); load your own files with rbmrec.data.load_movielens / "
+            "load_table"
         ) from None
 
 
@@ -185,21 +205,101 @@ def cache_dir() -> Path:
     return base / "rbmrec"
 
 
+_MANIFEST = ".rbmrec-download"
+
+
 def _has_ratings(path: Path) -> bool:
     if path.is_dir():
         return any((path / f).is_file() for f in _RATINGS_FILES)
     return path.is_file() and path.suffix == ".zip"
 
 
+def _zip_names(entry: DatasetInfo) -> list[str]:
+    """File names the release zip may have: ``ml-10m.zip``, ``ml-10M100K.zip``, the URL's."""
+    names = [f"{entry.name}.zip", f"{entry.folder}.zip", entry.url.rsplit("/", 1)[-1]]
+    return list(dict.fromkeys(n for n in names if n.endswith(".zip")))
+
+
+def _find_release(path: Path, entry: DatasetInfo) -> Path | None:
+    """What :func:`rbmrec.data.load_movielens` should read at ``path``, or None.
+
+    ``path`` itself when it is a zip or a folder holding a ratings file; else, in a folder,
+    its one sub-folder holding a ratings file (one level, as :class:`Source.descend`), or the
+    release zip inside it. A folder with several such sub-folders is returned as is, for the
+    loader to name them.
+    """
+    if path.is_file():
+        return path if path.suffix == ".zip" else None
+    if not path.is_dir():
+        return None
+    if _has_ratings(path):
+        return path
+    subs = [p for p in sorted(path.iterdir()) if p.is_dir() and _has_ratings(p)]
+    if subs:
+        return subs[0] if len(subs) == 1 else path
+    for zname in _zip_names(entry):
+        if (path / zname).is_file():
+            return path / zname
+    return None
+
+
 def locate(name: str) -> Path | None:
-    """Where ``name`` is on this machine (folder or zip), or None. Never downloads."""
+    """Where ``name`` is on this machine (folder or zip), or None. Never downloads.
+
+    Looks in ``$RBMREC_DATA_DIR``, then the cache, for ``<name>/`` or ``<release folder>/``
+    (holding the files, the extracted release folder, or the release zip) and ``<name>.zip``.
+    """
     entry = info(name)
     roots = [r for r in (data_dir(), cache_dir()) if r is not None]
     for root in roots:
         for cand in (root / name, root / entry.folder, root / f"{name}.zip"):
-            if _has_ratings(cand):
-                return cand
+            found = _find_release(cand, entry)
+            if found is not None:
+                return found
     return None
+
+
+def _placement_advice(name: str) -> str:
+    """Where a user may put a release by hand: exactly what :func:`locate` accepts."""
+    entry = info(name)
+    zname = _zip_names(entry)[0]
+    places = [str(cache_dir()), "$RBMREC_DATA_DIR"]
+    return (
+        f"put the zip {zname} or its extracted {entry.folder}/ folder inside "
+        f"{' or '.join(f'{p}/{name}/' for p in places)} (or the zip at {cache_dir() / zname})"
+    )
+
+
+def _foreign_files(folder: Path, known: Sequence[str] = ()) -> list[str]:
+    """Files under ``folder`` that no download of rbmrec wrote (relative paths, sorted).
+
+    Ours are those its record lists and ``known`` (the files of the release being
+    installed: a cache written before the record existed holds just those).
+    """
+    if not folder.is_dir():
+        return [folder.name]
+    ours: set[str] = set(known)
+    manifest = folder / _MANIFEST
+    if manifest.is_file():
+        with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+            listed = json.loads(manifest.read_text(encoding="utf-8"))
+            ours = {str(p) for p in listed} if isinstance(listed, list) else set()
+    found = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    return sorted(f for f in found if f != _MANIFEST and f not in ours)
+
+
+def _refuse_foreign(final: Path, name: str, known: Sequence[str] = ()) -> None:
+    foreign = _foreign_files(final, known)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise DownloadError(
+            f"{final} already exists and holds files rbmrec did not download ({shown}); a "
+            f"download would replace that folder, so nothing was done: move those files "
+            f"elsewhere (or delete the folder) and call rbmrec.datasets.download({name!r}) "
+            "again"
+        )
 
 
 def load(name: str, *, download: bool = True, **kwargs: Any) -> Any:
@@ -223,7 +323,7 @@ def load(name: str, *, download: bool = True, **kwargs: Any) -> Any:
         if not download:
             raise FileNotFoundError(
                 f"{name} not found in {_where()}; call rbmrec.datasets.download({name!r}) "
-                "or place the release folder there"
+                f"or {_placement_advice(name)}"
             )
         path = _download(name)
     return load_movielens(path, **kwargs)
@@ -275,8 +375,7 @@ def _fetch(url: str, target_dir: Path, name: str, progress: bool) -> tuple[Path,
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
             f"could not download {name} from {url}: {reason}. If this machine is offline, "
-            f"fetch the file elsewhere and put the zip or its extracted folder at "
-            f"{cache_dir() / name} or under $RBMREC_DATA_DIR/{name}/"
+            f"fetch the file elsewhere and {_placement_advice(name)}"
         ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -335,18 +434,31 @@ def download(
     Returns
     -------
     Path
-        ``<cache>/<name>/``.
+        ``<cache>/<name>/`` (or, without ``force``, what :func:`locate` finds there: e.g. a
+        release folder or zip placed inside it by hand).
 
     Raises
     ------
     DownloadError
-        Offline or unreachable server, checksum mismatch, corrupted archive.
+        Offline or unreachable server, checksum mismatch, corrupted archive, or
+        ``<cache>/<name>`` holds files rbmrec did not download (they are never deleted).
+    ValueError
+        ``md5`` is not 32 hexadecimal digits.
     """
     entry = info(name)
+    if md5 is not None:
+        if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", md5.strip()):
+            raise ValueError(f"md5 must be 32 hexadecimal digits, got {md5!r}")
+        md5 = md5.strip()
     cache = cache_dir()
     final = cache / name
-    if _has_ratings(final) and not force:
-        return final
+    found = _find_release(final, entry) if final.exists() else None
+    if found is not None and not force:
+        return found
+    if final.exists() and ((final / _MANIFEST).is_file() or not _has_ratings(final)):
+        # Before downloading anything. A release folder without a record (written by an
+        # older rbmrec, or by hand) is checked against the new archive's files below.
+        _refuse_foreign(final, name)
     cache.mkdir(parents=True, exist_ok=True)
     source = url or entry.url
     expected = (md5 or entry.md5 or _published_md5(entry.url)).lower()
@@ -370,10 +482,14 @@ def download(
             for fname, digest in entry.file_md5.items():
                 if (inner / fname).is_file() and _md5_of(inner / fname) != digest:
                     raise DownloadError(f"{name}: {fname} does not match its known md5 {digest}")
+            files = sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_file())
+            (inner / _MANIFEST).write_text(json.dumps(files), encoding="utf-8")
             if final.exists():
+                # Checked again: files may have been added during the download.
+                _refuse_foreign(final, name, files)
                 old = cache / f".{name}-old-{os.getpid()}"
                 os.replace(final, old)
-                shutil.rmtree(old, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)  # only files rbmrec wrote
             os.replace(inner, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -27,6 +27,10 @@ from rbmrec.errors import DataError
 class Source:
     """A release folder or zip archive, addressed by file base names.
 
+    Files are read from one release root: the folder itself (or, after :meth:`descend`, the
+    one sub-folder holding a ratings file), or the zip folder whose ratings file sits at the
+    shallowest depth. Files elsewhere in the folder or archive are never read.
+
     Parameters
     ----------
     path : str or Path
@@ -37,6 +41,7 @@ class Source:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._zip: zipfile.ZipFile | None = None
+        self._names: list[str] = []
         self._members: dict[str, str] = {}
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such file or folder")
@@ -50,20 +55,63 @@ class Source:
                     f"{self.path}: not a readable zip archive ({exc}); the file is corrupted "
                     "or truncated: delete it and download it again"
                 ) from exc
-            # Shallowest member wins when a base name repeats (e.g. __MACOSX copies).
-            for info in sorted(self._zip.infolist(), key=lambda i: i.filename.count("/")):
-                if info.is_dir() or "__MACOSX" in info.filename:
-                    continue
-                self._members.setdefault(info.filename.rsplit("/", 1)[-1], info.filename)
+            self._names = [
+                info.filename
+                for info in self._zip.infolist()
+                if not info.is_dir() and "__MACOSX" not in info.filename
+            ]
+            # Default root: the top level, or the one top folder everything sits under.
+            tops = {n.split("/", 1)[0] + "/" if "/" in n else "" for n in self._names}
+            self._use_prefix(tops.pop() if len(tops) == 1 else "")
+
+    def _use_prefix(self, prefix: str) -> None:
+        """Address the zip members directly inside folder ``prefix`` (``""``: top level)."""
+        self._prefix = prefix
+        self._members = {
+            n[len(prefix) :]: n
+            for n in self._names
+            if n.startswith(prefix) and "/" not in n[len(prefix) :]
+        }
 
     def descend(self, markers: Sequence[str]) -> None:
-        """If a folder has none of ``markers`` but one sub-folder has, use that sub-folder."""
-        if self._zip is not None or any((self._root / m).is_file() for m in markers):
+        """Choose the release root: the shallowest folder holding one of ``markers``.
+
+        A folder is used as is when it holds a marker, else its one sub-folder that does. In
+        a zip, the markers at the smallest depth decide (a stray copy deeper down, e.g.
+        ``ml-1m/extra/backup/u.data``, is ignored). Without any marker nothing changes.
+
+        Raises
+        ------
+        DataError
+            Several folders qualify (e.g. a zip or folder holding both ``ml-1m/`` and
+            ``ml-100k/``): the message lists them.
+        """
+        if self._zip is not None:
+            hits = [n for n in self._names if n.rsplit("/", 1)[-1] in markers]
+            if not hits:
+                return
+            depth = min(n.count("/") for n in hits)
+            roots = sorted(
+                {n.rsplit("/", 1)[0] + "/" if depth else "" for n in hits if n.count("/") == depth}
+            )
+            if len(roots) > 1:
+                raise DataError(
+                    f"{self.path}: holds {len(roots)} MovieLens releases "
+                    f"({', '.join(roots)}); extract the one you want and load its folder"
+                )
+            self._use_prefix(roots[0])
             return
-        subs = [p for p in self._root.iterdir() if p.is_dir()]
-        hits = [p for p in subs if any((p / m).is_file() for m in markers)]
-        if len(hits) == 1:
-            self._root = hits[0]
+        if any((self._root / m).is_file() for m in markers):
+            return
+        subs = sorted(p for p in self._root.iterdir() if p.is_dir())
+        hits_dirs = [p for p in subs if any((p / m).is_file() for m in markers)]
+        if len(hits_dirs) > 1:
+            raise DataError(
+                f"{self._root}: holds {len(hits_dirs)} MovieLens releases "
+                f"({', '.join(p.name for p in hits_dirs)}); pass the folder of the one you want"
+            )
+        if len(hits_dirs) == 1:
+            self._root = hits_dirs[0]
 
     @property
     def name(self) -> str:

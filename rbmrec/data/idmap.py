@@ -43,9 +43,19 @@ def _as_id_array(
     DataError
         Not 1-D, booleans, a missing id (``None`` or NaN in an object array), or an unsigned
         id beyond the int64 range.
+    TypeError
+        Bytes (or complex) ids: ``b"a"`` would never be found by ``to_index("a")``.
     """
     loc = where or (lambda k: f"position {k}")
     noun = "id" if what == "id" else f"{what} id"
+    if isinstance(values, list | tuple):
+        # numpy would turn ["a", b"b"] into the str "b" or "b'b'": check the elements first.
+        for k, v in enumerate(values):
+            if isinstance(v, bytes | bytearray):
+                raise TypeError(
+                    f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode "
+                    "them first (e.g. b.decode())"
+                )
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -65,11 +75,24 @@ def _as_id_array(
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "b":
         raise DataError("ids must be integers or strings, not booleans")
+    if arr.dtype.kind in "SV" and arr.size:
+        # b"a" would never match the str "a" that lookups and files give: decode first.
+        raise TypeError(
+            f"{noun}s must be integers or str, not bytes ({arr[0].item()!r}); decode them "
+            "first (e.g. [b.decode() for b in ids])"
+        )
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{noun}s must be integers or str, not complex numbers")
     if arr.dtype.kind == "O":
         for k, v in enumerate(arr):
             # str(None) == "None" and str(nan) == "nan" would become real ids.
             if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
                 raise DataError(f"{loc(k)}: missing {noun} ({v!r})")
+            if isinstance(v, bytes | bytearray):
+                raise TypeError(
+                    f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode "
+                    "them first (e.g. b.decode())"
+                )
         if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr):
             try:
                 return arr.astype(np.int64)

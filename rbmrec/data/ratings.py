@@ -54,6 +54,8 @@ def as_rating_csr(matrix: Any) -> sp.csr_matrix:
 
     Raises
     ------
+    TypeError
+        The matrix holds complex numbers.
     DataError
         The matrix is not 2-D; a sparse matrix stores some (user, item) pair more than once
         (scipy would silently sum the ratings); or a rating is NaN or infinite (also after
@@ -61,6 +63,9 @@ def as_rating_csr(matrix: Any) -> sp.csr_matrix:
     """
     if hasattr(matrix, "user_items") and not sp.issparse(matrix):
         return matrix.user_items
+    if np.iscomplexobj(matrix.data if sp.issparse(matrix) else np.asarray(matrix)):
+        # The cast to float32 would drop the imaginary part with only a warning.
+        raise TypeError("ratings must be real numbers, got a complex matrix")
     if sp.issparse(matrix):
         _check_no_repeated_pairs(matrix)
         m = sp.csr_matrix(matrix)
@@ -88,17 +93,18 @@ def as_rating_csr(matrix: Any) -> sp.csr_matrix:
     return m
 
 
-def _check_no_repeated_pairs(matrix: Any) -> None:
+def _check_no_repeated_pairs(matrix: Any, what: str = "ratings") -> None:
     """Raise :class:`DataError` if a scipy sparse matrix stores a (row, column) pair twice.
 
     COO (and non-canonical CSR/CSC) matrices may hold repeated entries, which scipy sums on
-    conversion: two ratings 4 and 5 would become one rating 9.
+    conversion: two ratings 4 and 5 would become one rating 9 (two timestamps, a date
+    centuries away). ``what`` names the matrix in the message ("ratings", "timestamps").
     """
     rep = repeated_entry(matrix)
     if rep is not None:
         raise DataError(
-            f"the sparse matrix stores (user {rep.row}, item {rep.col}) {rep.count} times "
-            "(scipy would add the ratings up); keep one entry per pair, or use "
+            f"the sparse {what} matrix stores (user {rep.row}, item {rep.col}) {rep.count} "
+            f"times (scipy would add the {what} up); keep one entry per pair, or use "
             "Ratings.from_arrays with duplicates='last' or 'mean'"
         )
 
@@ -349,14 +355,23 @@ class Ratings:
             )
         if r.dtype.kind not in "iuf":
             raise DataError(f"ratings must be numeric, got dtype {r.dtype}")
-        r = r.astype(np.float64, copy=False)
+        given = r
+        # Checked as stored (float32): 1e-50 becomes 0 and 1e39 infinity there.
+        with np.errstate(over="ignore", under="ignore"):
+            r = r.astype(np.float32)
         bad = np.flatnonzero(~np.isfinite(r))
         if bad.size:
-            raise DataError(f"{loc(bad[0])}: rating {r[bad[0]]} is not a finite number")
+            k = bad[0]
+            problem = "is not a finite number"
+            if np.isfinite(given[k]):
+                problem = "is beyond the float32 range of stored ratings (about 3.4e38)"
+            raise DataError(f"{loc(k)}: rating {given[k].item()!r} {problem}")
         bad = np.flatnonzero(r == 0)
         if bad.size:
+            k = bad[0]
+            shown = "" if given[k] == 0 else f" ({given[k].item()!r} rounds to 0 in float32)"
             raise DataError(
-                f"{loc(bad[0])}: rating of 0: sparse storage cannot tell a 0 rating from a "
+                f"{loc(k)}: rating of 0{shown}: sparse storage cannot tell a 0 rating from a "
                 "missing one; shift the scale (e.g. 1..5) or drop those rows"
             )
         for raw, what in ((u_raw, "user"), (i_raw, "item")):
@@ -406,7 +421,10 @@ class Ratings:
                 last = np.r_[start[1:] - 1, key.size - 1]
                 if duplicates == "mean":
                     counts = np.diff(np.r_[start, key.size])
-                    data = np.add.reduceat(data, start) / counts
+                    # Averaged in float64 (no float32 overflow), checked as stored.
+                    data = np.add.reduceat(data.astype(np.float64), start) / counts
+                    with np.errstate(under="ignore"):
+                        data = data.astype(np.float32)
                     if np.any(data == 0):
                         raise DataError(
                             "duplicate ratings average to 0, which sparse storage cannot "
@@ -421,7 +439,7 @@ class Ratings:
         cols = (key % n_items).astype(np.int32)
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-        m = make_csr(data.astype(np.float32), cols, indptr, (n_users, n_items))
+        m = make_csr(data, cols, indptr, (n_users, n_items))
         t = None if tsd is None else make_csr(tsd, cols, indptr, (n_users, n_items))
         return cls(m, user_ids, item_ids, timestamps=t, _checked=True, **kwargs)
 
@@ -667,6 +685,10 @@ def _epoch_seconds(ts: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
 
 
 def _aligned_timestamps(ts: Any, m: sp.csr_matrix) -> sp.csr_matrix:
+    """``ts`` as int64 CSR with the pattern of ``m``; repeated (user, item) entries in a
+    sparse ``ts`` raise :class:`DataError` (converting would add them up)."""
+    if sp.issparse(ts):
+        _check_no_repeated_pairs(ts, "timestamps")
     t = sp.csr_matrix(ts)
     if t.shape != m.shape:
         raise DataError(f"timestamps has shape {t.shape}, ratings {m.shape}")

@@ -101,22 +101,92 @@ class PlantedTruth:
 
 
 def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """Power-law weights over a random ranking of ``n`` things.
+    """Power-law weights over a random ranking of ``n`` things, shape (n,), finite, max > 0.
 
     Zipf-Mandelbrot ``(rank + 1 + q) ** -exponent`` with ``q = n / 100``: the shift keeps
     the head from being a handful of extreme users/items while the tail stays a power law.
     """
-    rank = rng.permutation(n)
-    return (rank + 1.0 + n / 100) ** -float(exponent)
+    return _power_weights(_zipf_base(n, rng), exponent)
+
+
+def _zipf_base(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``rank + 1 + n / 100`` over a random ranking of ``n`` things, shape (n,)."""
+    return rng.permutation(n) + 1.0 + n / 100
+
+
+def _power_weights(base: np.ndarray, exponent: float) -> np.ndarray:
+    """``base ** -exponent``; when that would underflow (a large exponent), the same weights
+    relative to the largest one, computed in log space (the smallest may round to 0)."""
+    weights = base ** -float(exponent)
+    if _is_normal(weights):
+        return weights  # the plain formula is exact: keep it (same data as before)
+    log_w = -float(exponent) * np.log(base)
+    return np.exp(log_w - log_w.max())
+
+
+def _is_normal(weights: np.ndarray) -> bool:
+    """True when every weight is a finite float64 with full precision (not subnormal)."""
+    return bool(
+        weights.size == 0
+        or (np.all(np.isfinite(weights)) and weights.min() >= np.finfo(np.float64).tiny)
+    )
+
+
+def _allocate_power(
+    base: np.ndarray, exponent: float, total: int, low: int, high: int
+) -> np.ndarray:
+    """:func:`_allocate` with weights ``base ** -exponent`` (shape (n,)), in log space when
+    they would underflow, so any finite exponent gives finite counts; int64, shape (n,)."""
+    weights = base ** -float(exponent)
+    if _is_normal(weights):
+        return _allocate(weights, total, low, high)  # same counts as before
+    log_w = -float(exponent) * np.log(base)
+    log_w -= log_w.max()
+    n = log_w.size
+    total = int(min(max(total, n * low), n * high))
+
+    def scaled(t: float) -> np.ndarray:
+        with np.errstate(over="ignore", under="ignore"):
+            return np.clip(np.exp(log_w + t), low, high)
+
+    # sum(scaled(t)) grows with t from n * low (t -> -inf) to n * high (t = t_hi).
+    t_lo, t_hi = -1.0, float(np.log(max(high, 1)) - log_w.min() + 1.0)
+    for _ in range(200):
+        mid = (t_lo + t_hi) / 2
+        if scaled(mid).sum() < total:
+            t_lo = mid
+        else:
+            t_hi = mid
+    return _round_counts(scaled(t_hi), total, high)
 
 
 def _allocate(weights: np.ndarray, total: int, low: int, high: int) -> np.ndarray:
     """Integer counts proportional to ``weights``, each in [low, high], summing to ``total``
-    (or as close as the bounds allow)."""
+    (or as close as the bounds allow).
+
+    Parameters
+    ----------
+    weights : ndarray of float, shape (n,)
+        Positive finite weights (see :func:`_allocate_power` for weights that underflow).
+    total : int
+    low, high : int
+        Bounds of each count.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        The weights are not positive and finite, or the counts are not finite.
+    """
     n = weights.size
+    if n and not (np.all(np.isfinite(weights)) and weights.min() > 0):
+        raise ValueError("weights must be positive finite numbers")
     total = int(min(max(total, n * low), n * high))
     lo, hi = 0.0, 1.0
-    while np.clip(weights * hi, low, high).sum() < total:
+    while np.clip(weights * hi, low, high).sum() < total and np.isfinite(hi):
         hi *= 2.0
     for _ in range(100):
         mid = (lo + hi) / 2
@@ -124,7 +194,17 @@ def _allocate(weights: np.ndarray, total: int, low: int, high: int) -> np.ndarra
             lo = mid
         else:
             hi = mid
-    real = np.clip(weights * hi, low, high)
+    return _round_counts(np.clip(weights * hi, low, high), total, high)
+
+
+def _round_counts(real: np.ndarray, total: int, high: int) -> np.ndarray:
+    """Integer counts from real ones (shape (n,), in [low, high]): floors, then +1 for the
+    largest fractional parts until they sum to ``total``; int64, shape (n,)."""
+    if not np.all(np.isfinite(real)):
+        raise ValueError(
+            "the number of ratings per user cannot be computed (non-finite counts); use a "
+            "smaller activity exponent"
+        )
     counts = np.floor(real).astype(np.int64)
     short = total - int(counts.sum())
     if short > 0:
@@ -150,6 +230,30 @@ def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scaled, alias
 
 
+# A row that gains no new item in _STALL_ROUNDS successive rounds, or in _SLOW_ROUNDS rounds
+# while the probability mass of the items it still lacks is below 1 / _STALL_ROUNDS (so its
+# last item alone would take about _STALL_ROUNDS rounds), switches to exponential keys: its
+# missing items are nearly unreachable by drawing with replacement (e.g. items of other taste
+# groups with a huge ``exposure``). Rows of ordinary parameters never stall that long (at
+# most ~10 rounds with the defaults), so their data is unchanged.
+_STALL_ROUNDS = 256
+_SLOW_ROUNDS = 16
+
+
+def _exponential_keys(
+    rng: np.random.Generator, probs: np.ndarray, k: int, exclude: np.ndarray | None = None
+) -> np.ndarray:
+    """``k`` distinct items drawn without replacement with probabilities ``probs`` (shape
+    (n_items,)), avoiding ``exclude`` (Efraimidis & Spirakis 2006: the ``k`` smallest keys
+    ``E / p`` with ``E`` standard exponential); items of probability 0 come last, in random
+    order. Returns int64 item indices, shape (k,)."""
+    with np.errstate(divide="ignore"):
+        keys = rng.exponential(size=probs.size) / probs
+    if exclude is not None and exclude.size:
+        keys[exclude] = np.nan  # sorts after inf
+    return np.argpartition(keys, k - 1)[:k].astype(np.int64)
+
+
 def _sample_rows(
     rng: np.random.Generator,
     counts: np.ndarray,
@@ -161,21 +265,24 @@ def _sample_rows(
 
     Returns sorted keys ``row * n_items + item``. Rows draw exactly their shortfall with
     replacement in each round and drop repeats, which is sequential sampling without
-    replacement done in batches; rows wanting more than a quarter of the items use
-    exponential keys (Efraimidis & Spirakis 2006) instead.
+    replacement done in batches; rows wanting more than a quarter of the items, and rows that
+    stop making progress (see ``_STALL_ROUNDS``), use exponential keys
+    (Efraimidis & Spirakis 2006) instead: for a stalled row, over the items it does not have
+    yet, which continues the same successive sampling. Always terminates.
     """
     n_items = probs.size
     prob_keep, alias = table
     dense = counts > n_items // 4
     done: list[np.ndarray] = []
     for r in np.flatnonzero(dense):
-        keys = rng.exponential(size=n_items) / probs
-        top = np.argpartition(keys, int(counts[r]) - 1)[: int(counts[r])]
-        done.append(r * n_items + top.astype(np.int64))
+        top = _exponential_keys(rng, probs, int(counts[r]))
+        done.append(r * n_items + top)
     pending = np.flatnonzero(~dense & (counts > 0)).astype(np.int64)
     chosen = np.zeros(0, dtype=np.int64)
     need = counts.astype(np.int64)
     finished = np.zeros(counts.size, dtype=bool)
+    have = np.zeros(counts.size, dtype=np.int64)
+    stalls = np.zeros(counts.size, dtype=np.int64)
     while pending.size:
         rows = np.repeat(pending, need[pending])
         pick = rng.integers(0, n_items, rows.size)
@@ -184,12 +291,35 @@ def _sample_rows(
         keys.sort()
         uniq = keys[np.r_[True, keys[1:] != keys[:-1]]]
         urow = uniq // n_items
+        before = have[pending]
         have = np.bincount(urow, minlength=counts.size)
+        stalls[pending] = np.where(have[pending] > before, 0, stalls[pending] + 1)
         finished[pending] = have[pending] == counts[pending]
         over = finished[urow]
         done.append(uniq[over])
         chosen = uniq[~over]
         pending = pending[~finished[pending]]
+        stalled = pending[stalls[pending] >= _SLOW_ROUNDS]
+        if stalled.size:
+            held_mass = np.bincount(urow, weights=probs[uniq % n_items], minlength=counts.size)
+            slow = (stalls[stalled] >= _STALL_ROUNDS) | (
+                1.0 - held_mass[stalled] < 1.0 / _STALL_ROUNDS
+            )
+            stuck = stalled[slow]
+        else:
+            stuck = stalled
+        if stuck.size:
+            is_stuck = np.zeros(counts.size, dtype=bool)
+            is_stuck[stuck] = True
+            mine = is_stuck[chosen // n_items]
+            held, chosen = chosen[mine], chosen[~mine]
+            held_row = held // n_items
+            for r in stuck:
+                have_items = held[held_row == r] % n_items
+                extra = _exponential_keys(rng, probs, int(counts[r] - have_items.size), have_items)
+                done.append(r * n_items + np.concatenate([have_items, extra]))
+            finished[stuck] = True
+            pending = pending[~is_stuck[pending]]
         need[pending] = counts[pending] - have[pending]
     return np.sort(np.concatenate(done)) if done else np.zeros(0, dtype=np.int64)
 
@@ -267,8 +397,12 @@ def make_ratings(
             raise ValueError(f"{label} must be a positive int, got {value!r}")
     if not (0 < density <= 1):
         raise ValueError(f"density must be in (0, 1], got {density!r}")
-    if not (0 <= min_per_user <= n_items):
-        raise ValueError(f"min_per_user must be in [0, n_items], got {min_per_user!r}")
+    if (
+        isinstance(min_per_user, bool)
+        or not isinstance(min_per_user, int | np.integer)
+        or not (0 <= min_per_user <= n_items)
+    ):
+        raise ValueError(f"min_per_user must be an int in [0, n_items], got {min_per_user!r}")
     for value, label in (
         (noise, "noise"),
         (bias, "bias"),
@@ -307,8 +441,9 @@ def make_ratings(
         high=high,
         n_groups=int(n_groups),
     )
-    counts = _allocate(
-        _zipf_weights(n_users, activity, s_struct),
+    counts = _allocate_power(
+        _zipf_base(n_users, s_struct),
+        activity,
         round(density * n_users * n_items),
         min_per_user,
         n_items,
@@ -320,6 +455,9 @@ def make_ratings(
     group_probs, group_tables = [], []
     for g in range(n_groups):
         w = pop * np.where(truth.item_group == g, exposure, 1.0)
+        if not np.isfinite(w.sum()):
+            # A huge exposure overflows: the same weights relative to the group's own items.
+            w = pop * np.where(truth.item_group == g, 1.0, 1.0 / exposure)
         group_probs.append(w / w.sum())
         group_tables.append(_alias_table(group_probs[-1]))
 

@@ -76,7 +76,9 @@ def load_table(
     user, item, rating : str or int
         Column names, or 0-based positions (e.g. for files without a header). Ids in text
         files are integers when every value is written as a plain integer, else strings
-        (``0042`` stays the string id ``"0042"``).
+        (``0042`` stays the string id ``"0042"``); spaces around text-file values are
+        ignored, while parquet string ids are kept exactly as stored (``" a"`` is not
+        ``"a"``).
     timestamp : str or int, optional
         Column of integer timestamps (seconds) or dates/datetimes: typed, or ISO 8601 text
         (``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS`` or ``YYYY-MM-DDTHH:MM:SS``, optionally with
@@ -105,7 +107,8 @@ def load_table(
     ------
     DataError
         Missing columns, empty file, or a bad value (including a missing or blank id): the
-        message names the file and line.
+        message names the file and line (parquet: row). Blank lines of text files are
+        skipped; an all-null parquet row is an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -170,10 +173,11 @@ def load_table(
     if timestamp is not None:
         cols["timestamp"] = _column(df, timestamp, "timestamp", path)
     df = df.select(**{k: pl.col(v) for k, v in cols.items()})
-    # Blank lines come back as all-null rows: drop them, remembering original positions.
-    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
     rows = np.arange(df.height)
-    if blank.any():
+    # Blank lines of a text file come back as all-null rows: drop them, remembering original
+    # positions. A parquet file has no blank lines: an all-null row there is a missing id.
+    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
+    if raw is not None and blank.any():
         keep = ~blank.to_numpy()
         rows = rows[keep]
         df = df.filter(~blank)
@@ -202,7 +206,10 @@ def load_table(
     elif not rat.dtype.is_numeric():
         raise DataError(f"{path}: rating column {cols['rating']!r} has type {rat.dtype}")
     rat = rat.cast(pl.Float64)
-    ids = {key: _ids(df[key], cols[key], lambda k: where(rows[k])) for key in ("user", "item")}
+    ids = {
+        key: _ids(df[key], cols[key], lambda k: where(rows[k]), strip=raw is not None)
+        for key in ("user", "item")
+    }
     for key, arr in ids.items():
         if arr.dtype.kind == "i":
             neg = np.flatnonzero(arr < 0)
@@ -210,7 +217,7 @@ def load_table(
                 raise fail(int(neg[0]), f"negative {key} id {arr[neg[0]]}")
     ts = None
     if timestamp is not None:
-        ts = _timestamps(df["timestamp"], cols["timestamp"], fail)
+        ts = _timestamps(df["timestamp"], cols["timestamp"], fail, lambda k: where(rows[k]))
     return Ratings.from_arrays(
         ids["user"],
         ids["item"],
@@ -245,14 +252,16 @@ def _name_long_line(
             )
 
 
-def _ids(col: pl.Series, name: str, where: Any) -> np.ndarray:
+def _ids(col: pl.Series, name: str, where: Any, strip: bool = True) -> np.ndarray:
     """Integer ids when every value is an integer written plainly, else strings.
 
     Text such as ``0042`` or ``+42`` stays a string id: read as the integer 42 it would no
-    longer match the id a user types from the file.
+    longer match the id a user types from the file. ``strip``: spaces around a value are
+    dropped (text files, where they are layout); a parquet string is taken as stored, so
+    ``"a"`` and ``" a"`` stay two ids.
     """
     if col.dtype == pl.String:
-        stripped = col.str.strip_chars()
+        stripped = col.str.strip_chars() if strip else col
         as_int = stripped.cast(pl.Int64, strict=False)
         if as_int.null_count() == 0 and (as_int.cast(pl.String) == stripped).all():
             return as_int.to_numpy()
@@ -260,8 +269,21 @@ def _ids(col: pl.Series, name: str, where: Any) -> np.ndarray:
     return _id_column(col, name, where)
 
 
-def _timestamps(col: pl.Series, name: str, fail: Any) -> np.ndarray:
-    """Seconds since the epoch from integers, dates or ISO date/datetime text."""
+_ACCEPTED_TIMES = (
+    "accepted: integer seconds since the epoch, or ISO 8601 dates YYYY-MM-DD and datetimes "
+    "YYYY-MM-DD[T or space]HH:MM[:SS[.fff]], optionally with Z or +HH:MM (naive times are UTC)"
+)
+
+
+def _timestamps(
+    col: pl.Series, name: str, fail: Any, where: Any = lambda k: f"row {k}"
+) -> np.ndarray:
+    """Seconds since the epoch from integers, dates or ISO date/datetime text.
+
+    Each layout of ISO text (date only, with seconds, with an offset, ...) is parsed on its
+    own: polars infers one format per call, from the first value. Offset-less values are UTC.
+    A column mixing integers and dates is refused, naming a line of each.
+    """
     if col.dtype != pl.String:
         return _timestamp_column(col, name)
     text = col.str.strip_chars()
@@ -269,13 +291,28 @@ def _timestamps(col: pl.Series, name: str, fail: Any) -> np.ndarray:
     if as_int.null_count() == 0:
         return as_int.to_numpy()
     iso = text.str.contains(_ISO_DATETIME)
-    as_dt = text.str.to_datetime(strict=False, time_zone="UTC")
-    bad = ~iso | as_dt.is_null()
+    is_int = as_int.is_not_null()
+    bad = ~iso & ~is_int
     if bad.any():
         k = int(bad.arg_true()[0])
         raise fail(
-            k,
-            f"timestamp {text[k]!r} is neither an integer nor an ISO date (YYYY-MM-DD, "
-            "optionally with THH:MM:SS)",
+            k, f"timestamp {text[k]!r} is neither an integer nor an ISO date ({_ACCEPTED_TIMES})"
         )
-    return _timestamp_column(as_dt, name)
+    if is_int.any():
+        k_int, k_iso = int(is_int.arg_true()[0]), int(iso.arg_true()[0])
+        raise fail(
+            max(k_int, k_iso),
+            f"timestamps mix formats: integer {text[k_int]!r} ({where(k_int)}) and date "
+            f"{text[k_iso]!r} ({where(k_iso)}); use one format for the whole column "
+            f"({_ACCEPTED_TIMES})",
+        )
+    shape = text.str.replace_all("[0-9]", "9")
+    seconds = np.zeros(text.len(), dtype=np.int64)
+    for layout in shape.unique(maintain_order=True):
+        mask = (shape == layout).to_numpy()
+        part = text.filter(pl.Series(mask)).str.to_datetime(strict=False, time_zone="UTC")
+        if part.is_null().any():
+            k = int(np.flatnonzero(mask)[int(part.is_null().arg_true()[0])])
+            raise fail(k, f"timestamp {text[k]!r} is not a valid date or time ({_ACCEPTED_TIMES})")
+        seconds[mask] = _timestamp_column(part, name)
+    return seconds

@@ -208,3 +208,99 @@ def test_mirror_url_still_checked(release, tmp_path):
     with pytest.raises(DownloadError, match="checksum mismatch"):
         ds.download("ml-100k", url=other.as_uri(), progress=False)
     assert ds.download("ml-100k", url=release.as_uri(), progress=False).is_dir()
+
+
+# --------------------------------------------------------------------------- hand-placed data
+
+
+def test_nested_release_folder_and_inner_zip_are_found(monkeypatch, tmp_path):
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    monkeypatch.setenv("RBMREC_DATA_DIR", str(tmp_path / "data"))
+    # $RBMREC_DATA_DIR/ml-100k/ml-100k/u.data: the extracted folder put inside ml-100k/.
+    nested = write_100k(tmp_path / "data" / "ml-100k" / "ml-100k")
+    assert ds.locate("ml-100k") == nested
+    assert ds.load("ml-100k", download=False).n_ratings == N_RATINGS
+    # <cache>/ml-1m/ml-1m.zip: the zip put inside the folder the message names.
+    src = write_100k(tmp_path / "src" / "ml-1m")  # any small release layout will do
+    (cache / "ml-1m").mkdir(parents=True)
+    z = zip_folder(src, cache / "ml-1m" / "ml-1m.zip")
+    assert ds.locate("ml-1m") == z
+    assert ds.load("ml-1m", download=False).n_ratings == N_RATINGS
+
+
+def test_offline_message_names_places_locate_accepts(monkeypatch, tmp_path):
+    def offline(url, timeout=60.0):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(ds, "_urlopen", offline)
+    with pytest.raises(DownloadError) as err:
+        ds.download("ml-1m", progress=False)
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    message = str(err.value)
+    assert f"{cache / 'ml-1m'}/" in message and "ml-1m.zip" in message
+    # Following the advice literally works: the zip inside the named folder, or beside it.
+    src = write_100k(tmp_path / "src" / "ml-1m")
+    (cache / "ml-1m").mkdir()
+    zip_folder(src, cache / "ml-1m" / "ml-1m.zip")
+    assert ds.load("ml-1m", download=False).n_ratings == N_RATINGS
+
+
+def test_download_never_deletes_files_it_did_not_write(release):
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    folder = cache / "ml-100k"
+    write_100k(folder / "ml-100k")  # the user's own extracted copy, one level down
+    (folder / "notes.txt").write_text("my notes")
+    # Found as placed: no download, nothing touched.
+    assert ds.download("ml-100k", progress=False) == folder / "ml-100k"
+    with pytest.raises(DownloadError, match=r"did not download \(ml-100k/u\.data.*notes\.txt"):
+        ds.download("ml-100k", force=True, progress=False)
+    assert (folder / "notes.txt").read_text() == "my notes"
+    assert (folder / "ml-100k" / "u.data").is_file()
+    assert _leftovers(cache) == []
+
+
+def test_download_refuses_a_folder_without_ratings_holding_other_files(release):
+    cache = Path(os.environ["RBMREC_CACHE_DIR"])
+    (cache / "ml-100k").mkdir(parents=True)
+    (cache / "ml-100k" / "README.txt").write_text("mine")
+    with pytest.raises(DownloadError, match=r"README\.txt"):
+        ds.download("ml-100k", progress=False)
+    assert (cache / "ml-100k" / "README.txt").read_text() == "mine"
+
+
+def test_forced_download_replaces_its_own_files(release):
+    path = ds.download("ml-100k", progress=False)
+    (path / "u.data").write_text("1\t10\t5\t0\n")  # a damaged copy of a file it wrote
+    assert ds.download("ml-100k", force=True, progress=False) == path
+    assert ds.load("ml-100k").n_ratings == N_RATINGS
+
+
+def test_forced_download_over_a_cache_without_record(release):
+    """A cache written before downloads kept a record of their files holds just the
+    release's files: a forced download still replaces it, and still keeps a user's file."""
+    path = ds.download("ml-100k", progress=False)
+    (path / ds._MANIFEST).unlink()  # as an older rbmrec left it
+    (path / "u.data").write_text("1\t10\t5\t0\n")
+    assert ds.download("ml-100k", force=True, progress=False) == path
+    assert ds.load("ml-100k").n_ratings == N_RATINGS
+    (path / ds._MANIFEST).unlink()
+    (path / "notes.txt").write_text("my notes")
+    with pytest.raises(DownloadError, match=r"did not download \(notes\.txt\)"):
+        ds.download("ml-100k", force=True, progress=False)
+    assert (path / "notes.txt").read_text() == "my notes"
+
+
+def test_demo_is_built_in_not_unknown():
+    for call in (ds.info, ds.download):
+        with pytest.raises(DataError, match="'demo' is the built-in synthetic data set") as err:
+            call("demo")
+        assert "unknown" not in str(err.value)
+    with pytest.raises(DataError, match=r"unknown data set 'ml-2m'; known: ml-100k.*'demo'"):
+        ds.info("ml-2m")
+
+
+def test_md5_argument_is_stripped_and_validated(release):
+    good = f"  {_md5(release).upper()}\n"
+    assert ds.download("ml-100k", md5=good, progress=False).is_dir()
+    with pytest.raises(ValueError, match="md5 must be 32 hexadecimal digits"):
+        ds.download("ml-100k", md5="not-a-checksum", force=True, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from mlfiles import N_ITEMS, N_RATINGS, N_USERS, ROWS, TITLES, write_100k, write_csv, write_dat
 
 from rbmrec.data import load_movielens
+from rbmrec.errors import DataError
 
 
 def _check_small(r, timestamps=True):
@@ -160,3 +162,51 @@ def test_real_ml1m_counts(ml1m_dir: Path):
     star_wars = r.item_ids.to_index(260)
     assert r.item_titles([star_wars]) == ["Star Wars: Episode IV - A New Hope (1977)"]
     assert r.users.height == 6_040
+
+
+# --------------------------------------------------------------------------- release roots
+
+
+def _zip_tree(target: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(target, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return target
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_zip_ignores_a_stray_u_data_deeper_than_the_release(tmp_path):
+    # A stray 100K-style file deep inside an ML-1M zip must not win over ml-1m/ratings.dat.
+    files = {f"ml-1m/{k}": v for k, v in _tree(write_dat(tmp_path / "src" / "ml-1m")).items()}
+    files["ml-1m/extra/backup/u.data"] = b"99\t99\t1\t0\n"
+    r = load_movielens(_zip_tree(tmp_path / "ml-1m.zip", files))
+    assert r.info["release"] == "ml-1m"
+    _check_small(r)
+    assert 99 not in r.user_ids.raw.tolist()
+
+
+def test_zip_reads_metadata_from_the_release_root_only(tmp_path):
+    files = {f"ml-100k/{k}": v for k, v in _tree(write_100k(tmp_path / "src")).items()}
+    # u.item exists only in a sub-folder (a broken old copy): it is not the release's file.
+    del files["ml-100k/u.item"]
+    files["ml-100k/old/u.item"] = b"garbage without separators\n"
+    r = load_movielens(_zip_tree(tmp_path / "ml-100k.zip", files))
+    assert r.items is None
+    assert r.users is not None
+
+
+def test_zip_with_two_releases_is_refused_naming_both(tmp_path):
+    files = {f"ml-1m/{k}": v for k, v in _tree(write_dat(tmp_path / "a")).items()}
+    files.update({f"ml-100k/{k}": v for k, v in _tree(write_100k(tmp_path / "b")).items()})
+    with pytest.raises(DataError, match=r"2 MovieLens releases.*ml-100k/.*ml-1m/"):
+        load_movielens(_zip_tree(tmp_path / "both.zip", files))
+
+
+def test_folder_with_two_releases_is_refused_naming_both(tmp_path):
+    write_100k(tmp_path / "data" / "ml-100k")
+    write_dat(tmp_path / "data" / "ml-1m")
+    with pytest.raises(DataError, match=r"2 MovieLens releases.*ml-100k, ml-1m"):
+        load_movielens(tmp_path / "data")

@@ -177,6 +177,33 @@ def test_parquet(tmp_path):
         load_table(tmp_path / "bad.parquet")
 
 
+def test_parquet_string_ids_are_kept_as_stored(tmp_path):
+    f = tmp_path / "r.parquet"
+    pl.DataFrame(
+        {"user_id": ["a", " a", "b"], "item_id": ["x", "x", "x "], "rating": [1.0, 2.0, 3.0]}
+    ).write_parquet(f)
+    r = load_table(f)
+    # " a" is another user than "a", and "x " another item than "x": nothing is merged.
+    assert r.n_users == 3 and r.n_items == 2 and r.n_ratings == 3
+    assert sorted(r.user_ids.raw.tolist()) == [" a", "a", "b"]
+
+
+def test_text_ids_are_still_stripped(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("user_id,item_id,rating\na,x,1\n a ,x,2\n")
+    with pytest.raises(DataError, match="duplicate rating"):
+        load_table(f)
+
+
+def test_parquet_all_null_row_is_an_error_naming_the_row(tmp_path):
+    f = tmp_path / "r.parquet"
+    pl.DataFrame(
+        {"user_id": [1, None, 2], "item_id": [5, None, 6], "rating": [1.0, None, 2.0]}
+    ).write_parquet(f)
+    with pytest.raises(DataError, match=r"r\.parquet, row 1: missing user"):
+        load_table(f)
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
@@ -297,3 +324,29 @@ def test_table_line_with_too_many_fields_is_named(tmp_path, body, kwargs, line, 
     f.write_text(body)
     with pytest.raises(DataError, match=rf"ragged.txt, line {line}: 4 fields .* '{text}'"):
         load_table(f, **kwargs)
+
+
+def test_naive_and_offset_iso_datetimes_can_be_mixed(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text(
+        "user_id,item_id,rating,ts\n"
+        "1,1,4,2005-09-06T10:00:00\n"
+        "1,2,3,2005-09-06T10:00:00+02:00\n"
+        "2,1,5,2005-09-06\n"
+        "2,2,2,2005-09-06 10:00:00Z\n"
+    )
+    r = load_table(f, timestamp="ts")
+    t = r.timestamps.toarray()
+    ten_utc = int(dt.datetime(2005, 9, 6, 10, tzinfo=dt.UTC).timestamp())
+    # Naive = UTC; the +02:00 value is two hours earlier in UTC; a date is its midnight.
+    assert t[0, 0] == ten_utc and t[0, 1] == ten_utc - 7200
+    assert t[1, 0] == ten_utc - 10 * 3600 and t[1, 1] == ten_utc
+
+
+def test_integer_and_date_timestamps_mixed_names_both_lines(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("user_id,item_id,rating,ts\n1,1,4,100\n1,2,3,2005-01-01\n")
+    with pytest.raises(
+        DataError, match=r"mix formats.*'100' \(.*line 2\).*'2005-01-01' \(.*line 3\)"
+    ):
+        load_table(f, timestamp="ts")

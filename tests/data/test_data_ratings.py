@@ -324,3 +324,52 @@ def test_timestamps_in_an_object_array_are_converted():
     assert sorted(r.timestamps.data.tolist()) == [100, 200]
     with pytest.raises(DataError, match="timestamps must be integers"):
         Ratings.from_arrays([1, 2], [1, 1], [5.0, 3.0], timestamp=np.array(["a", "b"], object))
+
+
+# --------------------------------------------------------------------------- stored dtype
+
+
+@pytest.mark.parametrize("tiny", [1e-50, 1e-46])
+def test_rating_that_rounds_to_zero_in_float32_is_refused_with_its_row(tiny):
+    where = lambda k: f"ratings.csv, line {k + 2}"  # noqa: E731
+    with pytest.raises(DataError, match=r"line 3: rating of 0 \(.*rounds to 0 in float32\)"):
+        Ratings.from_arrays([1, 2], [1, 1], [4.0, tiny], where=where)
+
+
+def test_mean_of_duplicates_rounding_to_zero_is_refused():
+    # Each rating survives float32; their mean (~7e-46) does not.
+    small = float(np.float32(1.4e-45))
+    with pytest.raises(DataError, match="average to 0"):
+        Ratings.from_arrays([1, 1], [1, 1], [small, -2 * small + small / 2], duplicates="mean")
+
+
+def test_mean_of_large_duplicates_does_not_overflow():
+    big = 3e38
+    r = Ratings.from_arrays([1, 1], [1, 1], [big, big], duplicates="mean")
+    assert np.isfinite(r.user_items.data).all()
+    assert r.user_items.data[0] == np.float32(big)
+
+
+def test_rating_beyond_float32_names_its_source_line():
+    where = lambda k: f"ratings.csv, line {k + 2}"  # noqa: E731
+    with pytest.raises(DataError, match=r"ratings.csv, line 3: rating 1e\+39 is beyond"):
+        Ratings.from_arrays([1, 2], [1, 1], [4.0, 1e39], where=where)
+
+
+def test_repeated_timestamp_entries_are_refused_not_summed():
+    ts = sp.coo_matrix(([5, 7], ([0, 0], [0, 0])), shape=(1, 1))
+    with pytest.raises(DataError, match=r"sparse timestamps matrix stores \(user 0, item 0\) 2"):
+        Ratings(sp.csr_matrix([[4.0]]), timestamps=ts)
+
+
+@pytest.mark.parametrize("ids", [[b"a"], np.array([b"a", b"b"]), ["a", b"b"]])
+def test_bytes_ids_are_refused(ids):
+    with pytest.raises(TypeError, match="bytes"):
+        IdMap(ids)
+
+
+def test_complex_ratings_are_refused():
+    with pytest.raises(TypeError, match="complex"):
+        Ratings(np.array([[1 + 1j, 0]]))
+    with pytest.raises(TypeError, match="complex"):
+        Ratings(sp.csr_matrix(np.array([[1 + 1j, 0]])))

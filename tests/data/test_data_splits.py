@@ -332,3 +332,10 @@ def test_temporal_last_k_with_the_smallest_int64_timestamp():
     s = temporal_split(r, last_k=1)
     assert s.test.indices.tolist() == [2]
     assert s.train.indices.tolist() == [0, 1]
+
+
+def test_temporal_split_refuses_repeated_timestamp_entries():
+    m = sp.csr_matrix(np.array([[4.0, 3.0, 5.0, 2.0]]))
+    ts = sp.coo_matrix(([1, 2, 3, 4, 9], ([0, 0, 0, 0, 0], [0, 1, 2, 3, 3])), shape=(1, 4))
+    with pytest.raises(DataError, match="timestamps matrix stores"):
+        temporal_split(m, timestamps=ts, test_fraction=0.5)

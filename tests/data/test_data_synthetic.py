@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -128,6 +132,8 @@ def test_continuous_scale_and_custom_levels():
         ({"levels": 1}, "levels must be >= 2"),
         ({"levels": 5, "n_levels": 5}, "not both"),
         ({"min_per_user": 500}, "min_per_user"),
+        ({"min_per_user": 2.5}, "min_per_user must be an int"),
+        ({"min_per_user": True}, "min_per_user must be an int"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -149,3 +155,72 @@ def test_demo_ratings():
     # Every split kind works on it.
     assert temporal_split(d, last_k=1).test.nnz == int(np.sum(np.diff(d.user_items.indptr) >= 2))
     assert user_holdout(d, k=2).test.nnz > 0
+
+
+# --------------------------------------------------------------------------- extreme parameters
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
+
+    def expire(*_):
+        raise TimeoutError(f"did not finish within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _assert_valid_ratings(r, min_per_user=1):
+    _assert_valid_csr(r.user_items)
+    per_user = np.diff(r.user_items.indptr)
+    assert per_user.min() >= min_per_user
+    assert np.isin(r.user_items.data, r.values).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_users": 1000, "n_items": 100, "n_groups": 20, "exposure": 1e6, "density": 0.15},
+        {"n_users": 200, "n_items": 50, "exposure": 1e300},
+    ],
+)
+def test_huge_exposure_terminates_with_every_own_group_item_first(kwargs):
+    with _deadline(30), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = make_ratings(**kwargs, seed=0)
+    _assert_valid_ratings(r)
+    n_ratings = round(kwargs.get("density", 0.05) * kwargs["n_users"] * kwargs["n_items"])
+    assert r.n_ratings == max(n_ratings, kwargs["n_users"])
+    # Own-group items are ~exposure times likelier: a user rating at least as many items as
+    # their group holds has rated all of them.
+    truth = r.truth
+    m = r.user_items
+    for u in range(r.n_users):
+        own = truth.group_items(truth.user_group[u])
+        rated = m.indices[m.indptr[u] : m.indptr[u + 1]]
+        if rated.size >= own.size:
+            assert np.isin(own, rated).all()
+
+
+@pytest.mark.parametrize("param", ["activity", "popularity"])
+def test_extreme_power_law_gives_real_ratings(param):
+    with _deadline(30), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no underflow/invalid-value warnings either
+        r = make_ratings(200, 50, **{param: 700.0}, seed=0)
+    _assert_valid_ratings(r)
+    assert r.n_ratings == round(0.05 * 200 * 50)
+    if param == "activity":
+        # A handful of users take the head of the power law (up to every item); most users
+        # get the minimum.
+        counts = np.diff(r.user_items.indptr)
+        assert counts.max() == 50 and np.median(counts) == 1
+    else:
+        # Nearly all ratings go to the single most popular item.
+        per_item = np.bincount(r.user_items.indices, minlength=50)
+        assert per_item.max() == 200
