@@ -10,23 +10,28 @@ A fitted model is written as ``<out>.npz`` (see :func:`rbmrec.load`) plus two si
 that let ``recommend`` speak in the ids of the user's files:
 
 - ``<out>.npz.ids.json``: ``{"user_ids": [...], "item_ids": [...], "titles": [...] | null,
-  "data": "...", "model": "..."}``, raw ids in index order;
+  "data": "...", "model": "...", "model_sha256": "...", "token": "..."}``, raw ids in
+  index order, the model's class, the SHA-256 of the model file and a random token;
 - ``<out>.npz.seen.npz``: the training ratings (scipy sparse, users x items), used to
-  exclude already-rated items.
+  exclude already-rated items, plus the same token (an extra ``rbmrec_token`` array).
 
 ``fit`` writes the three files under temporary names in the target folder and renames them
 into place only when all are written, so a failure (disk full, Ctrl-C while saving) leaves
 any previous model untouched. ``recommend`` checks that the side files are readable and
 match the model (a damaged or foreign side file is a :class:`~rbmrec.errors.ModelFileError`,
-exit 2).
+exit 2): shapes, model class, the model file's hash and the shared token. Side files written
+before the hash and token existed are still read (with a note).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import hashlib
 import importlib
 import inspect
+import io
 import json
 import os
 import secrets
@@ -287,6 +292,42 @@ def _load_table(path: Path, args: argparse.Namespace) -> Any:
         raise hinted from exc
 
 
+def _refuse_table_options(args: argparse.Namespace, path: Path | None) -> None:
+    """Refuse the column options when the data is not a CSV/TSV/parquet file (they would be
+    ignored): a named data set, the demo data, or a MovieLens folder or zip. A ``--data``
+    path that does not exist is left to the loader's "no such file" error."""
+    from rbmrec import datasets
+
+    given = [
+        option
+        for option, value in (
+            ("--user-col", getattr(args, "user_col", None)),
+            ("--item-col", getattr(args, "item_col", None)),
+            ("--rating-col", getattr(args, "rating_col", None)),
+            ("--no-header", getattr(args, "no_header", False) or None),
+        )
+        if value is not None
+    ]
+    if not given:
+        return
+    data = getattr(args, "data", None)
+    dataset = getattr(args, "dataset", None)
+    if dataset:
+        source = f"--dataset {dataset}"
+    elif path is None:
+        source = f"--data {data}" if data else "the demo data (no --data)"
+    elif path.exists():
+        source = f"--data {data} (a MovieLens {'zip' if path.is_file() else 'folder'})"
+    elif data.lower() in datasets.list_datasets():
+        source = f"--data {data} (a named data set)"
+    else:
+        return
+    raise UsageError(
+        f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to CSV/TSV/parquet "
+        f"files given with --data, not to {source}"
+    )
+
+
 def _load_data(args: argparse.Namespace) -> Any:
     """The Ratings named by ``--data`` or ``--dataset`` (default: the demo data)."""
     from rbmrec.errors import DataError
@@ -299,6 +340,7 @@ def _load_data(args: argparse.Namespace) -> Any:
     path = Path(data) if data and data.lower() not in _SYNTHETIC_WORDS else None
     if path is not None and path.exists() and not path.is_dir() and path.suffix.lower() != ".zip":
         return _load_table(path, args)
+    _refuse_table_options(args, path)
     try:
         if dataset:
             return _load_dataset(dataset, duplicates)
@@ -460,6 +502,31 @@ def _split(data: Any, args: argparse.Namespace) -> Any:
     )
 
 
+def _check_test_split(data: Any, split: Any, args: argparse.Namespace) -> None:
+    """Refuse an empty test split; warn when no held-out rating counts as relevant.
+
+    Without test ratings every metric would be nan; without a relevant held-out rating
+    (``>= --relevance-threshold``) the ranking metrics are, while rmse/mae stay valid.
+    """
+    if split.test.nnz == 0:
+        raise UsageError(
+            f"the test split is empty: --test-fraction {args.test_fraction:g} of "
+            f"{data.n_ratings:,} ratings holds out none ({split.train.nnz:,} train, "
+            f"{0 if split.validation is None else split.validation.nnz:,} validation); use a "
+            "larger --test-fraction or more data"
+        )
+    relevant = np.asarray(split.test.data) >= args.relevance_threshold
+    if not relevant.any():
+        top = float(np.max(split.test.data))
+        print(
+            f"warning: no held-out rating is >= --relevance-threshold "
+            f"{args.relevance_threshold:g} (highest: {top:g}): the ranking metrics (ndcg, "
+            "precision, recall, hit_rate, coverage) are undefined (nan); lower the threshold",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> Any:
     """Split, fit and score the models; Ctrl-C raises :class:`_Interrupted` (finished rows)."""
     import polars as pl
@@ -473,6 +540,7 @@ def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) ->
         f"{split.test.nnz:,} test ratings",
         flush=True,
     )
+    _check_test_split(data, split, args)
     models = {
         _MODEL_NAMES[k]: _Announced(_MODEL_NAMES[k], _make_model(k, args, not args.quiet))
         for k in keys
@@ -583,9 +651,14 @@ def _plot(df: Any, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    from rbmrec.evaluation.report import write_atomically
+
+    try:
+        # A temporary file renamed into place: a failed write keeps any previous plot.
+        fmt = path.suffix[1:].lower() or "png"
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -696,6 +769,11 @@ def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matr
         tmp_model = _temp_name(final, ".npz")
         temps.append(tmp_model)
         model.save(tmp_model)
+        # Ties the three files together: the side files name the model file's bytes (its
+        # SHA-256) and share one random token, so recommend spots a foreign side file even
+        # when its shape matches.
+        token = secrets.token_hex(16)
+        doc = {**doc, "model_sha256": _file_sha256(tmp_model), "token": token}
         tmp_ids = _temp_name(ids_path, "")
         temps.append(tmp_ids)
         with open(tmp_ids, "x", encoding="utf-8") as fh:
@@ -703,6 +781,7 @@ def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matr
         tmp_seen = _temp_name(seen_path, ".npz")
         temps.append(tmp_seen)
         sp.save_npz(tmp_seen, seen)
+        _add_seen_token(tmp_seen, token)
         renames = ((tmp_ids, ids_path), (tmp_seen, seen_path), (tmp_model, final))
         for tmp, dest in renames:
             # A replaced file keeps its permissions, as in persistence.save.
@@ -717,8 +796,32 @@ def _save_fitted(model: Any, final: Path, doc: dict[str, Any], seen: sp.csr_matr
         raise
 
 
+#: Name of the token array that ``fit`` adds to ``<model>.seen.npz`` (scipy ignores it).
+_SEEN_TOKEN = "rbmrec_token"
+
+
+def _file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _add_seen_token(seen_path: Path, token: str) -> None:
+    """Add ``token`` to the zip archive :func:`scipy.sparse.save_npz` wrote, as an array
+    :func:`numpy.load` reads and :func:`scipy.sparse.load_npz` ignores."""
+    buf = io.BytesIO()
+    np.save(buf, np.array(token), allow_pickle=False)
+    with zipfile.ZipFile(seen_path, "a") as zf:
+        zf.writestr(f"{_SEEN_TOKEN}.npy", buf.getvalue())
+
+
 def _check_model_output(out: str) -> Path:
     """The model path of ``fit --out``, refused before loading data when it is unusable."""
+    if not Path(out).name:
+        raise UsageError(f"--out {out!r}: give a file name for the model, e.g. model.npz")
     final = _model_path(out)
     _check_output("--out", final)
     for side in _sidecars(final):
@@ -731,6 +834,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     key = _parse_models(args.model)[0]
     if key not in ("rbm", "irbm"):
         raise UsageError(f"--model must be rating-rbm or implicit-rbm, got {args.model!r}")
+    if args.orientation is not None and key != "rbm":
+        raise UsageError(
+            f"--orientation applies only to --model rating-rbm, not to {args.model} (the "
+            "implicit RBM has one orientation: one visible unit per item)"
+        )
     final = _check_model_output(args.out)
     data = _load_data(args)
     print(f"data: {data!r}")
@@ -844,31 +952,64 @@ def _index_of(raw_ids: list[Any], value: str) -> int | None:
     return lookup.get(str(value).strip())
 
 
+def _read_ratings_text(path: Path) -> tuple[str, str]:
+    """The text of a ``--ratings`` file (``-``: standard input) and its name for messages.
+
+    Read as UTF-8; a byte order mark (as Excel and Notepad write) is dropped.
+    """
+    if str(path) == "-":
+        name, raw = "<stdin>", sys.stdin.buffer.read()
+    else:
+        if not path.is_file():
+            raise FileNotFoundError(f"--ratings {path}: no such file")
+        name, raw = str(path), path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), name
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"--ratings {name}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from None
+
+
+def _split_rating_line(line: str) -> list[str]:
+    """The fields of one ``item,rating`` line: comma-separated (tab-separated when it has
+    no comma field), CSV quoting honoured, fields stripped."""
+    fields = next(csv.reader([line], skipinitialspace=True))
+    if len(fields) < 2 and "\t" in line:
+        fields = next(csv.reader([line], delimiter="\t", skipinitialspace=True))
+    return [f.strip() for f in fields]
+
+
 def _fold_in_row(
     path: Path, item_ids: list[Any], n_items: int, levels: np.ndarray | None = None
 ) -> sp.csr_matrix:
-    """A 1 x n_items CSR from a CSV of ``item,rating`` lines.
+    """A 1 x n_items CSR from a CSV of ``item,rating`` lines (``path`` ``-``: stdin).
 
-    Blank lines and ``#`` comment lines are skipped anywhere; the first other line may be a
-    header (its rating field is not a number and its item field not a known item). Unknown
-    items are reported on stderr and skipped. Errors naming the file and line: a rating that
-    is not a finite non-zero number or (``levels`` given, a RatingRBM) not one of the
-    model's rating levels, and an item given more than once.
+    The file is UTF-8 (an initial byte order mark is ignored); fields are separated by
+    commas or tabs and may be quoted as in CSV. Blank lines and ``#`` comment lines are
+    skipped anywhere; the first other line may be a header (its rating field is not a
+    number and its item field not a known item). Unknown items are reported on stderr and
+    skipped. Errors naming the file and line: a rating that is not a finite non-zero number
+    or (``levels`` given, a RatingRBM) not one of the model's rating levels, and an item
+    given more than once.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"--ratings {path}: no such file")
+    text, name = _read_ratings_text(path)
     lookup = {str(v): i for i, v in enumerate(item_ids)}
     ratings: dict[int, float] = {}
     lines: dict[int, list[int]] = {}
     unknown: list[str] = []
     first = True
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        parts = [p.strip() for p in line.replace("\t", ",").split(",")]
+        try:
+            parts = _split_rating_line(line)
+        except csv.Error as exc:
+            raise UsageError(f"{name}, line {line_no}: {exc}: {line!r}") from None
         if len(parts) < 2:
-            raise UsageError(f"{path}, line {line_no}: expected 'item,rating', got {line!r}")
+            raise UsageError(f"{name}, line {line_no}: expected 'item,rating', got {line!r}")
         header, first = first, False
         try:
             rating = float(parts[1])
@@ -876,19 +1017,19 @@ def _fold_in_row(
             if header and parts[0] not in lookup:
                 continue
             raise UsageError(
-                f"{path}, line {line_no}: rating {parts[1]!r} is not a number"
+                f"{name}, line {line_no}: rating {parts[1]!r} is not a number"
             ) from None
         if not np.isfinite(rating):
-            raise UsageError(f"{path}, line {line_no}: rating {parts[1]!r} is not a finite number")
+            raise UsageError(f"{name}, line {line_no}: rating {parts[1]!r} is not a finite number")
         if rating == 0:
             raise UsageError(
-                f"{path}, line {line_no}: rating 0: sparse storage cannot tell a 0 rating from "
+                f"{name}, line {line_no}: rating 0: sparse storage cannot tell a 0 rating from "
                 "a missing one"
                 + (f"; use the model's levels {_levels_text(levels)}" if levels is not None else "")
             )
         if levels is not None and not _is_level(levels, rating):
             raise UsageError(
-                f"{path}, line {line_no}: rating {parts[1]} is not one of the model's rating "
+                f"{name}, line {line_no}: rating {parts[1]} is not one of the model's rating "
                 f"levels {_levels_text(levels)}"
             )
         idx = lookup.get(parts[0])
@@ -902,7 +1043,7 @@ def _fold_in_row(
         i, ln = next(iter(repeated.items()))
         more = f" (and {len(repeated) - 1} more item(s))" if len(repeated) > 1 else ""
         raise UsageError(
-            f"{path}: item {item_ids[i]} appears {len(ln)} times (lines "
+            f"{name}: item {item_ids[i]} appears {len(ln)} times (lines "
             f"{', '.join(map(str, ln))}){more}; give each item once"
         )
     if unknown:
@@ -911,7 +1052,7 @@ def _fold_in_row(
             file=sys.stderr,
         )
     if not ratings:
-        raise UsageError(f"{path}: no ratings of known items")
+        raise UsageError(f"{name}: no ratings of known items")
     cols = np.fromiter(ratings, dtype=np.int64, count=len(ratings))
     vals = np.fromiter(ratings.values(), dtype=np.float32, count=len(ratings))
     row = sp.csr_matrix((vals, (np.zeros(len(cols), np.int32), cols)), shape=(1, n_items))
@@ -956,8 +1097,15 @@ def _model_shape(model: Any) -> tuple[int, int] | None:
     return None
 
 
-def _read_ids(ids_path: Path, model_path: Path, model: Any) -> tuple[list, list, list | None]:
-    """``user_ids, item_ids, titles`` of ``<model>.ids.json``, checked against the model."""
+def _read_ids(
+    ids_path: Path, model_path: Path, model: Any
+) -> tuple[list, list, list | None, str | None]:
+    """``user_ids, item_ids, titles, token`` of ``<model>.ids.json``, checked against the model.
+
+    The file must list as many users and items as the model was fitted on, name the model's
+    class, and (files written by this version of ``fit``) give the SHA-256 of the model
+    file's bytes; ``token`` (None in older files) must then be in ``<model>.seen.npz`` too.
+    """
     from rbmrec.errors import ModelFileError
 
     if not ids_path.is_file():
@@ -986,11 +1134,35 @@ def _read_ids(ids_path: Path, model_path: Path, model: Any) -> tuple[list, list,
             f"{model_path} was fitted on {shape[0]} users and {shape[1]} items: the side file "
             f"belongs to another model{refit}"
         )
-    return user_ids, item_ids, titles
+    kind = doc.get("model")
+    if isinstance(kind, str) and kind != type(model).__name__:
+        raise ModelFileError(
+            f"{ids_path} was written for a model of class {kind}, but {model_path} is a "
+            f"{type(model).__name__}: the side file belongs to another model{refit}"
+        )
+    digest, token = doc.get("model_sha256"), doc.get("token")
+    if digest is None:
+        print(
+            f"note: {ids_path} was written by an older rbmrec: its match with the model "
+            "cannot be fully checked; refit with `rbmrec fit` to enable the check",
+            file=sys.stderr,
+        )
+        return user_ids, item_ids, titles, None
+    if not isinstance(digest, str) or not isinstance(token, str):
+        raise ModelFileError(f"{ids_path} is damaged ('model_sha256' or 'token'){refit}")
+    if digest != _file_sha256(model_path):
+        raise ModelFileError(
+            f"{ids_path} was written for another model file than {model_path} (the model "
+            f"was replaced or the side file copied from elsewhere){refit}"
+        )
+    return user_ids, item_ids, titles, token
 
 
-def _read_seen(seen_path: Path, shape: tuple[int, int], excluding: bool) -> sp.csr_matrix:
-    """The training ratings of ``<model>.seen.npz``, checked to be ``shape``.
+def _read_seen(
+    seen_path: Path, shape: tuple[int, int], excluding: bool, token: str | None = None
+) -> sp.csr_matrix:
+    """The training ratings of ``<model>.seen.npz``, checked to be ``shape`` and (``token``
+    given) to carry the token of the model's ``ids.json``.
 
     ``excluding``: they are read for --exclude-seen (else only to merge a known user's
     --ratings), which the message of a missing file says.
@@ -1010,12 +1182,19 @@ def _read_seen(seen_path: Path, shape: tuple[int, int], excluding: bool) -> sp.c
         )
     try:
         seen = sp.load_npz(seen_path).tocsr()
+        with np.load(seen_path, allow_pickle=False) as npz:
+            stored = str(npz[_SEEN_TOKEN]) if _SEEN_TOKEN in npz.files else None
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{seen_path} is damaged ({exc}){refit}") from None
     if seen.shape != shape:
         raise ModelFileError(
             f"{seen_path} holds {seen.shape[0]} users x {seen.shape[1]} items, but the model "
             f"has {shape[0]} x {shape[1]}: the side file belongs to another model{refit}"
+        )
+    if token is not None and stored != token:
+        raise ModelFileError(
+            f"{seen_path} was written by another `rbmrec fit` than the model's ids.json: "
+            f"the side file belongs to another model{refit}"
         )
     return seen
 
@@ -1024,16 +1203,21 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     import rbmrec
 
     model_path = Path(args.model)
+    if not model_path.exists() and model_path.suffix != ".npz":
+        # `fit --out mm` writes mm.npz: accept the name it was given.
+        with_npz = _model_path(args.model)
+        if with_npz.is_file():
+            model_path = with_npz
     model = rbmrec.load(model_path)
     ids_path, seen_path = _sidecars(model_path)
-    user_ids, item_ids, titles = _read_ids(ids_path, model_path, model)
+    user_ids, item_ids, titles, token = _read_ids(ids_path, model_path, model)
     n_items = len(item_ids)
     user = _index_of(user_ids, args.user)
     # A known user's training ratings: to leave them out (--exclude-seen) and to merge
     # their --ratings with them. A new user's row comes from --ratings alone.
     seen = None
     if user is not None and (args.exclude_seen or args.ratings):
-        seen = _read_seen(seen_path, (len(user_ids), n_items), bool(args.exclude_seen))
+        seen = _read_seen(seen_path, (len(user_ids), n_items), bool(args.exclude_seen), token)
     recalc = False
     merged = ""
     if args.ratings:
@@ -1080,7 +1264,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     ids, scores = model.recommend(
         userid,
         row,
-        N=args.n,
+        N=min(args.n, n_items),  # -n beyond the item count lists every item, no more
         filter_already_liked_items=args.exclude_seen,
         recalculate_user=recalc,
     )
@@ -1150,6 +1334,11 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         if name in _SYNTHETIC_WORDS:
             print(f"{name} is embedded; nothing to download")
             return EXIT_OK
+        datasets.info(name)  # unknown names fail here
+        found = datasets.locate(name)  # $RBMREC_DATA_DIR, then the cache: no network
+        if found is not None:
+            print(f"{name} is already at {found}; nothing to download")
+            return EXIT_OK
         path = datasets.download(name, progress=True)
         print(f"{name} is at {path}")
         return EXIT_OK
@@ -1195,6 +1384,27 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _open_fraction(text: str) -> float:
+    """A fraction strictly between 0 and 1 (the test split must hold something out)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
@@ -1233,10 +1443,10 @@ def _add_hyper_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=_positive_int, help="training epochs")
     g.add_argument("--learning-rate", type=_positive_float, help="learning rate")
     g.add_argument("--batch-size", type=_positive_int, help="rows per mini-batch")
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (0)")
     g.add_argument(
         "--threads",
-        type=int,
+        type=_non_negative_int,
         default=None,
         help="numba threads for the RBMs (0: numba's default; demo default 1, which is "
         "fastest for small data and on busy machines)",
@@ -1249,7 +1459,9 @@ def _add_eval_args(p: argparse.ArgumentParser, models: str) -> None:
     g.add_argument(
         "--models", default=models, help=f"comma-separated: {','.join(_MODEL_KEYS)} ({models})"
     )
-    g.add_argument("--test-fraction", type=_fraction, default=0.1, help="held out (0.1)")
+    g.add_argument(
+        "--test-fraction", type=_open_fraction, default=0.1, help="held out, in (0, 1) (0.1)"
+    )
     g.add_argument(
         "--validation-fraction",
         type=_fraction,
@@ -1342,7 +1554,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="MODEL.npz", help="written by rbmrec fit")
     p.add_argument("--user", required=True, metavar="RAW_ID", help="user id as in the data")
-    p.add_argument("-n", type=_positive_int, default=10, help="how many items (10)")
+    p.add_argument(
+        "-n", type=_positive_int, default=10, help="how many items (10; at most all items)"
+    )
     seen = p.add_mutually_exclusive_group()
     seen.add_argument(
         "--exclude-seen",
@@ -1361,8 +1575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ratings",
         metavar="CSV",
-        help="fold in the user from 'item,rating' lines (optional header; blank and '#' "
-        "lines skipped; each item once; ratings among the model's levels). For a user of "
+        help="fold in the user from a UTF-8 CSV of 'item,rating' lines, '-' for stdin "
+        "(optional header; comma or tab separated, CSV quoting; blank and '#' lines "
+        "skipped; each item once; ratings among the model's levels). For a user of "
         "the training data the file is merged with their training ratings (the file wins "
         "where both rate an item), and all of them are excluded unless --include-seen",
     )

@@ -298,7 +298,7 @@ def _refuse_foreign(final: Path, name: str, known: Sequence[str] = ()) -> None:
             f"{final} already exists and holds files rbmrec did not download ({shown}); a "
             f"download would replace that folder, so nothing was done: move those files "
             f"elsewhere (or delete the folder) and call rbmrec.datasets.download({name!r}) "
-            "again"
+            f"again (command line: `rbmrec datasets download {name}`)"
         )
 
 
@@ -323,7 +323,8 @@ def load(name: str, *, download: bool = True, **kwargs: Any) -> Any:
         if not download:
             raise FileNotFoundError(
                 f"{name} not found in {_where()}; call rbmrec.datasets.download({name!r}) "
-                f"or {_placement_advice(name)}"
+                f"(command line: `rbmrec datasets download {name}`) or "
+                f"{_placement_advice(name)}"
             )
         path = _download(name)
     return load_movielens(path, **kwargs)

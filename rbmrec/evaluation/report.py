@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
-__all__ = ["to_markdown", "write_results"]
+__all__ = ["to_markdown", "write_atomically", "write_results"]
 
 _DEFAULT_HIDDEN = ("params", "split", "relevance_threshold", "n_test_ratings")
 
@@ -94,6 +96,9 @@ def to_markdown(df: pl.DataFrame, columns: Sequence[str] | None = None, digits: 
 def write_results(df: pl.DataFrame, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write a result frame; the format follows the suffix.
 
+    The file is written under a temporary name in the same folder and renamed into place
+    (see :func:`write_atomically`): a failed write leaves any previous file untouched.
+
     Parameters
     ----------
     df : polars.DataFrame
@@ -114,13 +119,63 @@ def write_results(df: pl.DataFrame, path: str | os.PathLike, metadata: dict | No
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json", ".md"):
         raise ValueError(f"unsupported results format {suffix!r}: use .csv, .json or .md")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        df.write_csv(path)
+
+        def write(tmp: Path) -> None:
+            df.write_csv(tmp)
+
     elif suffix == ".json":
         doc = _json_safe({"metadata": metadata or {}, "rows": df.to_dicts()})
-        path.write_text(json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+        text = json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n"
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
     else:
         pre = "".join(f"- {k}: {v}\n" for k, v in (metadata or {}).items())
-        path.write_text((pre + "\n" if pre else "") + to_markdown(df))
+        text = (pre + "\n" if pre else "") + to_markdown(df)
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+    return write_atomically(path, write)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write a file all or nothing: ``write(tmp)`` fills a temporary file, then it is renamed.
+
+    The temporary file is created in ``path``'s folder (created when missing), so the final
+    :func:`os.replace` is atomic; a failure (disk full, Ctrl-C) removes it and leaves any
+    previous file at ``path`` untouched. A replaced file keeps its permissions.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file.
+    write : callable
+        Called with the temporary path (which has ``path``'s suffix); writes the content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from rbmrec.models.persistence import file_mode
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     return path

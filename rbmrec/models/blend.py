@@ -221,8 +221,9 @@ class BlendedRatingModel:
         Returns
         -------
         ids : ndarray of int32, shape (n,) or (n_users, N)
-            A single user gets ``n = min(N, candidates)`` ids; batch rows are padded with id
-            -1 and score ``-finfo(float32).max``.
+            A single user gets ``n = min(N, candidates)`` ids (a huge ``N`` costs no more
+            than the number of items); batch rows are padded with id -1 and score
+            ``-finfo(float32).max`` to ``N`` columns (as ``implicit`` pads).
         scores : ndarray of float32, same shape as ids
             Blended predicted ratings, not clipped (``predict`` clips them when ``clip``):
             items predicted above the top rating keep their order.
@@ -235,6 +236,8 @@ class BlendedRatingModel:
         batch = np.ndim(userid) > 0
         users = as_index_array("userid", np.atleast_1d(np.asarray(userid)), self.n_users_)
         n_items = self.n_items_
+        if not batch:  # one user's list is trimmed to its candidates anyway
+            N = min(int(N), int(n_items))
         excl_ptr = excl_idx = None
         if filter_already_liked_items:
             rows = check_csr("user_items", user_items, allow_empty=True)

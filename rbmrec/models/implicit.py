@@ -678,7 +678,8 @@ class ImplicitRBM(ParamsMixin):
         -------
         ids : int32 array, shape (k,) or (n, N)
             Best first, ties by increasing id. A single user gets ``k = min(N, candidates)``
-            entries; a batch gets ``N`` columns padded with -1.
+            entries (a huge ``N`` costs no more than the number of items); a batch gets ``N``
+            columns padded with -1.
         scores : float32 array, same shape
             Log-odds scores; padding is ``-finfo(float32).max``.
         """
@@ -711,7 +712,8 @@ class ImplicitRBM(ParamsMixin):
             rows_csr = _binary_csr("user_items", user_items, n_items)
 
         excluded = _excluded_items(n_items, filter_items, items, "recommend")
-        n_cols = N
+        # One user's list is trimmed to its candidates: a huge N need not be allocated.
+        n_cols = min(N, n_items) if single else N
 
         ids = np.full((users.size, n_cols), -1, dtype=np.int32)
         scores = np.full((users.size, n_cols), _PAD_SCORE, dtype=np.float32)

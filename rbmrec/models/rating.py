@@ -1136,12 +1136,15 @@ class RatingRBM(ParamsMixin):
         Returns
         -------
         ids : ndarray of int32, shape (n,) or (n_users, N)
-            A single user gets ``n = min(N, candidates)`` ids; in batch mode rows are padded
-            with id -1 and score ``-finfo(float32).max`` (as ``implicit`` pads).
+            A single user gets ``n = min(N, candidates)`` ids (a huge ``N`` costs no more
+            than the number of items); in batch mode rows are padded with id -1 and score
+            ``-finfo(float32).max`` to ``N`` columns (as ``implicit`` pads).
         scores : ndarray of float32, same shape as ids
         """
         self._check_fitted()
         check_int("N", N, 1)
+        if np.ndim(userid) == 0:  # one user's list is trimmed to its candidates anyway
+            N = min(int(N), int(self.n_items_))
         if not sp.issparse(user_items):
             raise TypeError("user_items must be a scipy.sparse matrix")
         check_sparse_structure("user_items", user_items)  # its indices reach the top-N kernel

@@ -731,6 +731,13 @@ def test_fold_in_for_a_gaussian_model_takes_any_finite_rating(
         visible="gaussian", orientation="user", conditional=False, n_hidden=3, n_epochs=1,
         random_state=0, num_threads=1,
     ).fit(seen).save(model)  # fmt: skip
+    # The side files record the hash of the model file they were written with: re-tie them.
+    import hashlib
+
+    ids_path = Path(f"{model}.ids.json")
+    doc = json.loads(ids_path.read_text())
+    doc["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    ids_path.write_text(json.dumps(doc))
     text = "item,rating\n100,4.5\n101,2\n"
     recs = _fold_in_json(tmp_path, model, text, monkeypatch, capsys)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
@@ -963,3 +970,321 @@ def test_comparison_ctrl_c_stops_and_writes_nothing(work: Path, command: str) ->
     assert "| Popularity |" in stdout and "| RatingRBM |" not in stdout
     assert "not finished: RatingRBM, Bias" in stderr
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- second review
+
+
+def test_failed_plot_write_keeps_previous_plot(
+    work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 1: --plot (and --out) go to a temporary file renamed into place: a failed write
+    (disk full) keeps the previous file and leaves no temporary file behind."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    plot, table = out_dir / "plot.png", out_dir / "table.csv"
+    plot.write_bytes(b"previous plot")
+    table.write_text("previous table\n")
+
+    def disk_full(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    code, _, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "pop", "--validation-fraction",
+        "0", "--out", str(table), "--plot", str(plot), monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"--plot {plot}: cannot write: No space left on device" in err
+    assert plot.read_bytes() == b"previous plot"
+    assert "Popularity" in table.read_text()  # written before the plot failed
+    assert sorted(p.name for p in out_dir.iterdir()) == ["plot.png", "table.csv"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf100,5\n101,4\n",  # a byte order mark (Excel's "CSV UTF-8")
+        b"\xef\xbb\xbfitem,rating\r\n100,5\r\n101,4\r\n",
+        b'"item","rating"\n"100","5"\n"101",4\n',  # quoted fields
+        b"item\trating\n100\t5\n101\t4\n",
+    ],
+    ids=["bom", "bom-header-crlf", "quoted", "tabs"],
+)
+def test_fold_in_file_with_bom_or_quotes_keeps_every_rating(
+    work: Path, rating_model: Path, data: bytes, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 2: a BOM or CSV quotes must not turn the first item (or every item) into an
+    unknown id that is silently dropped and then recommended back."""
+    (work / "enc.csv").write_bytes(data)
+    code, out, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "enc.csv", "-n", "40", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "unknown" not in err
+    recs = {r["item_id"] for r in json.loads(out)["recommendations"]}
+    assert len(recs) == 38 and not {100, 101} & recs
+
+
+def test_fold_in_file_not_utf8_names_the_file(
+    work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 2: a latin-1 file is a one-line usage error naming the file."""
+    (work / "latin.csv").write_bytes(b"item,rating\n100,5\ncaf\xe9,4\n")
+    code, _, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
+        "latin.csv", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("rbmrec: error: --ratings latin.csv: not UTF-8") and "0xe9" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_fold_in_ratings_from_stdin(
+    work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 2: ``--ratings -`` reads standard input."""
+    import io
+
+    stdin = io.TextIOWrapper(io.BytesIO(b"item,rating\n100,5\n101,4\n"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, out, err = run_here(
+        work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings", "-",
+        "-n", "3", "--json", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = {r["item_id"] for r in json.loads(out)["recommendations"]}
+    assert len(recs) == 3 and not {100, 101} & recs
+
+
+@pytest.fixture(scope="module")
+def twin_model(work: Path) -> Path:
+    """A second rating model fitted on the same data (same shape), another seed."""
+    out = work / "twin" / "rbm.npz"
+    res = run(
+        "fit", "--data", "ratings.csv", "--model", "rating-rbm", "--orientation", "user",
+        *FAST, "--seed", "7", "--out", str(out), cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.mark.parametrize("side", [".ids.json", ".seen.npz"])
+def test_recommend_refuses_foreign_side_file_of_the_same_shape(
+    tmp_path: Path,
+    rating_model: Path,
+    twin_model: Path,
+    side: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    """Item 3: a side file of another model fitted on the same data (so the shapes match)
+    is refused, naming it, instead of being used silently."""
+    import shutil
+
+    model = _copy_model(rating_model, tmp_path)
+    shutil.copy(str(twin_model) + side, str(model) + side)
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"{model}{side}" in err and "another model" in err and "refit" in err
+
+
+def test_recommend_checks_model_class_and_reads_old_side_files(
+    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 3: an ids.json naming another model class is refused; side files written before
+    the hash and token existed still work (with a note)."""
+    model = _copy_model(rating_model, tmp_path)
+    ids_path = Path(f"{model}.ids.json")
+    doc = json.loads(ids_path.read_text())
+    assert doc["model"] == "RatingRBM" and len(doc["token"]) == 32
+    old = {k: v for k, v in doc.items() if k not in ("model_sha256", "token")}
+    ids_path.write_text(json.dumps(old))
+    code, out, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "top 10 for user u3" in out and "older rbmrec" in err
+    ids_path.write_text(json.dumps({**old, "model": "ImplicitRBM"}))
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert f"{ids_path} was written for a model of class ImplicitRBM" in err and "RatingRBM" in err
+
+
+def test_recommend_huge_n_lists_every_unseen_item(
+    work: Path, rating_model: Path, implicit_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 4: -n beyond the item count lists every item (used to fail: array is too big)."""
+    seen = _seen_items(work, "u3")
+    for model in (rating_model, implicit_model):
+        code, out, err = run_here(
+            work, "recommend", "--model", str(model), "--user", "u3", "-n",
+            "9223372036854775807", "--json", monkeypatch=monkeypatch, capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        recs = [r["item_id"] for r in json.loads(out)["recommendations"]]
+        assert len(recs) == 40 - len(seen) and not set(recs) & seen
+
+
+def _flat_ratings(path: Path, rating: int = 2) -> Path:
+    rows = [f"{u},{i},{rating}" for u in range(1, 21) for i in range(1, 7)]
+    path.write_text("user_id,item_id,rating\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_evaluate_empty_test_split_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 5: a test fraction that holds out nothing is refused (it printed nan metrics
+    and exited 0)."""
+    _flat_ratings(tmp_path / "r.csv", rating=4)
+    code, out, err = run_here(
+        tmp_path, "evaluate", "--data", "r.csv", "--models", "pop", "--validation-fraction",
+        "0", "--test-fraction", "0.001", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "the test split is empty" in err and "120 ratings" in err and "120 train" in err
+    assert "| Popularity |" not in out
+
+
+def test_evaluate_warns_when_no_held_out_rating_is_relevant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 5: all ratings below the threshold: exit 0 (rmse is valid) with a warning."""
+    _flat_ratings(tmp_path / "r.csv", rating=2)
+    code, out, err = run_here(
+        tmp_path, "evaluate", "--data", "r.csv", "--models", "pop,bias",
+        "--validation-fraction", "0", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning: no held-out rating is >= --relevance-threshold 4" in err
+    assert "| Bias |" in out
+    code, _, err = run_here(
+        tmp_path, "evaluate", "--data", "r.csv", "--models", "pop", "--validation-fraction",
+        "0", "--relevance-threshold", "2", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and "warning" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "demo", "--user-col", "uid"], "--user-col applies only to CSV/TSV"),
+        (["--data", "demo", "--no-header"], "--no-header applies only to CSV/TSV/parquet"),
+        (["--item-col", "i", "--rating-col", "r"], "--item-col, --rating-col apply only to"),
+        (["--data", "ml_folder", "--no-header"], "not to --data ml_folder (a MovieLens folder)"),
+    ],
+)
+def test_table_options_refused_for_other_data(
+    tmp_path: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 6: column options with a named data set, the demo data or a MovieLens folder
+    were silently ignored; now a usage error before any work."""
+    folder = tmp_path / "ml_folder"
+    folder.mkdir()
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n2\t1\t3\t881250949\n")
+    code, out, err = run_here(
+        tmp_path, "evaluate", *args, "--models", "pop", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2
+    assert message in err and "data:" not in out
+
+
+def test_table_options_still_work_for_files(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 6: the same options on a CSV file, and defaults everywhere, are accepted."""
+    code, out, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--user-col", "user_id", "--models", "pop",
+        "--duplicates", "error", "--validation-fraction", "0",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "| Popularity |" in out
+
+
+def test_orientation_refused_for_implicit_rbm(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 6: --orientation was ignored by implicit-rbm; refused before reading the data
+    (which does not exist here)."""
+    code, _, err = run_here(
+        work, "fit", "--data", "no_such.csv", "--model", "implicit-rbm", "--orientation",
+        "item", "--out", "x.npz", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "--orientation applies only to --model rating-rbm" in err
+    assert "no_such.csv" not in err
+
+
+def test_datasets_download_uses_a_copy_in_rbmrec_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 7: a release found through RBMREC_DATA_DIR is reported, not downloaded again;
+    a missing one names the command-line command."""
+    from rbmrec import cli, datasets
+
+    folder = tmp_path / "data" / "ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n")
+    monkeypatch.setenv("RBMREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RBMREC_CACHE_DIR", str(tmp_path / "cache"))
+    assert datasets.locate("ml-100k") is not None
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("download called")
+
+    monkeypatch.setattr(datasets, "download", no_network)
+    capsys.readouterr()
+    assert cli.main(["datasets", "download", "ml-100k"]) == 0
+    out = capsys.readouterr().out
+    assert "ml-100k is already at" in out and str(folder) in out
+    assert cli.main(["datasets", "describe", "ml-1m"]) == 2
+    assert "`rbmrec datasets download ml-1m`" in capsys.readouterr().err
+
+
+def test_recommend_model_name_without_npz_suffix(
+    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 8: `fit --out mm` writes mm.npz; `recommend --model mm` finds it."""
+    model = _copy_model(rating_model, tmp_path)
+    code, out, err = run_here(
+        tmp_path, "recommend", "--model", str(model.with_suffix("")), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "top 10 for user u3" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--out", ""], "--out '': give a file name for the model"),
+        (["fit", "--out", "/"], "--out '/': give a file name for the model"),
+        (["evaluate", "--test-fraction", "0"], "expected a fraction in (0, 1), got '0'"),
+        (["evaluate", "--seed", "-1"], "--seed: expected a non-negative integer"),
+        (["fit", "--out", "m", "--threads", "-2"], "--threads: expected a non-negative"),
+    ],
+)
+def test_bad_values_refused_before_loading_data(
+    work: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Item 8: clear messages, before the (missing) data is read."""
+    code, _, err = run_here(
+        work, *args, "--data", "no_such_data.csv", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2
+    assert message in err and "no_such_data.csv" not in err and "PosixPath" not in err
