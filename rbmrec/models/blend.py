@@ -95,9 +95,13 @@ class BlendedRatingModel:
         coef = np.linalg.lstsq(A, Fc.T @ (y - y.mean()), rcond=None)[0]
         return coef, float(y.mean() - mean @ coef)
 
-    def _output(self, F: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    def _output(
+        self, F: np.ndarray, coef: np.ndarray, intercept: float, clip: bool | None = None
+    ) -> np.ndarray:
+        """Blend of features F (n_pairs, n_features), clipped when ``clip`` (default
+        ``self.clip``)."""
         out = F @ coef + intercept
-        return np.clip(out, *self._range) if self.clip else out
+        return np.clip(out, *self._range) if (self.clip if clip is None else clip) else out
 
     def fit(self, user_items: sp.spmatrix, validation: sp.spmatrix | None = None):
         """Fit every member on ``user_items`` and the blend weights on ``validation``.
@@ -187,8 +191,7 @@ class BlendedRatingModel:
     def _blend(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
         """Blended scores of checked index arrays ``u``, ``i`` (n_pairs,), clipped or not."""
         P = np.column_stack([np.asarray(m.predict(u, i), np.float64) for _, m in self.members])
-        out = self._features(P, u, i) @ self.coef_ + self.intercept_
-        return np.clip(out, *self._range) if clip else out
+        return self._output(self._features(P, u, i), self.coef_, self.intercept_, clip)
 
     #: Users scored per block in :meth:`recommend` (bounds the (block * n_items) pairs).
     _PAIRS_PER_BLOCK = 1 << 20

@@ -38,7 +38,13 @@ from rbmrec.models._common import (
 )
 from rbmrec.models.persistence import register, seed_from_json, seed_to_json
 from rbmrec.models.persistence import save as _save
-from rbmrec.models.trainer import EpochCallback, TrainerConfig, TrainResult, train
+from rbmrec.models.trainer import (
+    EpochCallback,
+    TrainerConfig,
+    TrainResult,
+    cd_schedule_json,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -815,9 +821,7 @@ class ImplicitRBM(ParamsMixin):
             "user_data": X.data,
         }
         params = {name: getattr(self, name) for name in self._SAVED}
-        cd = params["cd_steps"]
-        if not isinstance(cd, int | np.integer):
-            params["cd_steps"] = [[int(e), int(k)] for e, k in cd]
+        params["cd_steps"] = cd_schedule_json(self.cd_steps)
         meta = {
             "params": params,
             "n_users": int(X.shape[0]),

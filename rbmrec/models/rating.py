@@ -31,7 +31,7 @@ from rbmrec.models._common import (
     one_blas_thread,
     seed_generator,
 )
-from rbmrec.models.trainer import TrainerConfig, is_interrupt, train
+from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, is_interrupt, train
 
 log = logging.getLogger(__name__)
 
@@ -1143,8 +1143,6 @@ class RatingRBM(ParamsMixin):
         """
         self._check_fitted()
         check_int("N", N, 1)
-        if np.ndim(userid) == 0:  # one user's list is trimmed to its candidates anyway
-            N = min(int(N), int(self.n_items_))
         if not sp.issparse(user_items):
             raise TypeError("user_items must be a scipy.sparse matrix")
         check_sparse_structure("user_items", user_items)  # its indices reach the top-N kernel
@@ -1154,6 +1152,8 @@ class RatingRBM(ParamsMixin):
             user_items = check_csr("user_items", user_items, allow_empty=True, duplicates="error")
         user_items = sp.csr_matrix(user_items)
         batch = np.ndim(userid) > 0
+        if not batch:  # one user's list is trimmed to its candidates anyway
+            N = min(int(N), int(self.n_items_))
         users = np.atleast_1d(np.asarray(userid))
         if users.dtype.kind not in "iu":
             raise TypeError(f"userid must be integer, got dtype {users.dtype}")
@@ -1219,7 +1219,7 @@ class RatingRBM(ParamsMixin):
                 members_meta[name] = mm
             meta = {k: getattr(self, k) for k in self._HYPER}
             meta.update(
-                cd_steps=self._cd_steps_json(), dtype=np.dtype(self.dtype).name,
+                cd_steps=cd_schedule_json(self.cd_steps), dtype=np.dtype(self.dtype).name,
                 n_users=self.n_users_, n_items=self.n_items_, members=members_meta,
                 blend_weight=self.blend_weight_,
                 calibration=list(self.calibration_), **self._fit_meta(),
@@ -1234,7 +1234,7 @@ class RatingRBM(ParamsMixin):
             arrays.update(r_indptr=self._R.indptr, r_indices=self._R.indices)
         meta = {k: getattr(self, k) for k in self._HYPER}
         meta.update(
-            cd_steps=self._cd_steps_json(),
+            cd_steps=cd_schedule_json(self.cd_steps),
             dtype=np.dtype(self.dtype).name,
             n_users=self.n_users_,
             n_items=self.n_items_,
@@ -1246,11 +1246,6 @@ class RatingRBM(ParamsMixin):
         if self.visible == "gaussian":
             meta.update(scale=list(self._scale), value_range=list(self.value_range_))
         return arrays, meta
-
-    def _cd_steps_json(self) -> int | list[list[int]]:
-        """``cd_steps`` for the JSON metadata: an int, or the schedule as lists."""
-        cd = self.cd_steps
-        return int(cd) if isinstance(cd, int | np.integer) else [list(p) for p in cd]
 
     def _fit_meta(self) -> dict[str, Any]:
         """Seed and fit bookkeeping saved with the model (see :meth:`_restore_fit_meta`)."""

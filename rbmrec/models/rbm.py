@@ -25,7 +25,7 @@ from rbmrec.models._common import (
 )
 from rbmrec.models._sparse import repeated_entry
 from rbmrec.models.persistence import generator_from_json, generator_to_json, register
-from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
+from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, parse_cd_schedule, train
 
 log = logging.getLogger(__name__)
 
@@ -864,9 +864,7 @@ class RBM(ParamsMixin):
                 "visible": self.visible,
                 "n_levels": self.n_levels,
                 "sigma": sigma_param,
-                "cd_steps": self.cd_steps
-                if isinstance(self.cd_steps, int)
-                else [list(p) for p in parse_cd_schedule(self.cd_steps)],
+                "cd_steps": cd_schedule_json(self.cd_steps),
                 "persistent": bool(self.persistent),
                 "learning_rate": float(self.learning_rate),
                 "momentum": float(self.momentum),

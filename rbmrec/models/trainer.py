@@ -81,6 +81,15 @@ def parse_cd_schedule(cd_steps: CDSchedule) -> list[tuple[int, int]]:
     return pairs
 
 
+def cd_schedule_json(cd_steps: CDSchedule) -> int | list[list[int]]:
+    """``cd_steps`` for a model file's JSON metadata: an int, or the schedule as
+    ``[first_epoch, steps]`` lists (NumPy integers become ints). Raises as
+    :func:`parse_cd_schedule` for an invalid schedule."""
+    if isinstance(cd_steps, int | np.integer) and not isinstance(cd_steps, bool):
+        return int(cd_steps)
+    return [[e, k] for e, k in parse_cd_schedule(cd_steps)]
+
+
 def cd_steps_at(schedule: list[tuple[int, int]], epoch: int) -> int:
     """Number of Gibbs steps in force at 0-based ``epoch`` of a parsed schedule."""
     k = schedule[0][1]
