@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
+
+from rbmrec.models.persistence import write_atomically
 
 __all__ = ["to_markdown", "write_atomically", "write_results"]
 
@@ -139,43 +139,3 @@ def write_results(df: pl.DataFrame, path: str | os.PathLike, metadata: dict | No
             tmp.write_text(text, encoding="utf-8")
 
     return write_atomically(path, write)
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Write a file all or nothing: ``write(tmp)`` fills a temporary file, then it is renamed.
-
-    The temporary file is created in ``path``'s folder (created when missing), so the final
-    :func:`os.replace` is atomic; a failure (disk full, Ctrl-C) removes it and leaves any
-    previous file at ``path`` untouched. A replaced file keeps its permissions.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The final file.
-    write : callable
-        Called with the temporary path (which has ``path``'s suffix); writes the content.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    from rbmrec.models.persistence import file_mode
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    return path

@@ -16,12 +16,14 @@ files load with their defaults.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -162,6 +164,44 @@ def file_mode(path: str | os.PathLike) -> int:
         return 0o666 & ~_umask()
 
 
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write a file all or nothing: ``write(tmp)`` fills a temporary file, then it is renamed.
+
+    The temporary file is created in ``path``'s folder (created when missing), so the final
+    :func:`os.replace` is atomic; a failure (disk full, Ctrl-C) removes it and leaves any
+    previous file at ``path`` untouched. A replaced file keeps its permissions.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file.
+    write : callable
+        Called with the temporary path (which has ``path``'s suffix); writes the content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save(model: Persistable, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` (``.npz`` is appended when missing) atomically.
 
@@ -199,19 +239,14 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
-            payload.update(arrays)
+    payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
+    payload.update(arrays)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **payload)
-        os.chmod(tmp, file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return write_atomically(path, write)
 
 
 def load(path: str | os.PathLike) -> Any:
