@@ -48,14 +48,18 @@ def _as_id_array(
     """
     loc = where or (lambda k: f"position {k}")
     noun = "id" if what == "id" else f"{what} id"
+
+    def bytes_error(k: int, v: Any) -> TypeError:
+        return TypeError(
+            f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode them "
+            "first (e.g. b.decode())"
+        )
+
     if isinstance(values, list | tuple):
         # numpy would turn ["a", b"b"] into the str "b" or "b'b'": check the elements first.
         for k, v in enumerate(values):
             if isinstance(v, bytes | bytearray):
-                raise TypeError(
-                    f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode "
-                    "them first (e.g. b.decode())"
-                )
+                raise bytes_error(k, v)
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -89,10 +93,7 @@ def _as_id_array(
             if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
                 raise DataError(f"{loc(k)}: missing {noun} ({v!r})")
             if isinstance(v, bytes | bytearray):
-                raise TypeError(
-                    f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode "
-                    "them first (e.g. b.decode())"
-                )
+                raise bytes_error(k, v)
         if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr):
             try:
                 return arr.astype(np.int64)

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from test_rbm_estimator import _data as _estimator_data
 
 import rbmrec
 
@@ -17,12 +18,9 @@ FAST = {"n_hidden": 3, "n_epochs": 2, "batch_size": 16, "random_state": 0}
 
 
 def _data(visible, n=40, nv=6, seed=0):
-    rng = np.random.default_rng(seed)
-    if visible == "softmax":
-        return rng.integers(-1, 3, (n, nv))
-    if visible == "gaussian":
-        return rng.normal(0, 1, (n, nv))
-    return (rng.random((n, nv)) < 0.4).astype(np.float32)
+    """test_rbm_estimator's data, with float64 Gaussian values (the tests here write 1e39
+    into them, which a float32 array would turn into inf)."""
+    return _estimator_data(visible, n, nv, seed, gaussian_dtype=np.float64)
 
 
 def _snapshot(model):

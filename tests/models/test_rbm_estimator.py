@@ -12,12 +12,12 @@ from rbmrec.errors import NotFittedError, TrainingDivergedError
 FAST = {"n_hidden": 3, "n_epochs": 3, "batch_size": 16, "random_state": 0}
 
 
-def _data(visible, n=40, nv=6, seed=0):
+def _data(visible, n=40, nv=6, seed=0, gaussian_dtype=np.float32):
     rng = np.random.default_rng(seed)
     if visible == "softmax":
         return rng.integers(-1, 3, (n, nv))
     if visible == "gaussian":
-        return rng.normal(0, 1, (n, nv)).astype(np.float32)
+        return rng.normal(0, 1, (n, nv)).astype(gaussian_dtype)
     return (rng.random((n, nv)) < 0.4).astype(np.float32)
 
 
