@@ -41,6 +41,21 @@ _ONE = _F32(1.0)
 _EXP_MIN = _F32(-87.0)  # exp(-87) ~ 1.6e-38: still a normal float32
 
 
+@njit(cache=True, inline="always")
+def _exp_parts_f32(v):
+    """``exp(v) = poly * 2**n`` for float32 ``v <= 0``: returns ``poly`` and the float32 bit
+    pattern of ``2**n`` (values below -87 give exp(-87)). Branch-free, so loops vectorise."""
+    v = max(v, _EXP_MIN)
+    fx = np.floor(v * _LOG2E + _HALF)
+    r = v - fx * _LN2_HI - fx * _LN2_LO
+    p = _EXP_P0 * r + _EXP_P1
+    p = p * r + _EXP_P2
+    p = p * r + _EXP_P3
+    p = p * r + _EXP_P4
+    p = p * r + _EXP_P5
+    return p * (r * r) + r + _ONE, (np.int32(fx) + np.int32(127)) << np.int32(23)
+
+
 @njit(cache=True, fastmath={"contract"})
 def exp_nonpositive_f32(x, bits):
     """``x[i] = exp(x[i])`` in place for float32 ``x <= 0`` (values below -87 give exp(-87)).
@@ -55,16 +70,7 @@ def exp_nonpositive_f32(x, bits):
     """
     n = x.shape[0]
     for i in range(n):
-        v = max(x[i], _EXP_MIN)
-        fx = np.floor(v * _LOG2E + _HALF)
-        r = v - fx * _LN2_HI - fx * _LN2_LO
-        p = _EXP_P0 * r + _EXP_P1
-        p = p * r + _EXP_P2
-        p = p * r + _EXP_P3
-        p = p * r + _EXP_P4
-        p = p * r + _EXP_P5
-        x[i] = p * (r * r) + r + _ONE
-        bits[i] = (np.int32(fx) + np.int32(127)) << np.int32(23)
+        x[i], bits[i] = _exp_parts_f32(x[i])
     scale = bits.view(np.float32)
     for i in range(n):
         x[i] *= scale[i]
@@ -84,5 +90,37 @@ def _exp_nonpositive_impl(x, bits):
     def impl(x, bits):
         for i in range(x.shape[0]):
             x[i] = np.exp(x[i])
+
+    return impl
+
+
+def exp_nonpositive_row(x, bits, scale, t, n):
+    """``x[t, :n] = exp(x[t, :n])`` in place for ``x <= 0``, inlined into the caller.
+
+    Same values as :func:`exp_nonpositive` on ``x[t, :n]`` up to the caller's floating-point
+    flags, but without a call or a view per use: for a short run inside a parallel loop
+    (the five levels of a handful of ratings), the call and the views' atomic reference
+    counts cost more than the exponentials. ``x`` (m, >= n) float32 or float64; ``bits``
+    int32 scratch of ``x``'s shape and ``scale = bits.view(np.float32)``, made once by the
+    caller (both unused for float64). Callable from jitted code only.
+    """
+    raise NotImplementedError("exp_nonpositive_row is a Numba intrinsic: call it from @njit code")
+
+
+@overload(exp_nonpositive_row, inline="always")
+def _exp_nonpositive_row_impl(x, bits, scale, t, n):
+    if x.dtype == types.float32:
+
+        def impl_f32(x, bits, scale, t, n):
+            for i in range(n):
+                x[t, i], bits[t, i] = _exp_parts_f32(x[t, i])
+            for i in range(n):
+                x[t, i] *= scale[t, i]
+
+        return impl_f32
+
+    def impl(x, bits, scale, t, n):
+        for i in range(n):
+            x[t, i] = np.exp(x[t, i])
 
     return impl

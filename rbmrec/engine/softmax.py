@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rbmrec.engine._math import exp_nonpositive, sigmoid, softplus
+from rbmrec.engine._math import exp_nonpositive, exp_nonpositive_row, sigmoid, softplus
 from rbmrec.engine._random import next_u64, stream_uniform, uniform
 
 #: Floating-point flags of the inner dot products and axpys: reassociation lets LLVM
@@ -169,12 +169,12 @@ def _visible_softmax(i, h, W, b, probs):
 
 
 @njit(cache=True, inline="always")
-def _draw_level(probs, u):
-    """Index k with probability probs[k], from a uniform ``u`` in [0, 1)."""
+def _draw_level(probs, q, u):
+    """Index k with probability probs[q, k], from a uniform ``u`` in [0, 1)."""
     acc = 0.0
-    n = probs.shape[0]
+    n = probs.shape[1]
     for k in range(n - 1):
-        acc += probs[k]
+        acc += probs[q, k]
         if u < acc:
             return k
     return n - 1
@@ -260,18 +260,22 @@ def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
 
     Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
     and is reused for every row that observes ``i``. ``acc`` (_N_TASKS, n_batch, n_hidden)
-    is overwritten; :func:`_hidden_from_tasks` adds the tasks.
+    is overwritten; :func:`_hidden_from_tasks` adds the tasks. The loops index the arrays
+    directly: a view such as ``acc[t][r]`` made per entry costs Numba an atomic reference
+    count update on the parent array, which both threads contend for.
     """
     n_hidden = W.shape[2]
+    n_batch = acc.shape[1]
     for t in prange(_N_TASKS):
-        a = acc[t]
-        a[:] = 0.0
+        for r in range(n_batch):
+            for j in range(n_hidden):
+                acc[t, r, j] = 0.0
         for i in range(tg[t], tg[t + 1]):
             for e in range(gptr[i], gptr[i + 1]):
-                ar = a[grow[e]]
-                wk = W[i, lv[gent[e]]]
+                r = grow[e]
+                k = lv[gent[e]]
                 for j in range(n_hidden):
-                    ar[j] += wk[j]
+                    acc[t, r, j] += W[i, k, j]
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -280,21 +284,22 @@ def _hidden_from_tasks(base, acc, out):
 
     Tasks are added in order (thread-count independent). The sigmoid is
     ``1 / (1 + z)`` or ``z / (1 + z)`` with ``z = exp(-|x|)``, so one vectorised
-    exponential pass per row serves both signs (float32: Cephes polynomial).
+    exponential pass per row serves both signs (float32: Cephes polynomial). The scratch
+    is allocated once per call, not per row.
     """
     n_batch, n_hidden = out.shape
+    z = np.empty((n_batch, n_hidden), dtype=out.dtype)
+    bits = np.empty((n_batch, n_hidden), dtype=np.int32)
     for r in prange(n_batch):
-        x = np.empty(n_hidden, dtype=out.dtype)
-        z = np.empty(n_hidden, dtype=out.dtype)
         for j in range(n_hidden):
             v = base[r, j]
             for t in range(_N_TASKS):
                 v += acc[t, r, j]
-            x[j] = v
-            z[j] = -abs(v)
-        exp_nonpositive(z, np.empty(n_hidden, dtype=np.int32))
+            out[r, j] = v
+            z[r, j] = -abs(v)
+        exp_nonpositive(z[r], bits[r])
         for j in range(n_hidden):
-            out[r, j] = (1.0 if x[j] >= 0.0 else z[j]) / (1.0 + z[j])
+            out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -314,67 +319,99 @@ def _visible_step(
     visible-bias statistics ``gb[i] = sum_q onehot(lv_data[q]) - probs[q]`` (entries in
     batch order). Entry ``q`` of row ``r`` (the ``q - off[r]``-th of the row) draws from
     ``stream_uniform(keys[r], q - off[r])``, so draws do not depend on the visiting order.
+
+    The per-entry loops index ``acc``, ``probs``, ``hs`` and ``W`` directly instead of taking
+    row views: each view made in a loop costs Numba an atomic reference-count update on the
+    parent array, and the two threads contend for that cache line (about 20 % of this step).
     """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
+    n_batch = acc.shape[1]
+    scale = bits.view(np.float32)  # the powers of two of the float32 exponentials
     for t in prange(_N_TASKS):
-        a = acc[t]
-        a[:] = 0.0
+        for r in range(n_batch):
+            for j in range(n_hidden):
+                acc[t, r, j] = 0.0
         for i in range(tg[t], tg[t + 1]):
             if last:
                 for kk in range(n_levels):
                     gb[i, kk] = 0.0
             e0 = gptr[i]
             m = gptr[i + 1] - e0
-            x = xbuf[t, : m * n_levels]
             for u in range(m):
-                xu = x[u * n_levels : (u + 1) * n_levels]
-                _level_logits(i, hs[grow[e0 + u]], W, b, xu)
-                _shift_by_max(xu)
-            exp_nonpositive(x, bits[t, : m * n_levels])
+                r = grow[e0 + u]
+                o = u * n_levels
+                if n_levels == 5:
+                    # One pass over the hidden units with five accumulators instead of five
+                    # dot products, each with its own horizontal sum (~20% faster).
+                    a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
+                    for j in range(n_hidden):
+                        hj = hs[r, j]
+                        a0 += W[i, 0, j] * hj
+                        a1 += W[i, 1, j] * hj
+                        a2 += W[i, 2, j] * hj
+                        a3 += W[i, 3, j] * hj
+                        a4 += W[i, 4, j] * hj
+                    top = max(max(max(a0, a1), max(a2, a3)), a4)
+                    xbuf[t, o] = a0 - top
+                    xbuf[t, o + 1] = a1 - top
+                    xbuf[t, o + 2] = a2 - top
+                    xbuf[t, o + 3] = a3 - top
+                    xbuf[t, o + 4] = a4 - top
+                else:
+                    for k in range(n_levels):
+                        a = b[i, k]
+                        for j in range(n_hidden):
+                            a += W[i, k, j] * hs[r, j]
+                        xbuf[t, o + k] = a
+                    top = xbuf[t, o]
+                    for k in range(1, n_levels):
+                        top = max(top, xbuf[t, o + k])
+                    for k in range(n_levels):
+                        xbuf[t, o + k] -= top
+            exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
             for u in range(m):
                 e = e0 + u
                 r = grow[e]
                 q = gent[e]
-                pq = probs[q]
-                total = x[0] - x[0]  # a zero of x's dtype
+                o = u * n_levels
+                total = xbuf[t, o] - xbuf[t, o]  # a zero of xbuf's dtype
                 for kk in range(n_levels):
-                    total += x[u * n_levels + kk]
+                    total += xbuf[t, o + kk]
                 for kk in range(n_levels):
-                    pq[kk] = x[u * n_levels + kk] / total
+                    probs[q, kk] = xbuf[t, o + kk] / total
                 if draw:
-                    cur[q] = _draw_level(pq, stream_uniform(keys[r], q - off[r]))
-                ar = a[r]
+                    cur[q] = _draw_level(probs, q, stream_uniform(keys[r], q - off[r]))
                 if mean_field and n_levels == 5:
-                    w = W[i]
-                    p0, p1, p2, p3, p4 = pq[0], pq[1], pq[2], pq[3], pq[4]
+                    p0, p1, p2 = probs[q, 0], probs[q, 1], probs[q, 2]
+                    p3, p4 = probs[q, 3], probs[q, 4]
                     for j in range(n_hidden):
-                        s = p0 * w[0, j] + p1 * w[1, j] + p2 * w[2, j] + p3 * w[3, j]
-                        ar[j] += s + p4 * w[4, j]
+                        s = p0 * W[i, 0, j] + p1 * W[i, 1, j] + p2 * W[i, 2, j]
+                        s += p3 * W[i, 3, j]
+                        acc[t, r, j] += s + p4 * W[i, 4, j]
                 elif mean_field:
                     for k in range(n_levels):
-                        pk = pq[k]
-                        wk = W[i, k]
+                        pk = probs[q, k]
                         for j in range(n_hidden):
-                            ar[j] += pk * wk[j]
+                            acc[t, r, j] += pk * W[i, k, j]
                 else:
-                    wk = W[i, cur[q]]
+                    k = cur[q]
                     for j in range(n_hidden):
-                        ar[j] += wk[j]
+                        acc[t, r, j] += W[i, k, j]
                 if last:
                     mean = 0.0
                     for kk in range(n_levels):
-                        mean += kk * pq[kk]
+                        mean += kk * probs[q, kk]
                     d = mean - lv_data[q]
                     sqe[q] = d * d
                 if onehot:
                     for kk in range(n_levels):
-                        pq[kk] = 0.0
-                    pq[cur[q]] = 1.0
+                        probs[q, kk] = 0.0
+                    probs[q, cur[q]] = 1.0
                 if last:
                     gb[i, lv_data[q]] += 1.0
                     for kk in range(n_levels):
-                        gb[i, kk] -= pq[kk]
+                        gb[i, kk] -= probs[q, kk]
 
 
 @njit(cache=True)
@@ -463,37 +500,44 @@ def _sample_hidden(hprob, states, hs, keys):
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
-def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g):
-    """g (n_levels, n_hidden) = group i's weight statistics, its entries added in batch order.
+def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g, gi):
+    """g[gi] (n_levels, n_hidden) = group i's weight statistics, entries added in batch order.
 
     ``neg_levels`` (one level per batch entry) gives the one-hot negative visible states of
     sampled CD, so each entry adds two rows without scanning ``vneg``; when it is empty
-    (mean-field negatives) every level gets ``vneg[q, k] * hneg[r]``.
+    (mean-field negatives) every level gets ``vneg[q, k] * hneg[r]``. ``g`` is indexed
+    directly (no row views: see :func:`_visible_step`).
     """
-    n_levels = g.shape[0]
-    n_hidden = g.shape[1]
+    n_levels = g.shape[1]
+    n_hidden = g.shape[2]
     sampled = neg_levels.shape[0] > 0
     for k in range(n_levels):
         for j in range(n_hidden):
-            g[k, j] = 0.0
+            g[gi, k, j] = 0.0
     for e in range(gptr[i], gptr[i + 1]):
         r = grow[e]
         q = gent[e]
-        gd = g[levels_b[q]]
-        hp = hpos[r]
+        kd = levels_b[q]
         for j in range(n_hidden):
-            gd[j] += hp[j]
-        hn = hneg[r]
+            g[gi, kd, j] += hpos[r, j]
         if sampled:
-            gn = g[neg_levels[q]]
+            kn = neg_levels[q]
             for j in range(n_hidden):
-                gn[j] -= hn[j]
+                g[gi, kn, j] -= hneg[r, j]
+        elif n_levels == 5:
+            v0, v1, v2, v3, v4 = vneg[q, 0], vneg[q, 1], vneg[q, 2], vneg[q, 3], vneg[q, 4]
+            for j in range(n_hidden):
+                hn = hneg[r, j]
+                g[gi, 0, j] -= v0 * hn
+                g[gi, 1, j] -= v1 * hn
+                g[gi, 2, j] -= v2 * hn
+                g[gi, 3, j] -= v3 * hn
+                g[gi, 4, j] -= v4 * hn
         else:
             for k in range(n_levels):
                 vk = vneg[q, k]
-                gk = g[k]
                 for j in range(n_hidden):
-                    gk[j] -= vk * hn[j]
+                    g[gi, k, j] -= vk * hneg[r, j]
 
 
 @njit(cache=True, parallel=True)
@@ -501,7 +545,7 @@ def _accumulate(phases, gW):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
     _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
     for i in prange(gW.shape[0]):
-        _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, gW[i])
+        _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, gW, i)
 
 
 #: Groups per parallel chunk of :func:`softmax_update_weights` (a constant, so the work split
@@ -514,8 +558,9 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     """Fused weight statistics and momentum step: ``vW = mom vW + scale gW - lr_wd W; W += vW``.
 
     ``gW`` (the batch's positive minus negative statistics, see :func:`softmax_cd`) is built
-    one group at a time in a small buffer and applied at once, so the full gradient array is
-    never written or read: per mini-batch the weights and velocities are streamed once.
+    one group at a time in a small per-chunk buffer and applied at once, so the full gradient
+    array is never written or read: per mini-batch the weights and velocities are streamed
+    once.
     Groups the batch does not observe have ``gW[i] = 0`` and only decay.
 
     Parameters
@@ -530,14 +575,14 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
     n_visible, n_levels, n_hidden = W.shape
     n_chunks = (n_visible + _GROUP_CHUNK - 1) // _GROUP_CHUNK
+    g = np.empty((n_chunks, n_levels, n_hidden), dtype=W.dtype)  # one buffer per chunk
     for ch in prange(n_chunks):
-        g = np.empty((n_levels, n_hidden), dtype=W.dtype)
         for i in range(ch * _GROUP_CHUNK, min(n_visible, (ch + 1) * _GROUP_CHUNK)):
             if gptr[i + 1] > gptr[i]:
-                _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g)
+                _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g, ch)
                 for k in range(n_levels):
                     for j in range(n_hidden):
-                        vt = mom * vW[i, k, j] + scale * g[k, j] - lr_wd * W[i, k, j]
+                        vt = mom * vW[i, k, j] + scale * g[ch, k, j] - lr_wd * W[i, k, j]
                         vW[i, k, j] = vt
                         W[i, k, j] += vt
             else:
@@ -671,7 +716,8 @@ def softmax_gibbs(indptr, indices, levels, rows, W, b, c, hidden_offset, steps, 
         u = rows[r]
         start = indptr[u]
         n_obs = indptr[u + 1] - start
-        probs = np.empty(n_levels, dtype=np.float64)
+        probs = np.empty((1, n_levels), dtype=np.float64)
+        p0 = probs[0]
         x = np.empty(n_hidden, dtype=np.float64)
         h = np.empty(n_hidden, dtype=np.float64)
         q0 = off[r]
@@ -688,8 +734,8 @@ def softmax_gibbs(indptr, indices, levels, rows, W, b, c, hidden_offset, steps, 
             for j in range(n_hidden):
                 h[j] = 1.0 if uniform(states, r) < sigmoid(x[j]) else 0.0
             for t in range(n_obs):
-                _visible_softmax(indices[start + t], h, W, b, probs)
-                out[q0 + t] = _draw_level(probs, uniform(states, r))
+                _visible_softmax(indices[start + t], h, W, b, p0)
+                out[q0 + t] = _draw_level(probs, 0, uniform(states, r))
     return out
 
 

@@ -319,6 +319,32 @@ def test_vectorised_float32_exp_is_accurate():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inlined_row_exp_matches_the_vectorised_one(dtype):
+    """exp_nonpositive_row (inlined into the softmax kernel, with its reassociating
+    flags) keeps the accuracy of exp_nonpositive and touches only x[t, :n]."""
+    from numba import njit
+
+    from rbmrec.engine._math import exp_nonpositive_row
+
+    @njit(fastmath={"reassoc", "contract", "nsz"})
+    def rows_exp(x, bits, n):
+        scale = bits.view(np.float32)
+        for t in range(x.shape[0]):
+            exp_nonpositive_row(x, bits, scale, t, n)
+
+    x = -np.linspace(0.0, 100.0, 3 * 40_001).astype(dtype).reshape(3, -1)
+    x[0, :3] = [0.0, -1e-30, -0.5]
+    got = x.copy()
+    n = x.shape[1] - 1  # the last column stays as it was
+    rows_exp(got, np.empty(x.shape, np.int32), n)
+    want = np.exp(np.maximum(x[:, :n].astype(np.float64), -87.0 if dtype == np.float32 else -1e9))
+    assert got.dtype == dtype
+    assert np.max(np.abs(got[:, :n] - want) / want) < (3e-7 if dtype == np.float32 else 1e-15)
+    assert got[0, 0] == 1.0
+    np.testing.assert_array_equal(got[:, n], x[:, n])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_level_scores_match_numpy(dtype):
     rng = np.random.default_rng(3)
     logits = rng.normal(0, 4, (9, 40, 5)).astype(dtype)
