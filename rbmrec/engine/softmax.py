@@ -279,13 +279,15 @@ def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
-def _hidden_from_tasks(base, acc, out):
+def _hidden_from_tasks(base, acc, out, sample, states, hs, keys):
     """``out[r] = sigmoid(base[r] + sum_t acc[t, r])``: p(h | v) from the tasks' sums.
 
     Tasks are added in order (thread-count independent). The sigmoid is
     ``1 / (1 + z)`` or ``z / (1 + z)`` with ``z = exp(-|x|)``, so one vectorised
     exponential pass per row serves both signs (float32: Cephes polynomial). The scratch
-    is allocated once per call, not per row.
+    is allocated once per call, not per row. ``sample``: also draw the binary hidden states
+    ``hs[r]`` from ``out[r]`` with row ``r``'s stream ``states[r]``, in unit order, then that
+    row's next Gibbs-step key ``keys[r]`` (in the same parallel region: one fewer per step).
     """
     n_batch, n_hidden = out.shape
     z = np.empty((n_batch, n_hidden), dtype=out.dtype)
@@ -300,6 +302,10 @@ def _hidden_from_tasks(base, acc, out):
         exp_nonpositive(z[r], bits[r])
         for j in range(n_hidden):
             out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
+        if sample:
+            for j in range(n_hidden):
+                hs[r, j] = 1.0 if uniform(states, r) < out[r, j] else 0.0
+            keys[r] = next_u64(states, r)
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -446,13 +452,15 @@ def _cd_chains(
         most = max(most, gptr[i + 1] - gptr[i])
     xbuf = np.empty((_N_TASKS, most * W.shape[1]), dtype=W.dtype)
     bits = np.empty((_N_TASKS, most * W.shape[1]), dtype=np.int32)
-    # Positive phase: p(h | v_data).
+    hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
+    keys = np.empty(n_batch, dtype=np.uint64)
+    # Positive phase: p(h | v_data); without a chain the first hidden sample is drawn from it.
     _scatter_levels(W, gptr, grow, gent, levels_b, tg, acc)
-    _hidden_from_tasks(base, acc, hpos)
+    _hidden_from_tasks(base, acc, hpos, not use_chain, states, hs, keys)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
         _scatter_levels(W, gptr, grow, gent, cur, tg, acc)
-        _hidden_from_tasks(base, acc, hneg)
+        _hidden_from_tasks(base, acc, hneg, True, states, hs, keys)
     else:
         cur = levels_b.copy()
         # An element loop, not `hneg[:] = hpos`: array-to-array assignment compiles Numba's
@@ -460,12 +468,10 @@ def _cd_chains(
         for r in range(n_batch):
             for j in range(n_hidden):
                 hneg[r, j] = hpos[r, j]
-    hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
-    keys = np.empty(n_batch, dtype=np.uint64)
     sqe = np.zeros(nnz_b, dtype=np.float64)
     for step in range(cd_steps):
         last = step == cd_steps - 1
-        _sample_hidden(hneg, states, hs, keys)
+        # hs and keys hold this step's hidden sample, drawn from hneg.
         mean_field = last and neg_mode == NEG_MEAN_FIELD
         # Mean-field CD without a chain discards the last draw: skip it.
         draw = not (mean_field and not use_chain)
@@ -473,7 +479,7 @@ def _cd_chains(
             W, b, hs, gptr, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
             mean_field, last and not mean_field, tg, acc, gb, xbuf, bits,
         )  # fmt: skip
-        _hidden_from_tasks(base, acc, hneg)
+        _hidden_from_tasks(base, acc, hneg, not last, states, hs, keys)
     for r in range(n_batch):
         s = 0.0
         for q in range(off[r], off[r + 1]):
@@ -485,18 +491,6 @@ def _cd_chains(
             for t in range(indptr[u + 1] - indptr[u]):
                 chain_levels[indptr[u] + t] = cur[off[r] + t]
     return cur
-
-
-@njit(cache=True, parallel=True)
-def _sample_hidden(hprob, states, hs, keys):
-    """Binary hidden samples per row from its own stream, then that row's next step key.
-
-    hprob, hs : (n_batch, n_hidden); states, keys : uint64 (n_batch,).
-    """
-    for r in prange(hprob.shape[0]):
-        for j in range(hprob.shape[1]):
-            hs[r, j] = 1.0 if uniform(states, r) < hprob[r, j] else 0.0
-        keys[r] = next_u64(states, r)
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)

@@ -5,7 +5,7 @@ NumPy needs four passes over each parameter array (and temporaries) for
 entries, updated after every mini-batch of 100 users) that memory traffic costs as much as
 the CD statistics themselves. This kernel reads ``p``, ``v`` and ``g`` once and writes ``p``
 and ``v`` once, in parallel over contiguous blocks (element-wise, so results do not depend on
-the thread count).
+the thread count); small arrays are updated on the calling thread.
 """
 
 from __future__ import annotations
@@ -34,6 +34,23 @@ def momentum_update(p, v, g, scale, mom, lr_wd):
         p[t] += vt
 
 
+#: Arrays shorter than this are updated on the calling thread: a parallel region costs more
+#: than the few microseconds of work, and on a busy machine each one may wait a whole
+#: scheduler time slice for a descheduled thread (the rating RBM's biases, every batch).
+PARALLEL_MIN = 1 << 16
+
+
+@njit(cache=True)
+def momentum_update_serial(p, v, g, scale, mom, lr_wd):
+    """:func:`momentum_update` on the calling thread, with identical results (a separate
+    function, not a second dispatcher of the same one: Numba's cache keys on the function,
+    not on ``parallel``)."""
+    for t in range(p.shape[0]):
+        vt = mom * v[t] + scale * g[t] - lr_wd * p[t]
+        v[t] = vt
+        p[t] += vt
+
+
 def apply_momentum(
     p: np.ndarray, v: np.ndarray, g: np.ndarray, scale: float, mom: float, lr_wd: float
 ) -> None:
@@ -56,7 +73,8 @@ def apply_momentum(
     if p.flags.c_contiguous and v.flags.c_contiguous and p.dtype == v.dtype:
         dt = p.dtype.type
         gf = np.ascontiguousarray(g).reshape(-1)
-        momentum_update(p.reshape(-1), v.reshape(-1), gf, dt(scale), dt(mom), dt(lr_wd))
+        kernel = momentum_update if p.size >= PARALLEL_MIN else momentum_update_serial
+        kernel(p.reshape(-1), v.reshape(-1), gf, dt(scale), dt(mom), dt(lr_wd))
         return
     v *= mom
     v += scale * g

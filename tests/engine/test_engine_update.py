@@ -28,6 +28,27 @@ def test_fused_step_matches_reference(dtype, lr_wd):
     assert p.dtype == dtype and v.dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_steps_are_identical(dtype):
+    """Arrays below PARALLEL_MIN are stepped on the calling thread: same bits as the
+    parallel kernel, on both sides of the threshold."""
+    from rbmrec.engine import update as U
+
+    rng = np.random.default_rng(2)
+    for n in (U.PARALLEL_MIN - 1, U.PARALLEL_MIN):
+        p, v, g = (rng.normal(size=n).astype(dtype) for _ in range(3))
+        args = (dtype(0.01), dtype(0.9), dtype(1e-3))
+        p1, v1, p2, v2 = p.copy(), v.copy(), p.copy(), v.copy()
+        U.momentum_update(p1, v1, g, *args)
+        U.momentum_update_serial(p2, v2, g, *args)
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(v1, v2)
+        p3, v3 = p.copy(), v.copy()
+        apply_momentum(p3, v3, g, 0.01, 0.9, 1e-3)  # whichever kernel it picks
+        np.testing.assert_array_equal(p3, p1)
+        np.testing.assert_array_equal(v3, v1)
+
+
 def test_non_contiguous_parameters_are_updated_in_place():
     rng = np.random.default_rng(1)
     base = rng.normal(size=(6, 8))
