@@ -360,3 +360,43 @@ def test_level_scores_match_numpy(dtype):
     p = np.exp(z - z.max(-1, keepdims=True))
     want = (p / p.sum(-1, keepdims=True)) @ weights.astype(np.float64)
     np.testing.assert_allclose(out, want, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("nl", [4, 5])
+def test_visible_step_ignores_stale_scratch_and_empty_groups(nl):
+    """The visible step's scratch may hold anything (it is np.empty): groups the batch does
+    not observe must not read it, and the statistics must equal those from clean scratch."""
+    rng = np.random.default_rng(8)
+    n, ng, nh = 12, 9, 5
+    A = sp.random(n, ng, density=0.4, format="csr", random_state=9)
+    A.data = rng.integers(0, nl, A.nnz).astype(np.float64) + 1.0
+    A.sort_indices()
+    A.data[np.isin(A.indices, [0, 4])] = 0.0  # two groups nobody observes, one of them first
+    A.eliminate_zeros()
+    indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+    levels = (A.data - 1).astype(np.int8)
+    rows = np.arange(n, dtype=np.int64)
+    off = S._batch_offsets(indptr, rows)
+    gptr, grow, gent, lv = S._group_entries(indptr, indices, levels, rows, off, ng)
+    assert gptr[1] == gptr[0] and gptr[5] == gptr[4]
+    tg = S._task_groups(gptr)
+    W = rng.normal(0, 0.5, (ng, nl, nh)).astype(np.float32)
+    b = rng.normal(0, 0.5, (ng, nl)).astype(np.float32)
+    hs = (rng.random((n, nh)) < 0.5).astype(np.float32)
+    keys = rng.integers(0, 2**63, n).astype(np.uint64)
+    most = int(np.diff(gptr).max())
+    results = []
+    for fill in (0.0, np.nan):
+        acc = np.full((S._N_TASKS, n, nh), fill, np.float32)
+        probs = np.full((off[-1], nl), fill, np.float32)
+        gb = np.full((ng, nl), fill, np.float32)
+        xbuf = np.full((S._N_TASKS, most * nl), fill, np.float32)
+        bits = np.zeros(xbuf.shape, np.int32)
+        sqe = np.zeros(off[-1])
+        S._visible_step(W, b, hs, gptr, grow, gent, off, keys, lv, lv.copy(), probs, False, sqe,
+                        True, True, False, tg, acc, gb, xbuf, bits)  # fmt: skip
+        results.append((acc.copy(), probs.copy(), gb.copy(), sqe.copy()))
+    for clean, stale in zip(*results, strict=True):
+        assert np.all(np.isfinite(stale))
+        np.testing.assert_array_equal(stale, clean)
+    assert np.all(results[0][2][[0, 4]] == 0.0)  # unobserved groups: zero bias statistics
