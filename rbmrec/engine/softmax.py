@@ -31,6 +31,12 @@ from rbmrec.engine._random import next_u64, stream_uniform, uniform
 #: divergence checks see infinities and NaNs as usual.
 _DOT_MATH = {"reassoc", "contract", "nsz"}
 
+#: Flags of the fused weight update: contraction only. Its loops are element-wise over hidden
+#: units and need no reassociation to vectorise; with it, the code LLVM compiled in the
+#: process differed in the last bits from the same kernel loaded from Numba's cache (so a
+#: first, compiling run trained differently from later ones).
+_UPDATE_MATH = {"contract"}
+
 #: Negative-phase modes of :func:`softmax_cd`.
 NEG_SAMPLE = 0  # v_k sampled one-hot, statistics from p(h | v_k): the CD-k estimator
 NEG_MEAN_FIELD = 1  # last visible step uses the softmax probabilities (lower variance)
@@ -112,60 +118,59 @@ def softmax_free_energy(indptr, indices, levels, rows, W, b, c, hidden_offset):
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
-def _level_logits(i, h, W, b, out):
-    """Write ``out[k] = b[i, k] + sum_j W[i, k, j] h[j]`` (n_levels,) in ``out``'s dtype.
+def _shifted_logits(i, h, r, W, b, out, q, o):
+    """``out[q, o + k] = b[i, k] + sum_j W[i, k, j] h[r, j]`` minus their maximum over k.
 
-    The dot products may be reassociated (SIMD). Five levels (the 1-5 star scale) take one
-    pass over the hidden units with five accumulators instead of five dot products, each
-    with its own horizontal sum (~20% faster).
+    Every value is <= 0 before exponentiating. ``h`` and ``out`` are indexed directly (no
+    views: see :func:`_visible_step`). The dot products may be reassociated (SIMD). Five
+    levels (the 1-5 star scale) take one pass over the hidden units with five accumulators
+    instead of five dot products, each with its own horizontal sum (~20% faster).
     """
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
     if n_levels == 5:
-        w = W[i]
         a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
         for j in range(n_hidden):
-            hj = h[j]
-            a0 += w[0, j] * hj
-            a1 += w[1, j] * hj
-            a2 += w[2, j] * hj
-            a3 += w[3, j] * hj
-            a4 += w[4, j] * hj
-        out[0], out[1], out[2], out[3], out[4] = a0, a1, a2, a3, a4
+            hj = h[r, j]
+            a0 += W[i, 0, j] * hj
+            a1 += W[i, 1, j] * hj
+            a2 += W[i, 2, j] * hj
+            a3 += W[i, 3, j] * hj
+            a4 += W[i, 4, j] * hj
+        top = max(max(max(a0, a1), max(a2, a3)), a4)
+        out[q, o] = a0 - top
+        out[q, o + 1] = a1 - top
+        out[q, o + 2] = a2 - top
+        out[q, o + 3] = a3 - top
+        out[q, o + 4] = a4 - top
         return
     for k in range(n_levels):
         a = b[i, k]
         for j in range(n_hidden):
-            a += W[i, k, j] * h[j]
-        out[k] = a
-
-
-@njit(cache=True, inline="always")
-def _shift_by_max(x):
-    """``x -= max(x)`` in place (so every entry is <= 0 before exponentiating)."""
-    top = x[0]
-    for k in range(1, x.shape[0]):
-        if x[k] > top:
-            top = x[k]
-    for k in range(x.shape[0]):
-        x[k] -= top
+            a += W[i, k, j] * h[r, j]
+        out[q, o + k] = a
+    top = out[q, o]
+    for k in range(1, n_levels):
+        top = max(top, out[q, o + k])
+    for k in range(n_levels):
+        out[q, o + k] -= top
 
 
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
-def _visible_softmax(i, h, W, b, probs):
-    """Fill ``probs`` (n_levels,) with p(v_i = k | h) for hidden vector ``h`` (max-shifted).
+def _visible_softmax(i, h, r, W, b, probs, q):
+    """Fill ``probs[q]`` (n_levels,) with p(v_i = k | h[r]) (max-shifted softmax).
 
     Works in ``probs``' dtype throughout; the dot products may be reassociated (SIMD).
     """
-    _level_logits(i, h, W, b, probs)
-    _shift_by_max(probs)
-    total = probs[0] - probs[0]  # a zero of probs' dtype
-    for k in range(probs.shape[0]):
-        e = np.exp(probs[k])
-        probs[k] = e
+    n_levels = W.shape[1]
+    _shifted_logits(i, h, r, W, b, probs, q, 0)
+    total = probs[q, 0] - probs[q, 0]  # a zero of probs' dtype
+    for k in range(n_levels):
+        e = np.exp(probs[q, k])
+        probs[q, k] = e
         total += e
-    for k in range(probs.shape[0]):
-        probs[k] = probs[k] / total
+    for k in range(n_levels):
+        probs[q, k] = probs[q, k] / total
 
 
 @njit(cache=True, inline="always")
@@ -347,36 +352,7 @@ def _visible_step(
             if m == 0:
                 continue  # (and the zeros below read xbuf[t, 0], written only for entries)
             for u in range(m):
-                r = grow[e0 + u]
-                o = u * n_levels
-                if n_levels == 5:
-                    # One pass over the hidden units with five accumulators instead of five
-                    # dot products, each with its own horizontal sum (~20% faster).
-                    a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
-                    for j in range(n_hidden):
-                        hj = hs[r, j]
-                        a0 += W[i, 0, j] * hj
-                        a1 += W[i, 1, j] * hj
-                        a2 += W[i, 2, j] * hj
-                        a3 += W[i, 3, j] * hj
-                        a4 += W[i, 4, j] * hj
-                    top = max(max(max(a0, a1), max(a2, a3)), a4)
-                    xbuf[t, o] = a0 - top
-                    xbuf[t, o + 1] = a1 - top
-                    xbuf[t, o + 2] = a2 - top
-                    xbuf[t, o + 3] = a3 - top
-                    xbuf[t, o + 4] = a4 - top
-                else:
-                    for k in range(n_levels):
-                        a = b[i, k]
-                        for j in range(n_hidden):
-                            a += W[i, k, j] * hs[r, j]
-                        xbuf[t, o + k] = a
-                    top = xbuf[t, o]
-                    for k in range(1, n_levels):
-                        top = max(top, xbuf[t, o + k])
-                    for k in range(n_levels):
-                        xbuf[t, o + k] -= top
+                _shifted_logits(i, hs, grow[e0 + u], W, b, xbuf, t, u * n_levels)
             exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
             if n_levels == 5:
                 # The 1-5 star scale in scalars: one pass per entry, and the group's visible-bias
@@ -536,7 +512,7 @@ def _cd_chains(
     return cur
 
 
-@njit(cache=True, inline="always", fastmath=_DOT_MATH)
+@njit(cache=True, inline="always", fastmath=_UPDATE_MATH)
 def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g, gi):
     """g[gi] (n_levels, n_hidden) = group i's weight statistics, entries taken in batch order.
 
@@ -620,7 +596,7 @@ def _accumulate(phases, gW):
 _GROUP_CHUNK = 64
 
 
-@njit(cache=True, parallel=True, fastmath=_DOT_MATH)
+@njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
 def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     """Fused weight statistics and momentum step: ``vW = mom vW + scale gW - lr_wd W; W += vW``.
 
@@ -784,9 +760,8 @@ def softmax_gibbs(indptr, indices, levels, rows, W, b, c, hidden_offset, steps, 
         start = indptr[u]
         n_obs = indptr[u + 1] - start
         probs = np.empty((1, n_levels), dtype=np.float64)
-        p0 = probs[0]
         x = np.empty(n_hidden, dtype=np.float64)
-        h = np.empty(n_hidden, dtype=np.float64)
+        h = np.empty((1, n_hidden), dtype=np.float64)
         q0 = off[r]
         for t in range(n_obs):
             out[q0 + t] = levels[start + t]
@@ -799,9 +774,9 @@ def softmax_gibbs(indptr, indices, levels, rows, W, b, c, hidden_offset, steps, 
                 for j in range(n_hidden):
                     x[j] += W[i, k, j]
             for j in range(n_hidden):
-                h[j] = 1.0 if uniform(states, r) < sigmoid(x[j]) else 0.0
+                h[0, j] = 1.0 if uniform(states, r) < sigmoid(x[j]) else 0.0
             for t in range(n_obs):
-                _visible_softmax(indices[start + t], h, W, b, p0)
+                _visible_softmax(indices[start + t], h, 0, W, b, probs, 0)
                 out[q0 + t] = _draw_level(probs, 0, uniform(states, r))
     return out
 
@@ -826,7 +801,7 @@ def softmax_visible_probs(indptr, indices, rows, W, b, hprob):
         u = rows[r]
         q = off[r]
         for p in range(indptr[u], indptr[u + 1]):
-            _visible_softmax(indices[p], hprob[r], W, b, out[q])
+            _visible_softmax(indices[p], hprob, r, W, b, out, q)
             q += 1
     return out
 
@@ -879,7 +854,7 @@ def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
             for k in range(n_levels):
                 out[t, k] /= total
         else:
-            _visible_softmax(i, hidden[r], W, b, out[t])
+            _visible_softmax(i, hidden, r, W, b, out, t)
     return out
 
 

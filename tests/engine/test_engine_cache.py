@@ -49,3 +49,49 @@ def test_kernels_reload_from_a_cache_built_over_several_processes(tmp_path: Path
             f"(-11: segmentation fault):\n{run.stderr[-2000:]}"
         )
         assert run.stdout.split() == ["30"]
+
+
+# Training on synthetic data, printing a digest of each model's top-5 lists and scores. Run
+# twice against one cache folder: the first process compiles every kernel, the second loads
+# them.
+_FIT = """
+import hashlib
+import numpy as np
+import rbmrec
+from rbmrec.data import make_ratings
+
+X = make_ratings(60, 40, density=0.3, seed=0).user_items
+fits = [
+    rbmrec.RatingRBM(orientation="user", conditional=False, n_hidden=8, n_epochs=2,
+                     random_state=1),
+    rbmrec.RatingRBM(orientation="user", conditional=False, n_hidden=8, n_epochs=2,
+                     persistent=True, cd_steps=2, random_state=1),
+]
+fits += [
+    rbmrec.RatingRBM(orientation="item", n_hidden=8, n_epochs=2, random_state=1),  # conditional
+    rbmrec.ImplicitRBM(n_hidden=8, n_epochs=2, random_state=1),
+]
+users = np.arange(X.shape[0])
+for m in fits:
+    m.fit(X)
+    ids, scores = m.recommend(users, X, N=5)  # the inference kernels too
+    print(hashlib.sha256(ids.tobytes() + np.asarray(scores).tobytes()).hexdigest()[:16])
+"""
+
+
+def test_a_compiling_run_trains_like_a_run_from_the_cache(tmp_path: Path) -> None:
+    """The code LLVM compiles in a process and the same kernels loaded from Numba's cache
+    must compute the same bits. With reassociation allowed in the fused weight update they
+    did not, so the first run after an install trained differently from the next ones."""
+    script = tmp_path / "fit.py"
+    script.write_text(_FIT)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2"}
+    digests = []
+    for _ in range(2):
+        run = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        digests.append(run.stdout.split())
+    assert len(digests[0]) == 4
+    assert digests[0] == digests[1]
