@@ -651,7 +651,7 @@ def _plot(df: Any, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    from rbmrec.evaluation.report import write_atomically
+    from rbmrec.models.persistence import write_atomically
 
     try:
         # A temporary file renamed into place: a failed write keeps any previous plot.

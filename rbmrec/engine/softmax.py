@@ -566,7 +566,7 @@ def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg,
                 g[gi, 4, j] -= v4 * hn
             e += 1
         return
-    for e in range(gptr[i], gptr[i + 1]):
+    for e in range(e_lo, e_hi):
         r = grow[e]
         q = gent[e]
         kd = levels_b[q]
@@ -603,8 +603,7 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     ``gW`` (the batch's positive minus negative statistics, see :func:`softmax_cd`) is built
     one group at a time in a small per-chunk buffer and applied at once, so the full gradient
     array is never written or read: per mini-batch the weights and velocities are streamed
-    once.
-    Groups the batch does not observe have ``gW[i] = 0`` and only decay.
+    once. Groups the batch does not observe have ``gW[i] = 0`` and only decay.
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ import polars as pl
 
 from rbmrec.models.persistence import write_atomically
 
-__all__ = ["to_markdown", "write_atomically", "write_results"]
+__all__ = ["to_markdown", "write_results"]
 
 _DEFAULT_HIDDEN = ("params", "split", "relevance_threshold", "n_test_ratings")
 
