@@ -677,6 +677,44 @@ def best_rounds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "rounds_s_per_epoch": sorted(seen[k])} for k, r in best.items()]
 
 
+def paired_ratios(results: list[dict[str, Any]]) -> dict[tuple, list[float]]:
+    """Dense-reference epoch over engine epoch, round by round, for each (data, threads,
+    batch) measured with both :data:`DENSE` and :data:`ENGINE_TWIN`.
+
+    Within a round the two run back to back, so each ratio compares them under nearly the
+    same load from other tenants; the table's ``vs dense`` divides the two fastest rounds,
+    which may come from different moments. Rounds appear in order; a round missing either
+    side is skipped.
+    """
+    per: dict[tuple, dict[int, dict[str, float]]] = {}
+    for r in results:
+        if r["key"] in (DENSE, ENGINE_TWIN):
+            cfg = (r["data"], r["threads"], r["batch_size"])
+            per.setdefault(cfg, {}).setdefault(r.get("round", 0), {})[r["key"]] = r["s_per_epoch"]
+    out: dict[tuple, list[float]] = {}
+    for cfg, rounds in per.items():
+        ratios = [
+            sides[DENSE] / sides[ENGINE_TWIN]
+            for _, sides in sorted(rounds.items())
+            if DENSE in sides and ENGINE_TWIN in sides
+        ]
+        if ratios:
+            out[cfg] = ratios
+    return out
+
+
+def paired_ratio_lines(results: list[dict[str, Any]]) -> list[str]:
+    """One line per configuration: the per-round ratios of :func:`paired_ratios` and their
+    median, e.g. ``ml-1m, 2 threads, batch 100: 24.6x, 29.6x, 28.0x (median 28.0x)``."""
+    lines = []
+    for (data, threads, batch), ratios in paired_ratios(results).items():
+        each = ", ".join(f"{x:.1f}x" for x in ratios)
+        lines.append(
+            f"{data}, {threads} threads, batch {batch}: {each} (median {np.median(ratios):.1f}x)"
+        )
+    return lines
+
+
 def _spread(r: dict[str, Any]) -> str:
     """``min-max`` seconds per epoch over the rounds, or ``-`` for a single round."""
     rs = r.get("rounds_s_per_epoch") or []
@@ -867,6 +905,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(spec["data_file"]).unlink(missing_ok=True)
     meta["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report["all_rounds"] = results
+    paired = paired_ratio_lines(results)
+    report["paired_ratios"] = paired
     results = best_rounds(results)
     report["results"] = results
 
@@ -875,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(f"- {k}: {v}" for k, v in meta.items()))
     print()
     print(markdown(rows, COLUMNS))
+    if paired:
+        print(
+            "\nvs dense, round by round (the dense reference and RatingRBM user CD-1 run back to"
+            " back in each round):"
+        )
+        print("\n".join(f"- {line}" for line in paired))
     if any(r.get("extrapolated") for r in results):
         print(
             "\n~ dense reference: epoch extrapolated from the first "

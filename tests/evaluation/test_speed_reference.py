@@ -179,6 +179,25 @@ def test_best_rounds_keeps_the_fastest_round_of_each_configuration():
     assert (rows[0]["rounds"], rows[2]["rounds"]) == ("0.3-0.5 (2)", "-")
 
 
+def test_paired_ratios_divide_within_each_round():
+    common = {"data": "d", "threads": 2, "ratings": 1000, "peak_mb": 10.0, "batch_size": 100}
+    runs = [
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.5, "round": 0},
+        {**common, "key": "dense-user-cd1", "s_per_epoch": 5.0, "round": 0},
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.3, "round": 1},
+        {**common, "key": "dense-user-cd1", "s_per_epoch": 6.0, "round": 1},
+        {**common, "key": "rating-user-cd5", "s_per_epoch": 0.1, "round": 1},  # not paired
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.4, "round": 2},  # no dense
+        {**common, "key": "rating-user-cd1", "s_per_epoch": 0.4, "threads": 1, "round": 0},
+    ]
+    assert speed.paired_ratios(runs) == {("d", 2, 100): pytest.approx([10.0, 20.0])}
+    assert speed.paired_ratio_lines(runs) == [
+        "d, 2 threads, batch 100: 10.0x, 20.0x (median 15.0x)"
+    ]
+    # The table's ratio divides the fastest rounds instead: 5.0 / 0.3.
+    assert speed.table_rows(speed.best_rounds(runs))[0]["vs dense"] == "16.7x"
+
+
 def test_one_user_recommend_timing_starts_from_empty_scoring_caches():
     from rbmrec import RatingRBM
     from rbmrec.data import make_ratings
