@@ -268,11 +268,16 @@ def _reference_softmax_cd(levels_rows, W, b, c, k, states, chains, mean_field):
 
 @pytest.mark.parametrize("persistent", [False, True])
 @pytest.mark.parametrize("mean_field", [False, True])
-@pytest.mark.parametrize("nl", [4, 5])  # 5 levels take the kernels' unrolled 1-5 star path
-def test_softmax_cd_kernel_matches_numpy_reference(persistent, mean_field, nl):
+@pytest.mark.parametrize(
+    ("nl", "nh"),
+    # 5 levels take the kernels' unrolled 1-5 star path; the hidden sizes give a vector loop
+    # with no full vector (1, 6), full vectors and a tail (17), and whole vectors only (16).
+    [(4, 6), (5, 6), (5, 1), (5, 16), (5, 17)],
+)
+def test_softmax_cd_kernel_matches_numpy_reference(persistent, mean_field, nl, nh):
     """Item-major softmax CD (rows observing different groups) equals the row-by-row reference."""
     rng = np.random.default_rng(5)
-    n, ng, nh = 31, 11, 6
+    n, ng = 31, 11
     A = sp.random(n, ng, density=0.45, format="csr", random_state=6)
     A.data = rng.integers(0, nl, A.nnz).astype(np.float64) + 1.0
     A.sort_indices()
