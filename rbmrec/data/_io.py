@@ -201,6 +201,34 @@ def line_text(data: bytes, line_no: int) -> str:
     return decode_text(data[start : end if end >= 0 else len(data)]).rstrip("\r")
 
 
+def blank_lines(data: bytes, line_numbers: np.ndarray, sep: bytes = b",") -> np.ndarray:
+    """Whether each 1-based physical line of ``data`` in ``line_numbers`` is blank: only
+    whitespace and no ``sep`` (bool array of the same length). For the few suspect rows of a
+    parse: a line of spaces is blank, a line of bare separators (``,,``, or tabs in a
+    tab-separated file) is not."""
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(data)]))
+    out = np.empty(len(line_numbers), dtype=bool)
+    for j, ln in enumerate(np.asarray(line_numbers, dtype=np.int64)):
+        if ln > len(starts):
+            out[j] = True
+            continue
+        line = data[starts[ln - 1] : ends[ln - 1]]
+        out[j] = not line.strip() and sep not in line
+    return out
+
+
+def first_non_utf8_line(data: bytes) -> int | None:
+    """1-based number of the first physical line of ``data`` that is not UTF-8, or None."""
+    for k, line in enumerate(data.split(b"\n"), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return k
+    return None
+
+
 _BLANK_LINES = re.compile(rb"(?:[ \t\r\f\v]*\n)*")
 
 

@@ -97,6 +97,8 @@ def load_movielens(
         folder holding exactly one such folder, or the release ``.zip``.
     duplicates : {"error", "last", "mean"}, default "error"
         Policy for a repeated (user, item) pair (none occurs in the official releases).
+        ``"mean"`` stores their average, which can fall between the scale's values
+        (``values`` stays the release's scale).
     metadata : bool, default True
         Also read titles/genres (``items``) and demographics (``users``) when present.
 

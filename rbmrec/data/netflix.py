@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rbmrec.data._io import decode_text, line_text
+from rbmrec.data._io import blank_lines, decode_text, first_non_utf8_line, line_text
 from rbmrec.data.movielens import INT_SCALE
 from rbmrec.data.ratings import Duplicates, Ratings
 from rbmrec.errors import DataError
@@ -120,6 +120,7 @@ def _parse_batch(
 
     if not data or data.isspace():
         raise DataError(f"{spans[0][0]}: the file is empty")
+    batch = data
     # polars takes the column count from the first line, a one-field "N:" line: lead with an
     # empty three-field line (dropped below as blank) and shift rows back by one.
     data = b",,\n" + data
@@ -131,21 +132,32 @@ def _parse_batch(
     if not typed:
         try:
             df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_SCHEMA, quote_char=None)
-        except pl.exceptions.PolarsError:
+        except pl.exceptions.PolarsError as exc:
+            bad = first_non_utf8_line(batch)
+            if bad is not None:
+                raise fail(bad - 1, "not UTF-8 text (a damaged or re-encoded file?)") from None
             # Too many fields on some line: find it.
             for k, raw in enumerate(data.split(b"\n")):
                 if raw.count(b",") > 2:
                     raise fail(k - 1, "expected 'CustomerID,Rating,Date'") from None
-            raise
+            f, _ = locate(0)
+            raise DataError(f"{f}: cannot be read as Netflix Prize ratings ({exc})") from exc
     df = df.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64) - 1)
-    a = pl.col("a")
+    a = pl.col("a").str.strip_chars()
     is_movie = a.str.ends_with(":") & pl.col("rating").is_null()
-    blank = a.is_null() & pl.col("rating").is_null() & pl.col("date").is_null()
+    empty = (a.is_null() | (a == "")) & pl.col("rating").is_null() & pl.col("date").is_null()
     df = df.with_columns(
         movie=pl.when(is_movie).then(a.str.strip_suffix(":").cast(pl.Int64, strict=False)),
         is_movie=is_movie,
-        blank=blank,
+        blank=empty,
     )
+    # An empty row is a blank line (skipped) or a line of bare commas (an error); the leading
+    # ",," line added above (row -1) is blank by construction.
+    suspect = df.filter(pl.col("blank") & (pl.col("row") >= 0))["row"].to_numpy()
+    if suspect.size:
+        not_blank = suspect[~blank_lines(batch, suspect + 1)]
+        if not_blank.size:
+            raise fail(int(not_blank[0]), "expected 'CustomerID,Rating,Date'")
     bad_header = df.filter(pl.col("is_movie") & pl.col("movie").is_null())
     if bad_header.height:
         raise fail(int(bad_header["row"][0]), "movie id is not an integer")
@@ -250,6 +262,8 @@ def load_netflix(
         A folder holding ``training_set/mv_*.txt`` (or the ``training_set`` folder itself),
         a folder of ``combined_data_*.txt``, or one such file.
     duplicates : {"error", "last", "mean"}, default "error"
+        What to do with a customer's repeated ratings of one movie. ``"mean"`` stores their
+        average, which can fall between the scale's values (``values`` stays 1..5).
     metadata : bool, default True
         Read ``movie_titles.txt``/``.csv`` (``MovieID,Year,Title``, latin-1) when found.
 
@@ -258,6 +272,13 @@ def load_netflix(
     Ratings
         Users (customer ids) and items (movie ids) indexed in increasing id order;
         timestamps are the dates at midnight UTC; ``values`` 1..5.
+
+    Raises
+    ------
+    DataError
+        A file that is empty, holds no ratings, is not UTF-8 text, or has a malformed line
+        (the message names the file and line). Lines of whitespace are skipped; a line of
+        bare commas is an error.
     """
     path = Path(path)
     files, titles_file = _files(path)
@@ -274,6 +295,8 @@ def load_netflix(
         j = int(np.searchsorted(offsets, k, side="right")) - 1
         return parts[j][4](int(k - offsets[j]))
 
+    if users.size == 0:
+        raise DataError(f"{path}: no ratings (only 'MovieID:' lines)")
     bad = np.flatnonzero(~np.isin(ratings, INT_SCALE) & (ratings != 0))
     if bad.size:
         k = int(bad[0])

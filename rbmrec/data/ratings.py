@@ -621,6 +621,13 @@ def _id_column(col: pl.Series, name: str, where: Callable[[int], str]) -> np.nda
         bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
         if bad.size:
             raise DataError(f"{where(bad[0])}: id column {name!r} holds non-integer {arr[bad[0]]}")
+        # float64 2**63 is the first value int64 cannot hold (the cast would wrap silently).
+        big = np.flatnonzero(np.abs(arr) >= 2.0**63)
+        if big.size:
+            raise DataError(
+                f"{where(big[0])}: id column {name!r} holds {arr[big[0]]:g}, too large for int64 "
+                "(store such ids as strings)"
+            )
         return arr.astype(np.int64)
     raise DataError(f"id column {name!r} must hold integers or strings, got {col.dtype}")
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from rbmrec.data._io import decode_text, line_text, skip_lines
+from rbmrec.data._io import (
+    blank_lines,
+    decode_text,
+    first_non_utf8_line,
+    line_text,
+    skip_lines,
+)
 from rbmrec.data.ratings import Duplicates, Ratings, _id_column, _timestamp_column
 from rbmrec.errors import DataError
 
@@ -124,6 +131,7 @@ def load_table(
             raise DataError(f"{path}: not a readable parquet file ({exc})") from exc
         raw = None
         n_header = 0
+        multi_sep = None
 
         def where(k: int) -> str:
             return f"{label}, row {int(k)}"
@@ -133,7 +141,8 @@ def load_table(
             raise DataError(f"{path}: the file is empty")
         sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
         # Blank lines at the top would make polars see a one-column file.
-        n_header, offset = skip_lines(raw)
+        n_skip, offset = skip_lines(raw)
+        n_header = n_skip
         if has_header:
             header = line_text(raw, n_header + 1)
             if all(_is_number(v) for v in header.split(sep)):
@@ -143,7 +152,8 @@ def load_table(
                 )
             n_header += 1
         text = raw[offset:]
-        if len(sep) > 1:
+        multi_sep = sep if len(sep) > 1 else None
+        if multi_sep:
             # polars takes one-byte separators only.
             text = text.replace(sep.encode(), b"\x1f")
             sep = "\x1f"
@@ -156,12 +166,20 @@ def load_table(
                 truncate_ragged_lines=False,
             )
         except pl.exceptions.PolarsError as exc:
+            bad = first_non_utf8_line(text)
+            if bad is not None:
+                line_no = n_skip + bad
+                raise DataError(
+                    f"{label}, line {line_no}: not UTF-8 text (save the file as UTF-8): "
+                    f"{line_text(raw, line_no)!r}"
+                ) from None
             _name_long_line(text, raw, sep, label, n_header, has_header)
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{path}: cannot be parsed as {sep!r}-separated text: {msg}") from exc
+        line_of = _line_numbers(text, n_skip, has_header)
 
         def where(k: int) -> str:
-            return f"{label}, line {int(k) + 1 + n_header}"
+            return f"{label}, line {line_of(np.array([k]))[0]}"
 
     if df.height == 0:
         raise DataError(f"{path}: the file has no ratings")
@@ -174,20 +192,48 @@ def load_table(
         cols["timestamp"] = _column(df, timestamp, "timestamp", path)
     df = df.select(**{k: pl.col(v) for k, v in cols.items()})
     rows = np.arange(df.height)
-    # Blank lines of a text file come back as all-null rows: drop them, remembering original
-    # positions. A parquet file has no blank lines: an all-null row there is a missing id.
-    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
-    if raw is not None and blank.any():
-        keep = ~blank.to_numpy()
-        rows = rows[keep]
-        df = df.filter(~blank)
+    if raw is not None:
+        # Blank lines (empty or whitespace) of a text file come back as rows of nulls or
+        # spaces: drop them, remembering original positions. A line of bare separators (",,")
+        # reads the same but is not blank: it stays, to fail as a missing id below. A parquet
+        # file has no blank lines: an all-null row there is a missing id.
+        empty = pl.all_horizontal(
+            [
+                pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
+                if df[c].dtype == pl.String
+                else pl.col(c).is_null()
+                for c in df.columns
+            ]
+        )
+        suspect = np.flatnonzero(df.select(empty).to_series().to_numpy())
+        if suspect.size:
+            blank = suspect[blank_lines(raw, line_of(suspect), (multi_sep or sep).encode())]
+            keep = np.ones(df.height, dtype=bool)
+            keep[blank] = False
+            rows = rows[keep]
+            df = df.filter(pl.Series(keep))
+        if df.height == 0:
+            raise DataError(f"{path}: the file has no ratings (only blank lines)")
 
     def fail(k: int, problem: str) -> DataError:
         where_k = where(rows[k])
         if raw is not None:
-            text = line_text(raw, int(rows[k]) + 1 + n_header)
+            text = line_text(raw, int(line_of(np.array([rows[k]]))[0]))
             return DataError(f"{where_k}: {problem}: {text!r}")
         return DataError(f"{where_k}: {problem}")
+
+    if multi_sep:
+        # The separator was swapped for a control byte before parsing; a quoted value that
+        # held it would keep the control byte and silently differ from the file.
+        for key in cols:
+            if df[key].dtype == pl.String:
+                hit = df[key].str.contains("\x1f", literal=True)
+                if hit.any():
+                    raise fail(
+                        int(hit.arg_true()[0]),
+                        f"a quoted {key} value holds the separator {multi_sep!r}, which files "
+                        f"separated by {multi_sep!r} cannot quote",
+                    )
 
     for key in cols:
         nulls = df[key].is_null()
@@ -229,6 +275,36 @@ def load_table(
         name=name or path.stem,
         info={"path": str(path), "format": "parquet" if raw is None else "text"},
     )
+
+
+def _line_numbers(text: bytes, n_skip: int, has_header: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """``line_of(rows)``: the 1-based physical line of each data row (numpy int array) of a
+    text file, whose parsed part ``text`` starts after ``n_skip`` blank lines.
+
+    A quoted field may hold newlines, so a row can span several lines: row starts are the
+    newlines outside quotes (an even number of ``"`` before them; a doubled quote inside a
+    quoted field keeps the count even). Computed on first use (only messages and the
+    blank-line check need it), and trivially when the file has no quotes.
+    """
+    first = 1 if has_header else 0
+    cache: list[np.ndarray] = []
+
+    def line_of(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if b'"' not in text:
+            return rows + first + n_skip + 1
+        if not cache:
+            arr = np.frombuffer(text, dtype=np.uint8)
+            nl = np.flatnonzero(arr == 10)
+            quotes = np.cumsum(arr == 34)
+            ends = nl[quotes[nl] % 2 == 0]  # record-ending newlines
+            # Line (0-based, within text) where each record starts.
+            cache.append(np.concatenate(([0], np.searchsorted(nl, ends) + 1)))
+        starts = cache[0]
+        rec = np.minimum(rows + first, len(starts) - 1)
+        return starts[rec] + n_skip + 1
+
+    return line_of
 
 
 def _name_long_line(

@@ -350,3 +350,104 @@ def test_integer_and_date_timestamps_mixed_names_both_lines(tmp_path):
         DataError, match=r"mix formats.*'100' \(.*line 2\).*'2005-01-01' \(.*line 3\)"
     ):
         load_table(f, timestamp="ts")
+
+
+# ---- reviewer findings of 2026-11-27: blank lines, bare separators, encodings, line numbers
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "text"),
+    [
+        (b"1:\n10,3,2005-09-06\xe9\n", 2, "10,3,2005-09-06"),
+        (b"1\xe9:\n10,3,2005-09-06\n", 1, "1"),
+    ],
+)
+def test_netflix_text_that_is_not_utf8_is_a_data_error_naming_the_line(tmp_path, data, line, text):
+    p = tmp_path / "combined_data_1.txt"
+    p.write_bytes(data)
+    with pytest.raises(DataError, match=rf"line {line}: not UTF-8 text.*{text}"):
+        load_netflix(p)
+
+
+def test_netflix_lines_of_spaces_are_blank_and_lines_of_commas_are_errors(tmp_path):
+    p = tmp_path / "combined_data_1.txt"
+    p.write_bytes(b"1: \n10,3,2005-09-06\n   \n2:\n11,4,2005-09-07\n\t")
+    r = load_netflix(p)
+    assert r.n_ratings == 2  # the "1: " header and the lines of whitespace are accepted
+    assert sorted(r.item_ids.raw.tolist()) == [1, 2]
+    for bad, line in ((b",,", 3), (b",", 3)):
+        p.write_bytes(b"1:\n10,3,2005-09-06\n" + bad + b"\n11,4,2005-09-07\n")
+        with pytest.raises(DataError, match=rf"line {line}: expected 'CustomerID,Rating,Date'"):
+            load_netflix(p)
+
+
+def test_netflix_file_of_movie_headers_only_is_an_error(tmp_path):
+    p = tmp_path / "combined_data_1.txt"
+    p.write_bytes(b"1:\n10:\n")
+    with pytest.raises(DataError, match="no ratings"):
+        load_netflix(p)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("blank.csv", b"user_id,item_id,rating\n\n\n"),
+        ("spaces.csv", b"user_id,item_id,rating\n  \n\t\n"),
+    ],
+)
+def test_table_with_a_header_and_only_blank_lines_has_no_ratings(tmp_path, name, body):
+    p = tmp_path / name
+    p.write_bytes(body)
+    with pytest.raises(DataError, match="no ratings"):
+        load_table(p)
+
+
+def test_table_lines_of_spaces_are_skipped_and_lines_of_separators_are_errors(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"user_id,item_id,rating\n1,10,3\n   \n2,10,4\n\t\n")
+    assert load_table(p).n_ratings == 2
+    cases = [
+        ("r.csv", b"user_id,item_id,rating\n1,10,3\n,,\n2,10,4\n", "',,'"),
+        ("r.tsv", b"user_id\titem_id\trating\n1\t10\t3\n\t\t\n2\t10\t4\n", r"'\\t\\t'"),
+        ("w.csv", b"user_id,item_id,rating,title\n1,10,3,x\n,,,y\n", "',,,y'"),
+    ]
+    for name, body, text in cases:
+        q = tmp_path / name
+        q.write_bytes(body)
+        with pytest.raises(DataError, match=rf"line 3: missing user \('user_id'\): {text}"):
+            load_table(q)
+
+
+def test_table_line_numbers_count_newlines_inside_quoted_fields(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes(b'user_id,item_id,rating\n"a\nb",10,3\n2,10,x\n')
+    with pytest.raises(DataError, match=r"line 4: rating 'x' is not a number: '2,10,x'"):
+        load_table(p)
+    p.write_bytes(b'user_id,item_id,rating\n"a\nb",10,3\n2,10,4\n2,10,5\n')
+    with pytest.raises(DataError, match=r"line 5: duplicate rating .* \(first at .*line 4\)"):
+        load_table(p)
+
+
+def test_table_multi_character_separator_inside_a_quoted_value_is_an_error(tmp_path):
+    p = tmp_path / "r.dat"
+    p.write_bytes(b'1::10::3\n2::"a::b"::4\n')
+    with pytest.raises(DataError, match=r"line 2: a quoted item value holds the separator '::'"):
+        load_table(p, user=0, item=1, rating=2)
+    p.write_bytes(b'1::10::3\n2::"ab"::4\n')  # quotes without the separator are still fine
+    assert load_table(p, user=0, item=1, rating=2).n_ratings == 2
+
+
+def test_table_text_that_is_not_utf8_names_the_line(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"user_id,item_id,rating\n1,10,3\n2,1\xe90,4\n")
+    with pytest.raises(DataError, match=r"r\.csv, line 3: not UTF-8 text"):
+        load_table(p)
+
+
+def test_parquet_float_ids_too_large_for_int64_are_named(tmp_path):
+    p = tmp_path / "r.parquet"
+    pl.DataFrame({"user_id": [1e20, 2.0], "item_id": [10, 10], "rating": [3.0, 4.0]}).write_parquet(
+        p
+    )
+    with pytest.raises(DataError, match=r"row 0: id column 'user_id' holds 1e\+20, too large"):
+        load_table(p)
