@@ -169,7 +169,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
 
     The temporary file is created in ``path``'s folder (created when missing), so the final
     :func:`os.replace` is atomic; a failure (disk full, Ctrl-C) removes it and leaves any
-    previous file at ``path`` untouched. A replaced file keeps its permissions.
+    previous file at ``path`` untouched. A replaced file keeps its permissions; a symbolic
+    link is written through (its target is replaced, as ``open()`` would write it).
 
     Parameters
     ----------
@@ -183,7 +184,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
     pathlib.Path
         ``path``.
     """
-    path = Path(path)
+    given = path = Path(path)
+    if path.is_symlink():
+        # Write through the link, as open() would, instead of replacing the link itself.
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -199,7 +203,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
-    return path
+    return given
 
 
 def save(model: Persistable, path: str | os.PathLike) -> Path:
@@ -222,6 +226,9 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
     key = f"{type(model).__module__}:{type(model).__qualname__}"
     if key not in _REGISTRY:
         raise TypeError(f"{type(model).__name__} is not a registered rbmrec model")
+    check = getattr(model, "_check_fitted", None)
+    if callable(check):
+        check()  # NotFittedError before fit, as the models' own save() gives
     arrays, meta = model._get_state()
     if _META_KEY in arrays:
         raise ValueError(f"array name {_META_KEY!r} is reserved")
@@ -264,7 +271,10 @@ def load(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy file gives an array
+            raise ModelFileError(f"{path} is not an rbmrec model file (not an .npz archive)")
+        with loaded as npz:
             names = list(npz.files)
             if _META_KEY not in names:
                 raise ModelFileError(f"{path} is not an rbmrec model file (no metadata)")
@@ -282,7 +292,9 @@ def load(path: str | os.PathLike) -> Any:
             f"{path} has model format version {version}; this rbmrec reads version {FORMAT_VERSION}"
         )
     key = doc.get("class", "")
-    if key not in _REGISTRY and isinstance(key, str) and key.startswith("rbmrec."):
+    if not isinstance(key, str):
+        raise ModelFileError(f"{path} has a malformed model class {key!r}")
+    if key not in _REGISTRY and key.startswith("rbmrec."):
         # Importing the defining module registers the class.
         try:
             importlib.import_module(key.split(":", 1)[0])
@@ -291,7 +303,12 @@ def load(path: str | os.PathLike) -> Any:
     cls = _REGISTRY.get(key)
     if cls is None:
         raise ModelFileError(f"{path} holds an unknown model class {key!r}")
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path} has malformed model metadata ({type(meta).__name__})")
     try:
-        return cls._from_state(arrays, doc.get("meta", {}))
-    except (KeyError, ValueError, TypeError) as exc:
+        return cls._from_state(arrays, meta)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path} is missing or has malformed model fields: {exc}") from exc

@@ -206,3 +206,70 @@ def test_umask_is_read_without_changing_it():
         assert os.umask(0o027) == 0o027
     finally:
         os.umask(old)
+
+
+# ---- reviewer findings of 2026-11-27
+
+
+def test_saving_an_unfitted_model_through_rbmrec_save_is_not_fitted_error(tmp_path):
+    from rbmrec.errors import NotFittedError
+
+    for model in (RatingRBM(), ImplicitRBM()):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            rbmrec.save(model, tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_files_that_are_not_model_archives_are_model_file_errors(data, tmp_path):
+    from rbmrec.errors import ModelFileError
+
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.arange(3))
+    with pytest.raises(ModelFileError, match=r"not an \.npz archive"):
+        rbmrec.load(npy)
+    p = tmp_path / "m.npz"
+    RatingRBM(n_hidden=3, n_epochs=1, orientation="user", random_state=0).fit(data).save(p)
+    with np.load(p, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    doc = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
+    for field, value, match in (
+        ("class", ["x"], "malformed model class"),
+        ("meta", [1], "malformed model metadata"),
+    ):
+        bad = {**doc, field: value}
+        arrays["__meta__"] = np.frombuffer(json.dumps(bad).encode(), dtype=np.uint8)
+        q = tmp_path / f"bad_{field}.npz"
+        np.savez(q, **arrays)
+        with pytest.raises(ModelFileError, match=match):
+            rbmrec.load(q)
+
+
+def test_an_rbm_file_with_a_malformed_generator_state_is_a_model_file_error(tmp_path):
+    from rbmrec.errors import ModelFileError
+
+    p = tmp_path / "r.npz"
+    rbm = rbmrec.RBM(n_hidden=3, n_epochs=1, random_state=np.random.default_rng(0))
+    rbmrec.save(rbm.fit(_binary()), p)
+    with np.load(p, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    doc = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
+    assert "rng_state" in doc["meta"]
+    doc["meta"]["rng_state"] = "x"
+    arrays["__meta__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    np.savez(p, **arrays)
+    with pytest.raises(ModelFileError, match="malformed"):
+        rbmrec.load(p)
+
+
+def test_saving_to_a_symbolic_link_writes_through_it(data, tmp_path):
+    a = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", random_state=0).fit(data)
+    b = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", random_state=1).fit(data)
+    target = tmp_path / "keep.npz"
+    a.save(target)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target.name)
+    assert b.save(link) == link
+    assert link.is_symlink()
+    np.testing.assert_array_equal(
+        rbmrec.load(target).predict([0, 1], [2, 3]), b.predict([0, 1], [2, 3])
+    )
