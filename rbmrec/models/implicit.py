@@ -23,7 +23,7 @@ from rbmrec.engine.implicit import (
     softmax_mean_field_negative,
     topn_select,
 )
-from rbmrec.errors import DataError, NotFittedError
+from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.models._common import (
     ParamsMixin,
     as_index_array,
@@ -36,7 +36,13 @@ from rbmrec.models._common import (
     one_blas_thread,
     seed_generator,
 )
-from rbmrec.models.persistence import register, seed_from_json, seed_to_json
+from rbmrec.models.persistence import (
+    check_file_array,
+    check_file_csr,
+    register,
+    seed_from_json,
+    seed_to_json,
+)
 from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import (
     EpochCallback,
@@ -844,26 +850,40 @@ class ImplicitRBM(ParamsMixin):
         if isinstance(params.get("cd_steps"), list):
             params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
         model = cls(**params)
-        W = np.ascontiguousarray(arrays["weights"], dtype=np.float32)
-        b = np.ascontiguousarray(arrays["visible_bias"], dtype=np.float32)
-        c = np.ascontiguousarray(arrays["hidden_bias"], dtype=np.float32)
-        if W.ndim != 2 or b.shape != (W.shape[0],) or c.shape != (W.shape[1],):
-            raise ValueError("inconsistent parameter shapes")
-        n_users = int(meta["n_users"])
-        X = sp.csr_matrix(
-            (arrays["user_data"], arrays["user_indices"], arrays["user_indptr"]),
-            shape=(n_users, W.shape[0]),
-        )
+        try:
+            model._validate()
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"the model's hyperparameters are invalid: {exc}") from None
+        # files written before interrupted fits kept fewer members hold all n_models
+        n_models = check_int("n_models_fitted", meta.get("n_models_fitted", model.n_models), 1)
+        if n_models > model.n_models:
+            raise ModelFileError(f"n_models_fitted={n_models} exceeds n_models={model.n_models}")
+        n_users = check_int("n_users", meta["n_users"], 1)
+        H = model.n_hidden * n_models
+        hid = f"n_hidden * n_models_ = {H}"
+        par = {"dtype": np.float32, "finite": True}
+        W = check_file_array(arrays, "weights", (None, H), dims=("n_items", hid), **par)
+        n_items = W.shape[0]
+        if n_items == 0:
+            raise ModelFileError("array 'weights' has no items")
+        b = check_file_array(arrays, "visible_bias", (n_items,), dims=("n_items",), **par)
+        c = check_file_array(arrays, "hidden_bias", (H,), dims=(hid,), **par)
+        indptr, indices = check_file_csr(arrays, "user_indptr", "user_indices", n_users, n_items)
+        data = check_file_array(arrays, "user_data", (len(indices),), kind="f", finite=True)
+        if np.any(data <= 0):
+            raise ModelFileError("array 'user_data' holds values <= 0 (no interaction)")
+        X = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_users, n_items))
+        # scipy may pick another index dtype; the kernels are compiled for these
         X.indices = X.indices.astype(np.int32, copy=False)
         X.indptr = X.indptr.astype(np.int64, copy=False)
+        length_ref = float(meta.get("length_ref", 1.0))
+        if not (np.isfinite(length_ref) and length_ref > 0):
+            raise ModelFileError(f"length_ref must be finite and > 0, got {length_ref}")
         model.weights_, model.visible_bias_, model.hidden_bias_ = W, b, c
         model._fitted_structure = model._structure()
         model.user_items_ = X
-        model.length_ref_ = float(meta.get("length_ref", 1.0))
-        # files written before interrupted fits kept fewer members hold all n_models
-        model.n_models_ = int(meta.get("n_models_fitted", model.n_models))
-        if W.shape[1] % model.n_models_:
-            raise ValueError("hidden units are not a whole number of models")
+        model.length_ref_ = length_ref
+        model.n_models_ = n_models
         model.history_ = list(meta.get("history", []))
         # Fields added later: files written before them load with these defaults.
         model.random_state = seed_from_json(meta.get("random_state"))

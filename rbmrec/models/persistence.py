@@ -23,7 +23,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -204,6 +204,122 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
             tmp.unlink(missing_ok=True)
         raise
     return given
+
+
+# ---------------------------------------------------------------------- model file checks
+# For the models' ``_from_state`` (RBM, RatingRBM, ImplicitRBM): the Numba kernels index
+# memory with the loaded arrays unchecked, so a tampered or damaged file must fail here, with
+# a ModelFileError naming the array, instead of crashing the process or predicting garbage.
+
+
+def check_file_array(
+    arrays: Mapping[str, np.ndarray],
+    name: str,
+    shape: Sequence[int | None],
+    *,
+    dims: Sequence[str] | None = None,
+    dtype: Any = None,
+    kind: str | None = None,
+    finite: bool = False,
+) -> np.ndarray:
+    """The array ``name`` of a model file, after checking it.
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        The file's arrays.
+    name : str
+        The array to check (named in the error message).
+    shape : sequence of int or None
+        Expected shape; None for an axis of any length.
+    dims : sequence of str, optional
+        What each axis counts (``"n_items"``, ``"n_hidden"``, ...), for the error message.
+    dtype : numpy dtype, optional
+        Exact dtype required (the model's float dtype for parameters).
+    kind : str, optional
+        Allowed ``dtype.kind`` characters (``"iu"`` for index arrays), when ``dtype`` is None.
+    finite : bool, default False
+        Require every entry to be finite (no NaN or infinity).
+
+    Returns
+    -------
+    ndarray
+        The array, C-contiguous, dtype unchanged.
+
+    Raises
+    ------
+    ModelFileError
+        If the array is missing or fails a check.
+    """
+    if name not in arrays:
+        raise ModelFileError(f"array {name!r} is missing")
+    a = np.asarray(arrays[name])
+    shape = tuple(shape)
+    shown = "(" + ", ".join("*" if n is None else str(n) for n in shape)
+    shown += ",)" if len(shape) == 1 else ")"
+    what = f" = ({', '.join(dims)})" if dims else ""
+    if a.ndim != len(shape) or any(
+        n is not None and n != m for n, m in zip(shape, a.shape, strict=True)
+    ):
+        raise ModelFileError(f"array {name!r} has shape {a.shape}, expected {shown}{what}")
+    if dtype is not None and a.dtype != np.dtype(dtype):
+        raise ModelFileError(f"array {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+    if dtype is None and kind is not None and a.dtype.kind not in kind:
+        expected = "an integer" if kind == "iu" else "a floating-point" if kind == "f" else kind
+        raise ModelFileError(f"array {name!r} has dtype {a.dtype}, expected {expected} dtype")
+    if finite and not np.all(np.isfinite(a)):
+        raise ModelFileError(f"array {name!r} holds NaN or infinite values")
+    return np.ascontiguousarray(a)
+
+
+def check_file_range(name: str, a: np.ndarray, low: float, high: float) -> None:
+    """ModelFileError unless every entry of the array ``name`` lies in ``[low, high)``."""
+    if a.size and (a.min() < low or a.max() >= high):
+        raise ModelFileError(
+            f"array {name!r} holds values in [{a.min()}, {a.max()}], outside [{low}, {high})"
+        )
+
+
+def check_file_csr(
+    arrays: Mapping[str, np.ndarray],
+    indptr_name: str,
+    indices_name: str,
+    n_rows: int | None,
+    n_cols: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The index arrays of a CSR matrix stored in a model file, checked.
+
+    ``indptr`` must be an integer array of ``n_rows + 1`` entries (any length >= 1 when
+    ``n_rows`` is None) rising from 0 to ``len(indices)`` without decreasing, and ``indices``
+    integers in ``[0, n_cols)``.
+
+    Returns
+    -------
+    indptr : int64 ndarray
+    indices : int32 ndarray
+
+    Raises
+    ------
+    ModelFileError
+        Naming the array and the problem.
+    """
+    indices = check_file_array(arrays, indices_name, (None,), kind="iu")
+    n = None if n_rows is None else n_rows + 1
+    indptr = check_file_array(arrays, indptr_name, (n,), kind="iu")
+    nnz = len(indices)
+    # Value checks before any cast, so a huge unsigned value cannot wrap around.
+    if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != nnz:
+        ends = (indptr[0], indptr[-1]) if len(indptr) else "empty"
+        raise ModelFileError(
+            f"array {indptr_name!r} must run from 0 to {nnz} (the length of "
+            f"{indices_name!r}), got {ends}"
+        )
+    check_file_range(indptr_name, indptr, 0, nnz + 1)
+    indptr = indptr.astype(np.int64, copy=False)
+    if np.any(np.diff(indptr) < 0):
+        raise ModelFileError(f"array {indptr_name!r} decreases")
+    check_file_range(indices_name, indices, 0, n_cols)
+    return indptr, indices.astype(np.int32, copy=False)
 
 
 def save(model: Persistable, path: str | os.PathLike) -> Path:

@@ -15,7 +15,7 @@ from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as K
 from rbmrec.engine._random import row_states
 from rbmrec.engine.topn import PAD_SCORE, top_n
-from rbmrec.errors import DataError
+from rbmrec.errors import DataError, ModelFileError
 from rbmrec.models import persistence
 from rbmrec.models._common import (
     ParamsMixin,
@@ -1265,36 +1265,96 @@ class RatingRBM(ParamsMixin):
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RatingRBM:
+        return cls._restore(arrays, meta, "")
+
+    @classmethod
+    def _restore(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], prefix: str
+    ) -> RatingRBM:
+        """The model saved as ``meta`` and the arrays ``prefix + name`` (a "both" model's
+        members have the prefixes ``"item__"`` and ``"user__"``), after checking them.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the array or metadata field that is inconsistent; the kernels index memory
+            with the arrays unchecked, so a damaged file must not get that far.
+        """
         # Files written before a hyperparameter existed get its default.
         hyper = {k: meta[k] for k in cls._HYPER if k in meta}
         cd = meta["cd_steps"]
         model = cls(**hyper, cd_steps=cd if isinstance(cd, int) else [tuple(p) for p in cd])
         model.dtype = np.dtype(meta["dtype"])
+        try:
+            model._check_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"the model's hyperparameters are invalid: {exc}") from None
+        n_users = check_int("n_users", meta["n_users"], 1)
+        n_items = check_int("n_items", meta["n_items"], 1)
         if "members" in meta:
+            if model.orientation != "both" or prefix:
+                raise ModelFileError(
+                    f"{prefix}orientation is {model.orientation!r} but the file holds members"
+                )
+            members_meta = meta["members"]
+            if (
+                not isinstance(members_meta, dict)
+                or "item" not in members_meta
+                or not set(members_meta) <= set(_MEMBERS)
+            ):
+                raise ModelFileError(
+                    f"a 'both' model needs an item member (and at most a user member), got "
+                    f"{members_meta!r:.80}"
+                )
             members = {}
-            for name, mm in meta["members"].items():
-                prefix = f"{name}__"
-                sub = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                members[name] = cls._from_state(sub, mm)
-            a, slope = (float(x) for x in meta["calibration"])
-            model._adopt(members, float(meta["blend_weight"]), a, slope)
+            for name, mm in members_meta.items():
+                if not isinstance(mm, dict) or mm.get("orientation") != name:
+                    raise ModelFileError(f"member {name!r} does not have orientation={name!r}")
+                m = cls._restore(arrays, mm, f"{name}__")
+                if {**m._structure(), "orientation": "both"} != model._structure():
+                    raise ModelFileError(
+                        f"member {name!r} has hyperparameters {m._structure()} that do not "
+                        f"match the model's {model._structure()}"
+                    )
+                if (m.n_users_, m.n_items_) != (n_users, n_items):
+                    raise ModelFileError(
+                        f"member {name!r} has {m.n_users_} users and {m.n_items_} items, the "
+                        f"model {n_users} and {n_items}"
+                    )
+                first = members.get("item")
+                if first is not None and not (
+                    np.array_equal(m.values_, first.values_)
+                    and getattr(m, "_scale", None) == getattr(first, "_scale", None)
+                    and getattr(m, "value_range_", None) == getattr(first, "value_range_", None)
+                ):
+                    raise ModelFileError(
+                        f"member {name!r} has rating levels or a scale other than the item member's"
+                    )
+                members[name] = m
+            a, slope = _finite_floats("calibration", meta["calibration"], 2)
+            (weight,) = _finite_floats("blend_weight", [meta["blend_weight"]], 1)
+            if not 0.0 <= weight <= 1.0 or slope < 0:
+                raise ModelFileError(
+                    f"blend_weight must lie in [0, 1] and the calibration slope be >= 0, got "
+                    f"{weight} and {slope}"
+                )
+            model._adopt(members, weight, a, slope)
             model._restore_fit_meta(meta)
             return model
-        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
-        model.values_ = arrays["values"]
-        model._train = (arrays["train_indptr"], arrays["train_indices"], arrays["train_levels"])
-        model._params = {k[6:]: v for k, v in arrays.items() if k.startswith("param_")}
-        model._R = None
-        if "r_indptr" in arrays:
-            n_rows = len(arrays["r_indptr"]) - 1
-            n_cols = model._params["D"].shape[0]
-            data = np.ones(len(arrays["r_indices"]), dtype=model._params["c"].dtype)
-            model._R = sp.csr_matrix(
-                (data, arrays["r_indices"], arrays["r_indptr"]), shape=(n_rows, n_cols)
-            )
+        if model.orientation == "both":
+            raise ModelFileError("orientation is 'both' but the file holds no members")
+        model.n_users_, model.n_items_ = n_users, n_items
         if model.visible == "gaussian":
-            model._scale = tuple(meta["scale"])
-            model.value_range_ = tuple(meta["value_range"])
+            mu, sd = _finite_floats("scale", meta["scale"], 2)
+            lo, hi = _finite_floats("value_range", meta["value_range"], 2)
+            if sd <= 0 or lo > hi:
+                raise ModelFileError(
+                    f"scale {meta['scale']} needs a spread > 0 and value_range "
+                    f"{meta['value_range']} lo <= hi"
+                )
+            model._scale = (mu, sd)
+            model.value_range_ = (lo, hi)
+        model.values_, model._train, model._params, model._R = model._checked_arrays(arrays, prefix)
         model.history_ = meta["history"]
         model.best_epoch_ = meta["best_epoch"]
         # Files written before the batch size was saved: an explicit batch_size was used as is.
@@ -1303,6 +1363,96 @@ class RatingRBM(ParamsMixin):
         model._restore_fit_meta(meta)
         model._set_public()
         return model
+
+    def _checked_arrays(
+        self, arrays: dict[str, np.ndarray], prefix: str
+    ) -> tuple[
+        np.ndarray,
+        tuple[np.ndarray, np.ndarray, np.ndarray],
+        dict[str, np.ndarray],
+        sp.csr_matrix | None,
+    ]:
+        """``values_``, ``_train``, ``_params`` and ``_R`` of a single RBM from a model file.
+
+        Every array must have the shape the metadata (already on ``self``) and the other
+        arrays imply, the model's float dtype for parameters (integers for indices), finite
+        parameters, and indices and levels in range.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the array and the problem.
+        """
+        dtype = np.dtype(self.dtype)
+        gauss = self.visible == "gaussian"
+        H = self.n_hidden
+        if self.orientation == "user":
+            n_rows, n_groups, groups = self.n_users_, self.n_items_, "n_items"
+        else:
+            n_rows, n_groups, groups = self.n_items_, self.n_users_, "n_users"
+
+        def check(name: str, shape: tuple, dims: tuple, **kw: Any) -> np.ndarray:
+            return persistence.check_file_array(arrays, prefix + name, shape, dims=dims, **kw)
+
+        values = check("values", (None,), ("n_levels",), kind="iuf", finite=True)
+        if gauss and len(values):
+            raise ModelFileError(f"array {prefix + 'values'!r} must be empty for a gaussian model")
+        if not gauss and not (2 <= len(values) <= _MAX_LEVELS and np.all(np.diff(values) > 0)):
+            raise ModelFileError(
+                f"array {prefix + 'values'!r} must hold 2 to {_MAX_LEVELS} increasing rating "
+                f"levels, got {values[:10].tolist()}"
+            )
+        L = len(values)
+        unit, unit_dims = (
+            ((n_groups,), (groups,)) if gauss else ((n_groups, L), (groups, "n_levels"))
+        )
+        par = {"dtype": dtype, "finite": True}
+        params = {
+            "b": check("param_b", unit, unit_dims, **par),
+            "c": check("param_c", (H,), ("n_hidden",), **par),
+        }
+        if self.n_factors is None:
+            params["W"] = check("param_W", (*unit, H), (*unit_dims, "n_hidden"), **par)
+        else:
+            C = self.n_factors
+            params["A"] = check("param_A", (*unit, C), (*unit_dims, "n_factors"), **par)
+            params["B"] = check("param_B", (C, H), ("n_factors", "n_hidden"), **par)
+        indptr, indices = persistence.check_file_csr(
+            arrays, prefix + "train_indptr", prefix + "train_indices", n_rows, n_groups
+        )
+        nnz = (len(indices),)
+        if gauss:
+            levels = check("train_levels", nnz, ("nnz",), dtype=dtype, finite=True)
+        else:
+            levels = check("train_levels", nnz, ("nnz",), kind="iu")
+            persistence.check_file_range(prefix + "train_levels", levels, 0, L)
+            levels = levels.astype(np.int8)
+        R = None
+        has_r = prefix + "r_indptr" in arrays or prefix + "r_indices" in arrays
+        if self.conditional:
+            params["D"] = check("param_D", (n_groups, H), (groups, "n_hidden"), **par)
+            r_indptr, r_indices = persistence.check_file_csr(
+                arrays, prefix + "r_indptr", prefix + "r_indices", n_rows, n_groups
+            )
+            data = np.ones(len(r_indices), dtype=dtype)
+            R = sp.csr_matrix((data, r_indices, r_indptr), shape=(n_rows, n_groups))
+        elif has_r:
+            raise ModelFileError(
+                f"the file holds {prefix}r_indptr/{prefix}r_indices but the model is not "
+                "conditional"
+            )
+        return values, (indptr, indices, levels), params, R
+
+
+def _finite_floats(name: str, value: Any, n: int) -> list[float]:
+    """``value`` as a list of ``n`` finite floats, or ModelFileError naming ``name``."""
+    try:
+        out = [float(x) for x in value]
+    except (TypeError, ValueError):
+        out = []
+    if len(out) != n or not np.all(np.isfinite(out)):
+        raise ModelFileError(f"{name} must be {n} finite numbers, got {value!r}")
+    return out
 
 
 def _param_property(name: str) -> property:

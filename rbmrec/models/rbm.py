@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,7 @@ from rbmrec.engine import bernoulli as _bern
 from rbmrec.engine import exact as _exact
 from rbmrec.engine import softmax as _soft
 from rbmrec.engine._random import row_states
+from rbmrec.errors import ModelFileError
 from rbmrec.models._common import (
     ParamsMixin,
     check_choice,
@@ -24,7 +27,15 @@ from rbmrec.models._common import (
     seed_generator,
 )
 from rbmrec.models._sparse import repeated_entry
-from rbmrec.models.persistence import generator_from_json, generator_to_json, register
+from rbmrec.models.persistence import (
+    check_file_array,
+    generator_from_json,
+    generator_to_json,
+    register,
+    seed_from_json,
+    seed_to_json,
+)
+from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, parse_cd_schedule, train
 
 log = logging.getLogger(__name__)
@@ -836,6 +847,34 @@ class RBM(ParamsMixin):
 
     # ------------------------------------------------------------------ persistence
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to ``path`` (``.npz`` appended when missing), atomically.
+
+        The same as :func:`rbmrec.save`: parameters, training state (momentum, random stream,
+        persistent chains) and arguments, as arrays plus JSON metadata (no pickle); read it
+        back with :func:`rbmrec.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        ValueError
+            If a structural argument (``n_hidden``, ``visible``, ``n_levels``, ``dtype``,
+            ``sigma``) was changed after ``fit``.
+        """
+        check_fitted(self)
+        return _save(self, path)
+
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         check_fitted(self)
         self._check_matches_fit("save")  # the file's arguments must describe its arrays
@@ -857,7 +896,6 @@ class RBM(ParamsMixin):
             arrays[f"velocity_{name}"] = v
         if self._chains is not None:
             arrays["chains"] = self._chains
-        rs = self.random_state
         meta = {
             "params": {
                 "n_hidden": int(self.n_hidden),
@@ -873,7 +911,9 @@ class RBM(ParamsMixin):
                 "n_epochs": int(self.n_epochs),
                 "init_scale": float(self.init_scale),
                 "dtype": str(np.dtype(self.dtype)),
-                "random_state": int(rs) if isinstance(rs, int | np.integer) else None,
+                # an int, a SeedSequence (as a dict) or None (also for a Generator, whose
+                # position is the "rng_state" below)
+                "random_state": seed_to_json(self.random_state),
                 "num_threads": int(self.num_threads),
             },
             "n_visible": int(self.n_visible_),
@@ -888,6 +928,8 @@ class RBM(ParamsMixin):
         params = dict(meta["params"])
         if isinstance(params["cd_steps"], list):
             params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
+        # Files written before SeedSequences were saved hold an int or None.
+        params["random_state"] = seed_from_json(params.get("random_state"))
         old_file = "sigma" not in params  # written before the sigma argument was saved
         params.pop("sigma", None)
         model = cls(**params)
@@ -897,18 +939,11 @@ class RBM(ParamsMixin):
             model.sigma = meta["params"]["sigma"]
         elif model.visible == "gaussian":
             model.sigma = _sigma_argument(np.asarray(arrays["sigma"]))
-        model._config(1)
-        model.weights_ = np.ascontiguousarray(arrays["weights"])
-        model._fitted_visible = model.visible
-        model.visible_bias_ = np.ascontiguousarray(arrays["visible_bias"])
-        model.hidden_bias_ = np.ascontiguousarray(arrays["hidden_bias"])
-        model.sigma_ = np.ascontiguousarray(arrays["sigma"])
-        model.n_visible_ = int(meta["n_visible"])
-        model.n_levels_ = meta["n_levels_"]
-        nl = () if model.n_levels_ is None else (int(model.n_levels_),)
-        expect = (model.n_visible_, *nl, model.n_hidden)
-        if model.weights_.shape != expect:
-            raise ValueError(f"weights have shape {model.weights_.shape}, expected {expect}")
+        try:
+            model._config(1)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"the model's arguments are invalid: {exc}") from None
+        model._restore_arrays(arrays, meta)
         model.history_ = list(meta.get("history", []))
         # Files written before the training state was saved restart the random stream at the
         # seed and momentum at zero.
@@ -917,21 +952,62 @@ class RBM(ParamsMixin):
             model._rng = seed_generator(model.random_state)
         else:
             model._rng = generator_from_json(rng_state)
-        params = model._params()
-        velocity = {n: arrays[f"velocity_{n}"] for n in params if f"velocity_{n}" in arrays}
-        for n, v in velocity.items():
-            if v.shape != params[n].shape:
-                raise ValueError(f"velocity_{n} has shape {v.shape}, expected {params[n].shape}")
-            velocity[n] = np.ascontiguousarray(v, dtype=params[n].dtype)
-        model._velocity = velocity or None
-        model._chains = None
-        if "chains" in arrays:
-            chains = np.ascontiguousarray(arrays["chains"], dtype=model.weights_.dtype)
-            if chains.ndim != 2 or chains.shape[1] != model.n_visible_:
-                raise ValueError(f"chains have shape {chains.shape}")
-            model._chains = chains
         model._epochs_done = len(model.history_)
         return model
+
+    def _restore_arrays(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Check a model file's arrays against its metadata and each other, then adopt them.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the array (or metadata field) that has the wrong shape, dtype or values.
+        """
+        dt = self._dtype
+        n_vis = check_int("n_visible", meta["n_visible"], 1)
+        K = meta["n_levels_"]
+        if self.visible == "softmax":
+            K = check_int("n_levels_", K, 2, 127)
+            if self.n_levels is not None and self.n_levels != K:
+                raise ModelFileError(f"n_levels is {self.n_levels} but n_levels_ is {K}")
+        elif K is not None:
+            raise ModelFileError(f"n_levels_ is {K!r}, expected None for visible={self.visible!r}")
+        nl = () if K is None else (K,)
+        ln = () if K is None else ("n_levels",)
+        H = self.n_hidden
+        W = check_file_array(
+            arrays, "weights", (n_vis, *nl, H), dims=("n_visible", *ln, "n_hidden"), dtype=dt,
+            finite=True,
+        )  # fmt: skip
+        b = check_file_array(
+            arrays, "visible_bias", (n_vis, *nl), dims=("n_visible", *ln), dtype=dt, finite=True
+        )
+        c = check_file_array(arrays, "hidden_bias", (H,), dims=("n_hidden",), dtype=dt, finite=True)
+        sigma = check_file_array(
+            arrays, "sigma", (n_vis,), dims=("n_visible",), dtype=dt, finite=True
+        )
+        with np.errstate(divide="ignore", over="ignore"):
+            if not (np.all(sigma > 0) and np.all(np.isfinite(1.0 / sigma))):
+                raise ModelFileError("array 'sigma' must be > 0 with a finite reciprocal")
+        fitted = {"W": W, "b": b, "c": c}
+        velocity = {}
+        for n, p in fitted.items():
+            if f"velocity_{n}" in arrays:
+                v = check_file_array(arrays, f"velocity_{n}", p.shape, kind="f", finite=True)
+                velocity[n] = np.ascontiguousarray(v, dtype=dt)
+        chains = None
+        if "chains" in arrays:
+            chains = check_file_array(arrays, "chains", (None, n_vis), kind="f", finite=True)
+            chains = np.ascontiguousarray(chains, dtype=dt)
+        self.weights_, self.visible_bias_, self.hidden_bias_, self.sigma_ = W, b, c, sigma
+        self._fitted_visible = self.visible
+        self.n_visible_, self.n_levels_ = n_vis, K
+        self._velocity = velocity or None
+        self._chains = chains
+        try:  # e.g. a sigma argument that is not the fitted sigma_
+            self._check_matches_fit("load")
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
 
 
 def _sigma_argument(sigma: np.ndarray) -> float | np.ndarray | None:
