@@ -181,8 +181,9 @@ def user_holdout(
     k : int >= 1, optional
         Leave-k-out: exactly ``k`` test ratings for every user with at least
         ``k + min_train`` ratings; users with fewer keep all their ratings in train.
-    min_train : int >= 1, default 1
-        Ratings a user always keeps in train.
+    min_train : int >= 0, default 1
+        Ratings a user always keeps in train (0: a user may have all of their ratings in
+        test).
     seed : int, default 0
     validation_fraction : float in [0, 1), default 0.0
 
@@ -250,8 +251,9 @@ def temporal_split(
         Only used for the validation part.
     test_fraction : float in (0, 1), optional, keyword-only
         The latest ``round(test_fraction * n_ratings)`` ratings overall go to test.
-    min_train : int, default 1, keyword-only
-        With ``last_k``: ratings a user always keeps in train.
+    min_train : int >= 0, default 1, keyword-only
+        With ``last_k``: ratings a user always keeps in train (0: a user may have all of
+        their ratings in test).
     timestamps : sparse matrix, optional, keyword-only
         Timestamps aligned with ``data`` when ``data`` is a plain matrix.
     """
@@ -402,14 +404,20 @@ def _as_epoch(cut: Any) -> int:
             cut = dt.datetime.fromisoformat(cut)
         except ValueError:
             raise ValueError(f"cut {cut!r} is not an ISO date or datetime") from None
+    # Timestamps are whole seconds, so "at or after cut" means at or after ceil(cut): a cut
+    # of 100.5 s (a float or a datetime) keeps the ratings at 100 s in train.
     if isinstance(cut, dt.datetime):
         if cut.tzinfo is None:
             cut = cut.replace(tzinfo=dt.UTC)
-        return int(cut.timestamp())
+        whole = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=int(cut.timestamp()))
+        return int(cut.timestamp()) + (1 if cut > whole else 0)
     if isinstance(cut, dt.date):
         return int(dt.datetime(cut.year, cut.month, cut.day, tzinfo=dt.UTC).timestamp())
     if isinstance(cut, np.datetime64):
-        return int(cut.astype("datetime64[s]").astype(np.int64))
+        if np.isnat(cut):
+            raise ValueError("cut is NaT (not a time)")
+        ns = int(cut.astype("datetime64[ns]").astype(np.int64))
+        return -(-ns // 1_000_000_000)
     if isinstance(cut, int | float | np.integer | np.floating) and np.isfinite(cut):
         return int(np.ceil(cut))
     raise ValueError(f"cut must be a timestamp, a datetime or an ISO date, got {cut!r}")

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from rbmrec.errors import DataError
 
 __all__ = [
     "RANKING_METRICS",
@@ -150,10 +153,23 @@ def relevant_items(test: sp.spmatrix, threshold: float | None = 4.0) -> sp.csr_m
     -------
     scipy.sparse.csr_matrix of float32, shape (n_users, n_items)
         1.0 at relevant (user, item) pairs, sorted indices, no other stored entries.
+
+    Raises
+    ------
+    DataError
+        If ``test`` stores a (user, item) pair more than once (CSR conversion would add the
+        ratings up).
     """
     if not sp.issparse(test):
         raise TypeError(f"test must be a scipy sparse matrix, got {type(test).__name__}")
     threshold = check_threshold(threshold, "threshold")
+    coo = sp.coo_matrix(test)
+    key = coo.row.astype(np.int64) * coo.shape[1] + coo.col
+    if np.unique(key).size != key.size:
+        # Summing them (what CSR conversion does) would turn 2 + 3 stars into a relevant 5.
+        raise DataError(
+            "test stores a (user, item) pair more than once; merge or drop the duplicates first"
+        )
     m = sp.csr_matrix(test, copy=True)
     m.sum_duplicates()
     if threshold is None:
@@ -188,13 +204,18 @@ def _check_ids(ids: np.ndarray, n_items: int, K: int | None) -> np.ndarray:
     return ids
 
 
+def _check_K(K: Any) -> int:
+    """``K`` as an int, or ValueError unless it is a positive integer (not a bool)."""
+    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
+        raise ValueError(f"K must be a positive integer, got {K!r}")
+    return int(K)
+
+
 def _prepare(
     ids: np.ndarray, relevant: sp.spmatrix, K: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate inputs; return (ids truncated/padded to K, hits (n, K) bool, n_relevant (n,))."""
-    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
-    K = int(K)
+    K = _check_K(K)
     if not sp.issparse(relevant):
         raise TypeError(f"relevant must be a scipy sparse matrix, got {type(relevant).__name__}")
     # A copy: csr_matrix(csr) shares the caller's arrays, and sum_duplicates() below would
@@ -377,7 +398,7 @@ def catalogue_coverage(ids: np.ndarray, n_items: int, K: int | None = None) -> f
     """
     if isinstance(n_items, bool) or not isinstance(n_items, int | np.integer) or n_items < 1:
         raise ValueError(f"n_items must be a positive integer, got {n_items!r}")
-    ids = _check_ids(ids, int(n_items), K)
+    ids = _check_ids(ids, int(n_items), None if K is None else _check_K(K))
     return float(np.unique(ids[ids >= 0]).size / n_items)
 
 

@@ -722,6 +722,15 @@ class ImplicitRBM(ParamsMixin):
                     f"{user_items.shape[0]} rows for {users.size} users"
                 )
             rows_csr = _binary_csr("user_items", user_items, n_items)
+        seen_csr = None
+        if filter_already_liked_items:
+            # Every stored entry is excluded, whatever its value (implicit's contract): a
+            # stored 0 or negative value is no interaction for the fold-in above, but it is
+            # still an item the caller listed for this user.
+            seen_csr = sp.csr_matrix(user_items, copy=True)
+            seen_csr.sum_duplicates()
+            seen_csr.indices = seen_csr.indices.astype(np.int32, copy=False)
+            seen_csr.indptr = seen_csr.indptr.astype(np.int64, copy=False)
 
         excluded = _excluded_items(n_items, filter_items, items, "recommend")
         # One user's list is trimmed to its candidates: a huge N need not be allocated.
@@ -753,8 +762,8 @@ class ImplicitRBM(ParamsMixin):
                     self.n_models_,
                     self._draws(src.indptr, rows),
                 )
-                if filter_already_liked_items:
-                    sub = rows_csr[sl]
+                if seen_csr is not None:
+                    sub = seen_csr[sl]
                     e_ptr, e_idx = sub.indptr, sub.indices
                 else:
                     e_ptr, e_idx = empty_ptr[: rows.size + 1], empty_idx

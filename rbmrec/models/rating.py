@@ -156,7 +156,8 @@ class RatingRBM(ParamsMixin):
         Ranking score of :meth:`recommend`: the expected rating, or the probability of a
         rating at or above ``high_rating``.
     high_rating : float or None, default None
-        Threshold of ``"p_high"``; None means the second-highest rating level. A number must
+        Threshold of ``"p_high"``; None means the second-highest rating level (the highest
+        when there are only two levels, so that ``p_high`` still separates items). A number must
         lie above the lowest and at most at the highest rating level seen in ``fit`` (else
         ``fit`` raises ValueError: every item would get the same score).
     random_state : int, SeedSequence, Generator or None
@@ -989,7 +990,9 @@ class RatingRBM(ParamsMixin):
         if self.recommend_score == "expected":
             return np.asarray(self.values_, dtype=np.float64)
         if self.high_rating is None:
-            thr = self.values_[-2]
+            # With two levels the second-highest is the lowest: P(rating >= it) = 1 for every
+            # item, and the list would fall into id order.
+            thr = self.values_[-2] if len(self.values_) > 2 else self.values_[-1]
         else:
             thr = _high_threshold(_check_high_rating(self.high_rating), self.values_)
         return (self.values_ >= thr).astype(np.float64)
@@ -1007,9 +1010,19 @@ class RatingRBM(ParamsMixin):
         later calls and :meth:`recommend` reuse: one-user calls then cost milliseconds.
         """
         self._check_fitted()
+        if np.ndim(userid) != 0:
+            raise ValueError(
+                f"score_items scores one user: userid must be a single id, got shape "
+                f"{np.shape(userid)} (use recommend for several users)"
+            )
         items = np.arange(self.n_items_, dtype=np.int64)
         if user_items is not None:
             row = self._check_ratings("user_items", user_items, allow_empty=True)
+            if row.shape != (1, self.n_items_):
+                raise DataError(
+                    f"user_items must have shape (1, {self.n_items_}) (one user's ratings of "
+                    f"the {self.n_items_} items seen in fit), got {row.shape}"
+                )
             return self._fold_in_scores(row, items)
         users = as_index_array("userid", [userid], self.n_users_)
         return self._score_users(users)[0]
@@ -1151,6 +1164,10 @@ class RatingRBM(ParamsMixin):
             # conversion would sum it into another level (2 + 3 stars -> 5).
             user_items = check_csr("user_items", user_items, allow_empty=True, duplicates="error")
         user_items = sp.csr_matrix(user_items)
+        if np.ndim(userid) > 1:
+            raise ValueError(
+                f"userid must be an id or a 1-D array of ids, got shape {np.shape(userid)}"
+            )
         batch = np.ndim(userid) > 0
         if not batch:  # one user's list is trimmed to its candidates anyway
             N = min(int(N), int(self.n_items_))

@@ -339,3 +339,21 @@ def test_temporal_split_refuses_repeated_timestamp_entries():
     ts = sp.coo_matrix(([1, 2, 3, 4, 9], ([0, 0, 0, 0, 0], [0, 1, 2, 3, 3])), shape=(1, 4))
     with pytest.raises(DataError, match="timestamps matrix stores"):
         temporal_split(m, timestamps=ts, test_fraction=0.5)
+
+
+def test_temporal_cut_between_seconds_keeps_earlier_ratings_in_train():
+    import datetime as dt
+
+    r = Ratings.from_arrays([0, 0, 1, 1], [0, 1, 0, 1], [3.0, 4.0, 5.0, 2.0], [100, 101, 100, 102])
+    for cut in (
+        100.5,
+        np.datetime64(100500, "ms"),
+        dt.datetime(1970, 1, 1, 0, 1, 40, 500000),
+        "1970-01-01T00:01:40.500",
+    ):
+        s = temporal_split(r, cut=cut)
+        assert s.test.nnz == 2, cut  # only t = 101 and 102 are at or after the cut
+        assert s.train.nnz == 2, cut
+    assert temporal_split(r, cut=np.datetime64(100, "s")).test.nnz == 4  # a whole second
+    with pytest.raises(ValueError, match="NaT"):
+        temporal_split(r, cut=np.datetime64("NaT"))

@@ -291,3 +291,18 @@ def test_ranking_metrics_leave_a_non_canonical_relevant_matrix_alone():
     for a, b in zip(before, (relevant.data, relevant.indices, relevant.indptr), strict=True):
         np.testing.assert_array_equal(a, b)
     assert out["recall"] == 1.0  # item 3 counts once: 2 hits / min(2, 2 distinct items)
+
+
+def test_relevant_items_refuses_a_pair_stored_twice():
+    from rbmrec.errors import DataError
+
+    t = sp.coo_matrix(([2.0, 3.0], ([0, 0], [1, 1])), shape=(2, 5))
+    with pytest.raises(DataError, match="more than once"):
+        M.relevant_items(t, 4.0)
+
+
+@pytest.mark.parametrize("K", [-1, 0, True, 2.5])
+def test_catalogue_coverage_checks_K(K):
+    with pytest.raises(ValueError, match="K must be a positive integer"):
+        M.catalogue_coverage(np.array([[0, 1, 2], [3, 4, -1]]), 5, K=K)
+    assert M.catalogue_coverage(np.array([[0, 1, 2], [3, 4, -1]]), 5, K=2) == 0.8

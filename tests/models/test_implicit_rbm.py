@@ -862,3 +862,16 @@ def test_invalid_scoring_settings_set_after_fit_are_refused(name, value):
     setattr(m, name, value)
     with pytest.raises(ValueError, match=name):
         m.score_items(X[:2])
+
+
+def test_recommend_excludes_every_stored_entry_whatever_its_value(small):
+    X = small[0]
+    m = ImplicitRBM(n_hidden=4, n_epochs=1, random_state=0).fit(X)
+    top = int(m.recommend(0, X[0], N=1)[0][0])
+    for value in (0.0, -1.0):
+        row = X[0].tolil()
+        row[0, top] = 1.0
+        row = row.tocsr()
+        row.data[row.indices == top] = value  # stored, but not an interaction
+        ids, _ = m.recommend(0, row, N=5)
+        assert top not in ids.tolist(), value

@@ -832,3 +832,33 @@ def test_gaussian_fit_refuses_ratings_whose_spread_overflows():
     assert not hasattr(m, "values_")
     X.data /= 1e162  # 1e38-scale ratings standardise fine
     assert np.all(np.isfinite(m.fit(X).predict([0, 1], [1, 2])))
+
+
+# ---- reviewer findings of 2026-11-27: score_items and recommend arguments, p_high
+
+
+def test_score_items_checks_its_user_and_row():
+    X, _, _ = planted(n_users=40, n_items=20)
+    m = RatingRBM(n_hidden=4, n_epochs=1, orientation="user", conditional=False, random_state=0)
+    m.fit(X)
+    wide = sp.csr_matrix(([5.0, 4.0, 3.0], ([0, 0, 0], [0, 1, 99999])), shape=(1, 100000))
+    for row in (wide, X[0][:, :19], X[:2]):  # an index past W, too narrow, two rows
+        with pytest.raises(DataError, match=r"must have shape \(1, 20\)"):
+            m.score_items(0, row)
+    with pytest.raises(ValueError, match="single id"):
+        m.score_items([1, 2])
+    with pytest.raises(ValueError, match="1-D array of ids"):
+        m.recommend([[0, 1]], X[:1])
+    np.testing.assert_array_equal(m.score_items(0, X[0]), m.score_items(0, X[0]))
+
+
+def test_p_high_by_default_separates_items_with_two_rating_levels():
+    X, _, _ = planted(n_users=60, n_items=30)
+    X = X.copy()
+    X.data = np.where(X.data >= 4, 2.0, 1.0).astype(X.dtype)  # a like / dislike scale
+    m = RatingRBM(n_hidden=4, n_epochs=2, orientation="user", conditional=False,
+                  recommend_score="p_high", random_state=0).fit(X)  # fmt: skip
+    _, scores = m.recommend(0, X[0], N=8)
+    assert len(np.unique(scores)) > 1  # P(rating >= 2), not P(rating >= 1) = 1 for all
+    probs = m.predict_proba(np.zeros(30, np.int64), np.arange(30))
+    np.testing.assert_allclose(m.score_items(0), probs[:, 1], rtol=1e-5)
