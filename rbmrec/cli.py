@@ -508,6 +508,13 @@ def _check_test_split(data: Any, split: Any, args: argparse.Namespace) -> None:
     Without test ratings every metric would be nan; without a relevant held-out rating
     (``>= --relevance-threshold``) the ranking metrics are, while rmse/mae stay valid.
     """
+    if split.train.nnz == 0:
+        vf = getattr(args, "validation_fraction", 0.0)
+        raise UsageError(
+            f"the training split is empty: --test-fraction {args.test_fraction:g} and "
+            f"--validation-fraction {vf:g} leave no training rating of {data.n_ratings:,}; "
+            "use smaller fractions or more data"
+        )
     if split.test.nnz == 0:
         raise UsageError(
             f"the test split is empty: --test-fraction {args.test_fraction:g} of "
@@ -569,7 +576,9 @@ _RESULT_SUFFIXES = (".csv", ".json", ".md")
 def _plot_suffixes() -> tuple[str, ...]:
     from matplotlib.backend_bases import FigureCanvasBase
 
-    return tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
+    # pgf needs a LaTeX installation and would fail only after all the work.
+    kinds = set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}
+    return tuple(f".{ext}" for ext in sorted(kinds))
 
 
 def _check_output(option: str, path: Path, suffixes: Sequence[str] | None = None) -> None:
@@ -603,11 +612,24 @@ def _check_output(option: str, path: Path, suffixes: Sequence[str] | None = None
             ) from None
 
 
+def _check_not_input(option: str, out: str, args: argparse.Namespace) -> None:
+    """Refuse an output path that names a folder (a trailing separator: pathlib would drop
+    it and write next to the folder) or the ``--data`` file (it would be overwritten)."""
+    if out.endswith(("/", os.sep)):
+        raise UsageError(f"{option} {out!r}: ends with a path separator; give a file name")
+    data = getattr(args, "data", None)
+    if data and Path(data).exists() and Path(out).exists():
+        if os.path.samefile(data, out):
+            raise UsageError(f"{option} {out}: is the --data file; it would be overwritten")
+
+
 def _check_result_outputs(args: argparse.Namespace) -> None:
     """``--out`` and ``--plot`` of evaluate, benchmark and demo, checked before any work."""
     if args.out:
+        _check_not_input("--out", args.out, args)
         _check_output("--out", Path(args.out), _RESULT_SUFFIXES)
     if args.plot:
+        _check_not_input("--plot", args.plot, args)
         if not Path(args.plot).suffix:
             args.plot += ".png"  # what matplotlib writes for a name without a suffix
         _check_output("--plot", Path(args.plot), _plot_suffixes())
@@ -818,10 +840,12 @@ def _add_seen_token(seen_path: Path, token: str) -> None:
         zf.writestr(f"{_SEEN_TOKEN}.npy", buf.getvalue())
 
 
-def _check_model_output(out: str) -> Path:
+def _check_model_output(out: str, args: argparse.Namespace | None = None) -> Path:
     """The model path of ``fit --out``, refused before loading data when it is unusable."""
-    if not Path(out).name:
+    if not Path(out).name or out.endswith(("/", os.sep)):
         raise UsageError(f"--out {out!r}: give a file name for the model, e.g. model.npz")
+    if args is not None:
+        _check_not_input("--out", str(_model_path(out)), args)
     final = _model_path(out)
     _check_output("--out", final)
     for side in _sidecars(final):
@@ -839,7 +863,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             f"--orientation applies only to --model rating-rbm, not to {args.model} (the "
             "implicit RBM has one orientation: one visible unit per item)"
         )
-    final = _check_model_output(args.out)
+    final = _check_model_output(args.out, args)
     data = _load_data(args)
     print(f"data: {data!r}")
     if key == "rbm":
@@ -1303,7 +1327,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print()
     print(_table(df), end="")
     meta = {
-        "command": " ".join(["rbmrec", *sys.argv[1:]]),
+        "command": " ".join(["rbmrec", *getattr(args, "argv", sys.argv[1:])]),
         "data": data.name,
         "seed": args.seed,
         "test_fraction": args.test_fraction,
@@ -1373,6 +1397,8 @@ def _arg_type(
 
 _positive_int = _arg_type(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _arg_type(int, lambda v: v >= 0, "a non-negative integer")
+_seed = _arg_type(int, lambda v: 0 <= v < 2**63, "an integer in [0, 2**63)")
+_finite_float = _arg_type(float, lambda v: bool(np.isfinite(v)), "a finite number")
 _positive_float = _arg_type(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 _fraction = _arg_type(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 #: The test split must hold something out.
@@ -1417,7 +1443,7 @@ def _add_hyper_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=_positive_int, help="training epochs")
     g.add_argument("--learning-rate", type=_positive_float, help="learning rate")
     g.add_argument("--batch-size", type=_positive_int, help="rows per mini-batch")
-    g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (0)")
+    g.add_argument("--seed", type=_seed, default=0, help="random seed (0)")
     g.add_argument(
         "--threads",
         type=_non_negative_int,
@@ -1445,7 +1471,7 @@ def _add_eval_args(p: argparse.ArgumentParser, models: str) -> None:
     g.add_argument("-k", "--k", type=_positive_int, default=10, help="list length K (10)")
     g.add_argument(
         "--relevance-threshold",
-        type=float,
+        type=_finite_float,
         default=4.0,
         help="held-out ratings >= this are relevant (4)",
     )
@@ -1603,6 +1629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the results' metadata
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE

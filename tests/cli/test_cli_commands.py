@@ -855,7 +855,7 @@ def test_fit_write_failure_keeps_previous_model(
         (["fit", "--out", ""], "--out '': give a file name for the model"),
         (["fit", "--out", "/"], "--out '/': give a file name for the model"),
         (["evaluate", "--test-fraction", "0"], "expected a fraction in (0, 1), got '0'"),
-        (["evaluate", "--seed", "-1"], "--seed: expected a non-negative integer"),
+        (["evaluate", "--seed", "-1"], "--seed: expected an integer in [0, 2**63)"),
         (["fit", "--out", "m", "--threads", "-2"], "--threads: expected a non-negative"),
     ],
 )
@@ -1273,3 +1273,66 @@ def test_recommend_model_name_without_npz_suffix(
     )  # fmt: skip
     assert code == 0, err
     assert "top 10 for user u3" in out
+
+
+# --------------------------------------------------------------------------- review of 2026-11-27
+
+
+def test_outputs_that_would_overwrite_the_data_or_miss_the_file_name_are_refused(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import shutil
+
+    data = work / "ratings_copy.csv"
+    shutil.copy(work / "ratings.csv", data)
+    before = data.read_bytes()
+    for cmd in ("evaluate", "benchmark"):
+        code, _, err = run_here(
+            work, cmd, "--data", str(data), "--models", "pop", "--out", str(data),
+            monkeypatch=monkeypatch, capsys=capsys,
+        )  # fmt: skip
+        assert code == 2 and "is the --data file" in err, err
+    assert data.read_bytes() == before
+    (work / "models_dir").mkdir(exist_ok=True)
+    code, _, err = run_here(
+        work, "fit", "--data", str(data), "--out", "models_dir/",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "give a file name" in err, err
+    assert not (work / "models_dir.npz").exists()
+    code, _, err = run_here(
+        work, "evaluate", "--data", str(data), "--models", "pop", "--out", "res.csv/",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "give a file name" in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plot", "p.pgf"], "unsupported file type '.pgf'"),
+        (["--seed", str(2**63)], "an integer in [0, 2**63)"),
+        (["--relevance-threshold", "nan"], "a finite number"),
+        (["--test-fraction", "0.99", "--validation-fraction", "0.99"], "training split is empty"),
+    ],
+)
+def test_evaluate_refuses_unusable_options_before_the_work(
+    work: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, _, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "pop", *args,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and message in err, err
+
+
+def test_results_metadata_records_the_arguments_given_to_main(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, _, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "pop", "--out", "meta.json",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    meta = json.loads((work / "meta.json").read_text())["metadata"]
+    assert meta["command"] == "rbmrec evaluate --data ratings.csv --models pop --out meta.json"
