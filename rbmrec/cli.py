@@ -612,24 +612,29 @@ def _check_output(option: str, path: Path, suffixes: Sequence[str] | None = None
             ) from None
 
 
-def _check_not_input(option: str, out: str, args: argparse.Namespace) -> None:
-    """Refuse an output path that names a folder (a trailing separator: pathlib would drop
-    it and write next to the folder) or the ``--data`` file (it would be overwritten)."""
+def _check_file_name(option: str, out: str) -> None:
+    """Refuse an output path ending in a separator: pathlib would drop it and write a file
+    next to the folder it names."""
     if out.endswith(("/", os.sep)):
         raise UsageError(f"{option} {out!r}: ends with a path separator; give a file name")
+
+
+def _check_not_data(option: str, path: Path, args: argparse.Namespace) -> None:
+    """Refuse an output file that is the ``--data`` file (it would be overwritten)."""
     data = getattr(args, "data", None)
-    if data and Path(data).exists() and Path(out).exists():
-        if os.path.samefile(data, out):
-            raise UsageError(f"{option} {out}: is the --data file; it would be overwritten")
+    if data and Path(data).exists() and path.exists() and os.path.samefile(data, path):
+        raise UsageError(f"{option} {path}: is the --data file; it would be overwritten")
 
 
 def _check_result_outputs(args: argparse.Namespace) -> None:
     """``--out`` and ``--plot`` of evaluate, benchmark and demo, checked before any work."""
     if args.out:
-        _check_not_input("--out", args.out, args)
+        _check_file_name("--out", args.out)
+        _check_not_data("--out", Path(args.out), args)
         _check_output("--out", Path(args.out), _RESULT_SUFFIXES)
     if args.plot:
-        _check_not_input("--plot", args.plot, args)
+        _check_file_name("--plot", args.plot)
+        _check_not_data("--plot", Path(args.plot), args)
         if not Path(args.plot).suffix:
             args.plot += ".png"  # what matplotlib writes for a name without a suffix
         _check_output("--plot", Path(args.plot), _plot_suffixes())
@@ -840,13 +845,13 @@ def _add_seen_token(seen_path: Path, token: str) -> None:
         zf.writestr(f"{_SEEN_TOKEN}.npy", buf.getvalue())
 
 
-def _check_model_output(out: str, args: argparse.Namespace | None = None) -> Path:
+def _check_model_output(out: str, args: argparse.Namespace) -> Path:
     """The model path of ``fit --out``, refused before loading data when it is unusable."""
-    if not Path(out).name or out.endswith(("/", os.sep)):
+    if not Path(out).name:
         raise UsageError(f"--out {out!r}: give a file name for the model, e.g. model.npz")
-    if args is not None:
-        _check_not_input("--out", str(_model_path(out)), args)
+    _check_file_name("--out", out)
     final = _model_path(out)
+    _check_not_data("--out", final, args)
     _check_output("--out", final)
     for side in _sidecars(final):
         if side.is_dir():

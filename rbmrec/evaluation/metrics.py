@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.errors import DataError
+from rbmrec.models._sparse import repeated_entry
 
 __all__ = [
     "RANKING_METRICS",
@@ -163,12 +164,12 @@ def relevant_items(test: sp.spmatrix, threshold: float | None = 4.0) -> sp.csr_m
     if not sp.issparse(test):
         raise TypeError(f"test must be a scipy sparse matrix, got {type(test).__name__}")
     threshold = check_threshold(threshold, "threshold")
-    coo = sp.coo_matrix(test)
-    key = coo.row.astype(np.int64) * coo.shape[1] + coo.col
-    if np.unique(key).size != key.size:
+    rep = repeated_entry(test)
+    if rep is not None:
         # Summing them (what CSR conversion does) would turn 2 + 3 stars into a relevant 5.
         raise DataError(
-            "test stores a (user, item) pair more than once; merge or drop the duplicates first"
+            f"test stores (user {rep.row}, item {rep.col}) {rep.count} times, a pair more than "
+            "once; merge or drop the duplicates first"
         )
     m = sp.csr_matrix(test, copy=True)
     m.sum_duplicates()

@@ -947,13 +947,22 @@ class RatingRBM(ParamsMixin):
         ndarray of float64, shape (n_pairs,)
         """
         self._check_fitted()
-        row = self._check_ratings("user_ratings", user_ratings, allow_empty=True)
-        if row.shape != (1, self.n_items_):
-            raise DataError(f"user_ratings must have shape (1, {self.n_items_}), got {row.shape}")
+        row = self._user_row("user_ratings", user_ratings)
         items = as_index_array("itemids", itemids, self.n_items_)
         if self.visible == "gaussian":
             return self._fold_in_scores(row, items)
         return self._fold_in_probs(row, items) @ self.values_
+
+    def _user_row(self, name: str, ratings: Any) -> sp.csr_matrix:
+        """One user's ratings to fold in, checked: values among the levels and shape
+        (1, n_items) (a wider row would reach the kernels with indices past the weights)."""
+        row = self._check_ratings(name, ratings, allow_empty=True)
+        if row.shape != (1, self.n_items_):
+            raise DataError(
+                f"{name} must have shape (1, {self.n_items_}) (one user's ratings of the "
+                f"{self.n_items_} items seen in fit), got {row.shape}"
+            )
+        return row
 
     def _fold_in_scores(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
         """Ranking scores (gaussian: predicted values) of ``items`` for a folded-in row."""
@@ -1017,13 +1026,7 @@ class RatingRBM(ParamsMixin):
             )
         items = np.arange(self.n_items_, dtype=np.int64)
         if user_items is not None:
-            row = self._check_ratings("user_items", user_items, allow_empty=True)
-            if row.shape != (1, self.n_items_):
-                raise DataError(
-                    f"user_items must have shape (1, {self.n_items_}) (one user's ratings of "
-                    f"the {self.n_items_} items seen in fit), got {row.shape}"
-                )
-            return self._fold_in_scores(row, items)
+            return self._fold_in_scores(self._user_row("user_items", user_items), items)
         users = as_index_array("userid", [userid], self.n_users_)
         return self._score_users(users)[0]
 

@@ -872,8 +872,7 @@ class RBM(ParamsMixin):
             If a structural argument (``n_hidden``, ``visible``, ``n_levels``, ``dtype``,
             ``sigma``) was changed after ``fit``.
         """
-        check_fitted(self)
-        return _save(self, path)
+        return _save(self, path)  # _get_state raises NotFittedError first
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         check_fitted(self)
