@@ -409,8 +409,8 @@ def _as_epoch(cut: Any) -> int:
     if isinstance(cut, dt.datetime):
         if cut.tzinfo is None:
             cut = cut.replace(tzinfo=dt.UTC)
-        whole = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=int(cut.timestamp()))
-        return int(cut.timestamp()) + (1 if cut > whole else 0)
+        # Exact ceiling: timedelta floor division is integer arithmetic on microseconds.
+        return -((dt.datetime(1970, 1, 1, tzinfo=dt.UTC) - cut) // dt.timedelta(seconds=1))
     if isinstance(cut, dt.date):
         return int(dt.datetime(cut.year, cut.month, cut.day, tzinfo=dt.UTC).timestamp())
     if isinstance(cut, np.datetime64):
