@@ -273,10 +273,13 @@ def _batch_offsets(indptr, rows):
 def _group_entries(indptr, indices, levels, rows, off, n_visible):
     """Counting sort of the batch entries by visible group.
 
-    Returns ``(gptr, grow, gent, levels_b)``: entries of group ``i`` are
-    ``gent[gptr[i]:gptr[i+1]]`` (positions in the concatenated batch entries, int32), from
-    batch rows ``grow[...]`` (int32), in batch order, so the per-group sums below always add
-    in the same order; ``levels_b[q]`` is the level of batch entry ``q`` (same pass).
+    Returns ``(gptr, ge, levels_b)``: the entries of group ``i`` are the rows
+    ``ge[gptr[i]:gptr[i+1]]`` of ``ge`` (int32, shape (nnz_batch, 2)), in batch order, so
+    the per-group sums below always add in the same order; ``ge[e, 0]`` is the entry's
+    batch row and ``ge[e, 1]`` its position in the concatenated batch entries.
+    ``levels_b[q]`` is the level of batch entry ``q`` (same pass). Row and position sit
+    side by side because the scatter writes each entry at a random place: one write per
+    entry instead of two (the sort took 5.4 instead of 8.8 ms per ML-1M epoch).
     """
     n_batch = rows.shape[0]
     nnz = off[n_batch]
@@ -288,20 +291,19 @@ def _group_entries(indptr, indices, levels, rows, off, n_visible):
     for i in range(n_visible):
         gptr[i + 1] += gptr[i]
     fill = gptr[:-1].copy()
-    grow = np.empty(nnz, dtype=np.int32)
-    gent = np.empty(nnz, dtype=np.int32)
+    ge = np.empty((nnz, 2), dtype=np.int32)
     levels_b = np.empty(nnz, dtype=np.int8)
     for r in range(n_batch):
         u = rows[r]
         q = off[r]
         for p in range(indptr[u], indptr[u + 1]):
             f = fill[indices[p]]
-            grow[f] = r
-            gent[f] = q
+            ge[f, 0] = r
+            ge[f, 1] = q
             fill[indices[p]] = f + 1
             levels_b[q] = levels[p]
             q += 1
-    return gptr, grow, gent, levels_b
+    return gptr, ge, levels_b
 
 
 #: Parallel tasks of the item-major passes in :func:`_cd_chains`: the visible groups are cut
@@ -332,7 +334,7 @@ def _task_groups(gptr):
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
-def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
+def _scatter_levels(W, gptr, ge, lv, tg, acc):
     """acc[t, r] = sum of ``W[i, lv[q]]`` over task t's entries of row r (group by group).
 
     Entries are taken in group (item) order, so ``W[i]`` comes from memory once per batch
@@ -349,8 +351,8 @@ def _scatter_levels(W, gptr, grow, gent, lv, tg, acc):
                 acc[t, r, j] = 0.0
         for i in range(tg[t], tg[t + 1]):
             for e in range(gptr[i], gptr[i + 1]):
-                r = grow[e]
-                k = lv[gent[e]]
+                r = ge[e, 0]
+                k = lv[ge[e, 1]]
                 for j in range(n_hidden):
                     acc[t, r, j] += W[i, k, j]
 
@@ -387,7 +389,7 @@ def _hidden_from_tasks(base, acc, out, sample, states, hs, keys):
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
 def _visible_step(
-    W, b, hs, gptr, grow, gent, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
+    W, b, hs, gptr, ge, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
     onehot, tg, acc, gb, xbuf, bits,
 ):  # fmt: skip
     """One visible half-step of every batch entry, fused with the next hidden input.
@@ -430,13 +432,13 @@ def _visible_step(
             for u in range(0, n4, 4):
                 e = e0 + u
                 _shifted_logits5x4(
-                    i, hs, grow[e], grow[e + 1], grow[e + 2], grow[e + 3], W, b, xbuf, t, u * 5
+                    i, hs, ge[e, 0], ge[e + 1, 0], ge[e + 2, 0], ge[e + 3, 0], W, b, xbuf, t, u * 5
                 )
             if n2 > n4:
                 e = e0 + n4
-                _shifted_logits5x2(i, hs, grow[e], grow[e + 1], W, b, xbuf, t, n4 * 5)
+                _shifted_logits5x2(i, hs, ge[e, 0], ge[e + 1, 0], W, b, xbuf, t, n4 * 5)
             for u in range(n2, m):
-                _shifted_logits(i, hs, grow[e0 + u], W, b, xbuf, t, u * n_levels)
+                _shifted_logits(i, hs, ge[e0 + u, 0], W, b, xbuf, t, u * n_levels)
             exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
             if n_levels == 5:
                 # The 1-5 star scale in scalars: one pass per entry, and the group's visible-bias
@@ -444,8 +446,8 @@ def _visible_step(
                 s0 = s1 = s2 = s3 = s4 = xbuf[t, 0] - xbuf[t, 0]  # zeros of xbuf's dtype
                 for u in range(m):
                     e = e0 + u
-                    r = grow[e]
-                    q = gent[e]
+                    r = ge[e, 0]
+                    q = ge[e, 1]
                     o = u * 5
                     x0, x1, x2 = xbuf[t, o], xbuf[t, o + 1], xbuf[t, o + 2]
                     x3, x4 = xbuf[t, o + 3], xbuf[t, o + 4]
@@ -488,8 +490,8 @@ def _visible_step(
                 continue
             for u in range(m):
                 e = e0 + u
-                r = grow[e]
-                q = gent[e]
+                r = ge[e, 0]
+                q = ge[e, 1]
                 o = u * n_levels
                 total = xbuf[t, o] - xbuf[t, o]  # a zero of xbuf's dtype
                 for kk in range(n_levels):
@@ -526,14 +528,14 @@ def _visible_step(
 @njit(cache=True)
 def _cd_chains(
     indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain, neg_mode,
-    off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon, gb,
+    off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb,
 ):  # fmt: skip
     """Both phases of every batch row; fills hpos, vneg, hneg, recon, gb (and the chains).
 
     Returns the levels of the last visible step (int8, one per batch entry).
 
-    Item-major: the batch's entries are visited grouped by visible group (``gptr``,
-    ``grow``, ``gent`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
+    Item-major: the batch's entries are visited grouped by visible group (``gptr`` and
+    ``ge`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
     once per phase of a mini-batch instead of once per rating, and each visible step also
     accumulates the next hidden input while ``W[i]`` is in cache. Random numbers: row ``r``
     samples its hidden units from ``states[r]`` in unit order, then draws one 64-bit key per
@@ -558,11 +560,11 @@ def _cd_chains(
     hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
     keys = np.empty(n_batch, dtype=np.uint64)
     # Positive phase: p(h | v_data); without a chain the first hidden sample is drawn from it.
-    _scatter_levels(W, gptr, grow, gent, levels_b, tg, acc)
+    _scatter_levels(W, gptr, ge, levels_b, tg, acc)
     _hidden_from_tasks(base, acc, hpos, not use_chain, states, hs, keys)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
-        _scatter_levels(W, gptr, grow, gent, cur, tg, acc)
+        _scatter_levels(W, gptr, ge, cur, tg, acc)
         _hidden_from_tasks(base, acc, hneg, True, states, hs, keys)
     else:
         cur = levels_b.copy()
@@ -579,7 +581,7 @@ def _cd_chains(
         # Mean-field CD without a chain discards the last draw: skip it.
         draw = not (mean_field and not use_chain)
         _visible_step(
-            W, b, hs, gptr, grow, gent, off, keys, levels_b, cur, vneg, draw, sqe, last,
+            W, b, hs, gptr, ge, off, keys, levels_b, cur, vneg, draw, sqe, last,
             mean_field, last and not mean_field, tg, acc, gb, xbuf, bits,
         )  # fmt: skip
         _hidden_from_tasks(base, acc, hneg, not last, states, hs, keys)
@@ -597,7 +599,7 @@ def _cd_chains(
 
 
 @njit(cache=True, inline="always", fastmath=_UPDATE_MATH)
-def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g, gi):
+def _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, gi):
     """g[gi] (n_levels, n_hidden) = group i's weight statistics, entries taken in batch order.
 
     ``neg_levels`` (one level per batch entry) gives the one-hot negative visible states of
@@ -617,14 +619,14 @@ def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg,
     e_hi = gptr[i + 1]
     if not sampled and n_levels == 5:
         for e in range(e_lo, e_hi):  # positive statistics, then the negative ones
-            r = grow[e]
-            kd = levels_b[gent[e]]
+            r = ge[e, 0]
+            kd = levels_b[ge[e, 1]]
             for j in range(n_hidden):
                 g[gi, kd, j] += hpos[r, j]
         e = e_lo
         while e + 4 <= e_hi:
-            ra, rb, rc, rd = grow[e], grow[e + 1], grow[e + 2], grow[e + 3]
-            qa, qb, qc, qd = gent[e], gent[e + 1], gent[e + 2], gent[e + 3]
+            ra, rb, rc, rd = ge[e, 0], ge[e + 1, 0], ge[e + 2, 0], ge[e + 3, 0]
+            qa, qb, qc, qd = ge[e, 1], ge[e + 1, 1], ge[e + 2, 1], ge[e + 3, 1]
             a0, a1, a2, a3, a4 = vneg[qa, 0], vneg[qa, 1], vneg[qa, 2], vneg[qa, 3], vneg[qa, 4]
             b0, b1, b2, b3, b4 = vneg[qb, 0], vneg[qb, 1], vneg[qb, 2], vneg[qb, 3], vneg[qb, 4]
             c0, c1, c2, c3, c4 = vneg[qc, 0], vneg[qc, 1], vneg[qc, 2], vneg[qc, 3], vneg[qc, 4]
@@ -638,8 +640,8 @@ def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg,
                 g[gi, 4, j] -= a4 * ha + b4 * hb + c4 * hc + d4 * hd
             e += 4
         while e < e_hi:
-            r = grow[e]
-            q = gent[e]
+            r = ge[e, 0]
+            q = ge[e, 1]
             v0, v1, v2, v3, v4 = vneg[q, 0], vneg[q, 1], vneg[q, 2], vneg[q, 3], vneg[q, 4]
             for j in range(n_hidden):
                 hn = hneg[r, j]
@@ -651,8 +653,8 @@ def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg,
             e += 1
         return
     for e in range(e_lo, e_hi):
-        r = grow[e]
-        q = gent[e]
+        r = ge[e, 0]
+        q = ge[e, 1]
         kd = levels_b[q]
         for j in range(n_hidden):
             g[gi, kd, j] += hpos[r, j]
@@ -670,9 +672,9 @@ def _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg,
 @njit(cache=True, parallel=True)
 def _accumulate(phases, gW):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
-    _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
+    _, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels = phases
     for i in prange(gW.shape[0]):
-        _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, gW, i)
+        _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, gW, i)
 
 
 #: Groups per parallel chunk of :func:`softmax_update_weights` (a constant, so the work split
@@ -698,14 +700,14 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     scale, mom, lr_wd : float
         ``learning_rate / batch_size``, momentum and ``learning_rate * weight_decay``.
     """
-    _, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels = phases
+    _, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels = phases
     n_visible, n_levels, n_hidden = W.shape
     n_chunks = (n_visible + _GROUP_CHUNK - 1) // _GROUP_CHUNK
     g = np.empty((n_chunks, n_levels, n_hidden), dtype=W.dtype)  # one buffer per chunk
     for ch in prange(n_chunks):
         for i in range(ch * _GROUP_CHUNK, min(n_visible, (ch + 1) * _GROUP_CHUNK)):
             if gptr[i + 1] > gptr[i]:
-                _group_gradient(i, levels_b, neg_levels, gptr, grow, gent, hpos, hneg, vneg, g, ch)
+                _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, ch)
                 for k in range(n_levels):
                     for j in range(n_hidden):
                         vt = mom * vW[i, k, j] + scale * g[ch, k, j] - lr_wd * W[i, k, j]
@@ -739,7 +741,7 @@ def softmax_cd_phases(
     """The chains of :func:`softmax_cd` and the small statistics, without the weight statistics.
 
     Same arguments as :func:`softmax_cd` minus ``gW``. Fills ``gb``, ``gc`` and ``h_diff``
-    and returns ``(stats, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels)``:
+    and returns ``(stats, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels)``:
     ``stats`` as returned by :func:`softmax_cd`, then what :func:`softmax_update_weights`
     needs (``neg_levels``: the sampled negative levels, empty for mean-field negatives).
     """
@@ -752,10 +754,10 @@ def softmax_cd_phases(
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
-    gptr, grow, gent, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
+    gptr, ge, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
     cur = _cd_chains(
         indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
-        neg_mode, off, gptr, grow, gent, levels_b, vneg, hpos, hneg, recon, gb,
+        neg_mode, off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb,
     )  # fmt: skip
     # Sampled negatives are one-hot: their levels let the weight statistics skip vneg.
     neg_levels = cur if neg_mode == NEG_SAMPLE else cur[:0]
@@ -769,7 +771,7 @@ def softmax_cd_phases(
     stats = np.empty(2, dtype=np.float64)
     stats[0] = recon.sum()
     stats[1] = nnz_b
-    return stats, hpos, hneg, vneg, gptr, grow, gent, levels_b, neg_levels
+    return stats, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels
 
 
 @njit(cache=True)

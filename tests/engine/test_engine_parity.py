@@ -385,7 +385,7 @@ def test_visible_step_ignores_stale_scratch_and_empty_groups(nl):
     levels = (A.data - 1).astype(np.int8)
     rows = np.arange(n, dtype=np.int64)
     off = S._batch_offsets(indptr, rows)
-    gptr, grow, gent, lv = S._group_entries(indptr, indices, levels, rows, off, ng)
+    gptr, ge, lv = S._group_entries(indptr, indices, levels, rows, off, ng)
     assert gptr[1] == gptr[0] and gptr[5] == gptr[4]
     tg = S._task_groups(gptr)
     W = rng.normal(0, 0.5, (ng, nl, nh)).astype(np.float32)
@@ -401,7 +401,7 @@ def test_visible_step_ignores_stale_scratch_and_empty_groups(nl):
         xbuf = np.full((S._N_TASKS, most * nl), fill, np.float32)
         bits = np.zeros(xbuf.shape, np.int32)
         sqe = np.zeros(off[-1])
-        S._visible_step(W, b, hs, gptr, grow, gent, off, keys, lv, lv.copy(), probs, False, sqe,
+        S._visible_step(W, b, hs, gptr, ge, off, keys, lv, lv.copy(), probs, False, sqe,
                         True, True, False, tg, acc, gb, xbuf, bits)  # fmt: skip
         results.append((acc.copy(), probs.copy(), gb.copy(), sqe.copy()))
     for clean, stale in zip(*results, strict=True):
