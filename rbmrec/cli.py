@@ -71,7 +71,7 @@ _MODEL_NAMES = {
 #: Each RBM's main training kernel: when its Numba cache index is missing, this process
 #: compiles the kernels (once per installation and source version).
 _KEY_KERNELS = {
-    "rbm": ("rbmrec.engine.softmax", "softmax_cd_phases"),
+    "rbm": ("rbmrec.engine.softmax_batches", "softmax_train_batches"),
     "irbm": ("rbmrec.engine.implicit", "csr_hidden_probs"),
 }
 

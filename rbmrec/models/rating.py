@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from rbmrec.engine import conditional as CR
 from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as K
+from rbmrec.engine import softmax_batches as KB
 from rbmrec.engine._random import row_states
 from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError, ModelFileError
@@ -305,6 +306,11 @@ class RatingRBM(ParamsMixin):
             raise ValueError('recommend_score="p_high" needs visible="softmax"')
         _check_high_rating(self.high_rating)
         check_int("num_threads", self.num_threads, 0)
+
+    #: Train the softmax models (not factored) through
+    #: :func:`rbmrec.engine.softmax_batches.softmax_train_batches`, many batches per kernel
+    #: call; False runs the same arithmetic batch by batch from Python (tests compare them).
+    _SPANS = True
 
     #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
     _DEFAULT_BATCH = 100
@@ -621,6 +627,26 @@ class RatingRBM(ParamsMixin):
                 grads["D"] = update_D
             return grads, {"train_recon_mse": stats[0], "count": stats[1]}
 
+        span_step = None
+        if self._SPANS and not gauss and self.n_factors is None:
+            no_pattern = np.zeros(0, dtype=np.int32)
+            no_D = np.zeros((0, H), dtype=dtype)
+
+            def span_step(rows, batch_size, k, rng_, lr, mom, lr_wd, velocity):
+                # step() and the trainer's momentum steps for many batches in one kernel call.
+                self._infer = {}
+                R = self._R
+                D, vD = (params["D"], velocity["D"]) if R is not None else (no_D, no_D)
+                stats = np.empty((-(-len(rows) // batch_size), 2))
+                KB.softmax_train_batches(
+                    indptr, indices, levels, rows, batch_size, row_states(rng_, len(rows)),
+                    params["W"], params["b"], params["c"], velocity["W"], velocity["b"],
+                    velocity["c"], no_pattern if R is None else R.indptr,
+                    no_pattern if R is None else R.indices, D, vD, lr, mom, lr_wd["W"],
+                    lr_wd.get("D", 0.0), k, self._chain, self.persistent, neg_mode, stats,
+                )  # fmt: skip
+                return {"train_recon_mse": stats[:, 0], "count": stats[:, 1]}
+
         evaluate = None
         if V is not None and V.nnz:
             vu, vi = V.nonzero()
@@ -638,6 +664,7 @@ class RatingRBM(ParamsMixin):
                 params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
                 derive=_recon_rmse,
                 describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
+                span_step=span_step,
             )  # fmt: skip
         self.history_ = result.history
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1

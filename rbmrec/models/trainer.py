@@ -124,6 +124,38 @@ class BatchStep(Protocol):
     ) -> tuple[Mapping[str, np.ndarray | FusedUpdate], Mapping[str, float]]: ...
 
 
+class SpanStep(Protocol):
+    """Optional fast path of a model: several consecutive mini-batches in one call.
+
+    Called as ``span(rows, batch_size, cd_steps, rng, lr, mom, lr_wd, velocity)`` with
+    ``rows`` the int64 rows of whole batches in training order (batch ``t`` is
+    ``rows[t * batch_size:(t + 1) * batch_size]``; only the span's last batch may be
+    shorter), the epoch's learning rate and momentum, ``lr_wd`` mapping every parameter
+    name to its ``lr * weight_decay`` (0 without decay) and ``velocity`` the momentum
+    buffers. It computes each batch's statistics and applies ``v = mom v + scale g -
+    lr_wd p; p += v`` with ``scale = lr / len(batch)`` to every parameter itself, and returns
+    each statistic per batch (arrays of shape (n_batches,)), which the trainer sums like
+    :class:`BatchStep`'s. It must train exactly as ``step`` followed by the trainer's
+    momentum steps would, batch by batch, drawing from ``rng`` in the same order.
+    """
+
+    def __call__(
+        self,
+        rows: np.ndarray,
+        batch_size: int,
+        cd_steps: int,
+        rng: np.random.Generator,
+        lr: float,
+        mom: float,
+        lr_wd: Mapping[str, float],
+        velocity: dict[str, np.ndarray],
+    ) -> Mapping[str, np.ndarray]: ...
+
+
+#: Mini-batches per call of a :class:`SpanStep`: few enough that Ctrl-C (which a compiled
+#: kernel cannot see) still lands within a fraction of an epoch on large data.
+SPAN_BATCHES = 16
+
 EpochCallback = Callable[[int, dict[str, float]], bool | None]
 
 
@@ -231,6 +263,12 @@ def _apply(
             apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
 
 
+def _add_stats(sums: dict[str, float], stats: Iterable[tuple[str, float]]) -> None:
+    """Add one batch's statistics to the epoch's sums."""
+    for key, val in stats:
+        sums[key] = sums.get(key, 0.0) + float(val)
+
+
 def train(
     params: dict[str, np.ndarray],
     step: BatchStep,
@@ -244,6 +282,7 @@ def train(
     describe: str = "",
     velocity: dict[str, np.ndarray] | None = None,
     start_epoch: int = 0,
+    span_step: SpanStep | None = None,
 ) -> TrainResult:
     """Run the epoch loop, updating ``params`` in place.
 
@@ -275,6 +314,9 @@ def train(
         Momentum buffers to continue from (``partial_fit``); created when absent.
     start_epoch : int
         Epoch number of the first epoch (for schedules across ``partial_fit`` calls).
+    span_step : SpanStep, optional
+        Runs :data:`SPAN_BATCHES` batches per call in place of ``step`` and the momentum
+        steps (same results, less Python per batch).
 
     Returns
     -------
@@ -316,15 +358,23 @@ def train(
             snapshot = {n: p.copy() for n, p in params.items()}
             order = rng.permutation(n_rows)
             sums: dict[str, float] = {}
-            for start in range(0, n_rows, config.batch_size):
-                rows = order[start : start + config.batch_size].astype(np.int64)
-                grads, stats = step(rows, k, rng)
-                scale = lr / len(rows)
-                # Overflow shows up as inf/NaN and is reported once, below, with context.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    _apply(params, velocity, grads, scale, mom, lr, config.weight_decay, decay)
-                for key, val in stats.items():
-                    sums[key] = sums.get(key, 0.0) + float(val)
+            if span_step is not None:
+                lr_wd = {n: lr * config.weight_decay if n in decay else 0.0 for n in params}
+                span = config.batch_size * SPAN_BATCHES
+                for start in range(0, n_rows, span):
+                    rows = order[start : start + span].astype(np.int64)
+                    spans = span_step(rows, config.batch_size, k, rng, lr, mom, lr_wd, velocity)
+                    for vals in zip(*spans.values(), strict=True):  # batch by batch, as below
+                        _add_stats(sums, zip(spans, vals, strict=True))
+            else:
+                for start in range(0, n_rows, config.batch_size):
+                    rows = order[start : start + config.batch_size].astype(np.int64)
+                    grads, stats = step(rows, k, rng)
+                    scale = lr / len(rows)
+                    # Overflow shows up as inf/NaN and is reported once, below, with context.
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        _apply(params, velocity, grads, scale, mom, lr, config.weight_decay, decay)
+                    _add_stats(sums, stats.items())
             bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
             if bad:
                 for n, p in params.items():

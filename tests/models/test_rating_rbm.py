@@ -279,6 +279,48 @@ def test_bad_predict_input():
         m.predict_user(sp.csr_matrix(np.r_[[[7.0] + [0.0] * 9]]), [1])
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"conditional": False},
+        {"persistent": True, "cd_steps": 2},
+        {"dtype": np.float64, "negative": "sample"},
+        {"orientation": "item", "lr_decay": 0.9, "weight_decay": 0.01},
+    ],
+)
+def test_span_kernel_trains_bitwise_like_the_batch_loop(monkeypatch, kwargs):
+    """softmax_train_batches (many batches per call) = step + the trainer's momentum steps,
+    batch by batch: same parameters, history and random draws. 233 users in batches of 10
+    give spans of 16 and 8 batches, the last one of 3 users."""
+    from rbmrec.engine import softmax_batches
+    from rbmrec.models import rating
+
+    X, _, _ = planted(n_users=233, n_items=30)
+    kw = dict(n_hidden=7, n_epochs=3, batch_size=10, random_state=5, patience=None,
+              orientation="user", conditional=True)  # fmt: skip
+    kw.update(kwargs)
+    calls = []
+    real = softmax_batches.softmax_train_batches
+    monkeypatch.setattr(
+        rating.KB, "softmax_train_batches", lambda *a: calls.append(len(a[3])) or real(*a)
+    )
+    fast = RatingRBM(**kw).fit(X)
+    n_rows = X.shape[1] if kw["orientation"] == "item" else X.shape[0]
+    spans = [min(160, n_rows - s) for s in range(0, n_rows, 160)]
+    assert calls == spans * 3  # every batch went through the span kernel
+    slow = RatingRBM(**kw)
+    slow._SPANS = False
+    slow.fit(X)
+    assert len(calls) == 3 * len(spans)  # ... and none of the batch loop's
+    assert fast._params.keys() == slow._params.keys()
+    for name in fast._params:
+        np.testing.assert_array_equal(fast._params[name], slow._params[name], err_msg=name)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(fast.history_) == strip(slow.history_)
+    np.testing.assert_array_equal(fast._chain, slow._chain)
+
+
 def test_divergence_raises_and_leaves_no_nan():
     X, _, _ = planted(n_users=40, n_items=20)
     m = RatingRBM(n_hidden=5, n_epochs=5, learning_rate=1e38, momentum=0.0, orientation="item",
@@ -680,7 +722,7 @@ def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
 
     X, _, _ = planted(n_users=60, n_items=20)
     calls = {"n": 0}
-    real = rating.K.softmax_cd_phases
+    real = rating.KB.softmax_train_batches  # the kernel fit calls, many batches a call
 
     def flaky(*args):
         calls["n"] += 1
@@ -691,13 +733,13 @@ def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
                 raise SystemError("returned a result with an exception set") from exc
         return real(*args)
 
-    monkeypatch.setattr(rating.K, "softmax_cd_phases", flaky)
+    monkeypatch.setattr(rating.KB, "softmax_train_batches", flaky)
     m = RatingRBM(n_hidden=4, n_epochs=50, batch_size=10, orientation="item",
                   random_state=0, num_threads=1).fit(X)  # fmt: skip
     assert m.interrupted_ and 1 <= len(m.history_) < 50
     assert np.all(np.isfinite(m.predict(*X.nonzero())))
     # Other SystemErrors are not swallowed.
-    monkeypatch.setattr(rating.K, "softmax_cd_phases", lambda *a: (_ for _ in ()).throw(
+    monkeypatch.setattr(rating.KB, "softmax_train_batches", lambda *a: (_ for _ in ()).throw(
         SystemError("a real failure")))  # fmt: skip
     with pytest.raises(SystemError, match="real failure"):
         RatingRBM(n_hidden=4, n_epochs=2, orientation="item", num_threads=1).fit(X)
