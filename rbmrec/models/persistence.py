@@ -356,7 +356,10 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
         "meta": meta,
     }
     try:
-        blob = json.dumps(doc, allow_nan=False, default=_json_default)
+        # NaN and infinities are allowed: a history can hold them (the reconstruction error
+        # of an epoch before a divergence, an infinite validation RMSE). They are written as
+        # the NaN / Infinity tokens that json.loads reads back.
+        blob = json.dumps(doc, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"model metadata is not JSON-serialisable: {exc}") from exc
     path = Path(path)

@@ -664,9 +664,8 @@ class RatingRBM(ParamsMixin):
                 params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
                 derive=_recon_rmse,
                 describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
-                span_step=span_step,
+                span_step=span_step, history=self.history_,  # kept if a callback raises
             )  # fmt: skip
-        self.history_ = result.history
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
         self.interrupted_ = result.interrupted
         self.fit_seconds_ = time.perf_counter() - t0

@@ -143,7 +143,12 @@ class RBM(ParamsMixin):
         Gibbs step), ``free_energy`` (mean over up to 256 training rows),
         ``pseudo_log_likelihood`` (bernoulli, stochastic one-unit estimate as in
         scikit-learn), ``free_energy_gap`` (mean F(validation) - mean F(training), when
-        ``fit`` gets ``validation``), ``seconds``.
+        ``fit`` gets ``validation``), ``seconds``. Epochs are recorded as they finish, so
+        they are kept when a callback or a divergence raises later.
+    interrupted_ : bool
+        Whether Ctrl-C ended the last ``fit`` or ``partial_fit`` early (the parameters are
+        then those of the last recorded epoch). A loop of ``partial_fit`` calls can test it
+        to stop.
 
     Examples
     --------
@@ -487,6 +492,7 @@ class RBM(ParamsMixin):
         self._chains: np.ndarray | None = None
         self._epochs_done = 0
         self.history_: list[dict[str, float]] = []
+        self.interrupted_ = False
 
     def _params(self) -> dict[str, np.ndarray]:
         return {"W": self.weights_, "b": self.visible_bias_, "c": self.hidden_bias_}
@@ -620,21 +626,26 @@ class RBM(ParamsMixin):
 
         if self._velocity is None:
             self._velocity = {}
-        with num_threads(self.num_threads):
-            result = train(
-                params,
-                step,
-                data.n_rows,
-                cfg,
-                rng,
-                decay=("W",),
-                evaluate=evaluate,
-                describe=self._describe(),
-                velocity=self._velocity,
-                start_epoch=self._epochs_done,
-            )
-        self._epochs_done += len(result.history)
-        self.history_.extend(result.history)
+        n_recorded = len(self.history_)
+        try:
+            with num_threads(self.num_threads):
+                result = train(
+                    params,
+                    step,
+                    data.n_rows,
+                    cfg,
+                    rng,
+                    decay=("W",),
+                    evaluate=evaluate,
+                    describe=self._describe(),
+                    velocity=self._velocity,
+                    start_epoch=self._epochs_done,
+                    history=self.history_,  # records each epoch as it finishes
+                )
+        finally:
+            # Also when a callback or a divergence raises: the epochs done so far count.
+            self._epochs_done += len(self.history_) - n_recorded
+        self.interrupted_ = result.interrupted
         return self
 
     def _pseudo_ll(self, monitor: _Rows, flip: np.ndarray) -> float:
@@ -944,6 +955,7 @@ class RBM(ParamsMixin):
             raise ModelFileError(f"the model's arguments are invalid: {exc}") from None
         model._restore_arrays(arrays, meta)
         model.history_ = list(meta.get("history", []))
+        model.interrupted_ = False
         # Files written before the training state was saved restart the random stream at the
         # seed and momentum at zero.
         rng_state = meta.get("rng_state")

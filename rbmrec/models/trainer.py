@@ -65,11 +65,19 @@ def parse_cd_schedule(cd_steps: CDSchedule) -> list[tuple[int, int]]:
             raise ValueError(f"cd_steps must be >= 1, got {cd_steps}")
         return [(0, int(cd_steps))]
     try:
-        pairs = [(int(e), int(k)) for e, k in cd_steps]
+        raw = [(e, k) for e, k in cd_steps]
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"cd_steps must be an int or a sequence of (first_epoch, steps) pairs, got {cd_steps!r}"
         ) from exc
+    for v in itertools.chain.from_iterable(raw):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            # int() would truncate 1.5 steps to 1 or start epoch 0.9 at epoch 0, silently.
+            raise TypeError(
+                f"cd_steps schedule entries must be ints, got {type(v).__name__} {v!r} in "
+                f"{cd_steps!r}"
+            )
+    pairs = [(int(e), int(k)) for e, k in raw]
     if not pairs or pairs[0][0] != 0:
         raise ValueError(f"cd_steps schedule must start at epoch 0, got {cd_steps!r}")
     for (e0, _), (e1, _) in itertools.pairwise(pairs):
@@ -203,8 +211,11 @@ class TrainerConfig:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.momentum_warmup < 0:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        pat = self.patience
+        if pat is not None and (isinstance(pat, bool) or not isinstance(pat, int | np.integer)):
+            raise TypeError(f"patience must be an int or None, got {type(pat).__name__}")
+        if pat is not None and pat < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {pat}")
         cbs = self.callbacks
         if isinstance(cbs, str | bytes) or not isinstance(cbs, Sequence):
             # A generator would be used up here; a single callable is a common slip.
@@ -263,6 +274,19 @@ def _apply(
             apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
 
 
+def _restore(
+    params: dict[str, np.ndarray],
+    velocity: dict[str, np.ndarray],
+    snapshot: dict[str, np.ndarray],
+) -> None:
+    """After a failed or interrupted epoch: the parameters back to ``snapshot`` (their
+    values when it started) and every momentum buffer to zero."""
+    for n, p in params.items():
+        p[...] = snapshot[n]
+    for v in velocity.values():
+        v[...] = 0.0
+
+
 def _add_stats(sums: dict[str, float], stats: Iterable[tuple[str, float]]) -> None:
     """Add one batch's statistics to the epoch's sums."""
     for key, val in stats:
@@ -283,6 +307,7 @@ def train(
     velocity: dict[str, np.ndarray] | None = None,
     start_epoch: int = 0,
     span_step: SpanStep | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
     """Run the epoch loop, updating ``params`` in place.
 
@@ -317,6 +342,10 @@ def train(
     span_step : SpanStep, optional
         Runs :data:`SPAN_BATCHES` batches per call in place of ``step`` and the momentum
         steps (same results, less Python per batch).
+    history : list, optional
+        The caller's list to append each finished epoch's record to, as it finishes (so the
+        records survive an exception from a callback or a divergence); it is also the
+        returned ``TrainResult.history``. A new list when absent.
 
     Returns
     -------
@@ -326,7 +355,16 @@ def train(
     ------
     TrainingDivergedError
         When a parameter becomes NaN or infinite; the parameters are restored to their
-        values at the start of the failing epoch so no NaN is ever left in a model.
+        values at the start of the failing epoch and the momentum buffers are reset to
+        zero, so no NaN is ever left in a model and training can go on (e.g. with a lower
+        learning rate).
+
+    Notes
+    -----
+    Ctrl-C (``KeyboardInterrupt``) during an epoch also restores the parameters to their
+    values at the start of that epoch and resets the momentum, so the model matches the
+    last record of its history; ``TrainResult.interrupted`` is then True. Under early
+    stopping, an epoch whose monitored metric is NaN or infinite never counts as the best.
     """
     schedule = config.validate()
     if config.patience is not None and evaluate is None:
@@ -338,11 +376,13 @@ def train(
         if name not in velocity or velocity[name].shape != p.shape:
             velocity[name] = np.zeros_like(p)
 
-    history: list[dict[str, float]] = []
+    if history is None:
+        history = []
     best_value = np.inf
     best_epoch: int | None = None
     best_params: dict[str, np.ndarray] | None = None
     stopped_early = interrupted = False
+    snapshot: dict[str, np.ndarray] | None = None
     bar = None
     if config.progress:
         from tqdm.auto import tqdm
@@ -377,14 +417,13 @@ def train(
                     _add_stats(sums, stats.items())
             bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
             if bad:
-                for n, p in params.items():
-                    p[...] = snapshot[n]
+                _restore(params, velocity, snapshot)
                 raise TrainingDivergedError(
                     f"training diverged at epoch {epoch + 1}: non-finite values in "
                     f"{', '.join(bad)} ({describe}learning_rate={config.learning_rate}, "
                     f"momentum={config.momentum}, weight_decay={config.weight_decay}, "
                     f"cd_steps={k}); lower the learning rate. Parameters were restored to "
-                    f"their values before that epoch."
+                    f"their values before that epoch and their momentum reset to zero."
                 )
             count = sums.pop("count", float(n_rows))
             record: dict[str, float] = {
@@ -399,6 +438,7 @@ def train(
                 record.update({key: float(v) for key, v in evaluate(epoch).items()})
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
+            snapshot = None  # the epoch is done: a Ctrl-C from here on keeps it
             log.info("epoch %d: %s", epoch + 1, record)
             if bar is not None:
                 bar.update(1)
@@ -414,10 +454,12 @@ def train(
                         f"{sorted(record)}"
                     )
                 value = record[config.monitor]
-                if value < best_value:
+                if np.isfinite(value) and value < best_value:  # NaN never counts as best
                     best_value, best_epoch = value, epoch
                     best_params = {n: p.copy() for n, p in params.items()}
-                elif epoch - best_epoch >= config.patience:
+                elif epoch - (start_epoch - 1 if best_epoch is None else best_epoch) >= (
+                    config.patience
+                ):
                     stopped_early = stop = True
             if stop:
                 break
@@ -425,6 +467,8 @@ def train(
         if not is_interrupt(exc):
             raise
         interrupted = True
+        if snapshot is not None:  # an epoch was under way: back to where it started
+            _restore(params, velocity, snapshot)
         log.warning("training interrupted; keeping the best parameters so far")
     finally:
         if bar is not None:

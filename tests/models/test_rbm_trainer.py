@@ -156,3 +156,144 @@ def test_derive_edits_the_record_every_consumer_sees():
     result = train(params, step, 7, cfg, np.random.default_rng(0), derive=derive)
     assert [r["root"] for r in seen] == [2.0, 2.0] and all("sq" not in r for r in seen)
     assert [r["root"] for r in result.history] == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("schedule", [[(0, 1.5)], [(0.9, 2)], [(0, 1), (3, True)], [(0, 2.0)]])
+def test_schedule_entries_must_be_ints_not_truncated(schedule):
+    with pytest.raises(TypeError, match="cd_steps schedule entries must be ints"):
+        parse_cd_schedule(schedule)
+
+
+@pytest.mark.parametrize("patience", [2.5, True])
+def test_patience_must_be_an_int(patience):
+    with pytest.raises(TypeError, match="patience must be an int"):
+        TrainerConfig(patience=patience).validate()
+
+
+def _ones_step(fail_on=None):
+    """A step whose gradient is all ones; raises ``fail_on(call)``'s exception if any."""
+    calls = {"n": 0}
+
+    def step(rows, k, rng):
+        calls["n"] += 1
+        if fail_on is not None and (exc := fail_on(calls["n"])) is not None:
+            raise exc
+        return {"W": np.ones(2)}, {}
+
+    return step
+
+
+def test_divergence_resets_the_momentum_so_training_can_go_on():
+    """The parameters go back to the start of the failing epoch and the momentum to zero:
+    a NaN velocity would make every later step NaN, even at a tiny learning rate."""
+    params = {"W": np.zeros(2)}
+    velocity: dict[str, np.ndarray] = {}
+
+    def step(rows, k, rng):
+        step.n = getattr(step, "n", 0) + 1
+        return {"W": np.full(2, np.inf if step.n == 3 else 1.0)}, {}
+
+    cfg = TrainerConfig(n_epochs=4, batch_size=10, learning_rate=0.1, momentum=0.5,
+                        weight_decay=0.0)  # fmt: skip
+    with pytest.raises(TrainingDivergedError, match="momentum reset to zero"):
+        train(params, step, 10, cfg, np.random.default_rng(0), velocity=velocity)
+    np.testing.assert_array_equal(velocity["W"], 0.0)
+    w = params["W"].copy()
+    train(params, step, 10, cfg, np.random.default_rng(0), velocity=velocity)
+    assert np.all(np.isfinite(params["W"])) and np.all(params["W"] > w)
+
+
+def test_ctrl_c_mid_epoch_goes_back_to_the_epoch_start_and_resets_the_momentum():
+    """Ctrl-C in epoch 2's second batch: the model is that of epoch 1, as its history says."""
+    cfg = TrainerConfig(n_epochs=5, batch_size=5, learning_rate=0.1, momentum=0.5,
+                        weight_decay=0.0)  # fmt: skip
+    params, velocity = {"W": np.zeros(2)}, {}
+    step = _ones_step(lambda n: KeyboardInterrupt() if n == 4 else None)
+    res = train(params, step, 10, cfg, np.random.default_rng(0), velocity=velocity)
+    assert res.interrupted and len(res.history) == 1
+    ref = {"W": np.zeros(2)}
+    cfg.n_epochs = 1
+    train(ref, _ones_step(), 10, cfg, np.random.default_rng(0))
+    np.testing.assert_array_equal(params["W"], ref["W"])
+    np.testing.assert_array_equal(velocity["W"], 0.0)
+
+
+def test_a_nan_monitored_metric_never_counts_as_best_and_patience_still_runs():
+    def evaluate(epoch):
+        return {"valid_loss": float("nan")}
+
+    cfg = TrainerConfig(n_epochs=10, batch_size=5, patience=2, monitor="valid_loss")
+    res = train({"W": np.zeros(2)}, _ones_step(), 10, cfg, np.random.default_rng(0),
+                evaluate=evaluate)  # fmt: skip
+    assert res.stopped_early and res.best_epoch is None and len(res.history) == 2
+
+
+def test_the_callers_history_keeps_the_epochs_before_a_raising_callback():
+    history: list[dict[str, float]] = []
+
+    def callback(epoch, record):
+        if epoch == 2:
+            raise RuntimeError("callback failed")
+
+    cfg = TrainerConfig(n_epochs=10, batch_size=5, callbacks=[callback])
+    with pytest.raises(RuntimeError, match="callback failed"):
+        train({"W": np.zeros(2)}, _ones_step(), 10, cfg, np.random.default_rng(0),
+              history=history)  # fmt: skip
+    assert [r["epoch"] for r in history] == [1.0, 2.0, 3.0]
+
+
+def test_rbm_after_a_divergence_saves_and_loads(tmp_path):
+    """The file of a model that diverged loads: its momentum was reset, not left NaN."""
+    import rbmrec
+
+    G = (np.random.default_rng(0).normal(size=(60, 8)) * 100).astype(np.float32)
+    m = rbmrec.RBM(n_hidden=4, visible="gaussian", sigma=0.01, n_epochs=30, learning_rate=0.9,
+                   momentum=0.9, random_state=0)  # fmt: skip
+    with pytest.raises(TrainingDivergedError):
+        m.fit(G)
+    assert m._velocity and all(np.all(v == 0.0) for v in m._velocity.values())
+    assert not np.all(np.isfinite([v for r in m.history_ for v in r.values()]))
+    m.save(tmp_path / "m.npz")  # its history's infinite metrics were refused as JSON
+    loaded = rbmrec.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.weights_, m.weights_)
+    assert str(loaded.history_) == str(m.history_)  # (NaN != NaN, so compare the text)
+
+
+def test_rbm_history_and_epoch_count_survive_a_raising_callback():
+    import rbmrec
+
+    X = (np.random.default_rng(0).random((60, 8)) < 0.3).astype(np.float32)
+
+    def stop_badly(epoch, metrics):
+        if epoch == 2:
+            raise RuntimeError("callback failed")
+
+    kw = dict(n_hidden=4, cd_steps=[(0, 1), (3, 5)], random_state=0)
+    m = rbmrec.RBM(n_epochs=10, callback=stop_badly, **kw)
+    with pytest.raises(RuntimeError):
+        m.fit(X)
+    assert [r["epoch"] for r in m.history_] == [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(m.weights_, rbmrec.RBM(n_epochs=3, **kw).fit(X).weights_)
+    m.callback = None
+    m.partial_fit(X)
+    assert m.history_[-1]["epoch"] == 4.0 and m.history_[-1]["cd_steps"] == 5.0
+    assert m.interrupted_ is False
+
+
+def test_rating_rbm_keeps_the_history_before_a_raising_callback():
+    import scipy.sparse as sp
+
+    from rbmrec.models.rating import RatingRBM
+
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((40, 12)) < 0.4) * rng.integers(1, 6, (40, 12)).astype(float))
+
+    def stop_badly(epoch, metrics):
+        if epoch == 1:
+            raise RuntimeError("callback failed")
+
+    m = RatingRBM(n_hidden=4, n_epochs=5, orientation="user", random_state=0,
+                  callbacks=[stop_badly])  # fmt: skip
+    with pytest.raises(RuntimeError):
+        m.fit(X)
+    assert [r["epoch"] for r in m.history_] == [1.0, 2.0]
