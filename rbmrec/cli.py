@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -557,11 +558,14 @@ def _run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) ->
     frames: list[Any] = []
     for name, model in models.items():
         try:
-            frames.append(
-                evaluate(
-                    {name: model}, split, K=args.k, relevance_threshold=args.relevance_threshold
+            with warnings.catch_warnings():
+                # _check_test_split has said so in the command's own terms.
+                warnings.filterwarnings("ignore", "no rating of split.test is >=", UserWarning)
+                frames.append(
+                    evaluate(
+                        {name: model}, split, K=args.k, relevance_threshold=args.relevance_threshold
+                    )
                 )
-            )
         except (KeyboardInterrupt, Exception) as exc:
             if not _CTRL_C.caused(exc):
                 raise

@@ -10,10 +10,12 @@ the scale's centre ``c``:
   clipped to the scale: items of the user's own group are liked, others disliked;
 - the observed rating adds ``h * noise * N(0, 1)`` and is rounded to the nearest level
   (or clipped, for a continuous ``scale``);
-- which items a user rates: user activity and item popularity follow power laws (Zipf
-  weights ``(rank + 1) ** -exponent`` over a random ranking), and items of the user's own
-  group are ``exposure`` times more likely to be seen, so the observed pattern itself also
-  carries the groups (useful for implicit-feedback models).
+- which items a user rates: user activity and item popularity follow power laws
+  (Zipf-Mandelbrot weights ``(rank + 1 + n / 100) ** -exponent`` over a random ranking of
+  the ``n`` users or items; the shift keeps the head from being a handful of extreme users
+  or items), and items of the user's own group are ``exposure`` times more likely to be
+  seen, so the observed pattern itself also carries the groups (useful for
+  implicit-feedback models).
 
 Generation runs over chunks of users and writes straight into the final CSR arrays, so
 100M ratings (Netflix: 480,189 users x 17,770 items) need about 1 GB beyond the result's
@@ -37,6 +39,13 @@ log = logging.getLogger(__name__)
 
 _EPOCH_2000 = 946_684_800
 _TEN_YEARS = 10 * 365 * 86_400
+
+#: The :func:`make_ratings` arguments that affect the data, all kept in the result's ``info``.
+MAKE_RATINGS_ARGS: tuple[str, ...] = (
+    "n_users", "n_items", "density", "n_groups", "levels", "scale", "noise", "affinity",
+    "bias", "popularity", "activity", "exposure", "min_per_user", "timestamps", "titles",
+    "seed", "chunk_ratings",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -378,9 +387,15 @@ def make_ratings(
     titles : bool, default False
         Attach ``items`` metadata with synthetic titles.
     seed : int, default 0
-        Same arguments and seed give the same data.
+        Same arguments and seed give the same data. Every argument but ``titles`` and
+        ``name`` takes part: ``timestamps=True`` draws the timestamps from the stream the
+        rating noise comes from (so it also changes the ratings), and ``chunk_ratings``
+        changes the draws as described below.
     chunk_ratings : int, default 4,000,000
-        Ratings generated per chunk (bounds temporary memory).
+        Ratings generated per chunk (bounds temporary memory). The random draws are
+        consumed chunk by chunk, so a different ``chunk_ratings`` gives different data (with
+        the same distribution) for the same seed, unless both values keep every rating in
+        one chunk (any ``chunk_ratings`` at least the number of ratings gives the same data).
     name : str, default "synthetic"
     n_levels : int, optional
         Same as ``levels=n_levels`` (levels ``1..n_levels``).
@@ -390,12 +405,25 @@ def make_ratings(
     Ratings
         Users and items indexed ``0 .. n - 1`` (raw ids are the indices); ``truth`` (also
         ``info["truth"]``) is the :class:`PlantedTruth`; ``info`` also holds ``user_group``,
-        ``item_group``, ``expected`` (the truth's function) and the arguments.
+        ``item_group``, ``expected`` (the truth's function), ``synthetic=True`` and every
+        argument that affects the data (:data:`MAKE_RATINGS_ARGS`), so
+        ``make_ratings(**{k: r.info[k] for k in MAKE_RATINGS_ARGS})`` draws it again:
+        ``levels`` is stored resolved (a list of floats, also when given as an int or as
+        ``n_levels``; None with ``scale``) and ``scale`` as a ``(low, high)`` tuple or None.
+
+    Raises
+    ------
+    TypeError
+        A numeric argument is not a real number (a string, a bool, None).
+    ValueError
+        A numeric argument is out of range or not finite, named in the message.
+    DataError
+        The number of ratings exceeds the int32 index range.
     """
     for value, label in ((n_users, "n_users"), (n_items, "n_items"), (n_groups, "n_groups")):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{label} must be a positive int, got {value!r}")
-    if not (0 < density <= 1):
+    if not (0 < _real(density, "density") <= 1):
         raise ValueError(f"density must be in (0, 1], got {density!r}")
     if (
         isinstance(min_per_user, bool)
@@ -405,16 +433,22 @@ def make_ratings(
         raise ValueError(f"min_per_user must be an int in [0, n_items], got {min_per_user!r}")
     for value, label in (
         (noise, "noise"),
+        (affinity, "affinity"),
         (bias, "bias"),
         (popularity, "popularity"),
         (activity, "activity"),
     ):
-        if not (np.isfinite(value) and value >= 0):
+        # NaN would pass unnoticed into every rating (searchsorted puts NaN on the top level).
+        if not (np.isfinite(_real(value, label)) and value >= 0):
             raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
-    if not (np.isfinite(exposure) and exposure > 0):
-        raise ValueError(f"exposure must be > 0, got {exposure!r}")
-    if chunk_ratings < 1:
-        raise ValueError(f"chunk_ratings must be >= 1, got {chunk_ratings!r}")
+    if not (np.isfinite(_real(exposure, "exposure")) and exposure > 0):
+        raise ValueError(f"exposure must be a finite number > 0, got {exposure!r}")
+    if (
+        isinstance(chunk_ratings, bool)
+        or not isinstance(chunk_ratings, int | np.integer)
+        or chunk_ratings < 1
+    ):
+        raise ValueError(f"chunk_ratings must be a positive int, got {chunk_ratings!r}")
     if n_levels is not None:
         if levels is not None:
             raise ValueError("give levels or n_levels, not both")
@@ -498,15 +532,23 @@ def make_ratings(
     items_meta = _titles(truth) if titles else None
     info = {
         "synthetic": True,
-        "seed": seed,
+        "n_users": n_users,
+        "n_items": n_items,
         "density": density,
         "n_groups": n_groups,
+        "levels": None if lv is None else lv.tolist(),
+        "scale": None if lv is not None else (low, high),
         "noise": noise,
         "affinity": affinity,
         "bias": bias,
         "popularity": popularity,
         "activity": activity,
         "exposure": exposure,
+        "min_per_user": min_per_user,
+        "timestamps": timestamps,
+        "titles": titles,
+        "seed": seed,
+        "chunk_ratings": chunk_ratings,
         "truth": truth,
         "user_group": truth.user_group,
         "item_group": truth.item_group,
@@ -522,6 +564,17 @@ def make_ratings(
         truth=truth,
         _checked=True,
     )
+
+
+def _real(value: Any, label: str) -> Any:
+    """``value`` unchanged if it is a real number; TypeError naming ``label`` otherwise
+    (strings, bools and None would fail later with numpy's or Python's own message, or pass
+    as 0/1)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{label} must be a real number, got {type(value).__name__} {value!r}")
+    if isinstance(value, complex | np.complexfloating):
+        raise TypeError(f"{label} must be a real number, got {value!r}")
+    return value
 
 
 def _levels(levels: Any, scale: Any) -> np.ndarray | None:

@@ -5,8 +5,10 @@ and the RBM models alike:
 
 ``fit(user_items)``
     ``user_items`` is a CSR matrix (n_users, n_items) of RAW ratings (e.g. 1..5). It is
-    never modified. Wrappers of ``implicit`` models turn it into confidences themselves
-    (see :func:`confidence_matrix`).
+    never modified. A matrix with no stored rating is refused (``DataError``, "user_items has
+    no ratings") by every baseline: fitted on nothing, a model would score every item alike.
+    Wrappers of ``implicit`` models turn it into confidences themselves (see
+    :func:`confidence_matrix`).
 ``recommend(userid, user_items, N=10, filter_already_liked_items=True, filter_items=None,
 recalculate_user=False)``
     Same signature and conventions as ``implicit`` 0.7.3. ``user_items`` holds the rows of
@@ -240,9 +242,23 @@ class _Base:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(user_items) first")
 
     def _fit_input(self, user_items: Any) -> sp.csr_matrix:
+        """The checked training matrix; every baseline's ``fit`` starts here.
+
+        Raises
+        ------
+        TypeError
+            Not a scipy CSR matrix.
+        ValueError
+            An empty dimension, NaN or infinite values, or malformed index arrays.
+        DataError
+            No stored rating: the model would fit on nothing and score every item alike
+            without complaint.
+        """
         m = _check_csr(user_items, "user_items")
         if m.shape[0] == 0 or m.shape[1] == 0:
             raise ValueError(f"user_items has an empty dimension: shape {m.shape}")
+        if m.nnz == 0:
+            raise DataError("user_items has no ratings")
         return m
 
     def _scores(self, users: np.ndarray, user_items: sp.csr_matrix | None, recalc: bool):
@@ -352,8 +368,6 @@ class GlobalMean(_Base):
     def fit(self, user_items: sp.csr_matrix) -> GlobalMean:
         """Fit on raw ratings, CSR shape (n_users, n_items)."""
         m = self._fit_input(user_items)
-        if m.nnz == 0:
-            raise ValueError("user_items has no ratings")
         self.mean_ = float(np.mean(m.data, dtype=np.float64))
         self.n_users_, self.n_items_ = m.shape
         return self
@@ -437,8 +451,6 @@ class BiasBaseline(_Base):
         reg_i = _check_nonneg_float(self.reg_item, "reg_item")
         n_iter = _check_positive_int(self.n_iter, "n_iter")
         m = self._fit_input(user_items)
-        if m.nnz == 0:
-            raise ValueError("user_items has no ratings")
         n_users, n_items = m.shape
         r = m.data.astype(np.float64)
         rows = np.repeat(np.arange(n_users), np.diff(m.indptr))
@@ -448,10 +460,11 @@ class BiasBaseline(_Base):
         n_i = np.bincount(cols, minlength=n_items).astype(np.float64)
         bu = np.zeros(n_users)
         bi = np.zeros(n_items)
-        for _ in range(n_iter):
-            bi = np.bincount(cols, r - mu - bu[rows], minlength=n_items) / (reg_i + n_i)
-            bu = np.bincount(rows, r - mu - bi[cols], minlength=n_users) / (reg_u + n_u)
-        # reg 0 and no ratings gives 0/0
+        # reg 0 and no ratings gives 0/0 (NaN, set to bias 0 below): intended, not a warning
+        with np.errstate(invalid="ignore"):
+            for _ in range(n_iter):
+                bi = np.bincount(cols, r - mu - bu[rows], minlength=n_items) / (reg_i + n_i)
+                bu = np.bincount(rows, r - mu - bi[cols], minlength=n_users) / (reg_u + n_u)
         self.user_bias_ = np.nan_to_num(bu)
         self.item_bias_ = np.nan_to_num(bi)
         self.mean_ = mu
@@ -473,7 +486,8 @@ class BiasBaseline(_Base):
             rows = np.repeat(np.arange(users.size), np.diff(user_items.indptr))
             resid = user_items.data - self.mean_ - self.item_bias_[user_items.indices]
             n = np.diff(user_items.indptr)
-            bu = np.bincount(rows, resid, minlength=users.size) / (float(self.reg_user) + n)
+            with np.errstate(invalid="ignore"):  # reg 0 and an empty row: 0/0 -> bias 0
+                bu = np.bincount(rows, resid, minlength=users.size) / (float(self.reg_user) + n)
             bu = np.nan_to_num(bu)
         else:
             bu = self.user_bias_[users]
@@ -600,7 +614,7 @@ class _ImplicitWrapper(_Base):
         TypeError, ValueError
             A bad hyperparameter (e.g. ``min_rating="3"``), named in the message.
         DataError
-            ``min_rating`` drops every training rating.
+            ``user_items`` has no ratings, or ``min_rating`` drops every one of them.
         """
         self._check_params()
         m = self._fit_input(user_items)

@@ -12,11 +12,13 @@ job: :mod:`rbmrec.data.splits`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from rbmrec.evaluation.metrics import (
     rmse,
 )
 from rbmrec.models._common import accepts_validation, check_sparse_structure
+from rbmrec.models._sparse import repeated_entry
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -63,6 +66,18 @@ _SCHEMA: dict[str, Any] = {
 
 
 def _check_split(split: Any) -> Split:
+    """``split`` after every check the harness needs before converting or fitting anything.
+
+    Raises
+    ------
+    TypeError
+        Not a :class:`~rbmrec.data.Split`, or a train/test part that is not scipy sparse.
+    ValueError
+        Parts of different shapes.
+    DataError
+        Malformed index arrays, a (user, item) pair stored twice in one part, or parts
+        sharing (user, item) pairs (train/test, train/validation, test/validation).
+    """
     if not isinstance(split, Split):
         raise TypeError(f"split must be an rbmrec.data.Split, got {type(split).__name__}")
     for name in ("train", "test"):
@@ -72,6 +87,19 @@ def _check_split(split: Any) -> Split:
         check_sparse_structure(f"split.{name}", part)
     if split.validation is not None and sp.issparse(split.validation):
         check_sparse_structure("split.validation", split.validation)
+    # Looked for in the parts as given: the CSR conversions below would add repeated
+    # entries up (2 and 3 stars becoming one relevant 5) before anything could see them.
+    for name in ("train", "test", "validation"):
+        part = getattr(split, name)
+        if part is None or not sp.issparse(part):
+            continue
+        rep = repeated_entry(part)
+        if rep is not None:
+            raise DataError(
+                f"split.{name} stores (user {rep.row}, item {rep.col}) {rep.count} times "
+                f"({rep.extra} repeated entries in all); scipy would add the ratings up: "
+                "merge or drop the duplicates first"
+            )
     if split.train.shape != split.test.shape:
         raise ValueError(
             f"split.train has shape {split.train.shape} but split.test has {split.test.shape}"
@@ -84,17 +112,21 @@ def _check_split(split: Any) -> Split:
             )
     # A held-out rating that is also a training rating is excluded from the model's lists
     # (training items are filtered) and so can never be a hit: the ranking metrics would be
-    # silently wrong (all 0 when test == train).
-    train_keys = _pair_keys(split.train)
-    for name in ("test", "validation"):
-        part = getattr(split, name)
-        if part is None or not sp.issparse(part):
+    # silently wrong (all 0 when test == train). Validation ratings that are test ratings
+    # would tune (early stopping, grid_search) on the test part.
+    keys = {
+        name: _pair_keys(part)
+        for name in ("train", "test", "validation")
+        if (part := getattr(split, name)) is not None and sp.issparse(part)
+    }
+    for first, second in (("train", "test"), ("train", "validation"), ("test", "validation")):
+        if first not in keys or second not in keys:
             continue
-        shared = np.intersect1d(train_keys, _pair_keys(part), assume_unique=True).size
+        shared = np.intersect1d(keys[first], keys[second], assume_unique=True).size
         if shared:
             raise DataError(
-                f"split.train and split.{name} share {shared} (user, item) pairs: the "
-                f"{name} part must be disjoint from the training part"
+                f"split.{first} and split.{second} share {shared} (user, item) pairs: the "
+                f"{second} part must be disjoint from the {first} part"
             )
     return split
 
@@ -113,22 +145,181 @@ def _check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
-def _warm_up(models: Iterable[Any]) -> None:
+#: Constructor arguments a warm-up clone overrides (when the model has them): one epoch
+#: loads every kernel a fit uses, a clone must not show progress or call the user's
+#: callbacks, and it must not advance a Generator or RandomState it would share with the
+#: model (no kernel depends on the seed).
+_WARM_OVERRIDES: dict[str, Any] = {
+    "n_epochs": 1,
+    "progress": False,
+    "callbacks": (),
+    "random_state": 0,
+}
+#: Size of the warm-up data: the first users with ratings, and the first items they rated.
+_WARM_USERS = 16
+_WARM_ITEMS = 64
+
+
+def _warm_up(
+    models: Iterable[Any],
+    train: sp.csr_matrix,
+    validation: sp.csr_matrix | None,
+    K: int,
+    batch_size: int,
+) -> None:
     """Pay one-off loading costs before anything is timed, so timings do not depend on
     model order.
 
-    Loads the top-N kernel (Numba's cache load or compile: 50-180x a model's recommend time
-    on ML-100K) for both score dtypes the recommenders pass it, and imports ``implicit``
-    when one of its wrappers is among ``models`` (else the first wrapper's fit pays it).
+    - Loads the top-N kernel (Numba's cache load or compile: 50-180x a model's recommend
+      time on ML-100K) for both score dtypes the recommenders pass it.
+    - Imports ``implicit`` when one of its wrappers is among ``models`` (else the first
+      wrapper's fit pays it).
+    - For every model with ``get_params`` (rbmrec's RBMs; scikit-learn convention), and every
+      member of a model with a ``members`` sequence of ``(name, model)`` pairs
+      (:class:`~rbmrec.models.blend.BlendedRatingModel`): builds an unfitted clone,
+      ``type(model)(**model.get_params())`` with :data:`_WARM_OVERRIDES` applied, and runs
+      ``fit`` (with a validation part when ``validation`` is given and ``fit`` takes one),
+      ``predict`` and ``recommend`` on a few rows and columns of ``train``, the way
+      :func:`evaluate` calls them. That loads (or compiles) every Numba kernel the model's
+      settings use, starts Numba's thread pool and BLAS's controls. One clone per distinct
+      class and settings; it costs tens of milliseconds per RBM with a warm Numba cache (the
+      first run without a cache pays the compilation here instead).
+
+    A model without ``get_params``, or one the clone cannot be built or fitted for (logged
+    at DEBUG), is not warmed beyond the first two points: one-off costs inside its own code
+    still land in its first timed calls. The models themselves are never touched.
     """
     from rbmrec.evaluation import baselines
 
     exclude = sp.csr_matrix(np.array([[1.0, 0.0]]))
     for dtype in (np.float64, np.float32):
         baselines.top_n(np.zeros((1, 2), dtype=dtype), 1, exclude)
+    models = list(models)
     if any(isinstance(m, baselines._ImplicitWrapper) for m in models):
         _, limiter = baselines._import_implicit()
         limiter.restore_original_limits()
+    todo = []
+    for model in models:
+        members = getattr(model, "members", None)
+        if not callable(getattr(model, "get_params", None)) and isinstance(members, Sequence):
+            todo += [m[1] for m in members if isinstance(m, tuple) and len(m) == 2]
+        else:
+            todo.append(model)
+    seen: set[str] = set()
+    sample = None
+    for model in todo:
+        clone = _warm_clone(model)
+        if clone is None:
+            continue
+        key = f"{type(model).__module__}.{type(model).__qualname__}{clone.get_params()!r}"
+        if key in seen:
+            continue
+        seen.add(key)
+        if sample is None:
+            sample = _warm_sample(train, validation)
+        logger.debug("warm-up: a clone of %s on %s training ratings", type(model).__name__,
+                     sample[0].shape)  # fmt: skip
+        try:
+            # The real calls repeat any warning; a clone's would only be noise.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _exercise(clone, *sample, K, batch_size)
+        except Exception:  # the real call raises (and names the model) if it is a real error
+            logger.debug("warm-up of a clone of %r failed", model, exc_info=True)
+
+
+def _warm_clone(model: Any) -> Any:
+    """An unfitted copy of ``model`` with :data:`_WARM_OVERRIDES`, or None if it has no
+    ``get_params`` or cannot be rebuilt from it."""
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return None
+    try:
+        params = dict(get_params())
+        params.update({k: v for k, v in _WARM_OVERRIDES.items() if k in params})
+        clone = type(model)(**params)
+        clone.get_params()
+    except Exception:
+        logger.debug("could not clone %r for the warm-up", model, exc_info=True)
+        return None
+    return clone
+
+
+def _warm_sample(
+    train: sp.csr_matrix, validation: sp.csr_matrix | None
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """A few rows and columns of the data: ``(train_part, validation_part or None)``, CSR of
+    shape (<= _WARM_USERS, <= _WARM_ITEMS), small whatever the data's size.
+
+    The first :data:`_WARM_USERS` users with training ratings (and validation ratings too,
+    when there are any, so that a fit's validation code runs), over the first items they
+    rated in training and, for a quarter of the columns, in validation.
+    """
+    users = np.flatnonzero(np.diff(train.indptr))
+    if validation is not None and validation.nnz:
+        validation = sp.csr_matrix(validation)
+        with_both = users[np.diff(validation.indptr)[users] > 0]
+        users = with_both if with_both.size else users
+    else:
+        validation = None
+    users = users[:_WARM_USERS]
+    rows = train[users]
+    items = np.unique(rows.indices)
+    if validation is not None:
+        val_rows = validation[users]
+        n_val = _WARM_ITEMS // 4
+        items = np.union1d(items[: _WARM_ITEMS - n_val], np.unique(val_rows.indices)[:n_val])
+    items = items[:_WARM_ITEMS]
+    part = sp.csr_matrix(rows[:, items])
+    part.sort_indices()
+    val = None
+    if validation is not None:
+        val = sp.csr_matrix(val_rows[:, items])
+        val.sort_indices()
+    return part, val
+
+
+def _exercise(
+    model: Any,
+    train: sp.csr_matrix,
+    validation: sp.csr_matrix | None,
+    K: int,
+    batch_size: int,
+) -> None:
+    """``fit``, ``predict`` and ``recommend`` ``model`` on ``train`` as :func:`evaluate` does."""
+    if validation is not None and validation.nnz and accepts_validation(model.fit):
+        model.fit(train, validation=validation)
+    else:
+        model.fit(train)
+    coo = train.tocoo()
+    if hasattr(model, "predict"):
+        model.predict(coo.row[:8], coo.col[:8])
+    if hasattr(model, "recommend"):
+        users = np.flatnonzero(np.diff(train.indptr)).astype(np.int32)[:2]
+        recommend_all(model, train, users, K, batch_size)
+
+
+@contextlib.contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Re-raise an exception of the body with ``what`` (e.g. ``"model 'pop' (fit)"``) in
+    front of its message: same type, chained to the original with ``from``. A type that
+    cannot be built from one message keeps its own message and gets ``what`` as a note."""
+    try:
+        yield
+    except Exception as exc:
+        renamed = _renamed(exc, f"{what}: {exc}")
+        if renamed is None:
+            exc.add_note(f"raised by {what}")
+            raise
+        raise renamed from exc
+
+
+def _renamed(exc: Exception, message: str) -> Exception | None:
+    """``type(exc)(message)``, or None when the type cannot be built from one message."""
+    try:
+        return type(exc)(message)
+    except Exception:
+        return None
 
 
 def _seed(model: Any) -> int | None:
@@ -215,13 +406,14 @@ def evaluate(
         models with ``recommend`` get ranking metrics.
     split : rbmrec.data.Split
         ``train`` (fit), ``test`` (score), optional ``validation`` (passed to
-        ``fit(train, validation=...)`` when the model's ``fit`` accepts it). ``test`` and
-        ``validation`` must share no (user, item) pair with ``train``.
+        ``fit(train, validation=...)`` when the model's ``fit`` accepts it); scipy sparse
+        matrices of one shape (n_users, n_items). No part may store a (user, item) pair
+        twice, and the three parts must be pairwise disjoint.
     K : int, default 10
         List length for the ranking metrics.
     relevance_threshold : float or None, default 4.0
         Held-out ratings ``>= relevance_threshold`` are relevant; ``None``: every held-out
-        item is.
+        item is (e.g. for 0/1 interaction data).
     fit : bool, default True
         Fit each model first; ``False`` evaluates already fitted models.
     batch_size : int, default 2048
@@ -234,18 +426,63 @@ def evaluate(
         coverage, fit_seconds, predict_seconds, recommend_seconds, n_users`` (users with a
         relevant held-out item, those ranked), ``n_test_ratings, K, relevance_threshold,
         seed`` (the model's int ``random_state`` or null) and ``params``. Metrics a model
-        cannot produce are null. Times are measured after a warm-up that loads the top-N
-        kernel and (when an ``implicit`` wrapper is among the models) imports ``implicit``,
-        so they do not depend on the models' order.
+        cannot produce are null.
 
     Raises
     ------
     DataError
-        ``split.test`` or ``split.validation`` shares (user, item) pairs with
-        ``split.train`` (the message says how many).
+        ``split.test`` has no ratings; a part stores a (user, item) pair twice; or two parts
+        share (user, item) pairs (the message says which parts and how many).
     TypeError, ValueError
         Bad ``K``, ``relevance_threshold`` or ``batch_size``, named in the message.
+    Exception
+        An error raised by a model's ``fit``, ``predict`` or ``recommend``, or by the
+        metrics on what they returned, is re-raised with the same type and a message
+        starting ``model '<name>' (<step>):``, chained (``from``) to the original. The rows
+        of the models before it are logged (INFO) but not returned.
+
+    Warns
+    -----
+    UserWarning
+        No held-out rating is ``>= relevance_threshold`` while a model has ``recommend``:
+        every ranking metric is NaN (the message names the threshold and what to pass
+        instead); ``rmse`` and ``mae`` are still computed.
+
+    Notes
+    -----
+    Times are wall-clock seconds measured after a warm-up that loads the top-N kernel,
+    imports ``implicit`` when one of its wrappers is among the models, and runs a clone of
+    every model with ``get_params`` (rbmrec's RBMs, also as members of a
+    :class:`~rbmrec.models.blend.BlendedRatingModel`) on a few rows of ``split.train``, so
+    that Numba's kernel loading lands in none of the timed calls and the times do not
+    depend on the models' order. Models without ``get_params`` are not cloned: one-off
+    costs inside their own code (not the top-N kernel's nor ``implicit``'s import) still
+    land in their first timed call.
+
+    Thread counts differ between model families unless set: the ``implicit`` wrappers
+    default to ``num_threads=1`` (reproducible results) and rbmrec's RBMs to
+    ``num_threads=0`` (all of Numba's threads), so ``fit_seconds`` compare one thread with
+    every core by default. Set ``num_threads`` on both for a like-for-like comparison; the
+    setting is in the ``params`` column.
     """
+    return _evaluate(models, split, K, relevance_threshold, fit=fit, batch_size=batch_size)
+
+
+def _evaluate(
+    models: Mapping[str, Any],
+    split: Split,
+    K: int,
+    relevance_threshold: float | None,
+    *,
+    fit: bool = True,
+    batch_size: int = 2048,
+    test_name: str = "split.test",
+    label: Callable[[str], str] | None = None,
+    no_relevant: str = "warn",
+) -> pl.DataFrame:
+    """:func:`evaluate`, with ``test_name`` naming the scored part, ``label(name)`` naming
+    the model in error messages (default ``model '<name>'``), and ``no_relevant`` ("warn" or
+    "raise") saying what to do when no held-out rating reaches the threshold."""
     split = _check_split(split)
     if not isinstance(models, Mapping) or not models:
         raise ValueError("models must be a non-empty mapping of name -> model")
@@ -253,16 +490,35 @@ def evaluate(
         raise ValueError(f"K must be a positive integer, got {K!r}")
     relevance_threshold = check_threshold(relevance_threshold, "relevance_threshold")
     batch_size = _check_batch_size(batch_size)
-    train = sp.csr_matrix(split.train)
-    test = sp.csr_matrix(split.test)
-    relevant = relevant_items(test, relevance_threshold)
-    users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int32)
-    test_coo = test.tocoo()
-    _warm_up(models.values())
-    rows = []
     for name, model in models.items():
         if not (hasattr(model, "predict") or hasattr(model, "recommend")):
             raise TypeError(f"model {name!r} has neither predict nor recommend")
+    train = sp.csr_matrix(split.train)
+    test = sp.csr_matrix(split.test)
+    if test.nnz == 0:
+        raise DataError(f"{test_name} has no ratings: there is nothing to score the models on")
+    relevant = relevant_items(test, relevance_threshold)
+    users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int32)
+    if users.size == 0 and any(hasattr(m, "recommend") for m in models.values()):
+        # Only a threshold can leave nothing relevant (None keeps every stored rating).
+        low, high = float(test.data.min()), float(test.data.max())
+        values = f"all {low:g}" if low == high else f"between {low:g} and {high:g}"
+        message = (
+            f"no rating of {test_name} is >= relevance_threshold={relevance_threshold!r} "
+            f"(its {test.nnz} ratings are {values}), so every ranking metric is NaN; "
+            f"pass relevance_threshold <= {high:g}, or relevance_threshold=None to count "
+            "every held-out item as relevant (e.g. for 0/1 interaction data)"
+        )
+        if no_relevant == "raise":
+            raise DataError(message)
+        # The rating metrics stay valid (as the command line, which says so itself).
+        warnings.warn(message, UserWarning, stacklevel=3)
+    test_coo = test.tocoo()
+    validation = split.validation  # passed to the models as given
+    warm_validation = sp.csr_matrix(validation) if sp.issparse(validation) else None
+    _warm_up(models.values(), train, warm_validation, int(K), batch_size)
+    rows = []
+    for name, model in models.items():
         row: dict[str, Any] = {c: None for c in _SCHEMA}
         row.update(
             model=str(name),
@@ -271,24 +527,28 @@ def evaluate(
             relevance_threshold=None if relevance_threshold is None else float(relevance_threshold),
             n_test_ratings=int(test.nnz),
         )
+        who = f"model {name!r}" if label is None else label(name)
         if fit:
-            t0 = time.perf_counter()
-            if split.validation is not None and accepts_validation(model.fit):
-                model.fit(train, validation=split.validation)
-            else:
-                model.fit(train)
-            row["fit_seconds"] = time.perf_counter() - t0
-        if hasattr(model, "predict") and test.nnz:
-            t0 = time.perf_counter()
-            pred = np.asarray(model.predict(test_coo.row, test_coo.col), dtype=np.float64)
-            row["predict_seconds"] = time.perf_counter() - t0
-            row["rmse"] = rmse(test_coo.data, pred)
-            row["mae"] = mae(test_coo.data, pred)
+            with _naming(f"{who} (fit)"):
+                t0 = time.perf_counter()
+                if validation is not None and accepts_validation(model.fit):
+                    model.fit(train, validation=validation)
+                else:
+                    model.fit(train)
+                row["fit_seconds"] = time.perf_counter() - t0
+        if hasattr(model, "predict"):
+            with _naming(f"{who} (predict)"):
+                t0 = time.perf_counter()
+                pred = np.asarray(model.predict(test_coo.row, test_coo.col), dtype=np.float64)
+                row["predict_seconds"] = time.perf_counter() - t0
+                row["rmse"] = rmse(test_coo.data, pred)
+                row["mae"] = mae(test_coo.data, pred)
         if hasattr(model, "recommend"):
-            t0 = time.perf_counter()
-            ids = recommend_all(model, train, users, int(K), batch_size)
-            row["recommend_seconds"] = time.perf_counter() - t0
-            m = ranking_metrics(ids, relevant[users], int(K), n_items=train.shape[1])
+            with _naming(f"{who} (recommend)"):
+                t0 = time.perf_counter()
+                ids = recommend_all(model, train, users, int(K), batch_size)
+                row["recommend_seconds"] = time.perf_counter() - t0
+                m = ranking_metrics(ids, relevant[users], int(K), n_items=train.shape[1])
             row.update({k: m[k] for k in RANKING_METRICS})
             row["n_users"] = m["n_users"]
         row["seed"] = _seed(model)
@@ -333,6 +593,13 @@ def cross_validate(
     summary : polars.DataFrame
         One row per model: ``n_folds`` and ``<metric>_mean``, ``<metric>_std`` (sample
         standard deviation, ``ddof=1``; null for one fold) for every metric and time column.
+
+    Raises
+    ------
+    Exception
+        What :func:`evaluate` raises on a fold (e.g. a DataError for an empty test part or
+        one without a relevant rating), same type, the message starting with
+        ``fold <i> (<split name>):`` and chained to the original.
     """
     if not callable(make_models):
         raise TypeError("make_models must be a callable returning a mapping of models")
@@ -341,7 +608,8 @@ def cross_validate(
         raise ValueError("splits is empty: need at least one fold")
     frames = []
     for fold, split in enumerate(splits):
-        df = evaluate(make_models(), split, K, relevance_threshold, **kwargs)
+        with _naming(f"fold {fold} ({getattr(split, 'name', split)!s})"):
+            df = evaluate(make_models(), split, K, relevance_threshold, **kwargs)
         frames.append(df.with_columns(pl.lit(fold, dtype=pl.Int64).alias("fold")))
     folds = pl.concat(frames)
     value_cols = [*METRIC_COLUMNS, *_TIME_COLUMNS]
@@ -392,10 +660,37 @@ def grid_search(
         Winning parameters.
     results : polars.DataFrame
         One row per candidate: the parameters (as strings in ``params``) and every metric.
+
+    Raises
+    ------
+    TypeError
+        ``grid`` is not a mapping, or one of its values is not a collection of candidates
+        (a scalar or a string: wrap a single value in a list).
+    ValueError
+        Unknown ``metric``, an empty ``grid`` or candidate list, or no candidate with a
+        finite ``metric``.
+    DataError
+        As :func:`evaluate`, for the validation part (e.g. it has no rating
+        ``>= relevance_threshold``).
+    Exception
+        An error raised by ``factory(**params)`` or by a candidate's ``fit``, ``predict`` or
+        ``recommend``: same type, the message starting with
+        ``grid_search parameters {...}`` (the failing set) and chained to the original.
     """
     if metric not in METRIC_COLUMNS:
         raise ValueError(f"metric must be one of {METRIC_COLUMNS}, got {metric!r}")
+    if not isinstance(grid, Mapping):
+        raise TypeError(
+            f"grid must be a mapping of parameter name -> list of values, got {type(grid).__name__}"
+        )
     keys = list(grid)
+    for k in keys:
+        v = grid[k]
+        if isinstance(v, str | bytes) or not isinstance(v, Iterable):
+            raise TypeError(
+                f"grid[{k!r}] must be a list of candidate values, got {type(v).__name__} "
+                f"{v!r}; for a single value write [{v!r}]"
+            )
     values = [list(grid[k]) for k in keys]
     if not keys or any(len(v) == 0 for v in values):
         raise ValueError("grid must map each parameter name to a non-empty list of values")
@@ -411,7 +706,19 @@ def grid_search(
     frames = []
     candidates = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
     for params in candidates:
-        df = evaluate({repr(params): factory(**params)}, tuning, K, relevance_threshold)
+        who = f"grid_search parameters {params!r}"
+        with _naming(f"{who} (factory)"):
+            model = factory(**params)
+        df = _evaluate(
+            {repr(params): model},
+            tuning,
+            K,
+            relevance_threshold,
+            test_name="the validation part",
+            label=lambda _name, who=who: who,
+            # A search on a ranking metric that is NaN for every candidate is meaningless.
+            no_relevant="warn" if metric in ("rmse", "mae") else "raise",
+        )
         frames.append(df)
     results = pl.concat(frames)
     scores = results[metric].to_numpy().astype(np.float64)

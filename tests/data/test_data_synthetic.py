@@ -128,7 +128,13 @@ def test_continuous_scale_and_custom_levels():
         ({"density": 1.5}, "density must be in"),
         ({"n_groups": 0}, "n_groups must be a positive int"),
         ({"noise": -1}, "noise must be"),
-        ({"exposure": 0}, "exposure must be > 0"),
+        ({"exposure": 0}, "exposure must be a finite number > 0"),
+        ({"exposure": float("inf")}, r"exposure must be a finite number > 0, got inf"),
+        ({"affinity": float("nan")}, "affinity must be a finite number >= 0, got nan"),
+        ({"affinity": float("inf")}, "affinity must be a finite number >= 0"),
+        ({"affinity": -0.5}, "affinity must be a finite number >= 0"),
+        ({"chunk_ratings": 0}, "chunk_ratings must be a positive int"),
+        ({"chunk_ratings": 2.5}, "chunk_ratings must be a positive int"),
         ({"levels": 1}, "levels must be >= 2"),
         ({"levels": 5, "n_levels": 5}, "not both"),
         ({"min_per_user": 500}, "min_per_user"),
@@ -139,6 +145,88 @@ def test_continuous_scale_and_custom_levels():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_ratings(20, 10, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"density": True}, "density"),
+        ({"noise": "a"}, "noise"),
+        ({"affinity": None}, "affinity"),
+        ({"bias": "0.1"}, "bias"),
+        ({"popularity": [1.0]}, "popularity"),
+        ({"activity": False}, "activity"),
+        ({"exposure": "4"}, "exposure"),
+        ({"noise": 1j}, "noise"),
+    ],
+)
+def test_non_numeric_arguments_are_type_errors_naming_them(kwargs, name):
+    """Before: density=True passed as 1.0, noise="a" failed inside a numpy ufunc."""
+    with pytest.raises(TypeError, match=rf"^{name} must be a real number"):
+        make_ratings(20, 10, **kwargs)
+
+
+def test_affinity_nan_no_longer_gives_every_rating_the_top_level():
+    with pytest.raises(ValueError, match="affinity"):
+        make_ratings(50, 40, density=0.1, affinity=float("nan"), seed=0)
+    # affinity 0 is valid: no taste signal, ratings around the centre
+    flat = make_ratings(50, 40, density=0.1, affinity=0.0, noise=0.0, bias=0.0, seed=0)
+    assert np.unique(flat.user_items.data).tolist() == [3.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_users": 120, "n_items": 50, "density": 0.1, "seed": 4},
+        {"n_users": 120, "n_items": 50, "n_levels": 10, "timestamps": True, "seed": 1},
+        {"n_users": 90, "n_items": 40, "levels": (0.5, 1, 1.5), "chunk_ratings": 50},
+        {"n_users": 90, "n_items": 40, "scale": (0.5, 10.0), "min_per_user": 3, "titles": True},
+        {"n_users": 90, "n_items": 40, "affinity": 0.2, "exposure": 1.0, "n_groups": 2},
+    ],
+)
+def test_info_holds_every_argument_that_affects_the_data(kwargs):
+    """``info`` used to lack n_users, n_items, levels/scale, min_per_user, timestamps and
+    chunk_ratings, so it could not reproduce the data."""
+    import inspect
+
+    from rbmrec.data.synthetic import MAKE_RATINGS_ARGS
+
+    names = set(inspect.signature(make_ratings).parameters)
+    # name is a label and n_levels an alias of levels (stored resolved)
+    assert set(MAKE_RATINGS_ARGS) == names - {"name", "n_levels"}
+    r = make_ratings(**kwargs)
+    assert set(MAKE_RATINGS_ARGS) <= set(r.info)
+    again = make_ratings(**{k: r.info[k] for k in MAKE_RATINGS_ARGS})
+    assert (again.user_items != r.user_items).nnz == 0
+    assert np.array_equal(again.user_items.data, r.user_items.data)
+    assert (again.timestamps is None) == (r.timestamps is None)
+    if r.timestamps is not None:
+        assert np.array_equal(again.timestamps.data, r.timestamps.data)
+    assert (again.items is None) == (r.items is None)
+
+
+def test_chunk_ratings_changes_the_draws_as_documented():
+    a = make_ratings(300, 120, density=0.05, seed=3)
+    assert a.info["chunk_ratings"] == 4_000_000
+    small = make_ratings(300, 120, density=0.05, seed=3, chunk_ratings=100)
+    assert (a.user_items != small.user_items).nnz > 0  # different draws, same distribution
+    assert small.n_ratings == a.n_ratings
+    # Any chunk_ratings holding every rating in one chunk gives the default's data.
+    one_chunk = make_ratings(300, 120, density=0.05, seed=3, chunk_ratings=a.n_ratings)
+    assert (a.user_items != one_chunk.user_items).nnz == 0
+    doc = " ".join(make_ratings.__doc__.split())
+    assert "a different ``chunk_ratings`` gives different data" in doc
+
+
+def test_documented_zipf_weights_are_the_ones_used():
+    import rbmrec.data.synthetic as S
+
+    doc = " ".join(S.__doc__.split())
+    assert "``(rank + 1 + n / 100) ** -exponent``" in doc
+    n, exponent = 250, 0.8
+    w = S._zipf_weights(n, exponent, np.random.default_rng(0))
+    rank = np.random.default_rng(0).permutation(n)
+    np.testing.assert_allclose(w, (rank + 1 + n / 100) ** -exponent)
 
 
 def test_demo_ratings():

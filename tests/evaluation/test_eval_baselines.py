@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -270,3 +272,35 @@ def test_bias_recommend_scores_are_the_unclipped_estimate():
     raw = m.mean_ + m.user_bias_[0] + m.item_bias_[ids]
     np.testing.assert_allclose(scores, raw, rtol=1e-6)
     assert scores[0] > 5.0 >= m.predict([0], [int(ids[0])])[0]
+
+
+_EVERY_BASELINE = [
+    GlobalMean,
+    BiasBaseline,
+    Popularity,
+    lambda: ImplicitALS(factors=2, iterations=2),
+    lambda: ImplicitBPR(factors=2, iterations=2),
+    lambda: ImplicitItemKNN(K=2),
+]
+
+
+@pytest.mark.parametrize("make", _EVERY_BASELINE)
+def test_every_baseline_refuses_an_empty_training_matrix(make):
+    """Popularity and the implicit wrappers fitted a matrix without ratings and recommended
+    items in id order with score 0; GlobalMean and BiasBaseline refused it."""
+    empty = sp.csr_matrix((4, 3), dtype=np.float32)
+    with pytest.raises(DataError, match=r"^user_items has no ratings$"):
+        make().fit(empty)
+
+
+def test_bias_baseline_handles_cold_users_and_items_without_warnings():
+    """With reg 0, a user or item without ratings gives 0/0, set to bias 0 on purpose: that
+    used to emit 'RuntimeWarning: invalid value encountered in divide'."""
+    X = sp.csr_matrix(np.array([[5.0, 0, 3], [0, 0, 0]]))  # user 1 and item 1 are cold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = BiasBaseline(reg_user=0.0, reg_item=0.0).fit(X)
+        ids, _ = m.recommend([0, 1], sp.csr_matrix((2, 3)), N=3, recalculate_user=True)
+    assert m.user_bias_[1] == 0.0 and m.item_bias_[1] == 0.0
+    assert np.isfinite(m.user_bias_).all() and np.isfinite(m.item_bias_).all()
+    assert ids.shape == (2, 3)

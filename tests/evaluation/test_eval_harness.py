@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from rbmrec.data.split import Split
-from rbmrec.data.splits import kfold
+from rbmrec.data.splits import carve_validation, kfold
 from rbmrec.errors import DataError
 from rbmrec.evaluation import (
     BiasBaseline,
@@ -116,8 +116,9 @@ def test_evaluate_relevance_threshold_none_counts_all_heldout(split):
 
 
 def test_validation_passed_to_fit_when_accepted(split):
-    val = split.test.copy()
-    with_val = Split(split.train, split.test, val, name="v")
+    carved = carve_validation(split, 0.1, seed=0)  # disjoint from train and test
+    val = carved.validation
+    with_val = Split(carved.train, split.test, val, name="v")
     m = ValidationAware()
     evaluate({"m": m}, with_val, K=5)
     assert m.seen_validation is val
@@ -152,7 +153,8 @@ def test_evaluate_ranks_with_a_blend(split):
     from rbmrec.models.blend import BlendedRatingModel
     from rbmrec.models.rating import RatingRBM
 
-    with_val = Split(split.train, split.test, split.test, name="v")
+    carved = carve_validation(split, 0.1, seed=0)
+    with_val = Split(carved.train, split.test, carved.validation, name="v")
     rbm = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", random_state=0)
     members = [("bias", BiasBaseline()), ("rbm", rbm)]
     blend = BlendedRatingModel(members, cv_folds=0)
@@ -188,7 +190,8 @@ def test_grid_search_never_reads_test(split):
     idx = int(np.argmax(results["ndcg"].to_numpy()))
     assert results["model"][idx] == repr(best)
     # an existing validation part is used as is
-    with_val = Split(split.train, split.test, split.test, name="v")
+    carved = carve_validation(split, 0.3, seed=5)
+    with_val = Split(carved.train, split.test, carved.validation, name="v")
     _, results_v = grid_search(factory, grid, with_val, K=10)
     assert not np.allclose(results_v["ndcg"].to_numpy(), results["ndcg"].to_numpy())
     # Replacing the test part changes nothing: tuning only sees train.
@@ -349,8 +352,10 @@ def test_evaluate_refuses_test_or_validation_overlapping_train(split):
     n_val = val.nnz
     with pytest.raises(DataError, match=rf"split\.train and split\.validation share {n_val} "):
         evaluate({"p": Popularity()}, leaky_val)
-    # a validation part disjoint from train is fine
-    assert evaluate({"p": Popularity()}, Split(split.train, split.test, split.test)).height == 1
+    # a validation part disjoint from train and test is fine
+    carved = carve_validation(split, 0.1, seed=0)
+    ok = Split(carved.train, split.test, carved.validation)
+    assert evaluate({"p": Popularity()}, ok).height == 1
 
 
 @pytest.mark.parametrize(
@@ -453,3 +458,173 @@ def test_markdown_cells_keep_one_row_per_line():
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines[2:])
     assert lines[2].startswith("| two<br>lines |") and lines[3].startswith("| cr<br>lf |")
     assert lines[4].startswith("| pipe\\|name |")
+
+
+# ------------------------------------------------------------- split checks (review 2)
+
+
+def _tiny_split() -> Split:
+    train = sp.csr_matrix(np.array([[0, 4.0, 0, 5.0], [4.0, 0, 2.0, 0], [0, 3.0, 5.0, 0]]))
+    test = sp.csr_matrix(np.array([[5.0, 0, 0, 0], [0, 5.0, 0, 0], [0, 0, 0, 4.0]]))
+    return Split(train, test, name="tiny")
+
+
+@pytest.mark.parametrize("part", ["train", "test", "validation"])
+def test_evaluate_refuses_a_pair_stored_twice(part):
+    """The CSR conversion added repeated pairs up: a test pair rated 2 and 3 became one
+    relevant 5 (hit_rate 1.0), and a training pair rated 2 and 3 moved GlobalMean to 4.5."""
+    s = _tiny_split()
+    parts = {"train": s.train, "test": s.test, "validation": sp.csr_matrix(s.shape)}
+    coo = parts[part].tocoo()
+    # (2, 0) is in no part: stored twice (ratings 2 and 3) it breaks no other check
+    parts[part] = sp.coo_matrix(
+        (np.r_[coo.data, 2.0, 3.0], (np.r_[coo.row, 2, 2], np.r_[coo.col, 0, 0])),
+        shape=s.shape,
+    )
+    gm = GlobalMean()
+    with pytest.raises(DataError, match=rf"^split\.{part} stores \(user 2, item 0\) 2 times"):
+        evaluate({"gm": gm}, Split(parts["train"], parts["test"], parts["validation"]))
+    assert gm.mean_ is None  # refused before anything was fitted
+
+
+def test_evaluate_refuses_validation_overlapping_test():
+    """validation=test handed the test ratings to early stopping and grid_search tuned on
+    them, without a word."""
+    s = _tiny_split()
+    leaky = Split(s.train, s.test, s.test.copy(), name="leaky")
+    with pytest.raises(DataError, match=r"split\.test and split\.validation share 3 \(user"):
+        evaluate({"bias": BiasBaseline()}, leaky)
+    with pytest.raises(DataError, match=r"split\.test and split\.validation share 3 "):
+        grid_search(lambda **p: BiasBaseline(**p), {"reg_user": [0.0, 15.0]}, leaky)
+
+
+class _MeanOnly:
+    """A rating model without recommend."""
+
+    def fit(self, user_items):
+        self.mean_ = float(user_items.data.mean())
+        return self
+
+    def predict(self, userids, itemids):
+        return np.full(len(userids), self.mean_)
+
+
+def test_an_empty_test_part_is_an_error(split):
+    """Every row used to come back with rmse None, ndcg NaN and n_users 0."""
+    empty = Split(split.train, sp.csr_matrix(split.shape, dtype=np.float32), name="empty")
+    with pytest.raises(DataError, match=r"^split\.test has no ratings"):
+        evaluate({"pop": Popularity(), "bias": BiasBaseline()}, empty)
+    with pytest.raises(DataError, match=r"^fold 0 \(empty\): split\.test has no ratings"):
+        cross_validate(lambda: {"pop": Popularity()}, [empty])
+    no_val = Split(split.train, split.test, sp.csr_matrix(split.shape), name="no-val")
+    with pytest.raises(DataError, match=r"^the validation part has no ratings"):
+        grid_search(lambda **p: Popularity(**p), {"min_rating": [None]}, no_val)
+
+
+def test_no_relevant_rating_names_the_threshold(split):
+    """0/1 interaction data with the default threshold 4.0 gave NaN ranking metrics for
+    every model (n_users 0), and grid_search failed later with "no finite ndcg"."""
+    ones = Split(split.train.sign(), split.test.sign(), name="ones")
+    message = r"relevance_threshold=4\.0 .*all 1\).*relevance_threshold <= 1, or relevance_th"
+    # evaluate warns (its RMSE column is still valid, as the command line does) ...
+    with pytest.warns(UserWarning, match=r"^no rating of split\.test is >= " + message):
+        row = evaluate({"pop": Popularity()}, ones).row(0, named=True)
+    assert row["n_users"] == 0 and math.isnan(row["ndcg"])
+    with pytest.warns(UserWarning, match=r"^no rating of split\.test"):
+        cross_validate(lambda: {"pop": Popularity()}, [ones])
+    # ... and a search on a ranking metric, which would compare NaNs, is refused.
+    with pytest.raises(DataError, match=r"^no rating of the validation part is >= " + message):
+        grid_search(lambda **p: Popularity(**p), {"min_rating": [None]}, ones)
+    # The suggested fixes work, and a model without recommend still gets its RMSE.
+    row = evaluate({"pop": Popularity()}, ones, relevance_threshold=None).row(0, named=True)
+    assert row["n_users"] > 0 and 0 <= row["ndcg"] <= 1
+    assert evaluate({"pop": Popularity()}, ones, relevance_threshold=1).height == 1
+    rating_only = evaluate({"mean": _MeanOnly()}, ones).row(0, named=True)
+    assert rating_only["rmse"] == 0.0 and rating_only["ndcg"] is None
+
+
+# ----------------------------------------------------------- model errors (review 2)
+
+
+class _DuplicateIds(Popularity):
+    def recommend(self, userid, user_items, N=10, **kwargs):
+        ids, scores = super().recommend(userid, user_items, N=N, **kwargs)
+        ids[:, 1] = ids[:, 0]
+        return ids, scores
+
+
+class _ShortPredict(BiasBaseline):
+    def predict(self, userids, itemids):
+        return super().predict(userids, itemids)[:-1]
+
+
+class _FitError(RuntimeError):
+    pass
+
+
+class _FailingFit(Popularity):
+    def fit(self, user_items):
+        raise _FitError("the disk is full")
+
+
+class _OddError(Exception):
+    def __init__(self, code: int, detail: str) -> None:  # not buildable from one message
+        super().__init__(code, detail)
+
+
+class _OddFit(Popularity):
+    def fit(self, user_items):
+        raise _OddError(3, "odd")
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        (_DuplicateIds(), ValueError, r"model 'bad' \(recommend\): ids contain the same item"),
+        (_ShortPredict(), ValueError, r"model 'bad' \(predict\): y_true has \d+ values but"),
+        (_FailingFit(), _FitError, r"model 'bad' \(fit\): the disk is full"),
+    ],
+)
+def test_model_errors_name_the_model(split, model, error, message):
+    """An error such as "ids contain the same item twice in one user's list" did not say
+    which of several models produced it."""
+    with pytest.raises(error, match="^" + message) as info:
+        evaluate({"fine": Popularity(), "bad": model, "also-fine": GlobalMean()}, split, K=5)
+    assert type(info.value) is error
+    assert type(info.value.__cause__) is error  # the original, chained with `from`
+
+
+def test_an_error_type_that_takes_no_message_is_kept_with_a_note(split):
+    with pytest.raises(_OddError) as info:
+        evaluate({"odd": _OddFit()}, split)
+    assert info.value.args == (3, "odd")
+    assert "raised by model 'odd' (fit)" in info.value.__notes__
+
+
+def test_grid_search_names_the_failing_parameters(split):
+    """One failing candidate aborted the search without saying which parameters failed."""
+    grid = {"reg_user": [15.0, -1.0]}
+    with pytest.raises(ValueError, match=r"^grid_search parameters \{'reg_user': -1\.0\} \(fit\)"):
+        grid_search(lambda **p: BiasBaseline(**p), grid, split, metric="rmse")
+    with pytest.raises(TypeError, match=r"^grid_search parameters \{'reg_usr': 1\} \(factory\)"):
+        grid_search(lambda **p: BiasBaseline(**p), {"reg_usr": [1]}, split)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"reg_user": 4}, r"grid\['reg_user'\] must be a list of candidate values, got int 4"),
+        ({"reg_user": "15"}, r"grid\['reg_user'\] must be a list .*got str"),
+        ([("reg_user", [4])], r"grid must be a mapping"),
+    ],
+)
+def test_grid_search_refuses_a_scalar_grid_value(split, grid, message):
+    """{"p": 4} failed with "'int' object is not iterable"."""
+    with pytest.raises(TypeError, match=message):
+        grid_search(lambda **p: BiasBaseline(**p), grid, split)
+
+
+def test_evaluate_documents_the_default_thread_counts():
+    """fit_seconds compare implicit's 1 thread with the RBMs' all cores by default."""
+    doc = " ".join(evaluate.__doc__.split())
+    assert "``num_threads=1``" in doc and "``num_threads=0``" in doc
