@@ -239,9 +239,16 @@ class ParamsMixin:
         """Set constructor arguments by name.
 
         Values are checked by the next ``fit`` or scoring call. On a fitted model, inference
-        settings take effect at once; a change to a hyperparameter that fixes the fitted
-        parameters' shapes or meaning (``n_hidden``, ``visible``, ...) takes effect at the
-        next ``fit``, and until then scoring and ``save`` refuse it with a ValueError naming it.
+        settings (e.g. ``num_threads``, ``prediction``) take effect at once. A change to a
+        hyperparameter that fixes the fitted parameters' shapes or meaning takes effect at
+        the next ``fit``; until then every scoring or inference method (``predict``,
+        ``recommend``, ``score_items``, ``transform``, ``sample``, ...) and ``save`` (and
+        :meth:`RBM.partial_fit <rbmrec.RBM.partial_fit>`) raise a ValueError naming it, and
+        setting the fitted value back makes the model usable again. These hyperparameters
+        are ``n_hidden``, ``visible``, ``n_levels``, ``dtype`` and ``sigma`` for
+        :class:`~rbmrec.RBM`; ``n_hidden``, ``orientation``, ``conditional``, ``n_factors``,
+        ``visible`` and ``dtype`` for :class:`~rbmrec.RatingRBM`; ``n_hidden``, ``visible``
+        and ``length_norm`` for :class:`~rbmrec.ImplicitRBM`.
 
         Returns
         -------

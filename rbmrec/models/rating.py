@@ -115,7 +115,10 @@ class RatingRBM(ParamsMixin):
         ``D`` (n_items, n_hidden).
     n_factors : int or None, default None
         Factored RBM: ``W = A @ B`` with ``A`` (n_items, n_levels, n_factors) and ``B``
-        (n_factors, n_hidden).
+        (n_factors, n_hidden); smaller than ``n_hidden`` (else ``fit`` raises ValueError: the
+        factorisation would restrict nothing). Each factor's gradient is scaled so that a step
+        moves ``W`` about as far as a step on the full ``W``, and never more than 4 times as
+        far along any direction.
     visible : {"softmax", "gaussian"}, default "softmax"
         "softmax": one K-way unit per rated item over the distinct rating values (the
         paper's model). "gaussian": one real-valued unit per rated item (energy in
@@ -124,7 +127,8 @@ class RatingRBM(ParamsMixin):
         and standard deviation, each unit has unit variance in that scale, and predictions
         are the mean-field conditional means clipped to the training range. Supports the
         conditional and factored variants; not ``prediction="exact"`` (no closed form) nor
-        ``recommend_score="p_high"``.
+        ``recommend_score="p_high"``; its negative phase always uses sampled values (see
+        ``negative``).
     cd_steps : int or sequence of (first_epoch, steps), default 1
         Gibbs steps of contrastive divergence, or a schedule such as
         ``[(0, 1), (15, 3), (25, 5), (35, 9)]``.
@@ -133,6 +137,9 @@ class RatingRBM(ParamsMixin):
     negative : {"mean_field", "sample"}, default "mean_field"
         Negative statistics from the last step's softmax probabilities (lower variance) or
         from the sampled one-hot visibles (the unbiased-in-the-limit CD-k estimator).
+        Softmax only in effect: the Gaussian model's negative statistics always come from
+        sampled visible values (its kernel has no mean-field variant), i.e. ``"sample"``,
+        and both values train it identically.
     prediction : {"mean_field", "exact"}, default "mean_field"
         Predictive distribution: one mean-field pass, or the exact marginal with the hidden
         units summed out (the paper's Eq. 7).
@@ -474,6 +481,13 @@ class RatingRBM(ParamsMixin):
             changes, so a fitted model stays exactly as it was.
         """
         self._check_params()
+        # Here, not in _check_params: model files written before this check still load.
+        if self.n_factors is not None and self.n_factors >= self.n_hidden:
+            raise ValueError(
+                f"n_factors={self.n_factors} must be smaller than n_hidden={self.n_hidden}: "
+                "W = A @ B has rank at most n_hidden anyway, so such a factorisation restricts "
+                "nothing and only adds parameters; use n_factors=None for the full W"
+            )
         if self.orientation == "both":
             return self._fit_both(user_items, validation, known_pairs)
         # Every check runs, and the new state is built in local variables, before the model
@@ -572,6 +586,8 @@ class RatingRBM(ParamsMixin):
             hd = np.empty((len(rows), H), dtype=dtype)
             grads: dict[str, Any] = {"b": gbuf["b"], "c": gbuf["c"]}
             if gauss:
+                # Always sampled negatives (the kernel has no mean-field mode): ``negative``
+                # has no effect here, as its docstring says.
                 stats = G.gaussian_masked_cd(
                     indptr, indices, levels, rows, W, params["b"], params["c"], sigma, off, k,
                     row_states(rng_, len(rows)), self._chain, self.persistent,
@@ -603,16 +619,8 @@ class RatingRBM(ParamsMixin):
                 gW = gbuf["W"].reshape(-1, H)
                 A2 = params["A"].reshape(gW.shape[0], -1)
                 B = params["B"]
-                # W = A B: a step dA moves W by dA B, a step dB by A dB, i.e. the plain
-                # gradients are multiplied by B B^T and A^T A, whose scale is the squared
-                # norms ||B||^2 / C and ||A||^2 / C (A has n_groups * n_levels rows, so
-                # B's plain step would be hundreds of times too large). Dividing by those
-                # scales makes either step move W about as far as a step on a full W.
-                C = B.shape[0]
-                sa = C / max(float(np.vdot(A2, A2)), 1e-12)
-                sb = C / max(float(np.vdot(B, B)), 1e-12)
-                grads["A"] = (sb * (gW @ B.T)).reshape(params["A"].shape)
-                grads["B"] = sa * (A2.T @ gW)
+                grads["A"], grads["B"] = _factored_steps(gW, A2, B)
+                grads["A"] = grads["A"].reshape(params["A"].shape)
             if self._R is not None:
                 R = self._R
 
@@ -1522,6 +1530,50 @@ def _param_property(name: str) -> property:
 
 for _name in _PARAM_ATTRS:
     setattr(RatingRBM, _name, _param_property(_name))
+
+
+#: Largest factor by which a factored step may move ``W`` further than the full model's
+#: step along any direction (see :func:`_factored_steps`).
+_MAX_GAIN = 4.0
+
+
+def _factored_steps(gW: np.ndarray, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled gradients of the factors of ``W = A B`` given the gradient ``gW``.
+
+    A plain step ``dA = gW B^T`` moves ``W`` by ``gW B^T B``, and ``dB = A^T gW`` by
+    ``A A^T gW``: by the factors' squared singular values (``A`` has n_units rows, so
+    ``B``'s plain step would be hundreds of times too large). Each step is divided by the
+    mean of those values (``||B||^2 / C``, ``||A||^2 / C``), so that with evenly spread
+    factors either step moves ``W`` about as far as a step on a full ``W``. Once one direction
+    of a factor dominates, that normalisation amplifies the step along it by up to ``C``
+    (largest over mean singular value squared), which feeds on itself and diverged, e.g. a
+    Gaussian model with 16 factors of 32 hidden units. The scale is therefore capped so no
+    direction moves more than :data:`_MAX_GAIN` times as far as the full step. (The
+    least-squares step, a projection with gain at most 1, was tried: 0.861 against 0.857
+    validation RMSE on ML-1M, seed 0, at any step size tried.)
+
+    Parameters
+    ----------
+    gW : ndarray, shape (n_units, n_hidden)
+        Gradient with respect to ``W`` (``n_units`` = n_groups * n_levels, or n_groups).
+    A : ndarray, shape (n_units, n_factors)
+    B : ndarray, shape (n_factors, n_hidden)
+
+    Returns
+    -------
+    dA : ndarray, shape (n_units, n_factors)
+    dB : ndarray, shape (n_factors, n_hidden)
+        In the dtype of ``gW``.
+    """
+    C = B.shape[0]
+
+    def scale(F: np.ndarray, gram: np.ndarray) -> float:
+        top = float(np.linalg.eigvalsh(gram.astype(np.float64))[-1])  # largest sq. sing. value
+        return min(C / max(float(np.vdot(F, F)), 1e-12), _MAX_GAIN / max(top, 1e-30))
+
+    sb = scale(B, B @ B.T)
+    sa = scale(A, A.T @ A)
+    return sb * (gW @ B.T), sa * (A.T @ gW)
 
 
 def _recon_rmse(record: dict[str, float]) -> None:

@@ -91,7 +91,11 @@ class RBM(ParamsMixin):
         bernoulli (probabilities are accepted), real values for gaussian, and for softmax
         integer level indices with -1 for "not observed" (dense) or a CSR matrix whose stored
         data are level indices + 1 (unstored groups are not observed). Dense or scipy sparse;
-        for bernoulli/gaussian an unstored sparse entry means 0.
+        for bernoulli/gaussian an unstored sparse entry means 0. A softmax row may observe no
+        group: inference then answers for the RBM over no visible units (``transform``
+        gives ``sigmoid(c)``, ``free_energy`` ``-sum softplus(c)``, ``log_likelihood`` 0,
+        ``gibbs`` -1 everywhere), alone or in a batch; ``fit`` and ``partial_fit`` refuse
+        data in which no row observes anything (ValueError: nothing to learn).
     n_levels : int or None, default None
         Softmax only: number of levels K in [2, 127]; inferred from the first ``fit`` data
         when None.
@@ -149,6 +153,15 @@ class RBM(ParamsMixin):
         Whether Ctrl-C ended the last ``fit`` or ``partial_fit`` early (the parameters are
         then those of the last recorded epoch). A loop of ``partial_fit`` calls can test it
         to stop.
+
+    Notes
+    -----
+    ``n_hidden``, ``visible``, ``n_levels``, ``dtype`` and ``sigma`` fix the shapes and
+    meaning of the fitted parameters. Changed after ``fit`` (e.g. by ``set_params``), they
+    take effect at the next ``fit``; until then inference (``transform``, ``free_energy``,
+    ``reconstruct``, ``gibbs``, ``sample``, ``log_partition``, ``log_likelihood``),
+    ``partial_fit`` and ``save`` raise a ValueError naming the changed argument. Setting it
+    back makes the model usable again.
 
     Examples
     --------
@@ -266,8 +279,9 @@ class RBM(ParamsMixin):
     def _family(self) -> str:
         """Visible family of the fitted parameters (the ``visible`` argument before a fit).
 
-        Inference follows the parameters, not the argument: changing ``visible`` after ``fit``
-        must not run a kernel of another family on them (``partial_fit`` refuses it).
+        The two differ only when ``visible`` was changed after ``fit``, which inference,
+        ``partial_fit`` and ``save`` refuse (:meth:`_check_matches_fit`) before any kernel of
+        another family runs on the parameters.
         """
         if self.weights_ is not None:
             return getattr(self, "_fitted_visible", self.visible)
@@ -278,17 +292,19 @@ class RBM(ParamsMixin):
 
         ``n_hidden``, ``visible``, ``n_levels``, ``dtype`` and ``sigma`` fix the shapes, dtype
         and meaning of ``weights_`` etc.; a model whose arguments were changed after ``fit``
-        cannot be continued (``partial_fit``) or saved as it is.
+        cannot be used for inference, continued (``partial_fit``) or saved as it is: its
+        arguments no longer describe its parameters (the same contract as
+        :class:`~rbmrec.RatingRBM` and :class:`~rbmrec.ImplicitRBM`).
         """
         fitted: dict[str, Any] = {
             "visible": self._family,
             "n_hidden": int(self.weights_.shape[-1]),
-            "dtype": self.weights_.dtype,
+            "dtype": self.weights_.dtype.name,
         }
         now: dict[str, Any] = {
             "visible": self.visible,
             "n_hidden": self.n_hidden,
-            "dtype": self._dtype,
+            "dtype": self._dtype.name,
         }
         if self.n_levels is not None:  # None: inferred by fit, so any fitted K matches
             fitted["n_levels"], now["n_levels"] = self.n_levels_, self.n_levels
@@ -304,6 +320,12 @@ class RBM(ParamsMixin):
                     f"{self.sigma_!r}; {action} needs the fitted value: set it back, or call "
                     "fit() to train a new model"
                 )
+
+    def _check_ready(self, action: str) -> None:
+        """NotFittedError before ``fit``; ValueError (naming the argument) when a structural
+        argument was changed after it. Called by every inference method, named ``action``."""
+        check_fitted(self)
+        self._check_matches_fit(action)
 
     def _check_sigma(self, n_visible: int) -> np.ndarray:
         if self.sigma is None:
@@ -333,8 +355,17 @@ class RBM(ParamsMixin):
             )
         return np.ascontiguousarray(cast)
 
-    def _check_X(self, X: Any, name: str = "X", fitting: bool = False) -> _Rows:
-        """Validate ``X`` and convert it to the kernels' CSR layout."""
+    def _check_X(
+        self, X: Any, name: str = "X", fitting: bool = False, training: bool = False
+    ) -> _Rows:
+        """Validate ``X`` and convert it to the kernels' CSR layout.
+
+        ``fitting``: ``X`` initialises the model (softmax: it may fix ``n_levels_``).
+        ``training``: ``X`` is trained on (``fit``/``partial_fit``; implied by ``fitting``),
+        so softmax data must observe at least one group somewhere. Inference accepts rows,
+        or whole inputs, that observe nothing: their answers are well defined
+        (``p(h | v) = sigmoid(c)``, ``F = -sum softplus(c)``, ``log p(v) = 0``).
+        """
         fitted = self.weights_ is not None
         n_vis = self.n_visible_ if fitted else None
         if sp.issparse(X):
@@ -375,7 +406,8 @@ class RBM(ParamsMixin):
                 f"{name} has {shape[1]} columns but the model has {n_vis} visible units"
             )
         if self._family == "softmax":
-            return self._softmax_rows(X, name, self.n_levels if fitting else self.n_levels_)
+            K = self.n_levels if fitting else self.n_levels_
+            return self._softmax_rows(X, name, K, training=fitting or training)
         if sp.issparse(X):
             X.sum_duplicates()
             X.sort_indices()
@@ -401,7 +433,7 @@ class RBM(ParamsMixin):
             )
         return _Rows(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), vals, shape[1])
 
-    def _softmax_rows(self, X: Any, name: str, K: int | None) -> _Rows:
+    def _softmax_rows(self, X: Any, name: str, K: int | None, training: bool = False) -> _Rows:
         if sp.issparse(X):  # duplicates were refused by _check_X before the CSR conversion
             X.sort_indices()
             d = X.data
@@ -434,8 +466,11 @@ class RBM(ParamsMixin):
             np.cumsum(mask.sum(axis=1), out=indptr[1:])
             indices = np.nonzero(mask)[1]
             levels = Xi[mask]
-        if len(levels) == 0:
-            raise ValueError(f"{name} observes no visible group")
+        if training and len(levels) == 0:
+            # Inference is defined for rows observing nothing; training on them learns nothing.
+            raise ValueError(
+                f"{name} observes no visible group in any row: there is nothing to learn from"
+            )
         if K is None and levels.max() + 1 > 127:
             raise ValueError(f"{name} has {levels.max() + 1} levels; at most 127 are supported")
         return _Rows(
@@ -566,7 +601,7 @@ class RBM(ParamsMixin):
             self._init_params(data, data.n_cols, self._rng)
         else:
             self._check_matches_fit("partial_fit")
-            data = self._check_X(X)
+            data = self._check_X(X, training=True)
         return self._run(data, cfg, None)
 
     def _run(self, data: _Rows, cfg: TrainerConfig, validation: _Rows | None) -> RBM:
@@ -699,7 +734,7 @@ class RBM(ParamsMixin):
         -------
         ndarray, shape (n_samples, n_hidden), the model's dtype
         """
-        check_fitted(self)
+        self._check_ready("transform")
         d = self._check_X(X)
         with num_threads(self.num_threads):
             return self._hidden_rows(d)
@@ -714,7 +749,7 @@ class RBM(ParamsMixin):
         -------
         ndarray of float64, shape (n_samples,)
         """
-        check_fitted(self)
+        self._check_ready("free_energy")
         d = self._check_X(X)
         with num_threads(self.num_threads):
             return self._free_energy_rows(d)
@@ -728,7 +763,7 @@ class RBM(ParamsMixin):
             (n_samples, n_visible) means for bernoulli/gaussian; (n_samples, n_visible,
             n_levels) level probabilities of every group for softmax.
         """
-        check_fitted(self)
+        self._check_ready("reconstruct")
         d = self._check_X(X)
         with num_threads(self.num_threads):
             hp = self._hidden_rows(d)
@@ -770,7 +805,7 @@ class RBM(ParamsMixin):
             Sampled visible states: floats for bernoulli/gaussian, int64 levels for softmax
             (-1 where the input row does not observe the group).
         """
-        check_fitted(self)
+        self._check_ready("gibbs")
         steps = check_int("steps", steps, 1)
         d = self._check_X(X)
         with num_threads(self.num_threads):
@@ -786,7 +821,7 @@ class RBM(ParamsMixin):
         -------
         ndarray, shape (n_samples, n_visible)
         """
-        check_fitted(self)
+        self._check_ready("sample")
         n_samples = check_int("n_samples", n_samples, 1)
         steps = check_int("steps", steps, 1)
         nv, rng = self.n_visible_, self._rng
@@ -820,7 +855,7 @@ class RBM(ParamsMixin):
         ValueError
             If more than ``max_states`` states would be enumerated.
         """
-        check_fitted(self)
+        self._check_ready("log_partition")
         return _exact.log_partition(self._family, *self._exact_args(), max_states=max_states)
 
     def log_likelihood(self, X: Any, max_states: int = _exact.MAX_STATES) -> np.ndarray:
@@ -838,7 +873,7 @@ class RBM(ParamsMixin):
         ValueError
             If the model is too large to enumerate (see :meth:`log_partition`).
         """
-        check_fitted(self)
+        self._check_ready("log_likelihood")
         d = self._check_X(X)
         with num_threads(self.num_threads):
             F = self._free_energy_rows(d)

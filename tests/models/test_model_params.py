@@ -62,6 +62,22 @@ def test_set_params_after_fit_rating_rbm():
     assert m.fit(X).weights_.shape[-1] == 5
 
 
+def test_set_params_after_fit_rbm(tmp_path):
+    X = (np.random.default_rng(0).random((40, 6)) < 0.3).astype(np.float32)
+    m = rbmrec.RBM(n_hidden=3, n_epochs=2, random_state=0).fit(X)
+    before = m.transform(X)
+    m.set_params(num_threads=1, learning_rate=0.1)  # not structural: no effect on scoring
+    np.testing.assert_array_equal(m.transform(X), before)
+    m.set_params(n_hidden=10, visible="gaussian")  # structure: refused until the next fit
+    with pytest.raises(ValueError, match="visible is 'gaussian' but the model was fitted"):
+        m.transform(X)
+    with pytest.raises(ValueError, match="visible is 'gaussian'"):
+        m.sample(2)
+    with pytest.raises(ValueError, match="visible is 'gaussian'"):
+        m.save(tmp_path / "m")
+    assert m.fit(X).weights_.shape == (6, 10)
+
+
 def test_set_params_after_fit_implicit_rbm():
     X = _data()
     m = rbmrec.ImplicitRBM(n_hidden=4, n_epochs=1, n_models=1, random_state=0).fit(X)

@@ -254,6 +254,8 @@ def test_bad_fit_input(matrix, error, match):
         ({"batch_size": "64"}, "batch_size"),
         ({"prediction": "magic"}, "prediction"),
         ({"n_factors": 0}, "n_factors"),
+        ({"n_hidden": 4, "n_factors": 4}, "n_factors=4 must be smaller than n_hidden=4"),
+        ({"n_hidden": 4, "n_factors": 9, "orientation": "user"}, "n_factors=9 must be smaller"),
     ],
 )
 def test_bad_hyperparameters(kwargs, match):
@@ -411,6 +413,62 @@ def test_gaussian_fold_in_save_load_and_errors(tmp_path):
         RatingRBM(visible="gaussian", recommend_score="p_high").fit(X)
     with pytest.raises(ValueError, match="visible"):
         RatingRBM(visible="poisson").fit(X)
+
+
+def test_gaussian_negative_phase_is_always_sampled_as_documented():
+    """The Gaussian kernel has no mean-field negative phase: both ``negative`` values train
+    it with sampled visible values, which the docstring now says (it used to list only
+    prediction="exact" and p_high as Gaussian limitations)."""
+    X, _, _ = planted_real(n_users=40, n_items=20)
+    kw = dict(visible="gaussian", orientation="user", n_hidden=3, n_epochs=2,
+              learning_rate=0.01, random_state=0)  # fmt: skip
+    a, b = (RatingRBM(negative=n, **kw).fit(X) for n in ("mean_field", "sample"))
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    doc = " ".join(RatingRBM.__doc__.split())
+    assert "the Gaussian model's negative statistics always come from sampled visible" in doc
+
+
+def test_factored_steps_scale_like_a_full_step_with_a_capped_gain():
+    """With evenly spread factors the steps are the plain gradients divided by the mean
+    squared singular values (C / ||B||^2, C / ||A||^2); once one direction dominates, that
+    scaling moved W up to ~C times farther than the full model's step gW along it, and the
+    gain is now capped at _MAX_GAIN."""
+    from rbmrec.models.rating import _MAX_GAIN, _factored_steps
+
+    rng = np.random.default_rng(0)
+    gW = rng.normal(size=(40, 30))
+    A, B = rng.normal(size=(40, 3)), rng.normal(size=(3, 30))
+    dA, dB = _factored_steps(gW, A, B)
+    assert dA.shape == A.shape and dB.shape == B.shape and dA.dtype == gW.dtype
+    np.testing.assert_allclose(dA, 3 / np.vdot(B, B) * (gW @ B.T), rtol=1e-12)
+    np.testing.assert_allclose(dB, 3 / np.vdot(A, A) * (A.T @ gW), rtol=1e-12)
+    gW = gW[:, :8]
+    for C in (3, 7):
+        A, B = rng.normal(size=(40, C)), rng.normal(size=(C, 8))
+        A[:, 0] *= 100.0
+        B[0] *= 100.0
+        dA, dB = _factored_steps(gW.astype(np.float32), A.astype(np.float32), B.astype(np.float32))
+        assert dA.dtype == np.float32 and np.all(np.isfinite(dA)) and np.all(np.isfinite(dB))
+        old_gain = np.linalg.norm((C / np.vdot(B, B)) * (B.T @ B), 2)
+        assert old_gain > 0.9 * C  # the uncapped scaling's gain along the big direction
+        for move in (dA @ B, A @ dB):
+            assert np.linalg.norm(move) <= 1.001 * _MAX_GAIN * np.linalg.norm(gW)
+
+
+@pytest.mark.parametrize("visible", ["gaussian", "softmax"])
+def test_factored_model_trains_like_the_full_model(visible):
+    """The reviewer's data: with the old step scaling the Gaussian model with n_factors=31
+    (n_hidden=32) diverged at epoch 3 and the softmax one grew weights 16x the full model's.
+    Now both stay within a few times the full model's weights."""
+    rng = np.random.default_rng(0)
+    mask = rng.random((100, 30)) < 0.3
+    X = sp.csr_matrix(mask * rng.integers(1, 6, (100, 30)).astype(float))
+    kw = dict(n_hidden=32, visible=visible, orientation="user", conditional=False, n_epochs=5,
+              random_state=0)  # fmt: skip
+    full = np.abs(RatingRBM(**kw).fit(X).weights_).max()
+    factored = RatingRBM(n_factors=31, **kw).fit(X)
+    assert np.all(np.isfinite(factored.weights_))
+    assert np.abs(factored.weights_).max() < 10 * full
 
 
 def test_default_batch_gives_every_epoch_ten_updates():

@@ -69,20 +69,39 @@ def test_partial_fit_refuses_arguments_changed_after_fit(visible, change, data_k
         assert rbm.weights_.shape == (6, change["n_hidden"])
 
 
-def test_inference_and_save_follow_the_fitted_parameters(tmp_path):
-    X = _data("bernoulli")
-    rbm = rbmrec.RBM(**FAST).fit(X)
-    H, R, F = rbm.transform(X), rbm.reconstruct(X), rbm.free_energy(X)
-    rbm.visible = "gaussian"
-    rbm.n_hidden = 7
-    # still the bernoulli model
-    np.testing.assert_array_equal(rbm.transform(X), H)
-    np.testing.assert_array_equal(rbm.reconstruct(X), R)
-    np.testing.assert_array_equal(rbm.free_energy(X), F)
-    assert set(np.unique(rbm.sample(3, steps=2))) <= {0.0, 1.0}
-    with pytest.raises(ValueError, match=r"visible is 'gaussian'.*save"):
+INFERENCE = {
+    "transform": lambda m, X: m.transform(X),
+    "free_energy": lambda m, X: m.free_energy(X),
+    "reconstruct": lambda m, X: m.reconstruct(X),
+    "gibbs": lambda m, X: m.gibbs(X, steps=2),
+    "sample": lambda m, X: m.sample(3, steps=2),
+    "log_partition": lambda m, X: m.log_partition(),
+    "log_likelihood": lambda m, X: m.log_likelihood(X),
+}
+
+
+@pytest.mark.parametrize(("visible", "change", "data_kind", "name"), CHANGED)
+def test_inference_and_save_refuse_arguments_changed_after_fit(
+    tmp_path, visible, change, data_kind, name
+):
+    """Inference used to follow the fitted parameters silently (transform of a model set to
+    n_hidden=10 gave 3 columns), unlike RatingRBM, ImplicitRBM and the set_params docstring:
+    now every inference method refuses like partial_fit and save, until the argument is set
+    back."""
+    X = _data(visible)
+    rbm = rbmrec.RBM(visible=visible, **FAST).fit(X)
+    before = {k: f(rbm, X) for k, f in INFERENCE.items() if k not in ("gibbs", "sample")}
+    saved = {k: getattr(rbm, k) for k in change}
+    rbm.set_params(**change)
+    for action, call in INFERENCE.items():
+        with pytest.raises(ValueError, match=rf"^{name} is .*{action} needs the fitted"):
+            call(rbm, X)
+    with pytest.raises(ValueError, match=rf"^{name} is .*save"):
         rbmrec.save(rbm, tmp_path / "m")
     assert not (tmp_path / "m.npz").exists()
+    rbm.set_params(**saved)  # the fitted values back: the same model again
+    for k, want in before.items():
+        np.testing.assert_array_equal(INFERENCE[k](rbm, X), want, err_msg=k)
 
 
 # ----------------------------------------------------------------- 2. num_threads above the cores

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -239,6 +241,47 @@ def test_invalid_input_after_fit():
         rbm.gibbs(_data("softmax"), steps=0)
     with pytest.raises(ValueError, match="n_samples"):
         rbm.sample(0)
+
+
+def test_softmax_rows_observing_nothing_are_scored_alone_and_in_a_batch():
+    """A row observing no group is the RBM over no visible units: p(h | v) = sigmoid(c),
+    F = -log sum_h exp(c.h) = -sum softplus(c), log p(v) = 0. Alone it used to be refused
+    ("X observes no visible group") while the same row was accepted in a batch."""
+    X = _data("softmax")
+    rbm = rbmrec.RBM(visible="softmax", dtype="float64", **FAST).fit(X)
+    c = rbm.hidden_bias_
+    states = np.array(list(itertools.product([0.0, 1.0], repeat=len(c))))
+    F_brute = -np.logaddexp.reduce(states @ c)
+    empty = np.full((1, 6), -1)
+    for E in (empty, sp.csr_matrix((1, 6))):
+        np.testing.assert_allclose(rbm.transform(E), [1.0 / (1.0 + np.exp(-c))], rtol=1e-12)
+        np.testing.assert_allclose(rbm.free_energy(E), [F_brute], rtol=1e-12)
+        np.testing.assert_allclose(rbm.log_likelihood(E), [0.0], atol=1e-12)
+        np.testing.assert_array_equal(rbm.gibbs(E, steps=2), empty)
+        assert rbm.reconstruct(E).shape == (1, 6, 3)
+    # The same answers as part of a batch, and the other rows' answers are unchanged.
+    batch = np.vstack([empty, X[:3], empty])
+    for method in (rbm.transform, rbm.free_energy, rbm.log_likelihood):
+        got, alone = method(batch), method(empty)[0]
+        np.testing.assert_array_equal(got[0], alone)
+        np.testing.assert_array_equal(got[-1], alone)
+        np.testing.assert_array_equal(got[1:4], method(X[:3]))
+
+
+def test_softmax_training_refuses_data_observing_nothing():
+    """Nothing to learn: fit, a first partial_fit and a later partial_fit refuse it, and a
+    fitted model stays unchanged."""
+    nothing = np.full((4, 6), -1)
+    with pytest.raises(ValueError, match="observes no visible group in any row"):
+        rbmrec.RBM(visible="softmax", n_levels=3, **FAST).fit(nothing)
+    with pytest.raises(ValueError, match="observes no visible group in any row"):
+        rbmrec.RBM(visible="softmax", n_levels=3, **FAST).partial_fit(sp.csr_matrix((4, 6)))
+    rbm = rbmrec.RBM(visible="softmax", **FAST).fit(_data("softmax"))
+    W = rbm.weights_.copy()
+    with pytest.raises(ValueError, match="nothing to learn"):
+        rbm.partial_fit(nothing)
+    np.testing.assert_array_equal(rbm.weights_, W)
+    assert len(rbm.history_) == FAST["n_epochs"]
 
 
 @pytest.mark.parametrize("visible", ["bernoulli", "gaussian", "softmax"])
