@@ -281,9 +281,20 @@ def _group_entries(indptr, indices, levels, rows, off, n_visible):
     side by side because the scatter writes each entry at a random place: one write per
     entry instead of two (the sort took 5.4 instead of 8.8 ms per ML-1M epoch).
     """
-    n_batch = rows.shape[0]
-    nnz = off[n_batch]
+    nnz = off[rows.shape[0]]
     gptr = np.zeros(n_visible + 1, dtype=np.int64)
+    ge = np.empty((nnz, 2), dtype=np.int32)
+    levels_b = np.empty(nnz, dtype=np.int8)
+    _group_entries_into(indptr, indices, levels, rows, off, gptr, ge, levels_b)
+    return gptr, ge, levels_b
+
+
+@njit(cache=True)
+def _group_entries_into(indptr, indices, levels, rows, off, gptr, ge, levels_b):
+    """:func:`_group_entries` into given arrays: ``gptr`` int64 (n_visible + 1,) of zeros,
+    ``ge`` int32 (nnz_batch, 2) and ``levels_b`` int8 (nnz_batch,), all overwritten."""
+    n_batch = rows.shape[0]
+    n_visible = gptr.shape[0] - 1
     for r in range(n_batch):
         u = rows[r]
         for p in range(indptr[u], indptr[u + 1]):
@@ -291,8 +302,6 @@ def _group_entries(indptr, indices, levels, rows, off, n_visible):
     for i in range(n_visible):
         gptr[i + 1] += gptr[i]
     fill = gptr[:-1].copy()
-    ge = np.empty((nnz, 2), dtype=np.int32)
-    levels_b = np.empty(nnz, dtype=np.int8)
     for r in range(n_batch):
         u = rows[r]
         q = off[r]
@@ -303,7 +312,6 @@ def _group_entries(indptr, indices, levels, rows, off, n_visible):
             fill[indices[p]] = f + 1
             levels_b[q] = levels[p]
             q += 1
-    return gptr, ge, levels_b
 
 
 #: Parallel tasks of the item-major passes in :func:`_cd_chains`: the visible groups are cut
@@ -745,16 +753,30 @@ def softmax_cd_phases(
     ``stats`` as returned by :func:`softmax_cd`, then what :func:`softmax_update_weights`
     needs (``neg_levels``: the sampled negative levels, empty for mean-field negatives).
     """
+    off = _batch_offsets(indptr, rows)
+    gptr, ge, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
+    return softmax_cd_phases_grouped(
+        indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
+        chain_levels, use_chain, gb, gc, h_diff, neg_mode,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def softmax_cd_phases_grouped(
+    indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
+    chain_levels, use_chain, gb, gc, h_diff, neg_mode,
+):  # fmt: skip
+    """:func:`softmax_cd_phases` of a batch already grouped: ``off`` from
+    :func:`_batch_offsets` and ``(gptr, ge, levels_b)`` from :func:`_group_entries` (or
+    :func:`_group_entries_into`) for these ``rows``."""
     n_batch = rows.shape[0]
     n_hidden = c.shape[0]
     n_levels = W.shape[1]
-    off = _batch_offsets(indptr, rows)
     nnz_b = off[n_batch]
     hpos = np.empty((n_batch, n_hidden), dtype=W.dtype)
     hneg = np.empty((n_batch, n_hidden), dtype=W.dtype)
     vneg = np.empty((nnz_b, n_levels), dtype=W.dtype)
     recon = np.empty(n_batch, dtype=np.float64)
-    gptr, ge, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
     cur = _cd_chains(
         indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
         neg_mode, off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb,
