@@ -219,13 +219,19 @@ def _warm_up(
             sample = _warm_sample(train, validation)
         logger.debug("warm-up: a clone of %s on %s training ratings", type(model).__name__,
                      sample[0].shape)  # fmt: skip
+        quiet = logging.getLogger("rbmrec")
+        level = quiet.level
         try:
-            # The real calls repeat any warning; a clone's would only be noise.
+            # The real calls repeat any warning; a clone's would only be noise, and so would
+            # its training log ("epoch 1: ..."), indistinguishable from the real model's.
+            quiet.setLevel(logging.ERROR)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 _exercise(clone, *sample, K, batch_size)
         except Exception:  # the real call raises (and names the model) if it is a real error
             logger.debug("warm-up of a clone of %r failed", model, exc_info=True)
+        finally:
+            quiet.setLevel(level)
 
 
 def _warm_clone(model: Any) -> Any:
@@ -291,6 +297,9 @@ def _exercise(
         model.fit(train, validation=validation)
     else:
         model.fit(train)
+    if getattr(model, "interrupted_", False):
+        # The clone's trainer took Ctrl-C as "stop training"; for evaluate it means stop.
+        raise KeyboardInterrupt
     coo = train.tocoo()
     if hasattr(model, "predict"):
         model.predict(coo.row[:8], coo.col[:8])
@@ -314,10 +323,28 @@ def _naming(what: str) -> Iterator[None]:
         raise renamed from exc
 
 
+#: Exception families whose instances are just a message: renamed by :func:`_naming`.
+_PLAIN_ERRORS = (ValueError, TypeError, RuntimeError, LookupError, ArithmeticError, AssertionError)
+
+
 def _renamed(exc: Exception, message: str) -> Exception | None:
-    """``type(exc)(message)``, or None when the type cannot be built from one message."""
+    """``type(exc)(message)`` for an exception that is just a message (one string argument,
+    a type of :data:`_PLAIN_ERRORS` whose subclasses up to it define no constructor:
+    ValueError, DataError, TrainingDivergedError, ...), else None: other types (OSError's
+    errno and filename, StopIteration's value, KeyError's quoting, a user's exception with
+    extra arguments) would lose or garble what they carry."""
+    cls = type(exc)
+    if not issubclass(cls, _PLAIN_ERRORS) or issubclass(cls, UnicodeError | KeyError):
+        return None
+    for k in cls.__mro__:
+        if k in _PLAIN_ERRORS:
+            break
+        if "__init__" in vars(k) or "__new__" in vars(k):
+            return None
+    if len(exc.args) != 1 or not isinstance(exc.args[0], str):
+        return None
     try:
-        return type(exc)(message)
+        return cls(message)
     except Exception:
         return None
 

@@ -543,7 +543,9 @@ class RatingRBM(ParamsMixin):
             pattern = Xo.copy()
             pattern.data[:] = 1.0
             if known_pairs is not None:
-                kp = self._orient(sp.csr_matrix(known_pairs, dtype=np.float64))
+                # A copy: csr_matrix(a float64 CSR) is the caller's matrix, whose ratings
+                # the next line would overwrite with 1.
+                kp = self._orient(sp.csr_matrix(known_pairs, dtype=np.float64, copy=True))
                 kp.data[:] = 1.0
                 pattern = pattern + kp
                 pattern.data[:] = 1.0
@@ -667,17 +669,19 @@ class RatingRBM(ParamsMixin):
         if evaluate is None:
             config.patience = None
         t0 = time.perf_counter()
-        with num_threads(self.num_threads):
-            result = train(
-                params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
-                derive=_recon_rmse,
-                describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
-                span_step=span_step, history=self.history_,  # kept if a callback raises
-            )  # fmt: skip
+        try:
+            with num_threads(self.num_threads):
+                result = train(
+                    params, step, n_rows, config, rng, decay=decay, evaluate=evaluate,
+                    derive=_recon_rmse,
+                    describe=f"n_hidden={self.n_hidden}, batch_size={self.batch_size_}, ",
+                    span_step=span_step, history=self.history_,  # kept if a callback raises
+                )  # fmt: skip
+        finally:
+            self._set_public()  # also when training raises: weights_ = A @ B as predicted
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
         self.interrupted_ = result.interrupted
         self.fit_seconds_ = time.perf_counter() - t0
-        self._set_public()
         return self
 
     # ------------------------------------------------------------------ orientation="both"

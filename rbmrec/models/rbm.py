@@ -680,6 +680,10 @@ class RBM(ParamsMixin):
         finally:
             # Also when a callback or a divergence raises: the epochs done so far count.
             self._epochs_done += len(self.history_) - n_recorded
+            if self._chains is not None and not np.all(np.isfinite(self._chains)):
+                # Diverged persistent chains: the next persistent fit draws new ones from
+                # the data (as a first one does), and the model's file stays loadable.
+                self._chains = None
         self.interrupted_ = result.interrupted
         return self
 

@@ -212,8 +212,13 @@ class TrainerConfig:
         if self.momentum_warmup < 0:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
         pat = self.patience
-        if pat is not None and (isinstance(pat, bool) or not isinstance(pat, int | np.integer)):
+        if pat is not None and (
+            isinstance(pat, bool) or not isinstance(pat, int | float | np.integer | np.floating)
+        ):
             raise TypeError(f"patience must be an int or None, got {type(pat).__name__}")
+        if pat is not None and not float(pat).is_integer():
+            # (A whole float such as 5.0 is taken: model files of earlier versions hold them.)
+            raise ValueError(f"patience must be a whole number of epochs, got {pat}")
         if pat is not None and pat < 1:
             raise ValueError(f"patience must be >= 1 or None, got {pat}")
         cbs = self.callbacks
@@ -392,8 +397,12 @@ def train(
         for e in range(config.n_epochs):
             epoch = start_epoch + e
             k = cd_steps_at(schedule, epoch)
-            lr = config.learning_rate * config.lr_decay**epoch
-            mom = config.momentum if epoch >= config.momentum_warmup else 0.5 * config.momentum
+            # Python floats: a NumPy float32 learning rate would round the step's scale to
+            # float32 even for float64 parameters (and only on the batch-by-batch path).
+            lr = float(config.learning_rate) * float(config.lr_decay) ** epoch
+            mom = float(config.momentum)
+            if epoch < config.momentum_warmup:
+                mom = 0.5 * mom
             t0 = time.perf_counter()
             snapshot = {n: p.copy() for n, p in params.items()}
             order = rng.permutation(n_rows)
@@ -444,9 +453,8 @@ def train(
                 bar.update(1)
                 bar.set_postfix({k_: f"{v:.4f}" for k_, v in record.items() if k_ != "epoch"})
             stop = False
-            for cb in config.callbacks:
-                if cb(epoch, record):
-                    stop = True
+            # The best epoch is noted before the callbacks run, so a Ctrl-C or an error in
+            # a callback keeps this epoch if it is the best.
             if config.patience is not None:
                 if config.monitor not in record:
                     raise ValueError(
@@ -461,6 +469,9 @@ def train(
                     config.patience
                 ):
                     stopped_early = stop = True
+            for cb in config.callbacks:
+                if cb(epoch, record):
+                    stop = True
             if stop:
                 break
     except (KeyboardInterrupt, SystemError) as exc:

@@ -601,6 +601,34 @@ def test_an_error_type_that_takes_no_message_is_kept_with_a_note(split):
     assert "raised by model 'odd' (fit)" in info.value.__notes__
 
 
+class _Quota(Exception):
+    def __init__(self, retry_after=None):
+        self.retry_after = retry_after
+        super().__init__(f"over quota, retry after {retry_after}s")
+
+
+class _RaisingFit(Popularity):
+    def __init__(self, exc):
+        super().__init__()
+        self.exc = exc
+
+    def fit(self, user_items):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [FileNotFoundError(2, "No such file", "/data/x.npz"), _Quota(30), StopIteration(7)],
+    ids=["oserror", "custom", "stopiteration"],
+)
+def test_errors_with_their_own_arguments_keep_them_and_get_a_note(split, exc):
+    """Rebuilt from one message, FileNotFoundError lost errno and filename, a custom error
+    garbled its text and StopIteration became a RuntimeError."""
+    with pytest.raises(type(exc)) as info:
+        evaluate({"odd": _RaisingFit(exc)}, split)
+    assert info.value is exc and "raised by model 'odd' (fit)" in exc.__notes__
+
+
 def test_grid_search_names_the_failing_parameters(split):
     """One failing candidate aborted the search without saying which parameters failed."""
     grid = {"reg_user": [15.0, -1.0]}

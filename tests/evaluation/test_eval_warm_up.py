@@ -157,3 +157,34 @@ def test_no_kernel_is_loaded_inside_a_timed_call(tmp_path: Path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == "late:", f"kernels loaded while timed: {run.stdout}"
+
+
+class _InterruptedClone(_Cloneable):
+    """A clone's training stopped by Ctrl-C: the trainer records it as ``interrupted_``."""
+
+    def fit(self, user_items, validation=None):
+        super().fit(user_items, validation)
+        self.interrupted_ = True
+        return self
+
+
+def test_ctrl_c_during_the_warm_up_stops_the_evaluation(split):
+    """The clone's trainer took Ctrl-C as "stop training", and evaluate then trained every
+    real model to the end (with a cold cache the warm-up is where Numba compiles)."""
+    _FITS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate({"a": _InterruptedClone()}, split, K=5)
+    assert len(_FITS) == 1  # only the clone was fitted
+
+
+def test_a_warm_up_clone_logs_nothing(split, caplog):
+    import logging
+
+    from rbmrec import RatingRBM
+
+    m = RatingRBM(n_hidden=3, n_epochs=2, orientation="user", random_state=0)
+    with caplog.at_level(logging.INFO, logger="rbmrec"):
+        evaluate({"rbm": m}, split, K=5)
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epochs) == 2  # the real model's two epochs, not the clone's one
+    assert logging.getLogger("rbmrec").level == logging.NOTSET  # the level is put back

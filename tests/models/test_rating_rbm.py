@@ -962,3 +962,29 @@ def test_p_high_by_default_separates_items_with_two_rating_levels():
     assert len(np.unique(scores)) > 1  # P(rating >= 2), not P(rating >= 1) = 1 for all
     probs = m.predict_proba(np.zeros(30, np.int64), np.arange(30))
     np.testing.assert_allclose(m.score_items(0), probs[:, 1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("orientation", ["user", "both"])
+def test_fit_leaves_the_callers_known_pairs_alone(orientation):
+    """A float64 CSR known_pairs (e.g. the validation ratings) had its ratings set to 1."""
+    X, _, _ = planted(n_users=40, n_items=15)
+    train, probe = holdout(X)
+    before = probe.data.copy()
+    RatingRBM(n_hidden=3, n_epochs=1, orientation=orientation, random_state=0).fit(
+        train, validation=probe, known_pairs=probe
+    )
+    np.testing.assert_array_equal(probe.data, before)
+
+
+def test_a_factored_model_whose_fit_raises_shows_the_weights_it_predicts_with():
+    X, _, _ = planted(n_users=40, n_items=15)
+
+    def boom(epoch, record):
+        if epoch == 2:
+            raise RuntimeError("callback failed")
+
+    m = RatingRBM(n_hidden=6, n_factors=2, n_epochs=5, orientation="user", random_state=0,
+                  callbacks=[boom])  # fmt: skip
+    with pytest.raises(RuntimeError):
+        m.fit(X)
+    np.testing.assert_allclose(m.weights_, m._weights(), rtol=1e-6)

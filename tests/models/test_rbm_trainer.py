@@ -164,10 +164,48 @@ def test_schedule_entries_must_be_ints_not_truncated(schedule):
         parse_cd_schedule(schedule)
 
 
-@pytest.mark.parametrize("patience", [2.5, True])
-def test_patience_must_be_an_int(patience):
-    with pytest.raises(TypeError, match="patience must be an int"):
+@pytest.mark.parametrize(
+    ("patience", "exc", "match"),
+    [(2.5, ValueError, "must be a whole"), (True, TypeError, "must be an"), ("3", TypeError, "")],
+)
+def test_patience_must_be_a_whole_number(patience, exc, match):
+    with pytest.raises(exc, match="patience " + match):
         TrainerConfig(patience=patience).validate()
+    TrainerConfig(patience=5.0).validate()  # model files of earlier versions hold such floats
+
+
+def test_a_ctrl_c_in_a_callback_keeps_a_best_epoch_it_lands_in():
+    """Early stopping notes the best epoch before the callbacks run."""
+
+    def evaluate(epoch):
+        return {"valid_loss": -float(epoch)}  # every epoch is the best so far
+
+    def callback(epoch, record):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    cfg = TrainerConfig(n_epochs=5, batch_size=5, patience=3, monitor="valid_loss",
+                        callbacks=[callback])  # fmt: skip
+    params = {"W": np.zeros(2)}
+    res = train(params, _ones_step(), 10, cfg, np.random.default_rng(0), evaluate=evaluate)
+    assert res.interrupted and res.best_epoch == 1 and len(res.history) == 2
+    ref = {"W": np.zeros(2)}
+    cfg2 = TrainerConfig(n_epochs=2, batch_size=5)
+    train(ref, _ones_step(), 10, cfg2, np.random.default_rng(0))
+    np.testing.assert_array_equal(params["W"], ref["W"])
+
+
+def test_a_numpy_float32_learning_rate_steps_float64_parameters_in_float64():
+    """The step scale lr / len(rows) is a Python float whatever the learning rate's type."""
+    got = {}
+    cfg = TrainerConfig(n_epochs=1, batch_size=3, learning_rate=np.float32(0.1), momentum=0.0,
+                        weight_decay=0.0)  # fmt: skip
+
+    def step(rows, k, rng):
+        return {"W": lambda p, v, scale, mom, lr_wd: got.update(scale=scale)}, {}
+
+    train({"W": np.zeros(2)}, step, 3, cfg, np.random.default_rng(0))
+    assert type(got["scale"]) is float and got["scale"] == float(np.float32(0.1)) / 3
 
 
 def _ones_step(fail_on=None):
@@ -297,3 +335,17 @@ def test_rating_rbm_keeps_the_history_before_a_raising_callback():
     with pytest.raises(RuntimeError):
         m.fit(X)
     assert [r["epoch"] for r in m.history_] == [1.0, 2.0]
+
+
+def test_a_persistent_rbm_that_diverged_draws_new_chains_and_its_file_loads(tmp_path):
+    import rbmrec
+
+    X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+    m = rbmrec.RBM(n_hidden=4, visible="gaussian", persistent=True, learning_rate=1e3,
+                   momentum=0.0, batch_size=16, random_state=0, num_threads=1)  # fmt: skip
+    with pytest.raises(TrainingDivergedError):
+        for _ in range(20):
+            m.partial_fit(X)
+    assert m._chains is None  # NaN chains are dropped; the next fit draws them from the data
+    m.save(tmp_path / "m.npz")  # a NaN 'chains' array was refused by load
+    np.testing.assert_array_equal(rbmrec.load(tmp_path / "m.npz").weights_, m.weights_)
