@@ -236,14 +236,16 @@ def _warm_up(
 
 def _warm_clone(model: Any) -> Any:
     """An unfitted copy of ``model`` with :data:`_WARM_OVERRIDES`, or None if it has no
-    ``get_params`` or cannot be rebuilt from it."""
+    ``get_params`` or cannot be rebuilt from it. The class is that of the object
+    ``get_params`` is bound to, so a wrapper that forwards attributes to a model (as the
+    command line's progress wrapper does) is warmed up as the model it wraps."""
     get_params = getattr(model, "get_params", None)
     if not callable(get_params):
         return None
     try:
         params = dict(get_params())
         params.update({k: v for k, v in _WARM_OVERRIDES.items() if k in params})
-        clone = type(model)(**params)
+        clone = type(getattr(get_params, "__self__", model))(**params)
         clone.get_params()
     except Exception:
         logger.debug("could not clone %r for the warm-up", model, exc_info=True)

@@ -188,3 +188,27 @@ def test_a_warm_up_clone_logs_nothing(split, caplog):
     epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert len(epochs) == 2  # the real model's two epochs, not the clone's one
     assert logging.getLogger("rbmrec").level == logging.NOTSET  # the level is put back
+
+
+class _Wrapper:
+    """Forwards every attribute to a model, as the command line's progress wrapper does."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def fit(self, user_items, validation=None):
+        self._model.fit(user_items, validation)
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def test_a_wrapped_model_is_warmed_up_as_the_model_it_wraps(split):
+    """Rebuilding the wrapper from the model's get_params failed, so the command line's
+    models were never warmed up and their first timed call loaded the kernels."""
+    _FITS.clear()
+    inner = _Cloneable()
+    evaluate({"a": _Wrapper(inner)}, split, K=5)
+    assert len(_FITS) == 2 and _FITS[0][0] != id(inner) and _FITS[0][1] == 1
+    assert _FITS[1][0] == id(inner)
