@@ -536,11 +536,14 @@ def _visible_step(
 @njit(cache=True)
 def _cd_chains(
     indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain, neg_mode,
-    off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb,
+    off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb, acc, scattered,
 ):  # fmt: skip
     """Both phases of every batch row; fills hpos, vneg, hneg, recon, gb (and the chains).
 
-    Returns the levels of the last visible step (int8, one per batch entry).
+    Returns the levels of the last visible step (int8, one per batch entry). ``acc``
+    (_N_TASKS, n_batch, n_hidden) is the tasks' scratch; ``scattered``: it already holds the
+    positive phase's sums of :func:`_scatter_levels` (see
+    :func:`softmax_update_then_scatter`).
 
     Item-major: the batch's entries are visited grouped by visible group (``gptr`` and
     ``ge`` from :func:`_group_entries`), so each ``W[i]`` is streamed from memory
@@ -558,7 +561,6 @@ def _cd_chains(
     for r in range(n_batch):
         for j in range(n_hidden):
             base[r, j] = c[j] + hidden_offset[r, j] if has_off else c[j]
-    acc = np.empty((_N_TASKS, n_batch, n_hidden), dtype=W.dtype)
     tg = _task_groups(gptr)
     most = 0  # entries of the largest group: the visible step's per-task scratch
     for i in range(gptr.shape[0] - 1):
@@ -568,7 +570,8 @@ def _cd_chains(
     hs = np.empty((n_batch, n_hidden), dtype=W.dtype)
     keys = np.empty(n_batch, dtype=np.uint64)
     # Positive phase: p(h | v_data); without a chain the first hidden sample is drawn from it.
-    _scatter_levels(W, gptr, ge, levels_b, tg, acc)
+    if not scattered:
+        _scatter_levels(W, gptr, ge, levels_b, tg, acc)
     _hidden_from_tasks(base, acc, hpos, not use_chain, states, hs, keys)
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
@@ -729,6 +732,57 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
                         W[i, k, j] += vt
 
 
+@njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
+def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, levels2, acc2):
+    """:func:`softmax_update_weights` of one batch fused with :func:`_scatter_levels` of the
+    next: each row ``W[i]`` is updated and, while in cache, added to the next batch's
+    positive hidden input of every entry of item ``i``.
+
+    Same numbers as the two calls in turn: every row's update is the same arithmetic, only
+    split by the next batch's tasks (:func:`_task_groups` of ``gptr2``, which cover all
+    groups) instead of fixed chunks, and each task's sums take the same entries in the same
+    order as :func:`_scatter_levels`. One pass over ``W`` per batch less.
+
+    Parameters
+    ----------
+    phases, W, vW, scale, mom, lr_wd
+        As :func:`softmax_update_weights`.
+    gptr2, ge2, levels2 : ndarray
+        The next batch's grouping (:func:`_group_entries`) and data levels.
+    acc2 : ndarray, shape (_N_TASKS, n_batch_next, n_hidden)
+        Output: the next batch's per-task positive sums (``softmax_cd_phases_grouped``'s
+        ``acc`` with ``scattered=True``).
+    """
+    _, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels = phases
+    n_levels, n_hidden = W.shape[1], W.shape[2]
+    n_batch2 = acc2.shape[1]
+    tg = _task_groups(gptr2)
+    g = np.empty((_N_TASKS, n_levels, n_hidden), dtype=W.dtype)  # one buffer per task
+    for t in prange(_N_TASKS):
+        for r in range(n_batch2):
+            for j in range(n_hidden):
+                acc2[t, r, j] = 0.0
+        for i in range(tg[t], tg[t + 1]):
+            if gptr[i + 1] > gptr[i]:
+                _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, t)
+                for k in range(n_levels):
+                    for j in range(n_hidden):
+                        vt = mom * vW[i, k, j] + scale * g[t, k, j] - lr_wd * W[i, k, j]
+                        vW[i, k, j] = vt
+                        W[i, k, j] += vt
+            else:
+                for k in range(n_levels):
+                    for j in range(n_hidden):
+                        vt = mom * vW[i, k, j] - lr_wd * W[i, k, j]
+                        vW[i, k, j] = vt
+                        W[i, k, j] += vt
+            for e in range(gptr2[i], gptr2[i + 1]):
+                r = ge2[e, 0]
+                k = levels2[ge2[e, 1]]
+                for j in range(n_hidden):
+                    acc2[t, r, j] += W[i, k, j]
+
+
 @njit(cache=True)
 def _gather_levels(indptr, levels, rows, off):
     out = np.empty(off[-1], dtype=np.int8)
@@ -755,20 +809,23 @@ def softmax_cd_phases(
     """
     off = _batch_offsets(indptr, rows)
     gptr, ge, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
+    acc = np.empty((_N_TASKS, rows.shape[0], c.shape[0]), dtype=W.dtype)
     return softmax_cd_phases_grouped(
         indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
-        chain_levels, use_chain, gb, gc, h_diff, neg_mode,
+        chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, False,
     )  # fmt: skip
 
 
 @njit(cache=True)
 def softmax_cd_phases_grouped(
     indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
-    chain_levels, use_chain, gb, gc, h_diff, neg_mode,
+    chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, scattered,
 ):  # fmt: skip
     """:func:`softmax_cd_phases` of a batch already grouped: ``off`` from
     :func:`_batch_offsets` and ``(gptr, ge, levels_b)`` from :func:`_group_entries` (or
-    :func:`_group_entries_into`) for these ``rows``."""
+    :func:`_group_entries_into`) for these ``rows``; ``acc`` scratch of shape
+    (_N_TASKS, n_batch, n_hidden), already holding the positive phase's sums when
+    ``scattered`` (:func:`softmax_update_then_scatter`)."""
     n_batch = rows.shape[0]
     n_hidden = c.shape[0]
     n_levels = W.shape[1]
@@ -779,7 +836,7 @@ def softmax_cd_phases_grouped(
     recon = np.empty(n_batch, dtype=np.float64)
     cur = _cd_chains(
         indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain,
-        neg_mode, off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb,
+        neg_mode, off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb, acc, scattered,
     )  # fmt: skip
     # Sampled negatives are one-hot: their levels let the weight statistics skip vneg.
     neg_levels = cur if neg_mode == NEG_SAMPLE else cur[:0]

@@ -11,9 +11,12 @@ states taken in order from one array drawn for the whole span (a generator's raw
 drawn at once equal the same outputs drawn batch by batch). So both paths train bitwise the
 same model (a test checks it).
 
-One thing differs from the batch loop, without changing any number: the counting sorts that
+Two things differ from the batch loop, without changing any number: the counting sorts that
 group each batch's entries by item (serial within a batch) run for all the span's batches
-at once, in parallel (they depend on the data only, not on the parameters).
+at once, in parallel (they depend on the data only, not on the parameters); and each
+batch's weight update is fused with the next batch's positive pass over ``W``
+(:func:`~rbmrec.engine.softmax.softmax_update_then_scatter`), one pass over ``W`` per batch
+less. The span's last update is a plain one, so ``W`` is up to date when the call returns.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from numba import njit, prange
 
 from rbmrec.engine.conditional import pattern_momentum_update, pattern_offset
 from rbmrec.engine.softmax import (
+    _N_TASKS,
     _batch_offsets,
     _group_entries_into,
     softmax_cd_phases_grouped,
+    softmax_update_then_scatter,
     softmax_update_weights,
 )
 from rbmrec.engine.update import momentum_update_serial
@@ -125,6 +130,9 @@ def softmax_train_batches(
     sc[3] = lr_wd_D
     sc[4] = 0.0
     starts, gptr, ge, levels_b = _group_span(indptr, indices, levels, order, batch_size, W.shape[0])
+    n_batches = starts.shape[0] - 1
+    acc = np.empty((_N_TASKS, min(n, batch_size), n_hidden), dtype=W.dtype)
+    scattered = False  # acc holds this batch's positive sums (fused into the last update)
     t = 0
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
@@ -139,11 +147,21 @@ def softmax_train_batches(
         phases = softmax_cd_phases_grouped(
             indptr, rows, _batch_offsets(indptr, rows), gptr[t], ge[a:z], levels_b[a:z], W, b,
             c, offset, cd_steps, states[s:e], chain_levels, use_chain, gb, gc, h_diff, neg_mode,
+            acc, scattered,
         )  # fmt: skip
         sc[0] = lr / n_batch
         momentum_update_serial(b1, vb1, gb1, sc[0], sc[1], sc[4])
         momentum_update_serial(c, vc, gc, sc[0], sc[1], sc[4])
-        softmax_update_weights(phases, W, vW, sc[0], sc[1], sc[2])
+        if t + 1 < n_batches:
+            a, z = starts[t + 1], starts[t + 2]
+            # The next batch's positive sums, sized for it (the last batch may be shorter).
+            acc = np.empty((_N_TASKS, min(n, e + batch_size) - e, n_hidden), dtype=W.dtype)
+            softmax_update_then_scatter(
+                phases, W, vW, sc[0], sc[1], sc[2], gptr[t + 1], ge[a:z], levels_b[a:z], acc
+            )  # fmt: skip
+            scattered = True
+        else:
+            softmax_update_weights(phases, W, vW, sc[0], sc[1], sc[2])
         if conditional:
             pattern_momentum_update(r_indptr, r_indices, rows, h_diff, D, vD, sc[0], sc[1], sc[3])
         stats[t, 0] = phases[0][0]
