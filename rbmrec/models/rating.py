@@ -646,14 +646,15 @@ class RatingRBM(ParamsMixin):
                 # step() and the trainer's momentum steps for many batches in one kernel call.
                 self._infer = {}
                 R = self._R
-                D, vD = (params["D"], velocity["D"]) if R is not None else (no_D, no_D)
+                r_ptr, r_ind, D, vD = (no_pattern, no_pattern, no_D, no_D) if R is None else (
+                    R.indptr, R.indices, params["D"], velocity["D"]
+                )  # fmt: skip
                 stats = np.empty((-(-len(rows) // batch_size), 2))
                 KB.softmax_train_batches(
                     indptr, indices, levels, rows, batch_size, row_states(rng_, len(rows)),
                     params["W"], params["b"], params["c"], velocity["W"], velocity["b"],
-                    velocity["c"], no_pattern if R is None else R.indptr,
-                    no_pattern if R is None else R.indices, D, vD, lr, mom, lr_wd["W"],
-                    lr_wd.get("D", 0.0), k, self._chain, self.persistent, neg_mode, stats,
+                    velocity["c"], r_ptr, r_ind, D, vD, lr, mom, lr_wd["W"], lr_wd.get("D", 0.0),
+                    k, self._chain, self.persistent, neg_mode, stats,
                 )  # fmt: skip
                 return {"train_recon_mse": stats[:, 0], "count": stats[:, 1]}
 

@@ -525,7 +525,6 @@ class RBM(ParamsMixin):
         self.hidden_bias_ = np.zeros(nh, dtype=dt)
         self._velocity: dict[str, np.ndarray] | None = None
         self._chains: np.ndarray | None = None
-        self._epochs_done = 0
         self.history_: list[dict[str, float]] = []
         self.interrupted_ = False
 
@@ -661,7 +660,6 @@ class RBM(ParamsMixin):
 
         if self._velocity is None:
             self._velocity = {}
-        n_recorded = len(self.history_)
         try:
             with num_threads(self.num_threads):
                 result = train(
@@ -674,12 +672,12 @@ class RBM(ParamsMixin):
                     evaluate=evaluate,
                     describe=self._describe(),
                     velocity=self._velocity,
-                    start_epoch=self._epochs_done,
-                    history=self.history_,  # records each epoch as it finishes
+                    # The epochs done so far, for schedules: one record each, kept also when
+                    # a callback or a divergence raises (history_ is appended as they finish).
+                    start_epoch=len(self.history_),
+                    history=self.history_,
                 )
         finally:
-            # Also when a callback or a divergence raises: the epochs done so far count.
-            self._epochs_done += len(self.history_) - n_recorded
             if self._chains is not None and not np.all(np.isfinite(self._chains)):
                 # Diverged persistent chains: the next persistent fit draws new ones from
                 # the data (as a first one does), and the model's file stays loadable.
@@ -1002,7 +1000,6 @@ class RBM(ParamsMixin):
             model._rng = seed_generator(model.random_state)
         else:
             model._rng = generator_from_json(rng_state)
-        model._epochs_done = len(model.history_)
         return model
 
     def _restore_arrays(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:

@@ -212,15 +212,14 @@ class TrainerConfig:
         if self.momentum_warmup < 0:
             raise ValueError(f"momentum_warmup must be >= 0, got {self.momentum_warmup}")
         pat = self.patience
-        if pat is not None and (
-            isinstance(pat, bool) or not isinstance(pat, int | float | np.integer | np.floating)
-        ):
-            raise TypeError(f"patience must be an int or None, got {type(pat).__name__}")
-        if pat is not None and not float(pat).is_integer():
-            # (A whole float such as 5.0 is taken: model files of earlier versions hold them.)
-            raise ValueError(f"patience must be a whole number of epochs, got {pat}")
-        if pat is not None and pat < 1:
-            raise ValueError(f"patience must be >= 1 or None, got {pat}")
+        if pat is not None:
+            if isinstance(pat, bool) or not isinstance(pat, int | float | np.integer | np.floating):
+                raise TypeError(f"patience must be an int or None, got {type(pat).__name__}")
+            if not float(pat).is_integer():
+                # (A whole float such as 5.0 is taken: model files of earlier versions hold them.)
+                raise ValueError(f"patience must be a whole number of epochs, got {pat}")
+            if pat < 1:
+                raise ValueError(f"patience must be >= 1 or None, got {pat}")
         cbs = self.callbacks
         if isinstance(cbs, str | bytes) or not isinstance(cbs, Sequence):
             # A generator would be used up here; a single callable is a common slip.
@@ -266,17 +265,15 @@ def _apply(
     grads: Mapping[str, np.ndarray | FusedUpdate],
     scale: float,
     mom: float,
-    lr: float,
-    weight_decay: float,
-    decay: frozenset[str],
+    lr_wd: Mapping[str, float],
 ) -> None:
-    """One momentum step for every parameter that has a gradient."""
+    """One momentum step for every parameter that has a gradient (``lr_wd``: each
+    parameter's ``lr * weight_decay``, 0 without decay)."""
     for name, g in grads.items():
-        lr_wd = lr * weight_decay if name in decay else 0.0
         if callable(g):
-            g(params[name], velocity[name], scale, mom, lr_wd)
+            g(params[name], velocity[name], scale, mom, lr_wd[name])
         else:
-            apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd)
+            apply_momentum(params[name], velocity[name], g, scale, mom, lr_wd[name])
 
 
 def _restore(
@@ -407,8 +404,8 @@ def train(
             snapshot = {n: p.copy() for n, p in params.items()}
             order = rng.permutation(n_rows)
             sums: dict[str, float] = {}
+            lr_wd = {n: lr * config.weight_decay if n in decay else 0.0 for n in params}
             if span_step is not None:
-                lr_wd = {n: lr * config.weight_decay if n in decay else 0.0 for n in params}
                 span = config.batch_size * SPAN_BATCHES
                 for start in range(0, n_rows, span):
                     rows = order[start : start + span].astype(np.int64)
@@ -422,7 +419,7 @@ def train(
                     scale = lr / len(rows)
                     # Overflow shows up as inf/NaN and is reported once, below, with context.
                     with np.errstate(over="ignore", invalid="ignore"):
-                        _apply(params, velocity, grads, scale, mom, lr, config.weight_decay, decay)
+                        _apply(params, velocity, grads, scale, mom, lr_wd)
                     _add_stats(sums, stats.items())
             bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
             if bad:
