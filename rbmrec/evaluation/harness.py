@@ -264,8 +264,7 @@ def _warm_sample(
     rated in training and, for a quarter of the columns, in validation.
     """
     users = np.flatnonzero(np.diff(train.indptr))
-    if validation is not None and validation.nnz:
-        validation = sp.csr_matrix(validation)
+    if validation is not None and validation.nnz:  # (CSR already: _evaluate converts it)
         with_both = users[np.diff(validation.indptr)[users] > 0]
         users = with_both if with_both.size else users
     else:
