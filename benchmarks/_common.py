@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rbmrec.data.split import Split
+from rbmrec.data.splits import Split
 from rbmrec.evaluation import (
     BiasBaseline,
     GlobalMean,

@@ -44,7 +44,7 @@ from _common import (
 )
 
 import rbmrec
-from rbmrec.data.split import Split
+from rbmrec.data.splits import Split
 from rbmrec.evaluation import ImplicitALS, ImplicitBPR, evaluate, grid_search, to_markdown
 
 log = logging.getLogger("topn")

@@ -195,7 +195,7 @@ def _demo_ratings() -> Any:
 
 def _load_dataset(name: str, duplicates: str = "error") -> Any:
     """A named data set (``demo`` or a MovieLens release, downloaded once when missing)."""
-    from rbmrec import datasets
+    from rbmrec.data import datasets
 
     if name.lower() in _SYNTHETIC_WORDS:
         return _demo_ratings()
@@ -297,7 +297,7 @@ def _refuse_table_options(args: argparse.Namespace, path: Path | None) -> None:
     """Refuse the column options when the data is not a CSV/TSV/parquet file (they would be
     ignored): a named data set, the demo data, or a MovieLens folder or zip. A ``--data``
     path that does not exist is left to the loader's "no such file" error."""
-    from rbmrec import datasets
+    from rbmrec.data import datasets
 
     given = [
         option
@@ -348,7 +348,7 @@ def _load_data(args: argparse.Namespace) -> Any:
         if path is None:
             return _demo_ratings()
         if not path.exists():
-            from rbmrec import datasets
+            from rbmrec.data import datasets
 
             if data.lower() in datasets.list_datasets():
                 return _load_dataset(data.lower(), duplicates)
@@ -713,7 +713,7 @@ def _report_partial(stop: _Interrupted, keys: Sequence[str], args: argparse.Name
 def _cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if args.dataset is None and args.data is None:
-        from rbmrec import datasets
+        from rbmrec.data import datasets
 
         if datasets.locate("ml-100k") is not None:
             args.dataset = "ml-100k"
@@ -1347,7 +1347,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from rbmrec import datasets
+    from rbmrec.data import datasets
 
     action = args.action
     if action == "list":

@@ -9,8 +9,8 @@ from rbmrec.data.idmap import IdMap, UnknownIdError
 from rbmrec.data.movielens import load_movielens
 from rbmrec.data.netflix import load_netflix
 from rbmrec.data.ratings import Description, Ratings
-from rbmrec.data.split import Split
 from rbmrec.data.splits import (
+    Split,
     carve_validation,
     kfold,
     movielens_folds,

@@ -1,4 +1,4 @@
-"""Evaluation splits of a ratings matrix.
+"""Evaluation splits of a ratings matrix: the :class:`Split` type and the functions that make it.
 
 Every function takes a :class:`~rbmrec.data.Ratings` or a CSR users x items matrix and
 returns :class:`~rbmrec.data.Split` objects whose parts
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,41 @@ from rbmrec.data.ratings import (
     make_csr,
     row_of_entries,
 )
-from rbmrec.data.split import Split
 from rbmrec.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """One evaluation split of a ratings matrix.
+
+    Every part has the shape of the whole data set (n_users, n_items) and int32 indices, so
+    indices mean the same thing in each part and in the data set's id maps.
+
+    Attributes
+    ----------
+    train : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        Ratings a model may fit on.
+    test : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        Held-out ratings, disjoint from ``train`` and ``validation``.
+    validation : scipy.sparse.csr_matrix or None, shape (n_users, n_items)
+        Ratings carved from the training part for tuning and early stopping.
+    name : str
+        Human-readable label, e.g. ``"u1"`` or ``"random-0.1-seed0"``.
+    info : dict
+        How the split was made (kind, fraction, seed, ...), recorded by the harness.
+    """
+
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+    validation: sp.csr_matrix | None = None
+    name: str = "split"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_users, n_items) of every part."""
+        return self.train.shape
+
 
 TRAIN, TEST, VALIDATION = 0, 1, 2
 

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from rbmrec.data.split import Split
+from rbmrec.data.splits import Split
 from rbmrec.errors import DataError
 from rbmrec.evaluation.metrics import (
     RANKING_METRICS,

@@ -27,7 +27,7 @@ def writer() -> dict[str, Callable[..., Path]]:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch, tmp_path_factory):
     """Tests never download: only file:// URLs open, and the cache is a temporary folder."""
-    import rbmrec.datasets as ds
+    import rbmrec.data.datasets as ds
 
     real = ds._urlopen
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlfiles import N_RATINGS, write_100k, write_csv, zip_folder
 
-import rbmrec.datasets as ds
+import rbmrec.data.datasets as ds
 from rbmrec.errors import DataError, DownloadError
 
 

@@ -147,7 +147,7 @@ def test_real_ml100k_counts(ml100k_dir: Path):
 def test_real_ml100k_matches_the_registry_file_md5(ml100k_dir: Path):
     import hashlib
 
-    from rbmrec.datasets import info
+    from rbmrec.data.datasets import info
 
     digest = hashlib.md5((ml100k_dir / "u.data").read_bytes()).hexdigest()
     assert digest == info("ml-100k").file_md5["u.data"] == "6e47046882bad158b0efbb84cd5cb987"

@@ -65,7 +65,7 @@ def test_rating_script_blends_reuse_fitted_members(monkeypatch):
     import rating_accuracy
     import scipy.sparse as sp
 
-    from rbmrec.data.split import Split
+    from rbmrec.data.splits import Split
     from rbmrec.evaluation import BiasBaseline
 
     rng = np.random.default_rng(0)

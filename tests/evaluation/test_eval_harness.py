@@ -10,8 +10,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from rbmrec.data.split import Split
-from rbmrec.data.splits import carve_validation, kfold
+from rbmrec.data.splits import Split, carve_validation, kfold
 from rbmrec.errors import DataError
 from rbmrec.evaluation import (
     BiasBaseline,

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from rbmrec.data import make_ratings, random_split
-from rbmrec.data.split import Split
-from rbmrec.data.splits import carve_validation
+from rbmrec.data.splits import Split, carve_validation
 from rbmrec.evaluation import Popularity, evaluate
 
 _FITS: list[tuple[int, int, tuple[int, int], bool]] = []

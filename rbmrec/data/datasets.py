@@ -176,7 +176,7 @@ def info(name: str) -> DatasetInfo:
     if name == DEMO:
         raise DataError(
             f"{DEMO!r} is the built-in synthetic data set: it has no registry entry and "
-            f"nothing to download; load it with rbmrec.datasets.load({DEMO!r}) or "
+            f"nothing to download; load it with rbmrec.data.datasets.load({DEMO!r}) or "
             "rbmrec.data.demo_ratings()"
         )
     try:
@@ -297,7 +297,7 @@ def _refuse_foreign(final: Path, name: str, known: Sequence[str] = ()) -> None:
         raise DownloadError(
             f"{final} already exists and holds files rbmrec did not download ({shown}); a "
             f"download would replace that folder, so nothing was done: move those files "
-            f"elsewhere (or delete the folder) and call rbmrec.datasets.download({name!r}) "
+            f"elsewhere (or delete the folder) and call rbmrec.data.datasets.download({name!r}) "
             f"again (command line: `rbmrec datasets download {name}`)"
         )
 
@@ -322,7 +322,7 @@ def load(name: str, *, download: bool = True, **kwargs: Any) -> Any:
     if path is None:
         if not download:
             raise FileNotFoundError(
-                f"{name} not found in {_where()}; call rbmrec.datasets.download({name!r}) "
+                f"{name} not found in {_where()}; call rbmrec.data.datasets.download({name!r}) "
                 f"(command line: `rbmrec datasets download {name}`) or "
                 f"{_placement_advice(name)}"
             )
