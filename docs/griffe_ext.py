@@ -32,7 +32,7 @@ def _strip_roles(obj: griffe.Object) -> None:
             _strip_roles(member)
 
 
-class LazyExports(griffe.Extension):
+class RbmrecDocs(griffe.Extension):
     """Add the lazily imported names of ``rbmrec`` and make Sphinx roles inline code."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
