@@ -1325,3 +1325,76 @@ def test_results_metadata_records_the_arguments_given_to_main(
     assert code == 0, err
     meta = json.loads((work / "meta.json").read_text())["metadata"]
     assert meta["command"] == "rbmrec evaluate --data ratings.csv --models pop --out meta.json"
+
+
+# --------------------------------------------------------------------------- model bundle file
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", "is corrupted or not an rbmrec model bundle"),
+        ("foreign", "is not an rbmrec model bundle"),
+        ("bare model", "ids.json is missing"),
+    ],
+)
+def test_recommend_damaged_or_foreign_bundle_exit_2_naming_the_file(
+    tmp_path: Path,
+    rating_model: Path,
+    damage: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    """A truncated bundle, an .npz of other arrays, or a model file without its id maps is
+    a one-line error naming the file (exit 2)."""
+    from rbmrec.bundle import ModelBundle
+
+    model = _copy_model(rating_model, tmp_path)
+    if damage == "truncated":
+        model.write_bytes(model.read_bytes()[:500])
+    elif damage == "foreign":
+        np.savez(model, weights=np.ones(3))
+    else:
+        ModelBundle.load(rating_model).model.save(model)
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert str(model) in err and message in err and "Traceback" not in err
+
+
+def test_recommend_bundle_matches_the_python_api(
+    work: Path, implicit_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`rbmrec recommend` prints what ModelBundle.recommend returns (raw ids, scores)."""
+    from rbmrec.bundle import ModelBundle
+
+    code, out, err = run_here(
+        work, "recommend", "--model", str(implicit_model), "--user", "u5", "-n", "4", "--json",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = json.loads(out)["recommendations"]
+    items, scores = ModelBundle.load(implicit_model).recommend("u5", N=4)
+    assert [r["item_id"] for r in recs] == items.tolist()
+    np.testing.assert_allclose([r["score"] for r in recs], scores, rtol=1e-6)
+
+
+def test_models_option_takes_registry_names_and_aliases(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, out, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "global-mean,baseline,POP",
+        "--validation-fraction", "0", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    for label in ("GlobalMean", "Bias", "Popularity"):
+        assert f"| {label} |" in out
+    code, _, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "bias,svd",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "--models: unknown model(s) 'svd'; choose from rating-rbm, implicit-rbm" in err
