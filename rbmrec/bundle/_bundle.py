@@ -23,6 +23,7 @@ File format (one ``.npz``, written atomically, read with ``allow_pickle=False``)
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -70,6 +71,17 @@ def _index(ids: IdMap, raw: Any) -> int:
         if str(value) == text:
             found = int(ids.to_index(value, unknown="minus_one"))
     return found
+
+
+def _indices(ids: IdMap, raw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(raw ids as a 1-D array, their int32 indices with -1 for unknown ids)``; one
+    vectorised lookup, then :func:`_index` for the misses (text forms of integer ids)."""
+    values = np.asarray(raw)
+    values = values.reshape(-1) if values.ndim else values.reshape(1)
+    found = np.asarray(ids.to_index(values, unknown="minus_one"), dtype=np.int32)
+    for k in np.flatnonzero(found < 0):
+        found[k] = _index(ids, values[k].item())
+    return values, found
 
 
 class ModelBundle:
@@ -195,8 +207,7 @@ class ModelBundle:
         return found
 
     def _items(self, items: Any) -> np.ndarray:
-        raw = np.asarray(items, dtype=object).reshape(-1)
-        idx = np.array([_index(self.item_ids, v) for v in raw], dtype=np.int32)
+        raw, idx = _indices(self.item_ids, items)
         if np.any(idx < 0):
             bad = ", ".join(repr(v) for v in raw[idx < 0][:5].tolist())
             raise UnknownIdError(f"unknown item id(s): {bad} (not in {self.source})")
@@ -289,8 +300,9 @@ class ModelBundle:
         """
         if not hasattr(self.model, "predict"):
             raise TypeError(f"{type(self.model).__name__} does not predict ratings")
-        raw_users = np.asarray(users, dtype=object).reshape(-1)
-        u = np.array([self._user(v) for v in raw_users], dtype=np.int32)
+        raw, u = _indices(self.user_ids, users)
+        if np.any(u < 0):
+            self._user(raw[u < 0][0].item())  # the error names the first unknown user
         i = self._items(items)
         if len(u) != len(i):
             raise DataError(f"users and items differ in length ({len(u)} vs {len(i)})")
@@ -322,7 +334,7 @@ class ModelBundle:
                 f"fold-in needs a RatingRBM with a user-based part: {what}; refit with "
                 "orientation='both' (the default) or 'user'"
             )
-        if recommend is None or type(self.model).__name__ == "BlendedRatingModel":
+        if recommend is None or "recalculate_user" not in inspect.signature(recommend).parameters:
             raise NotImplementedError(f"{type(self.model).__name__} cannot fold in new users")
 
     def new_user_row(self, ratings: Any) -> sp.csr_matrix:

@@ -86,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     user = args.user.strip()
     known = bundle.user_index(user) is not None
-    if known and args.exclude_seen:
-        bundle.seen  # noqa: B018  (a missing or damaged seen-items file fails here, first)
     if args.ratings:
         items, scores, label = _fold_in(bundle, args, known)
     elif not known:
