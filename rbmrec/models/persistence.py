@@ -8,6 +8,10 @@ run code. Writes go to a temporary file that is renamed into place, so a crash n
 half-written model; the file gets the permissions ``open()`` would give it (``0o666`` less the
 umask for a new file, the old file's mode when one is replaced).
 
+:func:`model_to_arrays` and :func:`model_from_arrays` are the format's one writer and one
+reader: :func:`save` and :func:`load` store those arrays as a file of their own, and the model
+bundle (:mod:`rbmrec.bundle`) stores them inside its file.
+
 NumPy scalars in the metadata (e.g. ``n_hidden=np.int64(8)`` from a grid built with NumPy)
 are written as the equivalent Python numbers, so :func:`load` gives back plain ``int`` and
 ``float`` values. Fields added after a file was written are optional when it is read: older
@@ -494,4 +498,10 @@ def load(path: str | os.PathLike) -> Any:
         If the file is not an rbmrec model, is corrupted or truncated, or comes from an
         incompatible format version.
     """
-    return model_from_arrays(read_npz(path), source=str(Path(path)))
+    arrays = read_npz(path)
+    if _META_KEY not in arrays and "__bundle__" in arrays:
+        raise ModelFileError(
+            f"{path} is a model bundle (as `rbmrec fit` writes): read it with "
+            "rbmrec.ModelBundle.load (its model is the bundle's .model)"
+        )
+    return model_from_arrays(arrays, source=str(Path(path)))

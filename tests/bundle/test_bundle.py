@@ -196,6 +196,12 @@ def test_corrupted_or_foreign_files_are_model_file_errors(
     assert str(path) in str(info.value)
 
 
+def test_rbmrec_load_points_to_the_bundle_loader(rbm_bundle: ModelBundle, tmp_path: Path) -> None:
+    path = rbm_bundle.save(tmp_path / "b.npz")
+    with pytest.raises(ModelFileError, match=r"is a model bundle .*rbmrec\.ModelBundle\.load"):
+        rbmrec.load(path)
+
+
 def test_a_bare_model_file_needs_its_side_files(tmp_path: Path) -> None:
     data = _ratings()
     path = Popularity().fit(data.user_items).save(tmp_path / "bare.npz")
