@@ -56,6 +56,10 @@ def _factory(name: str, params: dict[str, Any], takes_threads: bool) -> ModelFac
 MODEL_FACTORIES: dict[str, ModelFactory] = {
     row: _factory(*settings) for row, settings in BENCHMARK_SETTINGS.items()
 }
+# Every other registry model with its defaults, so a model added to the registry is
+# available here too.
+for _name in registry.names():
+    MODEL_FACTORIES.setdefault(_name, _factory(_name, {}, True))
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
