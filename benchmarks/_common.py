@@ -1,10 +1,10 @@
-"""Shared pieces of the benchmark scripts: the model registry, data loading, machine info.
+"""Shared pieces of the benchmark scripts: the models' settings, data loading, machine info.
 
 ``MODEL_FACTORIES`` maps a command-line model name to a callable building an unfitted model
 with the benchmark's settings; ``factory(seed=..., threads=...)`` is how the scripts call
-them (factories may ignore either). The RBM entries are registered only when
-``rbmrec.RatingRBM`` / ``rbmrec.ImplicitRBM`` exist; model owners extend the registry here
-(or at run time with :func:`register_model`).
+them (factories may ignore either). Models are built by name through the model registry
+(:mod:`rbmrec.evaluation.registry`); ``BENCHMARK_SETTINGS`` says which registry model each
+row is and with which arguments. Extend it here, or at run time with :func:`register_model`.
 """
 
 from __future__ import annotations
@@ -23,66 +23,49 @@ from typing import Any
 import numpy as np
 
 from rbmrec.data.splits import Split
-from rbmrec.evaluation import (
-    BiasBaseline,
-    GlobalMean,
-    ImplicitALS,
-    ImplicitBPR,
-    ImplicitItemKNN,
-    Popularity,
-    to_markdown,
-    write_results,
-)
+from rbmrec.evaluation import registry, to_markdown, write_results
 
 logger = logging.getLogger("benchmarks")
 
 ModelFactory = Callable[..., Any]
 
-MODEL_FACTORIES: dict[str, ModelFactory] = {
-    "global-mean": lambda seed=0, threads=1: GlobalMean(),
-    "bias": lambda seed=0, threads=1: BiasBaseline(),
-    "popularity": lambda seed=0, threads=1: Popularity(),
-    "als": lambda seed=0, threads=1: ImplicitALS(
-        factors=64, regularization=0.05, iterations=15, random_state=seed, num_threads=threads
-    ),
-    "bpr": lambda seed=0, threads=1: ImplicitBPR(
-        factors=64, iterations=100, random_state=seed, num_threads=threads
-    ),
-    "item-knn-cosine": lambda seed=0, threads=1: ImplicitItemKNN(
-        kind="cosine", K=50, num_threads=threads
-    ),
-    "item-knn-bm25": lambda seed=0, threads=1: ImplicitItemKNN(
-        kind="bm25", K=50, num_threads=threads
-    ),
+#: Benchmark row -> (registry name, constructor arguments, whether it takes ``threads``).
+#: The RBMs keep their own thread default (numba's); the scripts pass their own counts.
+BENCHMARK_SETTINGS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "global-mean": ("global-mean", {}, True),
+    "bias": ("bias", {}, True),
+    "popularity": ("popularity", {}, True),
+    "als": ("als", {"factors": 64, "regularization": 0.05, "iterations": 15}, True),
+    "bpr": ("bpr", {"factors": 64, "iterations": 100}, True),
+    "item-knn-cosine": ("itemknn", {"kind": "cosine", "K": 50}, True),
+    "item-knn-bm25": ("itemknn", {"kind": "bm25", "K": 50}, True),
+    "rating-rbm": ("rating-rbm", {}, False),
+    "implicit-rbm": ("implicit-rbm", {}, False),
 }
+
+
+def _factory(name: str, params: dict[str, Any], takes_threads: bool) -> ModelFactory:
+    def factory(seed: int = 0, threads: int = 1) -> Any:
+        return registry.make(
+            name, random_state=seed, num_threads=threads if takes_threads else None, **params
+        )
+
+    return factory
+
+
+MODEL_FACTORIES: dict[str, ModelFactory] = {
+    row: _factory(*settings) for row, settings in BENCHMARK_SETTINGS.items()
+}
+# Every other registry model with its defaults, so a model added to the registry is
+# available here too.
+for _name in registry.names():
+    MODEL_FACTORIES.setdefault(_name, _factory(_name, {}, True))
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
     """Add (or replace) a registry entry."""
     MODEL_FACTORIES[name] = factory
 
-
-def _register_rbms() -> None:
-    """RBM models, constructed with default arguments, when the package provides them."""
-    import rbmrec
-
-    for name, attr in (("rating-rbm", "RatingRBM"), ("implicit-rbm", "ImplicitRBM")):
-        try:
-            cls = getattr(rbmrec, attr)
-        except (ImportError, AttributeError) as exc:
-            logger.debug("%s not available yet: %s", attr, exc)
-            continue
-
-        def factory(seed: int = 0, threads: int = 1, _cls: type = cls) -> Any:
-            try:
-                return _cls(random_state=seed)
-            except TypeError:
-                return _cls()
-
-        MODEL_FACTORIES.setdefault(name, factory)
-
-
-_register_rbms()
 
 #: ALS hyperparameter grid for ``als-tuned`` (factors fixed at 64 in the quick grid, the
 #: reference point of the issue; the full grid also varies factors).

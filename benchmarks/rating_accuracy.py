@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import MODEL_FACTORIES, base_parser, data_folder, machine_info, parse_models, report
 
+from rbmrec.evaluation import registry
 from rbmrec.models.blend import BlendedRatingModel
 from rbmrec.models.rating import RatingRBM
 
@@ -51,7 +52,7 @@ log = logging.getLogger("benchmarks.rating_accuracy")
 
 
 def _rbm(seed: int, threads: int, **kw: Any) -> RatingRBM:
-    return RatingRBM(random_state=seed, num_threads=threads, **kw)
+    return registry.make("rating-rbm", random_state=seed, num_threads=threads, **kw)
 
 
 #: name -> (description, factory(seed, threads)). Settings other than the defaults were

@@ -322,11 +322,12 @@ def _peak_mb() -> float:
 
 
 def _make_model(name: str, spec: dict[str, Any], n_epochs: int) -> Any:
-    import rbmrec
+    from rbmrec.evaluation import registry
 
     kind, orientation, k = MODELS[name]
     if kind == "RatingRBM()":
-        return rbmrec.RatingRBM(
+        return registry.make(
+            "rating-rbm",
             n_epochs=n_epochs, patience=None, random_state=0, num_threads=spec["threads"]
         )
     common = {
@@ -336,7 +337,8 @@ def _make_model(name: str, spec: dict[str, Any], n_epochs: int) -> Any:
         "num_threads": spec["threads"],
     }
     if kind == "RatingRBM":
-        return rbmrec.RatingRBM(
+        return registry.make(
+            "rating-rbm",
             orientation=orientation,
             conditional=False,
             cd_steps=k,
@@ -345,7 +347,7 @@ def _make_model(name: str, spec: dict[str, Any], n_epochs: int) -> Any:
             **common,
         )
     # One RBM (the default averages n_models=2 independently trained ones: twice the work).
-    return rbmrec.ImplicitRBM(cd_steps=k, n_models=1, **common)
+    return registry.make("implicit-rbm", cd_steps=k, n_models=1, **common)
 
 
 def _load(spec: dict[str, Any]) -> tuple[Any, Any]:

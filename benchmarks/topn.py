@@ -43,9 +43,15 @@ from _common import (
     report,
 )
 
-import rbmrec
 from rbmrec.data.splits import Split
-from rbmrec.evaluation import ImplicitALS, ImplicitBPR, evaluate, grid_search, to_markdown
+from rbmrec.evaluation import (
+    ImplicitALS,
+    ImplicitBPR,
+    evaluate,
+    grid_search,
+    registry,
+    to_markdown,
+)
 
 log = logging.getLogger("topn")
 
@@ -120,13 +126,16 @@ def _tuned(name: str, split: Split, args: Any, meta: dict[str, str], fold: str) 
 
 def _build(name: str, args: Any) -> Any:
     if name == "implicit-rbm":
-        return rbmrec.ImplicitRBM(random_state=args.seed, num_threads=args.numba_threads)
+        return registry.make(
+            "implicit-rbm", random_state=args.seed, num_threads=args.numba_threads
+        )
     if name == "rating-rbm-topn":
         # 20 epochs: the validation-best epoch count of the default RatingRBM on ML-1M
         # (benchmarks/README.md, rating section); no validation part is passed at test time.
         # The item-based RBM the README row was measured with (RatingRBM's default became
         # orientation="both", whose mixture weight needs validation data, not passed here).
-        return rbmrec.RatingRBM(
+        return registry.make(
+            "rating-rbm",
             orientation="item",
             recommend_score="p_high",
             n_epochs=args.rating_epochs,

@@ -17,9 +17,10 @@ _LAZY = {
     "ImplicitRBM": "rbmrec.models.implicit",
     "load": "rbmrec.models.persistence",
     "save": "rbmrec.models.persistence",
+    "ModelBundle": "rbmrec.bundle",
 }
 
-__all__ = ["RBM", "ImplicitRBM", "RatingRBM", "__version__", "load", "save"]
+__all__ = ["RBM", "ImplicitRBM", "ModelBundle", "RatingRBM", "__version__", "load", "save"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,10 @@ run code. Writes go to a temporary file that is renamed into place, so a crash n
 half-written model; the file gets the permissions ``open()`` would give it (``0o666`` less the
 umask for a new file, the old file's mode when one is replaced).
 
+:func:`model_to_arrays` and :func:`model_from_arrays` are the format's one writer and one
+reader: :func:`save` and :func:`load` store those arrays as a file of their own, and the model
+bundle (:mod:`rbmrec.bundle`) stores them inside its file.
+
 NumPy scalars in the metadata (e.g. ``n_hidden=np.int64(8)`` from a grid built with NumPy)
 are written as the equivalent Python numbers, so :func:`load` gives back plain ``int`` and
 ``float`` values. Fields added after a file was written are optional when it is read: older
@@ -322,20 +326,28 @@ def check_file_csr(
     return indptr, indices.astype(np.int32, copy=False)
 
 
-def save(model: Persistable, path: str | os.PathLike) -> Path:
-    """Write ``model`` to ``path`` (``.npz`` is appended when missing) atomically.
+def model_to_arrays(model: Persistable) -> dict[str, np.ndarray]:
+    """The arrays that hold ``model`` in a file: its parameters plus the ``__meta__`` entry.
+
+    The one writer of the model format: :func:`save` stores these arrays as an ``.npz``, and
+    a container (the model bundle) can store them under a prefix of its own.
 
     Parameters
     ----------
     model : registered model instance
         Must be fitted; its ``_get_state()`` provides arrays and JSON-able metadata.
-    path : str or path-like
-        Destination file.
 
     Returns
     -------
-    pathlib.Path
-        The path written.
+    dict of str to ndarray
+        ``__meta__`` (uint8, the UTF-8 JSON document) and the model's arrays.
+
+    Raises
+    ------
+    TypeError
+        If the class is not registered or the metadata is not JSON-serialisable.
+    NotFittedError
+        If the model is not fitted.
     """
     from rbmrec import __version__
 
@@ -362,17 +374,117 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
         blob = json.dumps(doc, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"model metadata is not JSON-serialisable: {exc}") from exc
+    payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
+    payload.update(arrays)
+    return payload
+
+
+def model_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "the model file") -> Any:
+    """The model held by ``arrays`` (as :func:`model_to_arrays` gives them).
+
+    The one reader of the model format: :func:`load` and the model bundle call it with the
+    arrays of their file.
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        ``__meta__`` and the model's arrays.
+    source : str, default "the model file"
+        Where the arrays come from, for error messages (a path).
+
+    Raises
+    ------
+    ModelFileError
+        If the arrays are not an rbmrec model, come from an incompatible format version, or
+        hold malformed fields.
+    """
+    if _META_KEY not in arrays:
+        raise ModelFileError(f"{source} is not an rbmrec model file (no metadata)")
+    try:
+        doc = json.loads(np.asarray(arrays[_META_KEY]).tobytes().decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ModelFileError(f"{source} is corrupted or not an rbmrec model file: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"{source} is not an rbmrec model file")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source} has model format version {version}; this rbmrec reads version "
+            f"{FORMAT_VERSION}"
+        )
+    key = doc.get("class", "")
+    if not isinstance(key, str):
+        raise ModelFileError(f"{source} has a malformed model class {key!r}")
+    if key not in _REGISTRY and key.startswith("rbmrec."):
+        # Importing the defining module registers the class.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(key.split(":", 1)[0])
+    cls = _REGISTRY.get(key)
+    if cls is None:
+        raise ModelFileError(f"{source} holds an unknown model class {key!r}")
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{source} has malformed model metadata ({type(meta).__name__})")
+    state = {n: a for n, a in arrays.items() if n != _META_KEY}
+    try:
+        return cls._from_state(state, meta)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{source}: {exc}") from exc
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{source} is missing or has malformed model fields: {exc}") from exc
+
+
+def save(model: Persistable, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` (``.npz`` is appended when missing) atomically.
+
+    Parameters
+    ----------
+    model : registered model instance
+        Must be fitted; its ``_get_state()`` provides arrays and JSON-able metadata.
+    path : str or path-like
+        Destination file.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    payload = model_to_arrays(model)
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    payload = {_META_KEY: np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)}
-    payload.update(arrays)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **payload)
 
     return write_atomically(path, write)
+
+
+def read_npz(path: str | os.PathLike, what: str = "rbmrec model file") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read with ``allow_pickle=False``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelFileError
+        If the file is not an ``.npz`` archive or is corrupted or truncated (``what`` names
+        the kind of file expected).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy file gives an array
+            raise ModelFileError(f"{path} is not an {what} (not an .npz archive)")
+        with loaded as npz:
+            return {n: npz[n] for n in npz.files}
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{path} is corrupted or not an {what}: {exc}") from exc
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -386,48 +498,10 @@ def load(path: str | os.PathLike) -> Any:
         If the file is not an rbmrec model, is corrupted or truncated, or comes from an
         incompatible format version.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy file gives an array
-            raise ModelFileError(f"{path} is not an rbmrec model file (not an .npz archive)")
-        with loaded as npz:
-            names = list(npz.files)
-            if _META_KEY not in names:
-                raise ModelFileError(f"{path} is not an rbmrec model file (no metadata)")
-            doc = json.loads(npz[_META_KEY].tobytes().decode("utf-8"))
-            arrays = {n: npz[n] for n in names if n != _META_KEY}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path} is corrupted or not an rbmrec model file: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not an rbmrec model file")
-    version = doc.get("format_version")
-    if version != FORMAT_VERSION:
+    arrays = read_npz(path)
+    if _META_KEY not in arrays and "__bundle__" in arrays:
         raise ModelFileError(
-            f"{path} has model format version {version}; this rbmrec reads version {FORMAT_VERSION}"
+            f"{path} is a model bundle (as `rbmrec fit` writes): read it with "
+            "rbmrec.ModelBundle.load (its model is the bundle's .model)"
         )
-    key = doc.get("class", "")
-    if not isinstance(key, str):
-        raise ModelFileError(f"{path} has a malformed model class {key!r}")
-    if key not in _REGISTRY and key.startswith("rbmrec."):
-        # Importing the defining module registers the class.
-        try:
-            importlib.import_module(key.split(":", 1)[0])
-        except ImportError:
-            pass
-    cls = _REGISTRY.get(key)
-    if cls is None:
-        raise ModelFileError(f"{path} holds an unknown model class {key!r}")
-    meta = doc.get("meta", {})
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{path} has malformed model metadata ({type(meta).__name__})")
-    try:
-        return cls._from_state(arrays, meta)
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path}: {exc}") from exc
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise ModelFileError(f"{path} is missing or has malformed model fields: {exc}") from exc
+    return model_from_arrays(arrays, source=str(Path(path)))

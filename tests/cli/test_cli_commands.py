@@ -17,11 +17,26 @@ import numpy as np
 import pytest
 
 FAST = ["--epochs", "3", "--n-hidden", "8", "--threads", "1", "--quiet"]
+#: Models written by rbmrec 0.1.0's `rbmrec fit` (three files each, users u0..u24, items
+#: m0..m14, fitted on tests/fixtures/legacy/cli_ratings.csv).
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
+LEGACY_RATING, LEGACY_IRBM = LEGACY / "cli_rating.npz", LEGACY / "cli_irbm.npz"
+LEGACY_SIDES = (".ids.json", ".seen.npz")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: this one's, with the rbmrec under test (the one
+    this process imported) first on the path, since the child runs in another folder."""
+    import rbmrec
+
+    root = str(Path(rbmrec.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""), **extra)
 
 
 def run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m rbmrec *args`` with no real data visible; returns the finished process."""
-    env = dict(os.environ)
+    env = _env()
     env.pop("RBMREC_DATA_DIR", None)
     env["RBMREC_CACHE_DIR"] = str(cwd / "cache")
     env["NUMBA_NUM_THREADS"] = "1"
@@ -90,13 +105,21 @@ def test_no_command_is_usage_error(work: Path) -> None:
     assert "usage" in res.stdout.lower()
 
 
-def test_fit_writes_model_and_id_sidecars(rating_model: Path) -> None:
+def test_fit_writes_one_bundle_file(rating_model: Path) -> None:
+    """`rbmrec fit` writes one file: the model, the raw ids, titles and training ratings."""
+    from rbmrec import RatingRBM
+    from rbmrec.bundle import ModelBundle
+
     assert rating_model.is_file()
-    doc = json.loads(Path(str(rating_model) + ".ids.json").read_text())
-    assert doc["user_ids"][:2] == ["u0", "u1"]
-    assert len(doc["item_ids"]) == len(doc["titles"]) == 40
-    assert doc["titles"][doc["item_ids"].index(100)] == "Movie 100"
-    assert Path(str(rating_model) + ".seen.npz").is_file()
+    assert sorted(p.name for p in rating_model.parent.glob(rating_model.name + "*")) == [
+        rating_model.name
+    ]
+    bundle = ModelBundle.load(rating_model)
+    assert isinstance(bundle.model, RatingRBM)
+    assert bundle.user_ids.raw[:2].tolist() == ["u0", "u1"]
+    assert bundle.n_items == len(bundle.titles) == 40
+    assert bundle.item_title(100) == "Movie 100"
+    assert bundle.seen.nnz == 600 and bundle.name == "ratings"
 
 
 def test_recommend_known_user_text(work: Path, rating_model: Path) -> None:
@@ -157,12 +180,12 @@ def test_recommend_fold_in_new_user(work: Path, which: str, request) -> None:
 
 def test_fold_in_with_the_default_both_model(work: Path) -> None:
     """`rbmrec fit` without --orientation gives the "both" model; fold-in uses its user part."""
-    import rbmrec
+    from rbmrec.bundle import ModelBundle
 
     out = work / "both_rbm.npz"
     res = run("fit", "--data", "ratings.csv", *FAST, "--out", str(out), cwd=work)
     assert res.returncode == 0, res.stderr
-    model = rbmrec.load(out)
+    model = ModelBundle.load(out).model
     assert model.orientation == "both" and set(model.members_) == {"item", "user"}
     _, recs = _fold_in_top3(out, work)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
@@ -288,10 +311,10 @@ def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
     import signal
     import time
 
-    import rbmrec
+    from rbmrec.bundle import ModelBundle
 
     out = work / f"interrupted-{model}.npz"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env = _env(NUMBA_NUM_THREADS="1")
     env.pop("RBMREC_DATA_DIR", None)
     with open(work / "fit.err", "w") as err:
         proc = subprocess.Popen(
@@ -311,9 +334,9 @@ def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
     assert proc.returncode == 130, (work / "fit.err").read_text()  # as the README promises
     assert "model written to" in stdout
     assert "saved" in (work / "fit.err").read_text()
-    assert out.is_file() and Path(str(out) + ".ids.json").is_file()
+    assert out.is_file()
     if model == "rating-rbm":
-        fitted = rbmrec.load(out)
+        fitted = ModelBundle.load(out).model
         assert list(fitted.members_) == ["item"] and fitted.blend_weight_ == 1.0
         assert fitted.predict([0, 1], [0, 1]).shape == (2,)
 
@@ -363,7 +386,7 @@ def test_unexpected_error_exit_1(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     def boom(args):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(cli, "_cmd_datasets", boom)
+    monkeypatch.setattr("rbmrec.cli.datasets.run", boom)
     assert cli.main(["datasets", "list"]) == 1
     err = capsys.readouterr().err
     assert "kaboom" in err and "unexpected" in err
@@ -395,13 +418,15 @@ def test_error_after_a_swallowed_ctrl_c_is_an_interrupt(
         _swallowed_ctrl_c()
         raise RuntimeError("no compiled object yet for <Library 'x'>")
 
-    monkeypatch.setattr(cli, "_cmd_datasets", compile_interrupted)
+    monkeypatch.setattr("rbmrec.cli.datasets.run", compile_interrupted)
     assert cli.main(["datasets", "list"]) == 130
     err = capsys.readouterr().err
     assert "interrupted by Ctrl-C" in err and "RuntimeError" in err and "Traceback" not in err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     # Without a Ctrl-C the same error is a crash (exit 1), also on the next command.
-    monkeypatch.setattr(cli, "_cmd_datasets", lambda args: (_ for _ in ()).throw(RuntimeError()))
+    monkeypatch.setattr(
+        "rbmrec.cli.datasets.run", lambda args: (_ for _ in ()).throw(RuntimeError())
+    )
     assert cli.main(["datasets", "list"]) == 1
 
 
@@ -413,13 +438,13 @@ def test_swallowed_ctrl_c_still_stops_training(
 ) -> None:
     """A Ctrl-C swallowed while Numba compiles (no exception follows) still stops training
     after the current epoch: fit saves the model and exits 130, evaluate stops."""
-    import rbmrec
-    from rbmrec import cli
+    from rbmrec.bundle import ModelBundle
+    from rbmrec.cli import _common
 
     def swallowing_note(keys):
         _swallowed_ctrl_c()
 
-    monkeypatch.setattr(cli, "_compile_note", swallowing_note)
+    monkeypatch.setattr(_common, "compile_note", swallowing_note)
     out = work / ("swallowed.npz" if command == "fit" else "swallowed.md")
     if command == "fit":
         extra = ["--model", model] + (["--orientation", "user"] if model == "rbm" else [])
@@ -435,7 +460,7 @@ def test_swallowed_ctrl_c_still_stops_training(
         # One epoch, then the fit ends: ImplicitRBM keeps its first member and does not
         # train the second.
         assert out.exists() and "stopped after 1 epochs" in stdout
-        fitted = rbmrec.load(out)
+        fitted = ModelBundle.load(out).model
         assert len(fitted.history_) == 1 and fitted.interrupted_
         if model == "irbm":
             assert fitted.n_models_ == 1
@@ -451,15 +476,13 @@ def test_save_failure_after_ctrl_c_is_still_reported(
     problem, and the exit code stays 130."""
     import errno
 
-    import scipy.sparse as sp
-
-    from rbmrec import cli
+    from rbmrec.cli import _common
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cli, "_compile_note", lambda keys: _swallowed_ctrl_c())
-    monkeypatch.setattr(sp, "save_npz", disk_full)
+    monkeypatch.setattr(_common, "compile_note", lambda keys: _swallowed_ctrl_c())
+    monkeypatch.setattr(np, "savez", disk_full)
     out = work / "full_disk.npz"
     code, _, err = run_here(
         work, "fit", "--data", "ratings.csv", "--model", "rbm", "--orientation", "user",
@@ -484,10 +507,11 @@ def test_plot_name_without_suffix_gets_png(
 
 def test_announced_models_show_their_parameters() -> None:
     """The ``params`` column of evaluate/benchmark shows the wrapped model, not the wrapper."""
-    from rbmrec import RatingRBM, cli
+    from rbmrec import RatingRBM
+    from rbmrec.cli._models import Announced
     from rbmrec.evaluation.harness import _params
 
-    text = _params(cli._Announced("RatingRBM", RatingRBM(n_hidden=3)))
+    text = _params(Announced("RatingRBM", RatingRBM(n_hidden=3)))
     assert "'n_hidden': 3" in text and "_Announced" not in text
 
 
@@ -526,16 +550,16 @@ def test_compile_note_only_while_kernels_are_not_cached(
     work: Path, rating_model: Path, implicit_model: Path, tmp_path: Path, capsys
 ) -> None:
     """The first-run note looks where Numba writes its cache, and only for the RBMs."""
-    from rbmrec import cli
+    from rbmrec.cli import _common
 
     # The fixtures' `rbmrec fit` runs compiled both RBMs into the cache this process uses.
-    assert cli._uncompiled(["rbm", "irbm", "als", "bias"]) == []
-    cli._compile_note(["rbm", "irbm"])
+    assert _common.uncompiled(["rbm", "irbm", "als", "bias"]) == []
+    _common.compile_note(["rating-rbm", "implicit-rbm"])
     assert capsys.readouterr().err == ""
     # A fresh cache folder: both RBMs would compile (checked in a new process, since Numba
     # reads NUMBA_CACHE_DIR at import).
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    code = "from rbmrec import cli; cli._compile_note(['rbm', 'irbm', 'pop'])"
+    env = _env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    code = "from rbmrec.cli import _common; _common.compile_note(['rbm', 'irbm', 'pop'])"
     res = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
@@ -563,10 +587,9 @@ def run_here(
     return code, out, err
 
 
-def _copy_model(
-    model: Path, dest: Path, sides: tuple[str, ...] = (".ids.json", ".seen.npz")
-) -> Path:
-    """A copy of ``model`` and the named side files in ``dest``; the copy's path."""
+def _copy_model(model: Path, dest: Path, sides: tuple[str, ...] = ()) -> Path:
+    """A copy of ``model`` and the named side files (three-file models) in ``dest``; the
+    copy's path."""
     import shutil
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -602,10 +625,12 @@ def test_recommend_known_user_with_ratings_merges_and_excludes_seen(
 
 
 def test_recommend_missing_seen_file_exit_2_unless_include_seen(
-    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 4: without ``.seen.npz`` the already-rated items cannot be left out: refuse."""
-    model = _copy_model(rating_model, tmp_path, sides=(".ids.json",))
+    """Item 4: without ``.seen.npz`` (three-file models) the already-rated items cannot be
+    left out: refuse."""
+    model = _copy_model(LEGACY_RATING, tmp_path, sides=(".ids.json",))
+    (tmp_path / "new_user.csv").write_text("item,rating\nm1,5\nm2,4\n")
     code, _, err = run_here(
         tmp_path, "recommend", "--model", str(model), "--user", "u3",
         monkeypatch=monkeypatch, capsys=capsys,
@@ -621,7 +646,7 @@ def test_recommend_missing_seen_file_exit_2_unless_include_seen(
     # A new user's row comes from --ratings alone: no training ratings are needed.
     code, out, err = run_here(
         tmp_path, "recommend", "--model", str(model), "--user", "new", "--ratings",
-        str(rating_model.parent / "new_user.csv"), monkeypatch=monkeypatch, capsys=capsys,
+        "new_user.csv", monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
     assert "top 10 for user new" in out
@@ -645,7 +670,6 @@ def _damage(model: Path, how: str) -> Path:
         ids_path.write_text(ids_path.read_text()[:50])
     elif how == "ids of another model":
         doc["item_ids"] = doc["item_ids"][:-1]
-        doc["titles"] = doc["titles"][:-1]
         ids_path.write_text(json.dumps(doc))
     return ids_path
 
@@ -656,10 +680,11 @@ def _damage(model: Path, how: str) -> Path:
      "ids of another model"],
 )  # fmt: skip
 def test_recommend_damaged_side_files_exit_2_naming_the_file(
-    tmp_path: Path, rating_model: Path, how: str, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 7: a damaged or foreign side file is a ModelFileError naming it, exit 2."""
-    model = _copy_model(rating_model, tmp_path)
+    """Item 7: a damaged or foreign side file of a three-file model is a ModelFileError
+    naming it, exit 2."""
+    model = _copy_model(LEGACY_RATING, tmp_path, LEGACY_SIDES)
     damaged = _damage(model, how)
     code, _, err = run_here(
         tmp_path, "recommend", "--model", str(model), "--user", "u3",
@@ -721,23 +746,16 @@ def test_fold_in_for_a_gaussian_model_takes_any_finite_rating(
 ) -> None:
     """A gaussian RatingRBM has no levels: every fold-in rating was refused as "not one of
     the model's rating levels ()"."""
-    import scipy.sparse as sp
-
     from rbmrec import RatingRBM
+    from rbmrec.bundle import ModelBundle
 
-    model = _copy_model(rating_model, tmp_path)
-    seen = sp.load_npz(str(model) + ".seen.npz")
-    RatingRBM(
+    fitted = ModelBundle.load(rating_model)
+    gaussian = RatingRBM(
         visible="gaussian", orientation="user", conditional=False, n_hidden=3, n_epochs=1,
         random_state=0, num_threads=1,
-    ).fit(seen).save(model)  # fmt: skip
-    # The side files record the hash of the model file they were written with: re-tie them.
-    import hashlib
-
-    ids_path = Path(f"{model}.ids.json")
-    doc = json.loads(ids_path.read_text())
-    doc["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
-    ids_path.write_text(json.dumps(doc))
+    ).fit(fitted.seen)  # fmt: skip
+    model = tmp_path / "gauss.npz"
+    ModelBundle(gaussian, fitted.user_ids, fitted.item_ids, seen=fitted.seen).save(model)
     text = "item,rating\n100,4.5\n101,2\n"
     recs = _fold_in_json(tmp_path, model, text, monkeypatch, capsys)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
@@ -784,39 +802,26 @@ def test_keyerror_messages_lose_only_their_repr_quotes(
     def boom(args):
         raise UnknownThing("unknown id 'x'")
 
-    monkeypatch.setattr(cli, "_cmd_datasets", boom)
+    monkeypatch.setattr("rbmrec.cli.datasets.run", boom)
     assert cli.main(["datasets", "list"]) == 2
     assert capsys.readouterr().err.strip() == "rbmrec: error: unknown id 'x'"
 
 
-@pytest.mark.parametrize("failing", ["model", "seen"])
 def test_fit_write_failure_keeps_previous_model(
-    work: Path,
-    rating_model: Path,
-    tmp_path: Path,
-    failing: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys,
+    work: Path, rating_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 2: a write error (disk full) leaves the earlier model and side files as they
-    were, removes the temporary files and exits 2 naming the target."""
+    """Item 2: a write error (disk full) leaves the earlier model as it was, removes the
+    temporary file and exits 2 naming the target."""
     import errno
     import stat
 
-    import scipy.sparse as sp
-
     model = _copy_model(rating_model, tmp_path / "models")
 
-    def disk_full(self_or_path, path=None, *args, **kwargs):
-        Path(path if failing == "model" else self_or_path).write_bytes(b"half-written")
+    def disk_full(file, *args, **kwargs):
+        file.write(b"half-written")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    if failing == "model":
-        from rbmrec import RatingRBM
-
-        monkeypatch.setattr(RatingRBM, "save", disk_full)
-    else:
-        monkeypatch.setattr(sp, "save_npz", disk_full)
+    monkeypatch.setattr(np, "savez", disk_full)
     os.chmod(model, 0o640)  # a replaced file would keep its mode; this one is not replaced
     before = {p.name: p.read_bytes() for p in model.parent.iterdir()}
 
@@ -834,7 +839,7 @@ def test_fit_write_failure_keeps_previous_model(
     assert ".tmp" not in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in model.parent.iterdir()} == before
     assert stat.S_IMODE(model.stat().st_mode) == 0o640
-    # Without the failure the three files are replaced together, keeping the old mode.
+    # Without the failure the file is replaced, keeping the old mode.
     monkeypatch.undo()
     code, err = fit()
     assert code == 0, err
@@ -877,7 +882,7 @@ def test_output_paths_checked_before_loading_data(
 
 def test_suspicious_rating_levels() -> None:
     """Item 15: values far from the others or very rare are flagged; regular scales are not."""
-    from rbmrec.cli import _suspicious_levels
+    from rbmrec.cli.fit import suspicious_levels as _suspicious_levels
 
     scale = np.repeat(np.arange(1.0, 6.0), 100)
     assert _suspicious_levels(scale) == []
@@ -952,7 +957,7 @@ def test_comparison_ctrl_c_stops_and_writes_nothing(work: Path, command: str) ->
     import time
 
     out = work / "interrupted_results.md"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env = _env(NUMBA_NUM_THREADS="1")
     env.pop("RBMREC_DATA_DIR", None)
     with open(work / "evaluate.err", "w") as err:
         proc = subprocess.Popen(
@@ -1069,33 +1074,16 @@ def test_fold_in_ratings_from_stdin(
     assert len(recs) == 3 and not {100, 101} & recs
 
 
-@pytest.fixture(scope="module")
-def twin_model(work: Path) -> Path:
-    """A second rating model fitted on the same data (same shape), another seed."""
-    out = work / "twin" / "rbm.npz"
-    res = run(
-        "fit", "--data", "ratings.csv", "--model", "rating-rbm", "--orientation", "user",
-        *FAST, "--seed", "7", "--out", str(out), cwd=work,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return out
-
-
 @pytest.mark.parametrize("side", [".ids.json", ".seen.npz"])
 def test_recommend_refuses_foreign_side_file_of_the_same_shape(
-    tmp_path: Path,
-    rating_model: Path,
-    twin_model: Path,
-    side: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys,
+    tmp_path: Path, side: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Item 3: a side file of another model fitted on the same data (so the shapes match)
     is refused, naming it, instead of being used silently."""
     import shutil
 
-    model = _copy_model(rating_model, tmp_path)
-    shutil.copy(str(twin_model) + side, str(model) + side)
+    model = _copy_model(LEGACY_RATING, tmp_path, LEGACY_SIDES)
+    shutil.copy(str(LEGACY_IRBM) + side, str(model) + side)
     code, _, err = run_here(
         tmp_path, "recommend", "--model", str(model), "--user", "u3",
         monkeypatch=monkeypatch, capsys=capsys,
@@ -1105,11 +1093,11 @@ def test_recommend_refuses_foreign_side_file_of_the_same_shape(
 
 
 def test_recommend_checks_model_class_and_reads_old_side_files(
-    tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Item 3: an ids.json naming another model class is refused; side files written before
     the hash and token existed still work (with a note)."""
-    model = _copy_model(rating_model, tmp_path)
+    model = _copy_model(LEGACY_RATING, tmp_path, LEGACY_SIDES)
     ids_path = Path(f"{model}.ids.json")
     doc = json.loads(ids_path.read_text())
     assert doc["model"] == "RatingRBM" and len(doc["token"]) == 32
@@ -1120,7 +1108,7 @@ def test_recommend_checks_model_class_and_reads_old_side_files(
         monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
-    assert "top 10 for user u3" in out and "older rbmrec" in err
+    assert "for user u3:" in out and "older rbmrec" in err
     ids_path.write_text(json.dumps({**old, "model": "ImplicitRBM"}))
     code, _, err = run_here(
         tmp_path, "recommend", "--model", str(model), "--user", "u3",
@@ -1241,7 +1229,8 @@ def test_datasets_download_uses_a_copy_in_rbmrec_data_dir(
 ) -> None:
     """Item 7: a release found through RBMREC_DATA_DIR is reported, not downloaded again;
     a missing one names the command-line command."""
-    from rbmrec import cli, datasets
+    from rbmrec import cli
+    from rbmrec.data import datasets
 
     folder = tmp_path / "data" / "ml-100k"
     folder.mkdir(parents=True)
@@ -1336,3 +1325,76 @@ def test_results_metadata_records_the_arguments_given_to_main(
     assert code == 0, err
     meta = json.loads((work / "meta.json").read_text())["metadata"]
     assert meta["command"] == "rbmrec evaluate --data ratings.csv --models pop --out meta.json"
+
+
+# --------------------------------------------------------------------------- model bundle file
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", "is corrupted or not an rbmrec model bundle"),
+        ("foreign", "is not an rbmrec model bundle"),
+        ("bare model", "ids.json is missing"),
+    ],
+)
+def test_recommend_damaged_or_foreign_bundle_exit_2_naming_the_file(
+    tmp_path: Path,
+    rating_model: Path,
+    damage: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    """A truncated bundle, an .npz of other arrays, or a model file without its id maps is
+    a one-line error naming the file (exit 2)."""
+    from rbmrec.bundle import ModelBundle
+
+    model = _copy_model(rating_model, tmp_path)
+    if damage == "truncated":
+        model.write_bytes(model.read_bytes()[:500])
+    elif damage == "foreign":
+        np.savez(model, weights=np.ones(3))
+    else:
+        ModelBundle.load(rating_model).model.save(model)
+    code, _, err = run_here(
+        tmp_path, "recommend", "--model", str(model), "--user", "u3",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2, err
+    assert str(model) in err and message in err and "Traceback" not in err
+
+
+def test_recommend_bundle_matches_the_python_api(
+    work: Path, implicit_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`rbmrec recommend` prints what ModelBundle.recommend returns (raw ids, scores)."""
+    from rbmrec.bundle import ModelBundle
+
+    code, out, err = run_here(
+        work, "recommend", "--model", str(implicit_model), "--user", "u5", "-n", "4", "--json",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    recs = json.loads(out)["recommendations"]
+    items, scores = ModelBundle.load(implicit_model).recommend("u5", N=4)
+    assert [r["item_id"] for r in recs] == items.tolist()
+    np.testing.assert_allclose([r["score"] for r in recs], scores, rtol=1e-6)
+
+
+def test_models_option_takes_registry_names_and_aliases(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, out, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "global-mean,baseline,POP",
+        "--validation-fraction", "0", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    for label in ("GlobalMean", "Bias", "Popularity"):
+        assert f"| {label} |" in out
+    code, _, err = run_here(
+        work, "evaluate", "--data", "ratings.csv", "--models", "bias,svd",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "--models: unknown model(s) 'svd'; choose from rating-rbm, implicit-rbm" in err
