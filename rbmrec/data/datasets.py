@@ -455,8 +455,8 @@ def download(
     if found is not None and not force:
         return found
     if final.exists() and ((final / _MANIFEST).is_file() or not _has_ratings(final)):
-        # Before downloading anything. A release folder without a record (written by an
-        # older rbmrec, or by hand) is checked against the new archive's files below.
+        # Before downloading anything. A release folder without a record (one download did
+        # not write, e.g. copied by hand) is checked against the new archive's files below.
         _refuse_foreign(final, name)
     cache.mkdir(parents=True, exist_ok=True)
     source = url or entry.url

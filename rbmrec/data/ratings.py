@@ -22,7 +22,7 @@ from rbmrec.models._sparse import repeated_entry
 Duplicates = Literal["error", "last", "mean"]
 
 
-# --------------------------------------------------------------------------- CSR helpers
+# --------------------------------------------------------------------------- CSR matrices
 
 
 def make_csr(

@@ -129,7 +129,7 @@ def _power_weights(base: np.ndarray, exponent: float) -> np.ndarray:
     relative to the largest one, computed in log space (the smallest may round to 0)."""
     weights = base ** -float(exponent)
     if _is_normal(weights):
-        return weights  # the plain formula is exact: keep it (same data as before)
+        return weights  # the plain formula is exact: keep it
     log_w = -float(exponent) * np.log(base)
     return np.exp(log_w - log_w.max())
 
@@ -149,7 +149,7 @@ def _allocate_power(
     they would underflow, so any finite exponent gives finite counts; int64, shape (n,)."""
     weights = base ** -float(exponent)
     if _is_normal(weights):
-        return _allocate(weights, total, low, high)  # same counts as before
+        return _allocate(weights, total, low, high)  # exact when no weight underflows
     log_w = -float(exponent) * np.log(base)
     log_w -= log_w.max()
     n = log_w.size

@@ -352,7 +352,7 @@ def test_integer_and_date_timestamps_mixed_names_both_lines(tmp_path):
         load_table(f, timestamp="ts")
 
 
-# ---- reviewer findings of 2026-11-27: blank lines, bare separators, encodings, line numbers
+# ---- blank lines, bare separators, encodings, line numbers
 
 
 @pytest.mark.parametrize(

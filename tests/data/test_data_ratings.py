@@ -220,7 +220,7 @@ def test_string_and_large_int_ids():
     assert r.user_items.toarray().tolist() == [[0, 2], [1, 3]]
 
 
-# --------------------------------------------------------------------------- review regressions
+# --------------------------------------------------------------------------- repeated pairs, limits
 
 
 def test_sparse_input_with_a_repeated_pair_is_rejected():
