@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 
 _BATCH_BYTES = 256 * 1024 * 1024
 _LEADING_SPACE = re.compile(rb"\s*")
-_SCHEMA = {"a": pl.String, "rating": pl.String, "date": pl.String}
+# "id": a customer id, or "MovieID:" on the line that starts a movie.
+_TEXT_SCHEMA = {"id": pl.String, "rating": pl.String, "date": pl.String}
 # Dates stay text: a pl.Date schema (or str.to_date alone) would also accept 09/06/2005
 # (read day first) and 2005-9-6; only YYYY-MM-DD is valid.
-_TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.String}
+_TYPED_SCHEMA = {"id": pl.String, "rating": pl.Float64, "date": pl.String}
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
@@ -135,10 +136,10 @@ def _parse_batch(
     if typed:
         parsed = _typed_rows(df)
         if parsed is not None:
-            return _columns(parsed, locate)
+            return _batch_arrays(parsed, locate)
         # Something is wrong on some line: re-read as text to say what and where.
         df = df.with_columns(pl.col("rating").cast(pl.String))
-    return _columns(_checked_text_rows(df, locate), locate)
+    return _batch_arrays(_checked_text_rows(df, locate), locate)
 
 
 def _read_batch(batch: bytes, locate: _Locator) -> tuple[pl.DataFrame, bool]:
@@ -154,12 +155,12 @@ def _read_batch(batch: bytes, locate: _Locator) -> tuple[pl.DataFrame, bool]:
     # empty three-field line (dropped later as blank) and shift rows back by one.
     data = b",,\n" + batch
     try:
-        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TYPED, quote_char=None)
+        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TYPED_SCHEMA, quote_char=None)
         return df, True
     except pl.exceptions.PolarsError:
         pass
     try:
-        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_SCHEMA, quote_char=None)
+        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TEXT_SCHEMA, quote_char=None)
     except pl.exceptions.PolarsError as exc:
         bad = first_non_utf8_line(batch)
         if bad is not None:
@@ -183,11 +184,11 @@ def _rating_rows(df: pl.DataFrame, batch: bytes, locate: _Locator) -> pl.DataFra
         A line of bare commas, or a movie line whose id is not an integer.
     """
     df = df.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64) - 1)
-    a = pl.col("a").str.strip_chars()
-    is_movie = a.str.ends_with(":") & pl.col("rating").is_null()
-    empty = (a.is_null() | (a == "")) & pl.col("rating").is_null() & pl.col("date").is_null()
+    head = pl.col("id").str.strip_chars()  # the first field: a customer id, or "MovieID:"
+    is_movie = head.str.ends_with(":") & pl.col("rating").is_null()
+    empty = (head.is_null() | (head == "")) & pl.col("rating").is_null() & pl.col("date").is_null()
     df = df.with_columns(
-        movie=pl.when(is_movie).then(a.str.strip_suffix(":").cast(pl.Int64, strict=False)),
+        movie=pl.when(is_movie).then(head.str.strip_suffix(":").cast(pl.Int64, strict=False)),
         is_movie=is_movie,
         blank=empty,
     )
@@ -213,7 +214,7 @@ def _typed_rows(df: pl.DataFrame) -> pl.DataFrame | None:
         "movie",
         "rating",
         date=_iso_date(pl.col("date")),
-        user=pl.col("a").str.strip_chars().cast(pl.Int64, strict=False),
+        user=pl.col("id").str.strip_chars().cast(pl.Int64, strict=False),
     )
     clean = parsed.select(
         pl.any_horizontal(pl.all().is_null()).any()
@@ -229,7 +230,7 @@ def _checked_text_rows(df: pl.DataFrame, locate: _Locator) -> pl.DataFrame:
     parsed = df.select(
         "row",
         "movie",
-        user=pl.col("a").str.strip_chars().cast(pl.Int64, strict=False),
+        user=pl.col("id").str.strip_chars().cast(pl.Int64, strict=False),
         rating=pl.col("rating").str.strip_chars().cast(pl.Float64, strict=False),
         date=_iso_date(pl.col("date").str.strip_chars()),
         r_raw=pl.col("rating"),
@@ -260,7 +261,7 @@ def _checked_text_rows(df: pl.DataFrame, locate: _Locator) -> pl.DataFrame:
     return parsed
 
 
-def _columns(
+def _batch_arrays(
     parsed: pl.DataFrame, locate: Callable[[int], tuple[Path, int]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
     rows = parsed["row"].to_numpy()
