@@ -603,7 +603,7 @@ def _draw_entries(
             local = users[groups == g]
             keys = _sample_rows(seen, counts[local], *samplers[g])
             rows, items = local[keys // n_items], keys % n_items
-            pos = indptr[rows] + _rank_in_row(rows)
+            pos = indptr[rows] + _offset_in_row(rows)
             indices[pos] = items
             value = truth.center + truth.half_range * (
                 truth.preference(rows, items)
@@ -617,7 +617,7 @@ def _draw_entries(
     return m, make_csr(ts, indices, indptr, (n_users, n_items)) if ts is not None else None
 
 
-def _rank_in_row(rows: np.ndarray) -> np.ndarray:
+def _offset_in_row(rows: np.ndarray) -> np.ndarray:
     """Position of each entry within its row, for entries sorted by row (shape (n,))."""
     first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     return np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
