@@ -333,39 +333,17 @@ def read_delimited(
     """
     if not data or data.isspace():
         raise DataError(f"{label}: the file is empty")
-    schema: dict[str, pl.DataType] = {}
-    gaps: list[str] = []
-    for k, f in enumerate(fields):
-        if k and sep == "::":
-            gaps.append(f"_gap{k}")
-            schema[gaps[-1]] = pl.String
-        schema[f.name] = f.dtype
-    if sep == "::":
-        polars_sep = ":"
-    elif len(sep) == 1:
-        polars_sep = sep
-    else:
-        raise ValueError(f"unsupported separator {sep!r}")
+    schema, gaps = _schema(fields, sep)
     lead, offset = skip_lines(data, n_header)
-
-    def read(types: dict[str, pl.DataType]) -> pl.DataFrame:
-        return pl.read_csv(
-            io.BytesIO(data[offset:]),
-            separator=polars_sep,
-            has_header=False,
-            schema=types,
-            quote_char=quote_char,
-            raise_if_empty=False,
-        )
-
+    reader = _Reader(data[offset:], _polars_separator(sep), quote_char)
     try:
-        frame = read(schema)
+        frame = reader.read(schema)
     except pl.exceptions.PolarsError as exc:
         diagnose(data, label, sep, fields, n_header)
         # Every line is valid once stripped (e.g. '100 ': polars accepts leading spaces
         # only): read text, strip, convert.
         try:
-            frame = read(dict.fromkeys(schema, pl.String))
+            frame = reader.read(dict.fromkeys(schema, pl.String))
         except pl.exceptions.PolarsError:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{label}: cannot be parsed: {first}") from exc
@@ -375,17 +353,9 @@ def read_delimited(
         if frame.select(pl.any_horizontal(pl.col(gaps).is_not_null()).any()).item():
             diagnose(data, label, sep, fields, n_header)
         frame = frame.drop(gaps)
-
-    # polars keeps a blank line as an all-null row, so row k is physical line k + 1 + header;
-    # after blank rows are dropped, ``kept`` maps rows back to the original positions.
-    kept: np.ndarray | None = None
-
-    def where(row: int) -> str:
-        pos = int(row) if kept is None else int(kept[row])
-        return f"{label}, line {pos + 1 + lead}"
-
-    null_any = pl.any_horizontal([pl.col(f.name).is_null() for f in fields if f.kind != "str"])
+    where = _LineOfRow(label, lead)
     null_all = pl.all_horizontal([pl.col(f.name).is_null() for f in fields])
+    null_any = pl.any_horizontal([pl.col(f.name).is_null() for f in fields if f.kind != "str"])
     bad = frame.select(
         (null_any & ~null_all).arg_true().first().alias("partial"),
         null_all.any().alias("blank"),
@@ -393,26 +363,98 @@ def read_delimited(
     if bad[0] is not None:
         diagnose(data, label, sep, fields, n_header)
         raise DataError(f"{where(bad[0])}: missing field(s)")
+    _check_ranges(frame, fields, data, lead, where)
+    if bad[1]:
+        frame = frame.with_row_index("_row").filter(~null_all)
+        where.kept = frame["_row"].to_numpy()
+        frame = frame.drop("_row")
+    return frame, where
+
+
+def _schema(fields: Sequence[Field], sep: str) -> tuple[dict[str, pl.DataType], list[str]]:
+    """The polars schema of a file of ``fields``, and the names of its gap columns: a
+    ``"::"`` file is read with ``":"``, which puts an empty column between fields."""
+    schema: dict[str, pl.DataType] = {}
+    gaps: list[str] = []
+    for k, f in enumerate(fields):
+        if k and sep == "::":
+            gaps.append(f"_gap{k}")
+            schema[gaps[-1]] = pl.String
+        schema[f.name] = f.dtype
+    return schema, gaps
+
+
+def _polars_separator(sep: str) -> str:
+    """The one-byte separator polars reads a ``sep`` file with (``":"`` for ``"::"``)."""
+    if sep == "::":
+        return ":"
+    if len(sep) == 1:
+        return sep
+    raise ValueError(f"unsupported separator {sep!r}")
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """The data lines of a delimited file, read by polars with one schema or another."""
+
+    text: bytes
+    separator: str
+    quote_char: str | None
+
+    def read(self, types: dict[str, pl.DataType]) -> pl.DataFrame:
+        return pl.read_csv(
+            io.BytesIO(self.text),
+            separator=self.separator,
+            has_header=False,
+            schema=types,
+            quote_char=self.quote_char,
+            raise_if_empty=False,
+        )
+
+
+@dataclass
+class _LineOfRow:
+    """``where(row)`` of :func:`read_delimited`: ``"file, line N"`` for a row of its frame.
+
+    polars keeps a blank line as an all-null row, so parsed row ``k`` is physical line
+    ``k + 1 + lead`` (``lead``: the header and blank lines before the first data line);
+    once blank rows are dropped, ``kept`` maps the frame's rows back to parsed rows.
+    """
+
+    label: str
+    lead: int
+    kept: np.ndarray | None = None
+
+    def __call__(self, row: int) -> str:
+        pos = int(row) if self.kept is None else int(self.kept[row])
+        return f"{self.label}, line {pos + 1 + self.lead}"
+
+
+def _check_ranges(
+    frame: pl.DataFrame,
+    fields: Sequence[Field],
+    data: bytes,
+    lead: int,
+    where: Callable[[int], str],
+) -> None:
+    """Raise :class:`DataError` at the earliest row with a negative id or a rating that is
+    not finite (on one row, the first such field), quoting its line."""
     checks = []
     for f in fields:
         if f.kind == "id":
             checks.append((pl.col(f.name) < 0, f"negative {f.name}"))
         elif f.kind == "rating":
             checks.append((~pl.col(f.name).is_finite(), f"{f.name} is not a finite number"))
-    if checks:
-        firsts = frame.select(
-            [cond.arg_true().first().alias(str(i)) for i, (cond, _) in enumerate(checks)]
-        ).row(0)
-        hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
-        if hits:
-            row, i = min(hits)  # the earliest line; on it, the first check in the list
-            text = line_text(data, int(row) + 1 + lead)
-            raise DataError(f"{where(row)}: {checks[i][1]}: {text!r}")
-    if bad[1]:
-        frame = frame.with_row_index("_row").filter(~null_all)
-        kept = frame["_row"].to_numpy()
-        frame = frame.drop("_row")
-    return frame, where
+    if not checks:
+        return
+    firsts = frame.select(
+        [cond.arg_true().first().alias(str(i)) for i, (cond, _) in enumerate(checks)]
+    ).row(0)
+    hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
+    if hits:
+        row, i = min(hits)  # the earliest line; on it, the first check in the list
+        text = line_text(data, int(row) + 1 + lead)
+        raise DataError(f"{where(row)}: {checks[i][1]}: {text!r}")
 
 
 def _convert_stripped(

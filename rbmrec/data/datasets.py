@@ -448,17 +448,15 @@ def download(
     """
     entry = info(name)
     if md5 is not None:
-        if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", md5.strip()):
-            raise ValueError(f"md5 must be 32 hexadecimal digits, got {md5!r}")
-        md5 = md5.strip()
+        md5 = _checked_md5(md5)
     cache = cache_dir()
     final = cache / name
     found = _find_release(final, entry) if final.exists() else None
     if found is not None and not force:
         return found
     if final.exists() and ((final / _MANIFEST).is_file() or not _has_ratings(final)):
-        # Before downloading anything. A release folder without a record (written by an
-        # older rbmrec, or by hand) is checked against the new archive's files below.
+        # Before downloading anything. A release folder without a record (one download did
+        # not write, e.g. copied by hand) is checked against the new archive's files below.
         _refuse_foreign(final, name)
     cache.mkdir(parents=True, exist_ok=True)
     source = url or entry.url
@@ -472,33 +470,54 @@ def download(
                 f"{expected}; the download is corrupted or the file changed upstream "
                 "(nothing was kept)"
             )
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-extract-", dir=cache))
-        try:
-            try:
-                with zipfile.ZipFile(tmp) as zf:
-                    _safe_extract(zf, staging)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise DownloadError(f"{name}: the downloaded archive is corrupted ({exc})") from exc
-            inner = _release_root(staging, entry)
-            for fname, digest in entry.file_md5.items():
-                if (inner / fname).is_file() and _md5_of(inner / fname) != digest:
-                    raise DownloadError(f"{name}: {fname} does not match its known md5 {digest}")
-            files = sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_file())
-            (inner / _MANIFEST).write_text(json.dumps(files), encoding="utf-8")
-            if final.exists():
-                # Checked again: files may have been added during the download.
-                _refuse_foreign(final, name, files)
-                old = cache / f".{name}-old-{os.getpid()}"
-                os.replace(final, old)
-                shutil.rmtree(old, ignore_errors=True)  # only files rbmrec wrote
-            os.replace(inner, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        _install(tmp, name, entry, cache, final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     log.info("%s ready at %s", name, final)
     return final
+
+
+def _checked_md5(md5: Any) -> str:
+    """``md5`` stripped of surrounding spaces; ValueError unless 32 hexadecimal digits."""
+    if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", md5.strip()):
+        raise ValueError(f"md5 must be 32 hexadecimal digits, got {md5!r}")
+    return md5.strip()
+
+
+def _install(tmp: Path, name: str, entry: DatasetInfo, cache: Path, final: Path) -> None:
+    """Extract the downloaded archive ``tmp`` into a staging folder of ``cache``, check its
+    files' known checksums, record its file list (the manifest) and move the release to
+    ``final``, replacing what rbmrec downloaded there before.
+
+    Raises
+    ------
+    DownloadError
+        A corrupted archive, a file whose md5 differs from the registry's, or ``final``
+        holding files rbmrec did not write.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-extract-", dir=cache))
+    try:
+        try:
+            with zipfile.ZipFile(tmp) as zf:
+                _safe_extract(zf, staging)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DownloadError(f"{name}: the downloaded archive is corrupted ({exc})") from exc
+        inner = _release_root(staging, entry)
+        for fname, digest in entry.file_md5.items():
+            if (inner / fname).is_file() and _md5_of(inner / fname) != digest:
+                raise DownloadError(f"{name}: {fname} does not match its known md5 {digest}")
+        files = sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_file())
+        (inner / _MANIFEST).write_text(json.dumps(files), encoding="utf-8")
+        if final.exists():
+            # Checked again: files may have been added during the download.
+            _refuse_foreign(final, name, files)
+            old = cache / f".{name}-old-{os.getpid()}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)  # only files rbmrec wrote
+        os.replace(inner, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _release_root(staging: Path, entry: DatasetInfo) -> Path:

@@ -46,20 +46,13 @@ def _as_id_array(
     TypeError
         Bytes (or complex) ids: ``b"a"`` would never be found by ``to_index("a")``.
     """
-    loc = where or (lambda k: f"position {k}")
+    loc = where or _position
     noun = "id" if what == "id" else f"{what} id"
-
-    def bytes_error(k: int, v: Any) -> TypeError:
-        return TypeError(
-            f"{loc(k)}: {noun} {v!r} is bytes; ids must be integers or str: decode them "
-            "first (e.g. b.decode())"
-        )
-
     if isinstance(values, list | tuple):
         # numpy would turn ["a", b"b"] into the str "b" or "b'b'": check the elements first.
         for k, v in enumerate(values):
             if isinstance(v, bytes | bytearray):
-                raise bytes_error(k, v)
+                raise _bytes_error(loc(k), noun, v)
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -88,21 +81,40 @@ def _as_id_array(
     if arr.dtype.kind == "c":
         raise TypeError(f"{noun}s must be integers or str, not complex numbers")
     if arr.dtype.kind == "O":
-        for k, v in enumerate(arr):
-            # str(None) == "None" and str(nan) == "nan" would become real ids.
-            if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
-                raise DataError(f"{loc(k)}: missing {noun} ({v!r})")
-            if isinstance(v, bytes | bytearray):
-                raise bytes_error(k, v)
-        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr):
-            try:
-                return arr.astype(np.int64)
-            except OverflowError:
-                raise DataError(
-                    f"{noun}s must fit in int64 (found {max(arr)}); pass them as strings"
-                ) from None
-        return arr.astype(str)
+        return _object_ids(arr, noun, loc)
     return arr
+
+
+def _position(k: int) -> str:
+    """How element ``k`` of ids is named in messages when the caller gives no ``where``."""
+    return f"position {k}"
+
+
+def _bytes_error(where_k: str, noun: str, v: Any) -> TypeError:
+    """The error for a bytes id ``v`` at ``where_k``: ``b"a"`` would never match ``"a"``."""
+    return TypeError(
+        f"{where_k}: {noun} {v!r} is bytes; ids must be integers or str: decode them "
+        "first (e.g. b.decode())"
+    )
+
+
+def _object_ids(arr: np.ndarray, noun: str, loc: Callable[[int], str]) -> np.ndarray:
+    """Ids from an object array (shape (n,)): int64 when every element is an int, else
+    unicode; a missing id (None, NaN) raises :class:`DataError`, a bytes id TypeError."""
+    for k, v in enumerate(arr):
+        # str(None) == "None" and str(nan) == "nan" would become real ids.
+        if v is None or (isinstance(v, float | np.floating) and np.isnan(v)):
+            raise DataError(f"{loc(k)}: missing {noun} ({v!r})")
+        if isinstance(v, bytes | bytearray):
+            raise _bytes_error(loc(k), noun, v)
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr):
+        try:
+            return arr.astype(np.int64)
+        except OverflowError:
+            raise DataError(
+                f"{noun}s must fit in int64 (found {max(arr)}); pass them as strings"
+            ) from None
+    return arr.astype(str)
 
 
 class IdMap:

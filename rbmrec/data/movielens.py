@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,7 @@ def load_movielens(
     with Source(path) as source:
         source.descend(_MARKERS)
         fmt = _detect(source)
-        if fmt == "100k":
-            base = "u.data"
-            frame, where = _read_100k_ratings(source, base)
-        elif fmt == "dat":
-            base = source.find("ratings.dat", "ratings_no_timestamps.dat")
-            assert base is not None
-            frame, where = _read_dat_ratings(source, base)
-        else:
-            base = "ratings.csv"
-            frame, where = _read_csv_ratings(source, base)
+        base, frame, where = _read_ratings(source, fmt)
         ratings = frame["rating"].to_numpy()
         release = _release_name(source, fmt, ratings)
         scale = INT_SCALE if release in ("ml-100k", "ml-1m") else HALF_STAR_SCALE
@@ -156,6 +148,22 @@ def load_movielens(
         )
     log.info("loaded %r", result)
     return result
+
+
+def _read_ratings(source: Source, fmt: str) -> tuple[str, pl.DataFrame, Callable[[int], str]]:
+    """``(file name, frame, where)``: the ratings file of a release in format ``fmt``
+    (``"100k"``, ``"dat"`` or ``"csv"``, see :func:`_detect`), parsed."""
+    if fmt == "100k":
+        base = "u.data"
+        frame, where = _read_100k_ratings(source, base)
+    elif fmt == "dat":
+        base = source.find("ratings.dat", "ratings_no_timestamps.dat")
+        assert base is not None
+        frame, where = _read_dat_ratings(source, base)
+    else:
+        base = "ratings.csv"
+        frame, where = _read_csv_ratings(source, base)
+    return base, frame, where
 
 
 def _detect(source: Source) -> str:

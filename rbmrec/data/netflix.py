@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 
 _BATCH_BYTES = 256 * 1024 * 1024
 _LEADING_SPACE = re.compile(rb"\s*")
-_SCHEMA = {"a": pl.String, "rating": pl.String, "date": pl.String}
+# "id": a customer id, or "MovieID:" on the line that starts a movie.
+_TEXT_SCHEMA = {"id": pl.String, "rating": pl.String, "date": pl.String}
 # Dates stay text: a pl.Date schema (or str.to_date alone) would also accept 09/06/2005
 # (read day first) and 2005-9-6; only YYYY-MM-DD is valid.
-_TYPED = {"a": pl.String, "rating": pl.Float64, "date": pl.String}
+_TYPED_SCHEMA = {"id": pl.String, "rating": pl.Float64, "date": pl.String}
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
@@ -98,92 +99,138 @@ def _batches(files: list[Path]) -> Iterator[tuple[bytes, list[tuple[Path, int]]]
         yield b"".join(chunks), spans
 
 
-def _locator(spans: list[tuple[Path, int]]) -> Callable[[int], tuple[Path, int]]:
-    starts = np.array([s for _, s in spans], dtype=np.int64)
+class _Locator:
+    """Where row ``row`` of a batch (its concatenated files) comes from: ``locate(row)`` is
+    ``(file, 1-based line)``; ``fail(row, problem)`` the error quoting that line."""
 
-    def locate(row: int) -> tuple[Path, int]:
-        j = int(np.searchsorted(starts, row, side="right")) - 1
-        return spans[j][0], int(row - starts[j]) + 1
+    def __init__(self, spans: list[tuple[Path, int]]) -> None:
+        self.spans = spans
+        self.starts = np.array([s for _, s in spans], dtype=np.int64)
 
-    return locate
+    def __call__(self, row: int) -> tuple[Path, int]:
+        j = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.spans[j][0], int(row - self.starts[j]) + 1
+
+    def fail(self, row: int, problem: str) -> DataError:
+        f, line = self(row)
+        text = line_text(f.read_bytes(), line)
+        return DataError(f"{f}, line {line}: {problem}: {text!r}")
 
 
 def _parse_batch(
     data: bytes, spans: list[tuple[Path, int]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
-    locate = _locator(spans)
+    """Users, movies, ratings, timestamps (shape (n,) each) and ``where(k)`` of one batch
+    of concatenated movie files (``spans``: each file and its first line in the batch).
 
-    def fail(row: int, problem: str) -> DataError:
-        f, line = locate(row)
-        text = line_text(f.read_bytes(), line)
-        return DataError(f"{f}, line {line}: {problem}: {text!r}")
-
+    Raises
+    ------
+    DataError
+        The first bad line of the batch, naming its file and line.
+    """
+    locate = _Locator(spans)
     if not data or data.isspace():
         raise DataError(f"{spans[0][0]}: the file is empty")
-    batch = data
+    df, typed = _read_batch(data, locate)
+    df = _rating_rows(df, data, locate)
+    if typed:
+        parsed = _typed_rows(df)
+        if parsed is not None:
+            return _batch_arrays(parsed, locate)
+        # Something is wrong on some line: re-read as text to say what and where.
+        df = df.with_columns(pl.col("rating").cast(pl.String))
+    return _batch_arrays(_checked_text_rows(df, locate), locate)
+
+
+def _read_batch(batch: bytes, locate: _Locator) -> tuple[pl.DataFrame, bool]:
+    """The batch as a three-column frame, and whether its ratings parsed as numbers (else
+    every column is text). Row ``k`` of the frame is line ``k - 1`` of the batch.
+
+    Raises
+    ------
+    DataError
+        Text that is not UTF-8, or a line with more than three fields.
+    """
     # polars takes the column count from the first line, a one-field "N:" line: lead with an
-    # empty three-field line (dropped below as blank) and shift rows back by one.
-    data = b",,\n" + data
+    # empty three-field line (dropped later as blank) and shift rows back by one.
+    data = b",,\n" + batch
     try:
-        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TYPED, quote_char=None)
-        typed = True
+        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TYPED_SCHEMA, quote_char=None)
+        return df, True
     except pl.exceptions.PolarsError:
-        typed = False
-    if not typed:
-        try:
-            df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_SCHEMA, quote_char=None)
-        except pl.exceptions.PolarsError as exc:
-            bad = first_non_utf8_line(batch)
-            if bad is not None:
-                raise fail(bad - 1, "not UTF-8 text (a damaged or re-encoded file?)") from None
-            # Too many fields on some line: find it.
-            for k, raw in enumerate(data.split(b"\n")):
-                if raw.count(b",") > 2:
-                    raise fail(k - 1, "expected 'CustomerID,Rating,Date'") from None
-            f, _ = locate(0)
-            raise DataError(f"{f}: cannot be read as Netflix Prize ratings ({exc})") from exc
+        pass
+    try:
+        df = pl.read_csv(io.BytesIO(data), has_header=False, schema=_TEXT_SCHEMA, quote_char=None)
+    except pl.exceptions.PolarsError as exc:
+        bad = first_non_utf8_line(batch)
+        if bad is not None:
+            raise locate.fail(bad - 1, "not UTF-8 text (a damaged or re-encoded file?)") from None
+        # Too many fields on some line: find it.
+        for k, raw in enumerate(data.split(b"\n")):
+            if raw.count(b",") > 2:
+                raise locate.fail(k - 1, "expected 'CustomerID,Rating,Date'") from None
+        f, _ = locate(0)
+        raise DataError(f"{f}: cannot be read as Netflix Prize ratings ({exc})") from exc
+    return df, False
+
+
+def _rating_rows(df: pl.DataFrame, batch: bytes, locate: _Locator) -> pl.DataFrame:
+    """The rating lines of a read batch, with their ``row`` (line in the batch, 0-based)
+    and ``movie`` (from the last ``N:`` line above); blank lines dropped.
+
+    Raises
+    ------
+    DataError
+        A line of bare commas, or a movie line whose id is not an integer.
+    """
     df = df.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64) - 1)
-    a = pl.col("a").str.strip_chars()
-    is_movie = a.str.ends_with(":") & pl.col("rating").is_null()
-    empty = (a.is_null() | (a == "")) & pl.col("rating").is_null() & pl.col("date").is_null()
+    head = pl.col("id").str.strip_chars()  # the first field: a customer id, or "MovieID:"
+    is_movie = head.str.ends_with(":") & pl.col("rating").is_null()
+    empty = (head.is_null() | (head == "")) & pl.col("rating").is_null() & pl.col("date").is_null()
     df = df.with_columns(
-        movie=pl.when(is_movie).then(a.str.strip_suffix(":").cast(pl.Int64, strict=False)),
+        movie=pl.when(is_movie).then(head.str.strip_suffix(":").cast(pl.Int64, strict=False)),
         is_movie=is_movie,
         blank=empty,
     )
     # An empty row is a blank line (skipped) or a line of bare commas (an error); the leading
-    # ",," line added above (row -1) is blank by construction.
+    # ",," line added by _read_batch (row -1) is blank by construction.
     suspect = df.filter(pl.col("blank") & (pl.col("row") >= 0))["row"].to_numpy()
     if suspect.size:
         not_blank = suspect[~blank_lines(batch, suspect + 1)]
         if not_blank.size:
-            raise fail(int(not_blank[0]), "expected 'CustomerID,Rating,Date'")
+            raise locate.fail(int(not_blank[0]), "expected 'CustomerID,Rating,Date'")
     bad_header = df.filter(pl.col("is_movie") & pl.col("movie").is_null())
     if bad_header.height:
-        raise fail(int(bad_header["row"][0]), "movie id is not an integer")
+        raise locate.fail(int(bad_header["row"][0]), "movie id is not an integer")
     df = df.with_columns(pl.col("movie").forward_fill())
-    df = df.filter(~pl.col("is_movie") & ~pl.col("blank"))
-    if typed:
-        parsed = df.select(
-            "row",
-            "movie",
-            "rating",
-            date=_iso_date(pl.col("date")),
-            user=a.cast(pl.Int64, strict=False),
-        )
-        clean = parsed.select(
-            pl.any_horizontal(pl.all().is_null()).any()
-            | (pl.col("user") < 0).any()
-            | (~pl.col("rating").is_finite()).any()
-        ).item()
-        if not clean:
-            return _columns(parsed, locate)
-        # Something is wrong on some line: re-read as text to say what and where.
-        df = df.with_columns(pl.col("rating").cast(pl.String))
+    return df.filter(~pl.col("is_movie") & ~pl.col("blank"))
+
+
+def _typed_rows(df: pl.DataFrame) -> pl.DataFrame | None:
+    """Columns ``row, movie, rating, date, user`` of rating rows read with numeric ratings,
+    or None when some value is missing or invalid (the text path then names it)."""
     parsed = df.select(
         "row",
         "movie",
-        user=a.str.strip_chars().cast(pl.Int64, strict=False),
+        "rating",
+        date=_iso_date(pl.col("date")),
+        user=pl.col("id").str.strip_chars().cast(pl.Int64, strict=False),
+    )
+    clean = parsed.select(
+        pl.any_horizontal(pl.all().is_null()).any()
+        | (pl.col("user") < 0).any()
+        | (~pl.col("rating").is_finite()).any()
+    ).item()
+    return None if clean else parsed
+
+
+def _checked_text_rows(df: pl.DataFrame, locate: _Locator) -> pl.DataFrame:
+    """Rating rows read as text, parsed (columns as :func:`_typed_rows`); the earliest bad
+    line raises :class:`DataError` saying what is wrong with it."""
+    parsed = df.select(
+        "row",
+        "movie",
+        user=pl.col("id").str.strip_chars().cast(pl.Int64, strict=False),
         rating=pl.col("rating").str.strip_chars().cast(pl.Float64, strict=False),
         date=_iso_date(pl.col("date").str.strip_chars()),
         r_raw=pl.col("rating"),
@@ -210,11 +257,11 @@ def _parse_batch(
     hits = [(row, i) for i, row in enumerate(firsts) if row is not None]
     if hits:
         k, i = min(hits)  # the earliest line; on it, the first check in the list
-        raise fail(int(parsed["row"][k]), checks[i][1])
-    return _columns(parsed, locate)
+        raise locate.fail(int(parsed["row"][k]), checks[i][1])
+    return parsed
 
 
-def _columns(
+def _batch_arrays(
     parsed: pl.DataFrame, locate: Callable[[int], tuple[Path, int]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable[[int], str]]:
     rows = parsed["row"].to_numpy()

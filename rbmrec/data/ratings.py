@@ -22,7 +22,7 @@ from rbmrec.models._sparse import repeated_entry
 Duplicates = Literal["error", "last", "mean"]
 
 
-# --------------------------------------------------------------------------- CSR helpers
+# --------------------------------------------------------------------------- CSR matrices
 
 
 def make_csr(
@@ -343,104 +343,18 @@ class Ratings:
         """
         if duplicates not in ("error", "last", "mean"):
             raise ValueError(f"duplicates must be 'error', 'last' or 'mean', got {duplicates!r}")
-        loc = where or (lambda k: f"row {k}")
+        loc = where or _row_label
         u_raw = _as_id_array(user, "user", loc)
         i_raw = _as_id_array(item, "item", loc)
-        r = np.asarray(rating)
-        if r.ndim != 1:
-            r = r.reshape(-1)
-        if not (u_raw.size == i_raw.size == r.size):
-            raise DataError(
-                f"users, items and ratings differ in length: {u_raw.size}, {i_raw.size}, {r.size}"
-            )
-        if r.dtype.kind not in "iuf":
-            raise DataError(f"ratings must be numeric, got dtype {r.dtype}")
-        given = r
-        # Checked as stored (float32): 1e-50 becomes 0 and 1e39 infinity there.
-        with np.errstate(over="ignore", under="ignore"):
-            r = r.astype(np.float32)
-        bad = np.flatnonzero(~np.isfinite(r))
-        if bad.size:
-            k = bad[0]
-            problem = "is not a finite number"
-            if np.isfinite(given[k]):
-                problem = "is beyond the float32 range of stored ratings (about 3.4e38)"
-            raise DataError(f"{loc(k)}: rating {given[k].item()!r} {problem}")
-        bad = np.flatnonzero(r == 0)
-        if bad.size:
-            k = bad[0]
-            shown = "" if given[k] == 0 else f" ({given[k].item()!r} rounds to 0 in float32)"
-            raise DataError(
-                f"{loc(k)}: rating of 0{shown}: sparse storage cannot tell a 0 rating from a "
-                "missing one; shift the scale (e.g. 1..5) or drop those rows"
-            )
+        r = _checked_ratings(rating, u_raw.size, i_raw.size, loc)
         for raw, what in ((u_raw, "user"), (i_raw, "item")):
-            if raw.dtype.kind == "f":
-                raise DataError(f"{what} ids must be integers or strings, got floats")
-            if raw.dtype.kind == "i" and raw.size:
-                neg = np.flatnonzero(raw < 0)
-                if neg.size:
-                    raise DataError(f"{loc(neg[0])}: negative {what} id {raw[neg[0]].item()}")
-        ts = None
-        if timestamp is not None:
-            ts = np.asarray(timestamp).reshape(-1)
-            if ts.size != r.size:
-                raise DataError(f"timestamps has {ts.size} values for {r.size} ratings")
-            ts = _epoch_seconds(ts, loc)
-
-        if user_ids is None:
-            uniq, u_idx = _factorize(u_raw)
-            user_ids = IdMap._from_sorted_unique(uniq, "user")
-        else:
-            u_idx = user_ids.to_index(u_raw)
-        if item_ids is None:
-            uniq, i_idx = _factorize(i_raw)
-            item_ids = IdMap._from_sorted_unique(uniq, "item")
-        else:
-            i_idx = item_ids.to_index(i_raw)
-        n_users, n_items = len(user_ids), len(item_ids)
-
-        key = u_idx.astype(np.int64) * n_items + i_idx
-        order = None
-        if key.size > 1 and np.any(key[1:] <= key[:-1]):
-            order, key = _stable_sort(key)
-        data = r if order is None else r[order]
-        tsd = None if ts is None else (ts if order is None else ts[order])
-        if key.size > 1:
-            dup = key[1:] == key[:-1]
-            if dup.any():
-                if duplicates == "error":
-                    j = int(np.flatnonzero(dup)[0])
-                    a, b = (j, j + 1) if order is None else (int(order[j]), int(order[j + 1]))
-                    raise DataError(
-                        f"{loc(b)}: duplicate rating of item {i_raw[b].item()!r} by user "
-                        f"{u_raw[b].item()!r} "
-                        f"(first at {loc(a)}); pass duplicates='last' or 'mean' to merge them"
-                    )
-                start = np.flatnonzero(np.r_[True, ~dup])
-                last = np.r_[start[1:] - 1, key.size - 1]
-                if duplicates == "mean":
-                    counts = np.diff(np.r_[start, key.size])
-                    # Averaged in float64 (no float32 overflow), checked as stored.
-                    data = np.add.reduceat(data.astype(np.float64), start) / counts
-                    with np.errstate(under="ignore"):
-                        data = data.astype(np.float32)
-                    if np.any(data == 0):
-                        raise DataError(
-                            "duplicate ratings average to 0, which sparse storage cannot "
-                            "hold; use duplicates='last' or shift the scale"
-                        )
-                else:
-                    data = data[last]
-                key = key[start]
-                if tsd is not None:
-                    tsd = tsd[last]
-        rows = (key // n_items).astype(np.int32)
-        cols = (key % n_items).astype(np.int32)
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-        m = make_csr(data, cols, indptr, (n_users, n_items))
-        t = None if tsd is None else make_csr(tsd, cols, indptr, (n_users, n_items))
+            _check_id_values(raw, what, loc)
+        ts = None if timestamp is None else _checked_timestamps(timestamp, r.size, loc)
+        u_idx, user_ids = _indexed(u_raw, user_ids, "user")
+        i_idx, item_ids = _indexed(i_raw, item_ids, "item")
+        entries = _Entries(u_idx.astype(np.int64) * len(item_ids) + i_idx, r, ts)
+        entries = entries.sorted().merged(duplicates, u_raw, i_raw, loc)
+        m, t = entries.csr(len(user_ids), len(item_ids))
         return cls(m, user_ids, item_ids, timestamps=t, _checked=True, **kwargs)
 
     @classmethod
@@ -476,7 +390,7 @@ class Ratings:
         missing = [c for c in wanted if c not in df.columns]
         if missing:
             raise DataError(f"column(s) {missing} not in the frame (columns: {df.columns})")
-        where = kwargs.pop("where", None) or (lambda k: f"row {k}")
+        where = kwargs.pop("where", None) or _row_label
         for col in wanted:
             nulls = df[col].is_null()
             if nulls.any():
@@ -582,6 +496,157 @@ class Ratings:
             has_timestamps=self.timestamps is not None,
             name=self.name,
         )
+
+
+# --------------------------------------------------------------------------- from_arrays steps
+
+
+def _row_label(k: int) -> str:
+    """How an input row is named in messages when the caller gives no ``where``."""
+    return f"row {k}"
+
+
+def _checked_ratings(
+    rating: Any, n_users: int, n_items: int, loc: Callable[[int], str]
+) -> np.ndarray:
+    """``rating`` as float32, shape (n,), checked as stored: same length as the ids
+    (``n_users`` and ``n_items`` values), numeric, finite and non-zero in float32.
+
+    Raises
+    ------
+    DataError
+        The first problem, naming the row (``loc(k)``) where there is one.
+    """
+    r = np.asarray(rating)
+    if r.ndim != 1:
+        r = r.reshape(-1)
+    if not (n_users == n_items == r.size):
+        raise DataError(
+            f"users, items and ratings differ in length: {n_users}, {n_items}, {r.size}"
+        )
+    if r.dtype.kind not in "iuf":
+        raise DataError(f"ratings must be numeric, got dtype {r.dtype}")
+    given = r
+    # Checked as stored (float32): 1e-50 becomes 0 and 1e39 infinity there.
+    with np.errstate(over="ignore", under="ignore"):
+        r = r.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(r))
+    if bad.size:
+        k = bad[0]
+        problem = "is not a finite number"
+        if np.isfinite(given[k]):
+            problem = "is beyond the float32 range of stored ratings (about 3.4e38)"
+        raise DataError(f"{loc(k)}: rating {given[k].item()!r} {problem}")
+    bad = np.flatnonzero(r == 0)
+    if bad.size:
+        k = bad[0]
+        shown = "" if given[k] == 0 else f" ({given[k].item()!r} rounds to 0 in float32)"
+        raise DataError(
+            f"{loc(k)}: rating of 0{shown}: sparse storage cannot tell a 0 rating from a "
+            "missing one; shift the scale (e.g. 1..5) or drop those rows"
+        )
+    return r
+
+
+def _check_id_values(raw: np.ndarray, what: str, loc: Callable[[int], str]) -> None:
+    """Raise :class:`DataError` for float ids or a negative integer id (``what``: "user" or
+    "item")."""
+    if raw.dtype.kind == "f":
+        raise DataError(f"{what} ids must be integers or strings, got floats")
+    if raw.dtype.kind == "i" and raw.size:
+        neg = np.flatnonzero(raw < 0)
+        if neg.size:
+            raise DataError(f"{loc(neg[0])}: negative {what} id {raw[neg[0]].item()}")
+
+
+def _checked_timestamps(timestamp: Any, n: int, loc: Callable[[int], str]) -> np.ndarray:
+    """``timestamp`` as int64 seconds, shape (n,) (see :func:`_epoch_seconds`)."""
+    ts = np.asarray(timestamp).reshape(-1)
+    if ts.size != n:
+        raise DataError(f"timestamps has {ts.size} values for {n} ratings")
+    return _epoch_seconds(ts, loc)
+
+
+def _indexed(raw: np.ndarray, ids: IdMap | None, what: str) -> tuple[np.ndarray, IdMap]:
+    """(index of each raw id, the id map): ``ids`` when given (unknown ids raise), else the
+    sorted distinct ids."""
+    if ids is None:
+        uniq, idx = _factorize(raw)
+        return idx, IdMap._from_sorted_unique(uniq, what)
+    return ids.to_index(raw), ids
+
+
+@dataclass
+class _Entries:
+    """Ratings being built: ``key = user * n_items + item`` (int64), the float32 ratings and
+    the int64 timestamps (or None), all shape (n,); ``order[j]`` is the input row of entry
+    ``j`` once :meth:`sorted` (None while in input order)."""
+
+    key: np.ndarray
+    data: np.ndarray
+    ts: np.ndarray | None
+    order: np.ndarray | None = None
+
+    def sorted(self) -> _Entries:
+        """The entries in key order (stable: repeated pairs stay in input order)."""
+        key = self.key
+        if not (key.size > 1 and np.any(key[1:] <= key[:-1])):
+            return self
+        order, key = _stable_sort(key)
+        ts = None if self.ts is None else self.ts[order]
+        return _Entries(key, self.data[order], ts, order)
+
+    def merged(
+        self,
+        duplicates: Duplicates,
+        u_raw: np.ndarray,
+        i_raw: np.ndarray,
+        loc: Callable[[int], str],
+    ) -> _Entries:
+        """Sorted entries with each repeated (user, item) pair merged as ``duplicates`` says
+        (the last timestamp kept), or a :class:`DataError` naming both rows for "error"."""
+        key = self.key
+        if key.size <= 1:
+            return self
+        dup = key[1:] == key[:-1]
+        if not dup.any():
+            return self
+        if duplicates == "error":
+            j = int(np.flatnonzero(dup)[0])
+            order = self.order
+            a, b = (j, j + 1) if order is None else (int(order[j]), int(order[j + 1]))
+            raise DataError(
+                f"{loc(b)}: duplicate rating of item {i_raw[b].item()!r} by user "
+                f"{u_raw[b].item()!r} "
+                f"(first at {loc(a)}); pass duplicates='last' or 'mean' to merge them"
+            )
+        start = np.flatnonzero(np.r_[True, ~dup])
+        last = np.r_[start[1:] - 1, key.size - 1]
+        if duplicates == "mean":
+            counts = np.diff(np.r_[start, key.size])
+            # Averaged in float64 (no float32 overflow), checked as stored.
+            data = np.add.reduceat(self.data.astype(np.float64), start) / counts
+            with np.errstate(under="ignore"):
+                data = data.astype(np.float32)
+            if np.any(data == 0):
+                raise DataError(
+                    "duplicate ratings average to 0, which sparse storage cannot "
+                    "hold; use duplicates='last' or shift the scale"
+                )
+        else:
+            data = self.data[last]
+        return _Entries(key[start], data, None if self.ts is None else self.ts[last])
+
+    def csr(self, n_users: int, n_items: int) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+        """(ratings, timestamps or None) as CSR matrices of shape (n_users, n_items), from
+        sorted entries without repeated pairs."""
+        rows = (self.key // n_items).astype(np.int32)
+        cols = (self.key % n_items).astype(np.int32)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+        m = make_csr(self.data, cols, indptr, (n_users, n_items))
+        t = None if self.ts is None else make_csr(self.ts, cols, indptr, (n_users, n_items))
+        return m, t
 
 
 # --------------------------------------------------------------------------- internals

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from rbmrec.data.ratings import Ratings, make_csr
 from rbmrec.errors import DataError
@@ -128,7 +129,7 @@ def _power_weights(base: np.ndarray, exponent: float) -> np.ndarray:
     relative to the largest one, computed in log space (the smallest may round to 0)."""
     weights = base ** -float(exponent)
     if _is_normal(weights):
-        return weights  # the plain formula is exact: keep it (same data as before)
+        return weights  # the plain formula is exact: keep it
     log_w = -float(exponent) * np.log(base)
     return np.exp(log_w - log_w.max())
 
@@ -148,7 +149,7 @@ def _allocate_power(
     they would underflow, so any finite exponent gives finite counts; int64, shape (n,)."""
     weights = base ** -float(exponent)
     if _is_normal(weights):
-        return _allocate(weights, total, low, high)  # same counts as before
+        return _allocate(weights, total, low, high)  # exact when no weight underflows
     log_w = -float(exponent) * np.log(base)
     log_w -= log_w.max()
     n = log_w.size
@@ -420,9 +421,38 @@ def make_ratings(
     DataError
         The number of ratings exceeds the int32 index range.
     """
+    args = dict(locals())  # every argument by name, for ``info``
+    _check_sizes(n_users, n_items, n_groups, density, min_per_user)
+    _check_shape(noise, affinity, bias, popularity, activity, exposure)
+    _check_positive_int(chunk_ratings, "chunk_ratings")
+    lv, low, high = _resolve_levels(levels, n_levels, scale)
+    structure, seen, rating = _streams(seed)
+    truth = _draw_truth(structure, n_users, n_items, n_groups, bias, affinity, lv, low, high)
+    counts = _rating_counts(structure, n_users, n_items, density, activity, min_per_user)
+    samplers = _group_samplers(_zipf_weights(n_items, popularity, structure), truth, exposure)
+    m, t = _draw_entries(truth, counts, samplers, seen, rating, noise, chunk_ratings, timestamps)
+    return _as_ratings(m, t, truth, args)
+
+
+def _streams(seed: int) -> tuple[np.random.Generator, ...]:
+    """Three independent random streams from ``seed``: the planted structure (groups,
+    biases, activity and popularity rankings), which items are observed, and the rating
+    noise with the timestamps."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+def _check_positive_int(value: Any, label: str) -> None:
+    """ValueError naming ``label`` unless ``value`` is an int >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{label} must be a positive int, got {value!r}")
+
+
+def _check_sizes(
+    n_users: Any, n_items: Any, n_groups: Any, density: Any, min_per_user: Any
+) -> None:
+    """The size arguments of :func:`make_ratings`, checked in the order of its signature."""
     for value, label in ((n_users, "n_users"), (n_items, "n_items"), (n_groups, "n_groups")):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{label} must be a positive int, got {value!r}")
+        _check_positive_int(value, label)
     if not (0 < _real(density, "density") <= 1):
         raise ValueError(f"density must be in (0, 1], got {density!r}")
     if (
@@ -431,6 +461,12 @@ def make_ratings(
         or not (0 <= min_per_user <= n_items)
     ):
         raise ValueError(f"min_per_user must be an int in [0, n_items], got {min_per_user!r}")
+
+
+def _check_shape(
+    noise: Any, affinity: Any, bias: Any, popularity: Any, activity: Any, exposure: Any
+) -> None:
+    """The distribution arguments of :func:`make_ratings`: finite reals, >= 0 (exposure > 0)."""
     for value, label in (
         (noise, "noise"),
         (affinity, "affinity"),
@@ -443,40 +479,68 @@ def make_ratings(
             raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
     if not (np.isfinite(_real(exposure, "exposure")) and exposure > 0):
         raise ValueError(f"exposure must be a finite number > 0, got {exposure!r}")
-    if (
-        isinstance(chunk_ratings, bool)
-        or not isinstance(chunk_ratings, int | np.integer)
-        or chunk_ratings < 1
-    ):
-        raise ValueError(f"chunk_ratings must be a positive int, got {chunk_ratings!r}")
+
+
+def _resolve_levels(
+    levels: Any, n_levels: int | None, scale: Any
+) -> tuple[np.ndarray | None, float, float]:
+    """``(levels, low, high)``: the rating levels (float32, sorted; None for a continuous
+    ``scale``) and the scale's bounds, from :func:`make_ratings`'s three scale arguments."""
     if n_levels is not None:
         if levels is not None:
             raise ValueError("give levels or n_levels, not both")
         levels = n_levels
     lv = _levels(levels, scale)
     if lv is None:
-        low, high = float(scale[0]), float(scale[1])  # type: ignore[index]
-    else:
-        low, high = float(lv[0]), float(lv[-1])
-    center, half = (low + high) / 2, max((high - low) / 2, 1e-9)
+        return lv, float(scale[0]), float(scale[1])
+    return lv, float(lv[0]), float(lv[-1])
 
-    ss = np.random.SeedSequence(seed)
-    s_struct, s_obs, s_rate = (np.random.default_rng(s) for s in ss.spawn(3))
-    truth = PlantedTruth(
-        user_group=s_struct.integers(0, n_groups, n_users).astype(np.int32),
-        item_group=s_struct.integers(0, n_groups, n_items).astype(np.int32),
-        user_bias=(s_struct.standard_normal(n_users) * bias).astype(np.float32),
-        item_bias=(s_struct.standard_normal(n_items) * bias).astype(np.float32),
+
+def _draw_truth(
+    rng: np.random.Generator,
+    n_users: int,
+    n_items: int,
+    n_groups: int,
+    bias: float,
+    affinity: float,
+    lv: np.ndarray | None,
+    low: float,
+    high: float,
+) -> PlantedTruth:
+    """The planted structure: groups, then biases of users and items, drawn from ``rng``."""
+    return PlantedTruth(
+        user_group=rng.integers(0, n_groups, n_users).astype(np.int32),
+        item_group=rng.integers(0, n_groups, n_items).astype(np.int32),
+        user_bias=(rng.standard_normal(n_users) * bias).astype(np.float32),
+        item_bias=(rng.standard_normal(n_items) * bias).astype(np.float32),
         affinity=float(affinity),
-        center=center,
-        half_range=half,
+        center=(low + high) / 2,
+        half_range=max((high - low) / 2, 1e-9),
         levels=lv,
         low=low,
         high=high,
         n_groups=int(n_groups),
     )
+
+
+def _rating_counts(
+    rng: np.random.Generator,
+    n_users: int,
+    n_items: int,
+    density: float,
+    activity: float,
+    min_per_user: int,
+) -> np.ndarray:
+    """Ratings per user (int64, shape (n_users,)): power-law activity over a random ranking
+    drawn from ``rng``, summing to ``density * n_users * n_items`` where the bounds allow.
+
+    Raises
+    ------
+    DataError
+        The total exceeds the int32 index range of a CSR matrix.
+    """
     counts = _allocate_power(
-        _zipf_base(n_users, s_struct),
+        _zipf_base(n_users, rng),
         activity,
         round(density * n_users * n_items),
         min_per_user,
@@ -485,22 +549,49 @@ def make_ratings(
     total = int(counts.sum())
     if total > np.iinfo(np.int32).max:
         raise DataError(f"{total:,} ratings exceed the int32 index range of the CSR matrix")
-    pop = _zipf_weights(n_items, popularity, s_struct)
-    group_probs, group_tables = [], []
-    for g in range(n_groups):
+    return counts
+
+
+def _group_samplers(
+    pop: np.ndarray, truth: PlantedTruth, exposure: float
+) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """For each taste group, ``(probs, alias table)`` of the items its users see: popularity
+    ``pop`` (shape (n_items,)) times ``exposure`` on the group's own items."""
+    samplers = []
+    for g in range(truth.n_groups):
         w = pop * np.where(truth.item_group == g, exposure, 1.0)
         if not np.isfinite(w.sum()):
             # A huge exposure overflows: the same weights relative to the group's own items.
             w = pop * np.where(truth.item_group == g, 1.0, 1.0 / exposure)
-        group_probs.append(w / w.sum())
-        group_tables.append(_alias_table(group_probs[-1]))
+        probs = w / w.sum()
+        samplers.append((probs, _alias_table(probs)))
+    return samplers
 
+
+def _draw_entries(
+    truth: PlantedTruth,
+    counts: np.ndarray,
+    samplers: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]],
+    seen: np.random.Generator,
+    rating: np.random.Generator,
+    noise: float,
+    chunk_ratings: int,
+    timestamps: bool,
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """The ratings matrix and the timestamps matrix (None without ``timestamps``), drawn
+    chunk by chunk of users straight into the final CSR arrays.
+
+    Which items each user rates comes from ``seen``, rating noise and timestamps from
+    ``rating``; chunks hold about ``chunk_ratings`` ratings, and within a chunk users are
+    drawn group by group.
+    """
+    n_users, n_items = truth.user_group.size, truth.item_group.size
+    total = int(counts.sum())
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(total, dtype=np.int32)
     data = np.empty(total, dtype=np.float32)
     ts = np.empty(total, dtype=np.int64) if timestamps else None
-
     start_user = 0
     while start_user < n_users:
         # Users [start_user, stop_user) hold about chunk_ratings ratings.
@@ -510,60 +601,58 @@ def make_ratings(
         groups = truth.user_group[users]
         for g in np.unique(groups):
             local = users[groups == g]
-            keys = _sample_rows(s_obs, counts[local], group_probs[g], group_tables[g])
-            rows = local[keys // n_items]
-            items = keys % n_items
-            # Keys are sorted by (row, item): each row's items go to its CSR slot in order.
-            first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-            rank = np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
-            pos = indptr[rows] + rank
+            keys = _sample_rows(seen, counts[local], *samplers[g])
+            rows, items = local[keys // n_items], keys % n_items
+            pos = indptr[rows] + _offset_in_row(rows)
             indices[pos] = items
             value = truth.center + truth.half_range * (
                 truth.preference(rows, items)
-                + noise * s_rate.standard_normal(rows.size, dtype=np.float32)
+                + noise * rating.standard_normal(rows.size, dtype=np.float32)
             )
-            data[pos] = _to_scale(value, lv, low, high)
+            data[pos] = _to_scale(value, truth.levels, truth.low, truth.high)
             if ts is not None:
-                ts[pos] = _EPOCH_2000 + s_rate.integers(0, _TEN_YEARS, rows.size)
+                ts[pos] = _EPOCH_2000 + rating.integers(0, _TEN_YEARS, rows.size)
         start_user = stop_user
-
     m = make_csr(data, indices, indptr, (n_users, n_items))
-    t = make_csr(ts, indices, indptr, (n_users, n_items)) if ts is not None else None
-    items_meta = _titles(truth) if titles else None
-    info = {
-        "synthetic": True,
-        "n_users": n_users,
-        "n_items": n_items,
-        "density": density,
-        "n_groups": n_groups,
-        "levels": None if lv is None else lv.tolist(),
-        "scale": None if lv is not None else (low, high),
-        "noise": noise,
-        "affinity": affinity,
-        "bias": bias,
-        "popularity": popularity,
-        "activity": activity,
-        "exposure": exposure,
-        "min_per_user": min_per_user,
-        "timestamps": timestamps,
-        "titles": titles,
-        "seed": seed,
-        "chunk_ratings": chunk_ratings,
-        "truth": truth,
-        "user_group": truth.user_group,
-        "item_group": truth.item_group,
-        "expected": truth.expected,
-    }
+    return m, make_csr(ts, indices, indptr, (n_users, n_items)) if ts is not None else None
+
+
+def _offset_in_row(rows: np.ndarray) -> np.ndarray:
+    """Position of each entry within its row, for entries sorted by row (shape (n,))."""
+    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    return np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
+
+
+def _as_ratings(
+    m: sp.csr_matrix, t: sp.csr_matrix | None, truth: PlantedTruth, args: dict[str, Any]
+) -> Ratings:
+    """:func:`make_ratings`'s result from its drawn matrices and its arguments ``args``."""
+    lv = truth.levels
     return Ratings(
         m,
         timestamps=t,
-        items=items_meta,
+        items=_titles(truth) if args["titles"] else None,
         values=lv if lv is not None else None,
-        name=name,
-        info=info,
+        name=args["name"],
+        info=_info(args, truth),
         truth=truth,
         _checked=True,
     )
+
+
+def _info(args: dict[str, Any], truth: PlantedTruth) -> dict[str, Any]:
+    """The ``info`` of :func:`make_ratings`'s result: every argument that affects the data
+    (:data:`MAKE_RATINGS_ARGS`, ``levels`` and ``scale`` resolved) and the truth."""
+    info = {"synthetic": True, **{k: args[k] for k in MAKE_RATINGS_ARGS}}
+    info["levels"] = None if truth.levels is None else truth.levels.tolist()
+    info["scale"] = None if truth.levels is not None else (truth.low, truth.high)
+    info.update(
+        truth=truth,
+        user_group=truth.user_group,
+        item_group=truth.item_group,
+        expected=truth.expected,
+    )
+    return info
 
 
 def _real(value: Any, label: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,83 +121,103 @@ def load_table(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    label = str(path)
     if has_header is None:
         given = (user, item, rating) + ((timestamp,) if timestamp is not None else ())
         has_header = not all(_is_position(c) for c in given)
     if path.suffix.lower() == ".parquet":
-        try:
-            df = pl.read_parquet(path)
-        except Exception as exc:  # polars/arrow raise several types for broken files
-            raise DataError(f"{path}: not a readable parquet file ({exc})") from exc
-        raw = None
-        n_header = 0
-        multi_sep = None
-
-        def where(k: int) -> str:
-            return f"{label}, row {int(k)}"
+        df, origin = _read_parquet(path)
     else:
-        raw = path.read_bytes()
-        if not raw or raw.isspace():
-            raise DataError(f"{path}: the file is empty")
-        sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
-        # Blank lines at the top would make polars see a one-column file.
-        n_skip, offset = skip_lines(raw)
-        n_header = n_skip
-        if has_header:
-            header = line_text(raw, n_header + 1)
-            if all(_is_number(v) for v in header.split(sep)):
-                raise DataError(
-                    f"{label}, line {n_header + 1}: read as the header but holds only numbers "
-                    f"({header!r}); pass has_header=False if the file has no header"
-                )
-            n_header += 1
-        text = raw[offset:]
-        multi_sep = sep if len(sep) > 1 else None
-        if multi_sep:
-            # polars takes one-byte separators only.
-            text = text.replace(sep.encode(), b"\x1f")
-            sep = "\x1f"
-        try:
-            df = pl.read_csv(
-                text,
-                separator=sep,
-                has_header=has_header,
-                infer_schema=False,
-                truncate_ragged_lines=False,
-            )
-        except pl.exceptions.PolarsError as exc:
-            bad = first_non_utf8_line(text)
-            if bad is not None:
-                line_no = n_skip + bad
-                raise DataError(
-                    f"{label}, line {line_no}: not UTF-8 text (save the file as UTF-8): "
-                    f"{line_text(raw, line_no)!r}"
-                ) from None
-            _name_long_line(text, raw, sep, label, n_header, has_header)
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"{path}: cannot be parsed as {sep!r}-separated text: {msg}") from exc
-        line_of = _line_numbers(text, n_skip, has_header)
-
-        def where(k: int) -> str:
-            return f"{label}, line {line_of(np.array([k]))[0]}"
-
+        df, origin = _read_text(path, sep, has_header)
     if df.height == 0:
         raise DataError(f"{path}: the file has no ratings")
-    cols = {
-        "user": _column(df, user, "user", path),
-        "item": _column(df, item, "item", path),
-        "rating": _column(df, rating, "rating", path),
+    df, cols = _select(df, path, user=user, item=item, rating=rating, timestamp=timestamp)
+    df = origin.drop_blank_rows(df, path)
+    _check_values(df, cols, origin)
+    rat = _rating_values(df["rating"], cols["rating"], path, origin)
+    ids = {
+        key: _ids(df[key], cols[key], origin.where, strip=origin.raw is not None)
+        for key in ("user", "item")
     }
+    for key, arr in ids.items():
+        if arr.dtype.kind == "i":
+            neg = np.flatnonzero(arr < 0)
+            if neg.size:
+                raise origin.fail(int(neg[0]), f"negative {key} id {arr[neg[0]]}")
+    ts = None
     if timestamp is not None:
-        cols["timestamp"] = _column(df, timestamp, "timestamp", path)
-    df = df.select(**{k: pl.col(v) for k, v in cols.items()})
-    rows = np.arange(df.height)
-    if raw is not None:
-        # Blank lines (empty or whitespace) of a text file come back as rows of nulls or
-        # spaces: drop them, remembering original positions. A line of bare separators (",,")
-        # reads the same but is not blank: it stays, to fail as a missing id below. A parquet
-        # file has no blank lines: an all-null row there is a missing id.
+        ts = _timestamps(df["timestamp"], cols["timestamp"], origin.fail, origin.where)
+    return Ratings.from_arrays(
+        ids["user"],
+        ids["item"],
+        rat.to_numpy(),
+        ts,
+        duplicates=duplicates,
+        where=origin.where,
+        items=items,
+        name=name or path.stem,
+        info={"path": str(path), "format": "parquet" if origin.raw is None else "text"},
+    )
+
+
+@dataclass
+class _Origin:
+    """Where the rows of a loaded table come from, for messages.
+
+    Attributes
+    ----------
+    label : str
+        The file's path.
+    raw : bytes or None
+        A text file's bytes; None for a parquet file (whose messages name rows, not lines).
+    sep : str
+        A text file's field separator, as written in the file.
+    line_of : callable or None
+        ``line_of(rows)``: the physical line of each parsed row of a text file (see
+        :func:`_line_numbers`).
+    rows : ndarray of int or None
+        Parsed row of each row kept (blank lines dropped); None: every row is kept.
+    """
+
+    label: str
+    raw: bytes | None = None
+    sep: str = ""
+    line_of: Callable[[np.ndarray], np.ndarray] | None = None
+    rows: np.ndarray | None = None
+
+    def _row(self, k: int) -> Any:
+        return k if self.rows is None else self.rows[k]
+
+    def where(self, k: int) -> str:
+        """``"file, line N"`` (parquet: ``"file, row N"``) of kept row ``k``."""
+        row = self._row(k)
+        if self.line_of is None:
+            return f"{self.label}, row {int(row)}"
+        return f"{self.label}, line {self.line_of(np.array([row]))[0]}"
+
+    def fail(self, k: int, problem: str) -> DataError:
+        """The error for kept row ``k``: where it is, ``problem``, and (text) the line."""
+        where_k = self.where(k)
+        if self.raw is not None and self.line_of is not None:
+            text = line_text(self.raw, int(self.line_of(np.array([self._row(k)]))[0]))
+            return DataError(f"{where_k}: {problem}: {text!r}")
+        return DataError(f"{where_k}: {problem}")
+
+    def drop_blank_rows(self, df: pl.DataFrame, path: Path) -> pl.DataFrame:
+        """``df`` without the rows of blank lines of a text file, recording the kept rows.
+
+        Blank lines (empty or whitespace) come back as rows of nulls or spaces. A line of
+        bare separators (",,") reads the same but is not blank: it stays, to fail as a
+        missing id. A parquet file has no blank lines: an all-null row there is a missing
+        id, and ``df`` is returned as is.
+
+        Raises
+        ------
+        DataError
+            A text file holds nothing but blank lines after its header.
+        """
+        self.rows = np.arange(df.height)
+        if self.raw is None or self.line_of is None:
+            return df
         empty = pl.all_horizontal(
             [
                 pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
@@ -207,74 +228,132 @@ def load_table(
         )
         suspect = np.flatnonzero(df.select(empty).to_series().to_numpy())
         if suspect.size:
-            blank = suspect[blank_lines(raw, line_of(suspect), (multi_sep or sep).encode())]
+            blank = suspect[blank_lines(self.raw, self.line_of(suspect), self.sep.encode())]
             keep = np.ones(df.height, dtype=bool)
             keep[blank] = False
-            rows = rows[keep]
+            self.rows = self.rows[keep]
             df = df.filter(pl.Series(keep))
         if df.height == 0:
             raise DataError(f"{path}: the file has no ratings (only blank lines)")
+        return df
 
-    def fail(k: int, problem: str) -> DataError:
-        where_k = where(rows[k])
-        if raw is not None:
-            text = line_text(raw, int(line_of(np.array([rows[k]]))[0]))
-            return DataError(f"{where_k}: {problem}: {text!r}")
-        return DataError(f"{where_k}: {problem}")
 
-    if multi_sep:
+def _read_parquet(path: Path) -> tuple[pl.DataFrame, _Origin]:
+    """The frame of a parquet file, and its origin (rows named by position)."""
+    try:
+        df = pl.read_parquet(path)
+    except Exception as exc:  # polars/arrow raise several types for broken files
+        raise DataError(f"{path}: not a readable parquet file ({exc})") from exc
+    return df, _Origin(str(path))
+
+
+def _read_text(path: Path, sep: str | None, has_header: bool) -> tuple[pl.DataFrame, _Origin]:
+    """The frame of a delimited text file (every column as text), and its origin.
+
+    ``sep`` defaults to the suffix's separator, else the one sniffed from the first line.
+    Blank lines before the first line are skipped; a multi-character separator is swapped
+    for a control byte (polars takes one-byte separators only).
+
+    Raises
+    ------
+    DataError
+        An empty file, a numeric header line, text that is not UTF-8, a line with more
+        fields than the first one, or any other parse failure: the message names the file
+        (and the line when known).
+    """
+    label = str(path)
+    raw = path.read_bytes()
+    if not raw or raw.isspace():
+        raise DataError(f"{path}: the file is empty")
+    sep = sep or _SEPARATORS.get(path.suffix.lower()) or _sniff(raw)
+    # Blank lines at the top would make polars see a one-column file.
+    n_skip, offset = skip_lines(raw)
+    n_header = n_skip
+    if has_header:
+        header = line_text(raw, n_header + 1)
+        if all(_is_number(v) for v in header.split(sep)):
+            raise DataError(
+                f"{label}, line {n_header + 1}: read as the header but holds only numbers "
+                f"({header!r}); pass has_header=False if the file has no header"
+            )
+        n_header += 1
+    text = raw[offset:]
+    polars_sep = sep
+    if len(sep) > 1:
+        # polars takes one-byte separators only.
+        text = text.replace(sep.encode(), b"\x1f")
+        polars_sep = "\x1f"
+    try:
+        df = pl.read_csv(
+            text,
+            separator=polars_sep,
+            has_header=has_header,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        bad = first_non_utf8_line(text)
+        if bad is not None:
+            line_no = n_skip + bad
+            raise DataError(
+                f"{label}, line {line_no}: not UTF-8 text (save the file as UTF-8): "
+                f"{line_text(raw, line_no)!r}"
+            ) from None
+        _name_long_line(text, raw, polars_sep, label, n_header, has_header)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path}: cannot be parsed as {polars_sep!r}-separated text: {msg}"
+        ) from exc
+    return df, _Origin(label, raw, sep, _line_numbers(text, n_skip, has_header))
+
+
+def _select(
+    df: pl.DataFrame, path: Path, **given: str | int | None
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """``df`` reduced to the columns ``given`` (user, item, rating, timestamp; names or
+    positions, None: absent) renamed to those keys, and each key's column name in the file.
+    """
+    cols = {key: _column(df, col, key, path) for key, col in given.items() if col is not None}
+    return df.select(**{k: pl.col(v) for k, v in cols.items()}), cols
+
+
+def _check_values(df: pl.DataFrame, cols: dict[str, str], origin: _Origin) -> None:
+    """Raise :class:`DataError` at the first missing (null or blank) value of each column,
+    after refusing quoted values that hold a multi-character separator."""
+    if len(origin.sep) > 1:
         # The separator was swapped for a control byte before parsing; a quoted value that
         # held it would keep the control byte and silently differ from the file.
         for key in cols:
             if df[key].dtype == pl.String:
                 hit = df[key].str.contains("\x1f", literal=True)
                 if hit.any():
-                    raise fail(
+                    raise origin.fail(
                         int(hit.arg_true()[0]),
-                        f"a quoted {key} value holds the separator {multi_sep!r}, which files "
-                        f"separated by {multi_sep!r} cannot quote",
+                        f"a quoted {key} value holds the separator {origin.sep!r}, which files "
+                        f"separated by {origin.sep!r} cannot quote",
                     )
-
     for key in cols:
         nulls = df[key].is_null()
         if df[key].dtype == pl.String:
             # A field of spaces is as missing as an empty one (it would become the id "").
             nulls = nulls | (df[key].str.strip_chars() == "")
         if nulls.any():
-            raise fail(int(nulls.arg_true()[0]), f"missing {key} ({cols[key]!r})")
-    rat = df["rating"]
+            raise origin.fail(int(nulls.arg_true()[0]), f"missing {key} ({cols[key]!r})")
+
+
+def _rating_values(rat: pl.Series, name: str, path: Path, origin: _Origin) -> pl.Series:
+    """The rating column as float64: text parsed as numbers (a value that is not one
+    raises :class:`DataError` naming its line), a numeric column cast."""
     if rat.dtype == pl.String:
-        rat = rat.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = rat.is_null()
+        parsed = rat.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = parsed.is_null()
         if bad.any():
             k = int(bad.arg_true()[0])
-            raise fail(k, f"rating {df['rating'][k]!r} is not a number")
+            raise origin.fail(k, f"rating {rat[k]!r} is not a number")
+        rat = parsed
     elif not rat.dtype.is_numeric():
-        raise DataError(f"{path}: rating column {cols['rating']!r} has type {rat.dtype}")
-    rat = rat.cast(pl.Float64)
-    ids = {
-        key: _ids(df[key], cols[key], lambda k: where(rows[k]), strip=raw is not None)
-        for key in ("user", "item")
-    }
-    for key, arr in ids.items():
-        if arr.dtype.kind == "i":
-            neg = np.flatnonzero(arr < 0)
-            if neg.size:
-                raise fail(int(neg[0]), f"negative {key} id {arr[neg[0]]}")
-    ts = None
-    if timestamp is not None:
-        ts = _timestamps(df["timestamp"], cols["timestamp"], fail, lambda k: where(rows[k]))
-    return Ratings.from_arrays(
-        ids["user"],
-        ids["item"],
-        rat.to_numpy(),
-        ts,
-        duplicates=duplicates,
-        where=lambda k: where(rows[k]),
-        items=items,
-        name=name or path.stem,
-        info={"path": str(path), "format": "parquet" if raw is None else "text"},
-    )
+        raise DataError(f"{path}: rating column {name!r} has type {rat.dtype}")
+    return rat.cast(pl.Float64)
 
 
 def _line_numbers(text: bytes, n_skip: int, has_header: bool) -> Callable[[np.ndarray], np.ndarray]:

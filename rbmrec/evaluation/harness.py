@@ -705,6 +705,31 @@ def grid_search(
         ``recommend``: same type, the message starting with
         ``grid_search parameters {...}`` (the failing set) and chained to the original.
     """
+    candidates = _candidates(grid, metric)
+    tuning = _tuning_split(_check_split(split), validation_fraction, seed)
+    frames = []
+    for params in candidates:
+        who = f"grid_search parameters {params!r}"
+        with _naming(f"{who} (factory)"):
+            model = factory(**params)
+        df = _evaluate(
+            {repr(params): model},
+            tuning,
+            K,
+            relevance_threshold,
+            test_name="the validation part",
+            label=lambda _name, who=who: who,
+            # A search on a ranking metric that is NaN for every candidate is meaningless.
+            no_relevant="warn" if metric in ("rmse", "mae") else "raise",
+        )
+        frames.append(df)
+    results = pl.concat(frames)
+    return candidates[_best(results, metric)], results
+
+
+def _candidates(grid: Any, metric: str) -> list[dict[str, Any]]:
+    """Every combination of the values of ``grid``, as parameter dicts, after checking
+    ``metric`` and ``grid`` (see :func:`grid_search`'s Raises)."""
     if metric not in METRIC_COLUMNS:
         raise ValueError(f"metric must be one of {METRIC_COLUMNS}, got {metric!r}")
     if not isinstance(grid, Mapping):
@@ -722,7 +747,12 @@ def grid_search(
     values = [list(grid[k]) for k in keys]
     if not keys or any(len(v) == 0 for v in values):
         raise ValueError("grid must map each parameter name to a non-empty list of values")
-    split = _check_split(split)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def _tuning_split(split: Split, validation_fraction: float, seed: int) -> Split:
+    """Train minus validation, and validation as the scored part: ``split.validation`` when
+    present, else a fraction of ``split.train`` carved out with ``seed``."""
     if split.validation is not None:
         tune_train, tune_val = split.train, split.validation
     else:
@@ -730,29 +760,21 @@ def grid_search(
 
         carved = carve_validation(split, validation_fraction, seed)
         tune_train, tune_val = carved.train, carved.validation
-    tuning = Split(tune_train, tune_val, None, name=f"{split.name}-tuning", info=split.info)
-    frames = []
-    candidates = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
-    for params in candidates:
-        who = f"grid_search parameters {params!r}"
-        with _naming(f"{who} (factory)"):
-            model = factory(**params)
-        df = _evaluate(
-            {repr(params): model},
-            tuning,
-            K,
-            relevance_threshold,
-            test_name="the validation part",
-            label=lambda _name, who=who: who,
-            # A search on a ranking metric that is NaN for every candidate is meaningless.
-            no_relevant="warn" if metric in ("rmse", "mae") else "raise",
-        )
-        frames.append(df)
-    results = pl.concat(frames)
+    return Split(tune_train, tune_val, None, name=f"{split.name}-tuning", info=split.info)
+
+
+def _best(results: pl.DataFrame, metric: str) -> int:
+    """Row of the best ``metric`` (lowest ``rmse``/``mae``, else highest; NaN never wins).
+
+    Raises
+    ------
+    ValueError
+        No row has a finite ``metric``.
+    """
     scores = results[metric].to_numpy().astype(np.float64)
     lower_is_better = metric in ("rmse", "mae")
     scores = np.where(np.isnan(scores), np.inf if lower_is_better else -np.inf, scores)
     best_i = int(np.argmin(scores) if lower_is_better else np.argmax(scores))
     if not math.isfinite(scores[best_i]):
         raise ValueError(f"no candidate produced a finite {metric} on the validation part")
-    return candidates[best_i], results
+    return best_i

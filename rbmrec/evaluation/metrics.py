@@ -19,8 +19,8 @@ users takes milliseconds.
 Differences from ``implicit.evaluation.ranking_metrics_at_k`` (implicit 0.7.3):
 
 - implicit's ``"precision"`` is ``sum_u hits_u / sum_u m_u``: it divides by ``min(K, |R_u|)``
-  and pools over users (a micro average). It is therefore neither our :func:`precision_at_k`
-  (``hits / K``) nor exactly our :func:`recall_at_k` (``hits / m_u`` averaged per user); it
+  and pools over users (a micro average). It is therefore neither :func:`precision_at_k`
+  (``hits / K``) nor exactly :func:`recall_at_k` (``hits / m_u`` averaged per user); it
   equals :func:`pooled_recall_at_k`.
 - implicit's ``"ndcg"`` and ``"map"`` use the same definitions as ours (binary gains,
   ideal DCG over ``m_u`` positions, AP normalised by ``m_u``) and agree to float rounding

@@ -276,10 +276,10 @@ def test_forced_download_replaces_its_own_files(release):
 
 
 def test_forced_download_over_a_cache_without_record(release):
-    """A cache written before downloads kept a record of their files holds just the
-    release's files: a forced download still replaces it, and still keeps a user's file."""
+    """A cache folder without a record of its files, holding just the release's files: a
+    forced download replaces it, and keeps a user's file."""
     path = ds.download("ml-100k", progress=False)
-    (path / ds._MANIFEST).unlink()  # as an older rbmrec left it
+    (path / ds._MANIFEST).unlink()  # no record of the files
     (path / "u.data").write_text("1\t10\t5\t0\n")
     assert ds.download("ml-100k", force=True, progress=False) == path
     assert ds.load("ml-100k").n_ratings == N_RATINGS

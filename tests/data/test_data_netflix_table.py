@@ -352,7 +352,7 @@ def test_integer_and_date_timestamps_mixed_names_both_lines(tmp_path):
         load_table(f, timestamp="ts")
 
 
-# ---- reviewer findings of 2026-11-27: blank lines, bare separators, encodings, line numbers
+# ---- blank lines, bare separators, encodings, line numbers
 
 
 @pytest.mark.parametrize(
@@ -451,3 +451,10 @@ def test_parquet_float_ids_too_large_for_int64_are_named(tmp_path):
     )
     with pytest.raises(DataError, match=r"row 0: id column 'user_id' holds 1e\+20, too large"):
         load_table(p)
+
+
+def test_parquet_rating_column_of_another_type_is_named(tmp_path):
+    f = tmp_path / "b.parquet"
+    pl.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [True, False]}).write_parquet(f)
+    with pytest.raises(DataError, match=r"b\.parquet: rating column 'rating' has type Boolean$"):
+        load_table(f)

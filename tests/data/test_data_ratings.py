@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -220,7 +222,7 @@ def test_string_and_large_int_ids():
     assert r.user_items.toarray().tolist() == [[0, 2], [1, 3]]
 
 
-# --------------------------------------------------------------------------- review regressions
+# --------------------------------------------------------------------------- repeated pairs, limits
 
 
 def test_sparse_input_with_a_repeated_pair_is_rejected():
@@ -373,3 +375,36 @@ def test_complex_ratings_are_refused():
         Ratings(np.array([[1 + 1j, 0]]))
     with pytest.raises(TypeError, match="complex"):
         Ratings(sp.csr_matrix(np.array([[1 + 1j, 0]])))
+
+
+# ------------------------------------------------------------------ from_arrays input checks
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (([1, 2], [1], [3, 4]), {}, "users, items and ratings differ in length: 2, 1, 2"),
+        (([1, 2], [1, 2], ["a", "b"]), {}, "ratings must be numeric, got dtype <U1"),
+        (([1.0, 2.0], [1, 2], [3, 4]), {}, "user ids must be integers or strings, got floats"),
+        (([1, 2], [1.5, 2.0], [3, 4]), {}, "item ids must be integers or strings, got floats"),
+        (([1, 2], [1, -2], [3, 4]), {}, "row 1: negative item id -2"),
+        (([1, 2], [1, 2], [3, 4]), {"timestamp": [1]}, "timestamps has 1 values for 2 ratings"),
+    ],
+)
+def test_from_arrays_names_the_bad_input(args, kwargs, message):
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+        Ratings.from_arrays(*args, **kwargs)
+
+
+def test_from_arrays_object_ids_beyond_int64_are_refused():
+    with pytest.raises(DataError, match=rf"^user ids must fit in int64 \(found {2**70}\); pass"):
+        Ratings.from_arrays(np.array([2**70, 1], dtype=object), [1, 2], [3, 4])
+
+
+def test_from_arrays_last_keeps_the_last_rating_and_timestamp_of_unsorted_pairs():
+    r = Ratings.from_arrays(
+        [2, 1, 1, 2, 1], [1, 1, 1, 1, 3], [3, 4, 5, 1, 2], timestamp=[5, 6, 7, 8, 9],
+        duplicates="last",
+    )  # fmt: skip
+    assert r.user_items.toarray().tolist() == [[5, 2], [1, 0]]
+    assert r.timestamps.toarray().tolist() == [[7, 9], [8, 0]]

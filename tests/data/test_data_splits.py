@@ -327,7 +327,8 @@ def test_real_ml100k_official_folds(ml100k_dir: Path):
 
 
 def test_temporal_last_k_with_the_smallest_int64_timestamp():
-    # -INT64_MIN overflows to INT64_MIN: the earliest rating used to rank as the latest.
+    # -INT64_MIN overflows to INT64_MIN: negating timestamps would rank the earliest rating as
+    # the latest.
     r = Ratings.from_arrays([1, 1, 1], [1, 2, 3], [4, 5, 3], timestamp=[-(2**63), 5, 7])
     s = temporal_split(r, last_k=1)
     assert s.test.indices.tolist() == [2]

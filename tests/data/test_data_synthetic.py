@@ -185,8 +185,8 @@ def test_affinity_nan_no_longer_gives_every_rating_the_top_level():
     ],
 )
 def test_info_holds_every_argument_that_affects_the_data(kwargs):
-    """``info`` used to lack n_users, n_items, levels/scale, min_per_user, timestamps and
-    chunk_ratings, so it could not reproduce the data."""
+    """``info`` holds every argument that affects the data (n_users, n_items, levels/scale,
+    min_per_user, timestamps, chunk_ratings, ...), so it reproduces the data."""
     import inspect
 
     from rbmrec.data.synthetic import MAKE_RATINGS_ARGS

@@ -1,4 +1,4 @@
-"""Harness, splitting helpers, writers, and the cross-check against implicit.evaluation."""
+"""Harness, split functions, writers, and the cross-check against implicit.evaluation."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def test_ndcg_map_agree_with_implicit_evaluation(split, als_and_relevant):
     users = np.flatnonzero(np.diff(rel.indptr))
     ids = recommend_all(model, split.train, users, 10)
     ours = M.ranking_metrics(ids, rel[users], 10)
-    # Our wrapper speaks implicit's protocol, so implicit's own evaluation can drive it:
+    # rbmrec's wrapper speaks implicit's protocol, so implicit's own evaluation can drive it:
     # identical lists, identical NDCG and MAP.
     theirs = ranking_metrics_at_k(model, split.train, rel, K=10, show_progress=False)
     assert ours["ndcg"] == pytest.approx(theirs["ndcg"], rel=1e-9)
@@ -459,7 +459,7 @@ def test_markdown_cells_keep_one_row_per_line():
     assert lines[4].startswith("| pipe\\|name |")
 
 
-# ------------------------------------------------------------- split checks (review 2)
+# ------------------------------------------------------------------------ split checks
 
 
 def _tiny_split() -> Split:
@@ -487,8 +487,8 @@ def test_evaluate_refuses_a_pair_stored_twice(part):
 
 
 def test_evaluate_refuses_validation_overlapping_test():
-    """validation=test handed the test ratings to early stopping and grid_search tuned on
-    them, without a word."""
+    """validation=test would hand the test ratings to early stopping, and grid_search would
+    tune on them: both refuse it."""
     s = _tiny_split()
     leaky = Split(s.train, s.test, s.test.copy(), name="leaky")
     with pytest.raises(DataError, match=r"split\.test and split\.validation share 3 \(user"):
@@ -509,7 +509,8 @@ class _MeanOnly:
 
 
 def test_an_empty_test_part_is_an_error(split):
-    """Every row used to come back with rmse None, ndcg NaN and n_users 0."""
+    """An empty test part raises rather than give rows with rmse None, ndcg NaN and n_users
+    0."""
     empty = Split(split.train, sp.csr_matrix(split.shape, dtype=np.float32), name="empty")
     with pytest.raises(DataError, match=r"^split\.test has no ratings"):
         evaluate({"pop": Popularity(), "bias": BiasBaseline()}, empty)
@@ -542,7 +543,7 @@ def test_no_relevant_rating_names_the_threshold(split):
     assert rating_only["rmse"] == 0.0 and rating_only["ndcg"] is None
 
 
-# ----------------------------------------------------------- model errors (review 2)
+# ------------------------------------------------------------------------ model errors
 
 
 class _DuplicateIds(Popularity):

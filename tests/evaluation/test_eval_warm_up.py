@@ -1,6 +1,6 @@
 """evaluate's warm-up: no model pays one-off loading costs inside its timed calls, whatever
-its position (review 2: the first of three identical RatingRBMs looked ~150x slower at
-predict and ~90x slower at recommend, having loaded the RBM kernels from Numba's cache)."""
+its position (without it, the first of three identical RatingRBMs looks ~150x slower at
+predict and ~90x slower at recommend, loading the RBM kernels from Numba's cache)."""
 
 from __future__ import annotations
 
