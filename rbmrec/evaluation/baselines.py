@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -46,13 +45,20 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine.topn import PAD_SCORE
 from rbmrec.engine.topn import top_n as _engine_top_n
-from rbmrec.errors import DataError, NotFittedError, TrainingDivergedError
+from rbmrec.errors import NotFittedError, TrainingDivergedError
 from rbmrec.evaluation.metrics import check_threshold
-from rbmrec.models._common import as_index_array, check_sparse_structure
+from rbmrec.models.base import Recommender
 from rbmrec.models.persistence import register
-from rbmrec.models.persistence import save as _save
+from rbmrec.models.validation import (
+    as_index_array,
+    check_float,
+    check_int,
+    check_kept,
+    check_pairs,
+    check_seed_int,
+    check_training_csr,
+)
 
 __all__ = [
     "BiasBaseline",
@@ -67,84 +73,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Users scored at once in batch recommend: bounds the dense (batch, n_items) score matrix.
-_CHUNK = 1024
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _check_csr(m: Any, name: str, n_cols: int | None = None) -> sp.csr_matrix:
-    if not sp.issparse(m):
-        raise TypeError(f"{name} must be a scipy sparse CSR matrix, got {type(m).__name__}")
-    if m.format != "csr":
-        raise TypeError(f"{name} must be a CSR matrix, got format {m.format!r}")
-    if m.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {m.shape}")
-    # Malformed index arrays would reach scipy's C++ routines and the top-N kernel unchecked.
-    check_sparse_structure(name, m)
-    if n_cols is not None and m.shape[1] != n_cols:
-        raise ValueError(f"{name} has {m.shape[1]} columns but the model was fit on {n_cols} items")
-    if m.nnz and not np.isfinite(m.data).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return m
-
-
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_nonneg_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def _check_min_rating(value: Any) -> float | None:
     """``min_rating``: None or a finite real number (bools and strings refused)."""
     return check_threshold(value, "min_rating")
-
-
-def _check_kept(n_kept: int, n_ratings: int, min_rating: Any, model: str) -> None:
-    """DataError when ``min_rating`` dropped every one of ``n_ratings`` training ratings.
-
-    The model would fit on nothing and score every item 0 without complaint.
-    """
-    if n_kept == 0 and n_ratings > 0 and min_rating is not None:
-        raise DataError(
-            f"{model}: min_rating={min_rating!r} drops all {n_ratings} training ratings "
-            f"(none is >= {min_rating!r}); nothing is left to fit on"
-        )
-
-
-def _check_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise TypeError(
-            f"random_state must be a non-negative int (implicit 0.7.3 cannot take a "
-            f"RandomState), got {value!r}"
-        )
-    return int(value)
-
-
-def _userids(userid: Any, n_users: int) -> tuple[np.ndarray, bool]:
-    """Return (int64 ids (n,), is_single) after range checks."""
-    single = np.ndim(userid) == 0
-    arr = np.atleast_1d(np.asarray(userid))
-    if arr.ndim != 1:
-        raise ValueError(f"userid must be an int or a 1-D array of ints, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"userid must be an int or integer array, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    bad = (arr < 0) | (arr >= n_users)
-    if bad.any():
-        raise ValueError(
-            f"userid {int(arr[bad][0])} is out of range: the model knows users 0..{n_users - 1}"
-        )
-    return arr, single
 
 
 def top_n(
@@ -231,8 +162,9 @@ def confidence_matrix(
     return m
 
 
-class _Base:
-    """Shared recommend/validation machinery; subclasses implement ``_scores``."""
+class _Base(Recommender):
+    """Fit-input check, fitted check, ``save`` and repr shared by the baselines; each
+    subclass supplies ``_score_block`` (``recommend`` is :class:`Recommender`'s)."""
 
     n_users_: int
     n_items_: int
@@ -242,95 +174,9 @@ class _Base:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(user_items) first")
 
     def _fit_input(self, user_items: Any) -> sp.csr_matrix:
-        """The checked training matrix; every baseline's ``fit`` starts here.
-
-        Raises
-        ------
-        TypeError
-            Not a scipy CSR matrix.
-        ValueError
-            An empty dimension, NaN or infinite values, or malformed index arrays.
-        DataError
-            No stored rating: the model would fit on nothing and score every item alike
-            without complaint.
-        """
-        m = _check_csr(user_items, "user_items")
-        if m.shape[0] == 0 or m.shape[1] == 0:
-            raise ValueError(f"user_items has an empty dimension: shape {m.shape}")
-        if m.nnz == 0:
-            raise DataError("user_items has no ratings")
-        return m
-
-    def _scores(self, users: np.ndarray, user_items: sp.csr_matrix | None, recalc: bool):
-        raise NotImplementedError
-
-    def recommend(
-        self,
-        userid: int | Sequence[int] | np.ndarray,
-        user_items: sp.csr_matrix,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Sequence[int] | np.ndarray | None = None,
-        recalculate_user: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``N`` items for one user or a batch of users (``implicit`` conventions).
-
-        Parameters
-        ----------
-        userid : int or array_like of int, shape (n,)
-            User index or indices in ``[0, n_users)``.
-        user_items : scipy.sparse.csr_matrix, shape (1, n_items) or (n, n_items)
-            The users' rows of the training matrix (raw ratings), one row per requested
-            user, in order. Needed when filtering liked items or recalculating users.
-        N : int, default 10
-            Number of items.
-        filter_already_liked_items : bool, default True
-            Exclude the items stored in the user's row of ``user_items``.
-        filter_items : array_like of int, optional
-            Items excluded for every user.
-        recalculate_user : bool, default False
-            Compute the user's representation from ``user_items`` instead of the stored one
-            (only models that support it; others raise ``NotImplementedError``).
-
-        Returns
-        -------
-        ids : ndarray of int32, shape (k,) or (n, N)
-            Single user: ``k = min(N, candidates)`` ids, no padding. Batch: ``-1`` pads.
-        scores : ndarray of float32, same shape
-            Descending; batch padding is ``-np.finfo(np.float32).max``.
-        """
-        self._check_fitted()
-        N = _check_positive_int(N, "N")
-        users, single = _userids(userid, self.n_users_)
-        need_rows = filter_already_liked_items or recalculate_user
-        rows = None
-        if need_rows:
-            rows = _check_csr(user_items, "user_items", self.n_items_)
-            if rows.shape[0] != users.size:
-                raise ValueError(
-                    f"user_items must have one row per requested user: {users.size} users "
-                    f"but {rows.shape[0]} rows (pass train[userid], not the whole matrix)"
-                )
-        if filter_items is not None:
-            # Integer ids in range: 106.9 is an error, not item 106; -1 not the last item.
-            filter_items = as_index_array("filter_items", filter_items, self.n_items_)
-        ids = np.full((users.size, N), -1, dtype=np.int32)
-        scores = np.full((users.size, N), PAD_SCORE, dtype=np.float32)
-        for start in range(0, users.size, _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            chunk_rows = rows[sl] if rows is not None else None
-            s = np.asarray(self._scores(users[sl], chunk_rows, recalculate_user), np.float64)
-            exclude = chunk_rows if filter_already_liked_items else None
-            ids[sl], scores[sl] = top_n(s, N, exclude, filter_items)
-        if single:
-            keep = ids[0] >= 0
-            return ids[0][keep], scores[0][keep]
-        return ids, scores
-
-    def save(self, path: str | os.PathLike) -> Any:
-        """Save the fitted model (npz + JSON); reload with :func:`rbmrec.load`."""
-        self._check_fitted()
-        return _save(self, path)
+        """The checked training matrix (:func:`~rbmrec.models.validation.check_training_csr`);
+        every baseline's ``fit`` starts here."""
+        return check_training_csr("user_items", user_items)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
@@ -375,10 +221,10 @@ class GlobalMean(_Base):
     def predict(self, userids: Sequence[int], itemids: Sequence[int]) -> np.ndarray:
         """Predicted ratings, float64 shape (n,), for pairs ``(userids[k], itemids[k])``."""
         self._check_fitted()
-        u, _ = _check_pairs(userids, itemids, self.n_users_, self.n_items_)
+        u, _ = check_pairs(userids, itemids, self.n_users_, self.n_items_)
         return np.full(u.size, self.mean_, dtype=np.float64)
 
-    def _scores(self, users, user_items, recalc):
+    def _score_block(self, users, user_items, recalc):
         return np.full((users.size, self.n_items_), self.mean_, dtype=np.float64)
 
     def _get_state(self):
@@ -390,21 +236,6 @@ class GlobalMean(_Base):
         obj.mean_ = float(meta["mean"])
         obj.n_users_, obj.n_items_ = int(meta["n_users"]), int(meta["n_items"])
         return obj
-
-
-def _check_pairs(userids, itemids, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    u = np.asarray(userids)
-    i = np.asarray(itemids)
-    if u.ndim != 1 or i.ndim != 1:
-        raise ValueError(f"userids and itemids must be 1-D, got shapes {u.shape} and {i.shape}")
-    if u.shape != i.shape:
-        raise ValueError(f"userids has {u.size} entries but itemids has {i.size}")
-    for a, name, n in ((u, "userids", n_users), (i, "itemids", n_items)):
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
-        if a.size and (a.min() < 0 or a.max() >= n):
-            raise ValueError(f"{name} must be in [0, {n}), got values in [{a.min()}, {a.max()}]")
-    return u.astype(np.int64), i.astype(np.int64)
 
 
 @register
@@ -447,9 +278,9 @@ class BiasBaseline(_Base):
 
     def fit(self, user_items: sp.csr_matrix) -> BiasBaseline:
         """Fit on raw ratings, CSR shape (n_users, n_items)."""
-        reg_u = _check_nonneg_float(self.reg_user, "reg_user")
-        reg_i = _check_nonneg_float(self.reg_item, "reg_item")
-        n_iter = _check_positive_int(self.n_iter, "n_iter")
+        reg_u = check_float("reg_user", self.reg_user, 0.0)
+        reg_i = check_float("reg_item", self.reg_item, 0.0)
+        n_iter = check_int("n_iter", self.n_iter, 1)
         m = self._fit_input(user_items)
         n_users, n_items = m.shape
         r = m.data.astype(np.float64)
@@ -478,10 +309,10 @@ class BiasBaseline(_Base):
     def predict(self, userids: Sequence[int], itemids: Sequence[int]) -> np.ndarray:
         """Predicted ratings, float64 shape (n,), for pairs ``(userids[k], itemids[k])``."""
         self._check_fitted()
-        u, i = _check_pairs(userids, itemids, self.n_users_, self.n_items_)
+        u, i = check_pairs(userids, itemids, self.n_users_, self.n_items_)
         return self._clip(self.mean_ + self.user_bias_[u] + self.item_bias_[i])
 
-    def _scores(self, users, user_items, recalc):
+    def _score_block(self, users, user_items, recalc):
         if recalc:
             rows = np.repeat(np.arange(users.size), np.diff(user_items.indptr))
             resid = user_items.data - self.mean_ - self.item_bias_[user_items.indices]
@@ -537,7 +368,7 @@ class Popularity(_Base):
         if self.min_rating is not None:
             min_rating = _check_min_rating(self.min_rating)
             data = m.data >= min_rating
-            _check_kept(int(data.sum()), m.nnz, self.min_rating, type(self).__name__)
+            check_kept(int(data.sum()), m.nnz, self.min_rating, type(self).__name__)
             counts = np.bincount(m.indices, data.astype(np.float64), minlength=m.shape[1])
         else:
             counts = _item_counts(m)
@@ -545,7 +376,7 @@ class Popularity(_Base):
         self.n_users_, self.n_items_ = m.shape
         return self
 
-    def _scores(self, users, user_items, recalc):
+    def _score_block(self, users, user_items, recalc):
         return np.broadcast_to(self.item_counts_, (users.size, self.n_items_))
 
     def _get_state(self):
@@ -620,7 +451,7 @@ class _ImplicitWrapper(_Base):
         m = self._fit_input(user_items)
         conf = confidence_matrix(m, self.weighting, self.min_rating)
         # An empty matrix would fit a model whose scores are all 0 (or NaN), silently.
-        _check_kept(conf.nnz, m.nnz, self.min_rating, type(self).__name__)
+        check_kept(conf.nnz, m.nnz, self.min_rating, type(self).__name__)
         implicit, limiter = _import_implicit()
         try:
             model = self._make(implicit)
@@ -649,7 +480,7 @@ class _ImplicitMF(_ImplicitWrapper):
             raise NotImplementedError(f"recalculate_user is not supported by {type(self).__name__}")
         return self.user_factors_[users]
 
-    def _scores(self, users, user_items, recalc):
+    def _score_block(self, users, user_items, recalc):
         u = self._user_vectors(users, user_items, recalc)
         return u.astype(np.float64) @ self.item_factors_.T.astype(np.float64)
 
@@ -720,13 +551,13 @@ class ImplicitALS(_ImplicitMF):
         self.n_items_ = None  # type: ignore[assignment]
 
     def _check_params(self):
-        _check_positive_int(self.factors, "factors")
-        _check_nonneg_float(self.regularization, "regularization")
-        if _check_nonneg_float(self.alpha, "alpha") == 0:
+        check_int("factors", self.factors, 1)
+        check_float("regularization", self.regularization, 0.0)
+        if check_float("alpha", self.alpha, 0.0) == 0:
             raise ValueError("alpha must be > 0")
-        _check_positive_int(self.iterations, "iterations")
-        _check_seed(self.random_state)
-        _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        check_int("iterations", self.iterations, 1)
+        check_seed_int(self.random_state)
+        check_int("num_threads", self.num_threads, 0)
         _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
@@ -802,13 +633,13 @@ class ImplicitBPR(_ImplicitMF):
         self.n_items_ = None  # type: ignore[assignment]
 
     def _check_params(self):
-        _check_positive_int(self.factors, "factors")
-        if _check_nonneg_float(self.learning_rate, "learning_rate") == 0:
+        check_int("factors", self.factors, 1)
+        if check_float("learning_rate", self.learning_rate, 0.0) == 0:
             raise ValueError("learning_rate must be > 0")
-        _check_nonneg_float(self.regularization, "regularization")
-        _check_positive_int(self.iterations, "iterations")
-        _check_seed(self.random_state)
-        _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        check_float("regularization", self.regularization, 0.0)
+        check_int("iterations", self.iterations, 1)
+        check_seed_int(self.random_state)
+        check_int("num_threads", self.num_threads, 0)
         _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
@@ -867,10 +698,10 @@ class ImplicitItemKNN(_ImplicitWrapper):
     def _check_params(self):
         if self.kind not in ("cosine", "bm25", "tfidf"):
             raise ValueError(f"kind must be 'cosine', 'bm25' or 'tfidf', got {self.kind!r}")
-        _check_positive_int(self.K, "K")
-        _check_nonneg_float(self.K1, "K1")
-        _check_nonneg_float(self.B, "B")
-        _check_positive_int(self.num_threads, "num_threads", minimum=0)
+        check_int("K", self.K, 1)
+        check_float("K1", self.K1, 0.0)
+        check_float("B", self.B, 0.0)
+        check_int("num_threads", self.num_threads, 0)
         _check_min_rating(self.min_rating)
 
     def _make(self, implicit):
@@ -892,25 +723,12 @@ class ImplicitItemKNN(_ImplicitWrapper):
     def _store(self, model):
         self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float64)
 
-    def _scores(self, users, user_items, recalc):
-        if user_items is None:
-            raise ValueError(
-                "ImplicitItemKNN scores users from their rows: pass user_items "
-                "(the users' training rows)"
-            )
+    #: Scores come from the users' rows (``user_items``), needed even without filtering.
+    _SCORES_FROM_ROWS = True
+
+    def _score_block(self, users, user_items, recalc):
         conf = confidence_matrix(user_items, self.weighting, self.min_rating)
         return np.asarray((conf @ self.similarity_).todense(), dtype=np.float64)
-
-    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False):  # fmt: skip
-        # Scores always come from user_items, so it is needed even without filtering.
-        if not filter_already_liked_items and not recalculate_user:
-            return super().recommend(userid, user_items, N, False, filter_items, True)
-        return super().recommend(
-            userid, user_items, N, filter_already_liked_items, filter_items, recalculate_user
-        )
-
-    recommend.__doc__ = _Base.recommend.__doc__
 
     def _get_state(self):
         s = self.similarity_

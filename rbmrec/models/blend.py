@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError, NotFittedError
-from rbmrec.models._common import accepts_validation, as_index_array, check_csr, check_int
+from rbmrec.models._estimator import accepts_validation
+from rbmrec.models.base import Recommender
+from rbmrec.models.validation import check_csr, check_float, check_int, check_pairs
 
 log = logging.getLogger(__name__)
 
 
-class BlendedRatingModel:
+class BlendedRatingModel(Recommender):
     """Least-squares blend of rating models (e.g. user- and item-based RatingRBM).
 
     Every member is fitted on the training ratings (members whose ``fit`` accepts
@@ -119,13 +120,7 @@ class BlendedRatingModel:
             raise ValueError(f"member names must be unique, got {names}")
         if validation is None:
             raise ValueError("a blend learns its weights on validation ratings: pass validation")
-        if (
-            isinstance(self.ridge, bool | np.bool_)
-            or not isinstance(self.ridge, int | float | np.integer | np.floating)
-            or not np.isfinite(self.ridge)
-            or self.ridge < 0
-        ):
-            raise ValueError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
+        check_float("ridge", self.ridge, 0.0)
         check_int("cv_folds", self.cv_folds, 0)
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or >= 2")
@@ -180,98 +175,41 @@ class BlendedRatingModel:
     def predict(self, userids: Any, itemids: Any) -> np.ndarray:
         """Blended rating predictions, float64 (n_pairs,), clipped to the training range
         when ``clip``."""
+        self._check_fitted()
+        u, i = check_pairs(userids, itemids, self.n_users_, self.n_items_)
+        return self._blend(u, i, self.clip)
+
+    def _check_fitted(self) -> None:
         if self.coef_ is None:
             raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
-        u = as_index_array("userids", userids, self.n_users_)
-        i = as_index_array("itemids", itemids, self.n_items_)
-        if len(u) != len(i):
-            raise ValueError(f"userids has {len(u)} entries but itemids has {len(i)}")
-        return self._blend(u, i, self.clip)
 
     def _blend(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
         """Blended scores of checked index arrays ``u``, ``i`` (n_pairs,), clipped or not."""
         P = np.column_stack([np.asarray(m.predict(u, i), np.float64) for _, m in self.members])
         return self._output(self._features(P, u, i), self.coef_, self.intercept_, clip)
 
-    #: Users scored per block in :meth:`recommend` (bounds the (block * n_items) pairs).
+    #: Pairs scored per block in :meth:`recommend`: blocks hold this many pairs over
+    #: ``n_items`` (bounds the (block * n_items) pair arrays).
     _PAIRS_PER_BLOCK = 1 << 20
 
-    def recommend(
-        self,
-        userid: Any,
-        user_items: sp.spmatrix,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Any = None,
-        recalculate_user: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``N`` items by blended predicted rating (the ``implicit`` protocol).
+    def _block_size(self) -> int:
+        return max(1, self._PAIRS_PER_BLOCK // max(self.n_items_, 1))
 
-        Parameters
-        ----------
-        userid : int or array-like of int
-            One fitted user, or several (then the outputs are 2-D).
-        user_items : scipy.sparse matrix, shape (n_users_requested, n_items)
-            The requested users' rows (``train[userid]``); their stored items are excluded
-            when ``filter_already_liked_items``.
-        N : int, default 10
-        filter_already_liked_items : bool, default True
-        filter_items : array-like of int, optional
-            Items never to recommend.
-        recalculate_user : bool, default False
-            Not supported (the blend has no fold-in): True raises NotImplementedError.
+    def _score_block(
+        self, users: np.ndarray, rows: sp.csr_matrix | None, recalculate_user: bool
+    ) -> np.ndarray:
+        """Blended predicted ratings of every item, float64 (len(users), n_items), not
+        clipped (``predict`` clips them when ``clip``): clipping would tie every item
+        predicted above the top rating, and the top-N would fall back to item-id order.
 
-        Returns
-        -------
-        ids : ndarray of int32, shape (n,) or (n_users, N)
-            A single user gets ``n = min(N, candidates)`` ids (a huge ``N`` costs no more
-            than the number of items); batch rows are padded with id -1 and score
-            ``-finfo(float32).max`` to ``N`` columns (as ``implicit`` pads).
-        scores : ndarray of float32, same shape as ids
-            Blended predicted ratings, not clipped (``predict`` clips them when ``clip``):
-            items predicted above the top rating keep their order.
+        Raises
+        ------
+        NotImplementedError
+            With ``recalculate_user``: the blend has no fold-in.
         """
-        if self.coef_ is None:
-            raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
-        check_int("N", N, 1)
         if recalculate_user:
             raise NotImplementedError("BlendedRatingModel cannot fold in users (recalculate_user)")
-        batch = np.ndim(userid) > 0
-        users = as_index_array("userid", np.atleast_1d(np.asarray(userid)), self.n_users_)
         n_items = self.n_items_
-        if not batch:  # one user's list is trimmed to its candidates anyway
-            N = min(int(N), int(n_items))
-        excl_ptr = excl_idx = None
-        if filter_already_liked_items:
-            rows = check_csr("user_items", user_items, allow_empty=True)
-            if rows.shape != (len(users), n_items):
-                raise ValueError(
-                    f"user_items must have one row per requested user and {n_items} columns: "
-                    f"expected shape ({len(users)}, {n_items}), got {rows.shape}"
-                )
-            excl_ptr, excl_idx = rows.indptr.astype(np.int64), rows.indices.astype(np.int32)
-        excluded = None
-        if filter_items is not None:
-            excluded = np.zeros(n_items, dtype=np.bool_)
-            excluded[as_index_array("filter_items", filter_items, n_items)] = True
-        ids = np.full((len(users), N), -1, dtype=np.int32)
-        scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
         items = np.arange(n_items, dtype=np.int64)
-        block = max(1, self._PAIRS_PER_BLOCK // max(n_items, 1))
-        for lo in range(0, len(users), block):
-            blk = users[lo : lo + block]
-            # Unclipped: clipping would tie every item predicted above the top rating, and
-            # the top-N would then fall back to item-id order.
-            S = self._blend(np.repeat(blk, n_items), np.tile(items, len(blk)), clip=False)
-            S = S.reshape(len(blk), n_items)
-            if excl_ptr is None:
-                out = top_n(S, N, excluded=excluded)
-            else:
-                ptr = excl_ptr[lo : lo + len(blk) + 1] - excl_ptr[lo]
-                idx = excl_idx[excl_ptr[lo] : excl_ptr[lo + len(blk)]]
-                out = top_n(S, N, ptr, idx, excluded)
-            ids[lo : lo + len(blk)], scores[lo : lo + len(blk)] = out
-        if not batch:
-            keep = ids[0] >= 0
-            return ids[0][keep], scores[0][keep]
-        return ids, scores
+        S = self._blend(np.repeat(users, n_items), np.tile(items, len(users)), clip=False)
+        return S.reshape(len(users), n_items)

@@ -15,24 +15,29 @@ from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as K
 from rbmrec.engine import softmax_batches as KB
 from rbmrec.engine._random import row_states
-from rbmrec.engine.topn import PAD_SCORE, top_n
 from rbmrec.errors import DataError, ModelFileError
 from rbmrec.models import persistence
-from rbmrec.models._common import (
+from rbmrec.models._estimator import (
     ParamsMixin,
-    as_index_array,
-    check_choice,
-    check_csr,
-    check_fitted,
-    check_int,
-    check_sparse_structure,
-    check_unchanged,
     epoch_batch,
     num_threads,
     one_blas_thread,
     seed_generator,
 )
+from rbmrec.models.base import Recommender
 from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, is_interrupt, train
+from rbmrec.models.validation import (
+    as_index_array,
+    check_choice,
+    check_csr,
+    check_fitted,
+    check_high_rating,
+    check_high_threshold,
+    check_int,
+    check_ratings,
+    check_sparse_structure,
+    check_unchanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ _PARAM_ATTRS = ("weights_", "visible_bias_", "hidden_bias_", "conditional_weight
 
 
 @persistence.register
-class RatingRBM(ParamsMixin):
+class RatingRBM(Recommender, ParamsMixin):
     """Softmax RBM for rating prediction with weights shared across users.
 
     Each user (or item, with ``orientation="item"``) has its own RBM whose visible units are
@@ -311,7 +316,7 @@ class RatingRBM(ParamsMixin):
             )
         if self.visible == "gaussian" and self.recommend_score != "expected":
             raise ValueError('recommend_score="p_high" needs visible="softmax"')
-        _check_high_rating(self.high_rating)
+        check_high_rating(self.high_rating)
         check_int("num_threads", self.num_threads, 0)
 
     #: Train the softmax models (not factored) through
@@ -343,25 +348,14 @@ class RatingRBM(ParamsMixin):
             callbacks=self.callbacks,
         )
 
-    @staticmethod
-    def _check_ratings(name: str, X: Any, *, allow_empty: bool = False) -> sp.csr_matrix:
-        # Duplicates would be summed into a value that is no rating (4 + 5 = a level "9").
-        X = check_csr(name, X, allow_empty=allow_empty, duplicates="error")
-        if np.any(X.data == 0):
-            raise DataError(
-                f"{name} holds explicit ratings of 0: sparse storage cannot tell a 0 rating from "
-                "a missing one; shift the scale so every rating is non-zero (e.g. 0..4 -> 1..5)"
-            )
-        return X
-
     def _check_fit_input(
         self, user_items: Any, validation: Any
     ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Checked ``fit`` ratings and validation ratings (same shape), or clear errors."""
-        X = self._check_ratings("user_items", user_items)
+        X = check_ratings("user_items", user_items)
         V = None
         if validation is not None:
-            V = self._check_ratings("validation", validation, allow_empty=True)
+            V = check_ratings("validation", validation, allow_empty=True)
             if V.shape != X.shape:
                 raise DataError(
                     f"validation has shape {V.shape} but user_items has shape {X.shape}"
@@ -388,7 +382,7 @@ class RatingRBM(ParamsMixin):
                     "user_items needs at least two distinct rating values to learn from"
                 )
             if self.high_rating is not None and self.recommend_score == "p_high":
-                _high_threshold(self.high_rating, values)
+                check_high_threshold(self.high_rating, values)
         if known_pairs is not None:
             if not self.conditional:
                 raise ValueError("known_pairs is only used by the conditional model")
@@ -995,7 +989,7 @@ class RatingRBM(ParamsMixin):
     def _user_row(self, name: str, ratings: Any) -> sp.csr_matrix:
         """One user's ratings to fold in, checked: values among the levels and shape
         (1, n_items) (a wider row would reach the kernels with indices past the weights)."""
-        row = self._check_ratings(name, ratings, allow_empty=True)
+        row = check_ratings(name, ratings, allow_empty=True)
         if row.shape != (1, self.n_items_):
             raise DataError(
                 f"{name} must have shape (1, {self.n_items_}) (one user's ratings of the "
@@ -1042,7 +1036,7 @@ class RatingRBM(ParamsMixin):
             # item, and the list would fall into id order.
             thr = self.values_[-2] if len(self.values_) > 2 else self.values_[-1]
         else:
-            thr = _high_threshold(_check_high_rating(self.high_rating), self.values_)
+            thr = check_high_threshold(check_high_rating(self.high_rating), self.values_)
         return (self.values_ >= thr).astype(np.float64)
 
     def _score(self, probs: np.ndarray) -> np.ndarray:
@@ -1071,7 +1065,7 @@ class RatingRBM(ParamsMixin):
 
     #: Users scored together by :meth:`_score_users` (bounds the (block, n_items, n_levels)
     #: temporaries to a few tens of MB on MovieLens-sized catalogues).
-    _BLOCK = 256
+    _SCORE_BLOCK = 256
 
     def _cached(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()``, kept in the scoring cache under ``name`` after the first call.
@@ -1128,16 +1122,16 @@ class RatingRBM(ParamsMixin):
         with num_threads(self.num_threads), one_blas_thread():
             if self.orientation == "user":
                 W2 = Wl.reshape(n_l * n_g, H)
-                for lo in range(0, len(users), self._BLOCK):
-                    blk = users[lo : lo + self._BLOCK]
+                for lo in range(0, len(users), self._SCORE_BLOCK):
+                    blk = users[lo : lo + self._SCORE_BLOCK]
                     logits = (hidden(blk) @ W2.T).reshape(len(blk), n_l, n_g)
                     K.softmax_level_scores(logits, bl, weights, out[lo : lo + len(blk)])
                 return out
             # Hidden state of every item's RBM, (n_items, H): shared by all user blocks and
             # calls through the scoring cache.
             h_items = self._cached("h_items", lambda: hidden(np.arange(n_items, dtype=np.int64)))
-            for lo in range(0, len(users), self._BLOCK):
-                blk = users[lo : lo + self._BLOCK]
+            for lo in range(0, len(users), self._SCORE_BLOCK):
+                blk = users[lo : lo + self._SCORE_BLOCK]
                 # (n_items, H) @ (H, n_l * blk) -> (n_items, n_l, blk)
                 Wb = Wl[:, blk].reshape(n_l * len(blk), H)
                 logits = (h_items @ Wb.T).reshape(n_items, n_l, len(blk))
@@ -1162,104 +1156,29 @@ class RatingRBM(ParamsMixin):
             z += b[users][:, None]
         return self._to_scale(z)
 
-    def recommend(
-        self,
-        userid: Any,
-        user_items: sp.spmatrix,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Any = None,
-        recalculate_user: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-N items by ``recommend_score`` (same contract as ``implicit``).
+    #: With ``recalculate_user``, any non-negative ``userid`` is folded in from its row.
+    _FOLDS_IN_NEW_USERS = True
 
-        Parameters
-        ----------
-        userid : int or array-like of int
-            One user, or several (then outputs are 2-D).
-        user_items : scipy.sparse matrix
-            The users' rows (one row per requested user; ``user_items[userid]`` style): used
-            to filter already-rated items and, with ``recalculate_user``, to fold the user in
-            (any non-negative userid is then accepted, e.g. users added after ``fit``).
-        N : int, default 10
-        filter_already_liked_items : bool, default True
-        filter_items : array-like of int, optional
-            Items never to recommend.
-        recalculate_user : bool, default False
-            Score from ``user_items`` instead of the stored training ratings.
-
-        Returns
-        -------
-        ids : ndarray of int32, shape (n,) or (n_users, N)
-            A single user gets ``n = min(N, candidates)`` ids (a huge ``N`` costs no more
-            than the number of items); in batch mode rows are padded with id -1 and score
-            ``-finfo(float32).max`` to ``N`` columns (as ``implicit`` pads).
-        scores : ndarray of float32, same shape as ids
-        """
-        self._check_fitted()
-        check_int("N", N, 1)
-        if not sp.issparse(user_items):
-            raise TypeError("user_items must be a scipy.sparse matrix")
-        check_sparse_structure("user_items", user_items)  # its indices reach the top-N kernel
+    def _check_rows(self, user_items: Any, recalculate_user: bool) -> None:
+        """With ``recalculate_user`` the rows are ratings to fold in: a pair stored twice is
+        refused before the CSR conversion would sum it into another level (2 + 3 -> 5)."""
         if recalculate_user:
-            # The rows are ratings to fold in: a pair stored twice is refused before the CSR
-            # conversion would sum it into another level (2 + 3 stars -> 5).
-            user_items = check_csr("user_items", user_items, allow_empty=True, duplicates="error")
-        user_items = sp.csr_matrix(user_items)
-        if np.ndim(userid) > 1:
-            raise ValueError(
-                f"userid must be an id or a 1-D array of ids, got shape {np.shape(userid)}"
-            )
-        batch = np.ndim(userid) > 0
-        if not batch:  # one user's list is trimmed to its candidates anyway
-            N = min(int(N), int(self.n_items_))
-        users = np.atleast_1d(np.asarray(userid))
-        if users.dtype.kind not in "iu":
-            raise TypeError(f"userid must be integer, got dtype {users.dtype}")
-        if user_items.shape[0] != len(users):
-            raise ValueError(
-                f"user_items must have one row per requested user ({len(users)}), "
-                f"got {user_items.shape[0]}"
-            )
-        if user_items.shape[1] != self.n_items_:
-            raise ValueError(f"user_items must have {self.n_items_} columns")
-        excluded = None
-        if filter_items is not None:
-            excluded = np.zeros(self.n_items_, dtype=np.bool_)
-            excluded[as_index_array("filter_items", filter_items, self.n_items_)] = True
+            check_csr("user_items", user_items, allow_empty=True, duplicates="error")
+
+    def _score_block(
+        self, users: np.ndarray, rows: sp.csr_matrix | None, recalculate_user: bool
+    ) -> np.ndarray:
+        """Ranking scores (``recommend_score``) of every item, (len(users), n_items): from
+        the stored training ratings, or folded in from ``rows``."""
         if not recalculate_user:
-            as_index_array("userid", users, self.n_users_)
-        elif np.any(users < 0):
-            raise IndexError(f"userid contains a negative index: {users[users < 0][0]}")
-        ids = np.full((len(users), N), -1, dtype=np.int32)
-        scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
+            return self._score_users(users)
         items = np.arange(self.n_items_, dtype=np.int64)
-        for lo in range(0, len(users), self._BLOCK):
-            hi = min(lo + self._BLOCK, len(users))
-            if recalculate_user:
-                S = np.stack([
-                    self._fold_in_scores(
-                        self._check_ratings("user_items", user_items[r], allow_empty=True), items
-                    ) for r in range(lo, hi)
-                ])  # fmt: skip
-            else:
-                S = self._score_users(users[lo:hi].astype(np.int64))
-            if filter_already_liked_items:
-                sub = user_items[lo:hi]
-                ids[lo:hi], scores[lo:hi] = top_n(S, N, sub.indptr, sub.indices, excluded)
-            else:
-                ids[lo:hi], scores[lo:hi] = top_n(S, N, excluded=excluded)
-        if not batch:
-            valid = ids[0] >= 0
-            return ids[0][valid], scores[0][valid]
-        return ids, scores
+        return np.stack([
+            self._fold_in_scores(check_ratings("user_items", rows[r], allow_empty=True), items)
+            for r in range(rows.shape[0])
+        ])  # fmt: skip
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: Any) -> Any:
-        """Save to ``path`` (npz + JSON metadata, no pickle); see :func:`rbmrec.load`."""
-        self._check_fitted()
-        return persistence.save(self, path)
-
     _HYPER = (
         "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
         "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
@@ -1613,34 +1532,6 @@ def _spawn(random_state: Any, n: int) -> list[Any]:
         ]
     entropy = None if random_state is None else int(random_state)
     return np.random.SeedSequence(entropy).spawn(n)
-
-
-def _check_high_rating(value: Any) -> float | None:
-    """``high_rating`` as a float (None stays None), or TypeError/ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"high_rating must be a number or None, got {type(value).__name__}")
-    if not np.isfinite(value):
-        raise ValueError(f"high_rating must be finite, got {value}")
-    return float(value)
-
-
-def _high_threshold(high_rating: float, values: np.ndarray) -> float:
-    """``high_rating`` after checking it splits the rating levels ``values`` (sorted).
-
-    ``p_high`` is the probability of a level ``>= high_rating``: a threshold above every
-    level makes it 0 for every item, one at or below the lowest level 1, and either way
-    ``recommend`` would list items in id order.
-    """
-    lo, hi = float(values[0]), float(values[-1])
-    if not lo < high_rating <= hi:
-        raise ValueError(
-            f"high_rating={high_rating} must be above the lowest and at most the highest "
-            f"rating level seen in fit ({lo} and {hi}): otherwise p_high is the same for "
-            f"every item"
-        )
-    return float(high_rating)
 
 
 #: A rating maps to its nearest level when within this fraction of the level's magnitude
