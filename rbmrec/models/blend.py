@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.errors import DataError, NotFittedError
+from rbmrec.errors import DataError, ModelFileError, NotFittedError
+from rbmrec.models import persistence
 from rbmrec.models._estimator import accepts_validation
 from rbmrec.models.base import Recommender
+from rbmrec.models.ensemble import combine, fit_ridge
 from rbmrec.models.validation import check_csr, check_float, check_int, check_pairs
 
 log = logging.getLogger(__name__)
 
 
+@persistence.register
 class BlendedRatingModel(Recommender):
     """Least-squares blend of rating models (e.g. user- and item-based RatingRBM).
 
@@ -59,6 +62,11 @@ class BlendedRatingModel(Recommender):
         parts, error measured on the remaining one. Compare blends and single models with
         this, not ``valid_rmse_``. NaN when ``cv_folds=0``.
     fit_seconds_ : dict of str to float
+
+    Notes
+    -----
+    ``save`` writes every member inside the blend's file (each member's class must be a
+    registered rbmrec model); :func:`rbmrec.load` rebuilds them.
     """
 
     def __init__(
@@ -86,22 +94,15 @@ class BlendedRatingModel(Recommender):
         return np.column_stack([P, P * zu[:, None], P * zi[:, None], zu, zi])
 
     def _solve(self, F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Ridge weights and intercept of y on F (features centred, intercept unpenalised)."""
-        mean = F.mean(0)
-        Fc = F - mean
-        lam = self.ridge * len(y)
-        A = Fc.T @ Fc + lam * np.eye(F.shape[1])
-        # lstsq: with ridge=0 and collinear members (two copies of a model, a constant
-        # prediction) the system is singular; the minimum-norm solution splits the weight.
-        coef = np.linalg.lstsq(A, Fc.T @ (y - y.mean()), rcond=None)[0]
-        return coef, float(y.mean() - mean @ coef)
+        """Ridge weights and intercept of y on F (:func:`~rbmrec.models.ensemble.fit_ridge`)."""
+        return fit_ridge(F, y, self.ridge)
 
     def _output(
         self, F: np.ndarray, coef: np.ndarray, intercept: float, clip: bool | None = None
     ) -> np.ndarray:
         """Blend of features F (n_pairs, n_features), clipped when ``clip`` (default
         ``self.clip``)."""
-        out = F @ coef + intercept
+        out = combine(list(coef), list(F.T), intercept)
         return np.clip(out, *self._range) if (self.clip if clip is None else clip) else out
 
     def fit(self, user_items: sp.spmatrix, validation: sp.spmatrix | None = None):
@@ -213,3 +214,67 @@ class BlendedRatingModel(Recommender):
         items = np.arange(n_items, dtype=np.int64)
         S = self._blend(np.repeat(users, n_items), np.tile(items, len(users)), clip=False)
         return S.reshape(len(users), n_items)
+
+    # ------------------------------------------------------------------ files
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Each member's arrays under ``"m<k>__<name>"`` and its class and metadata under
+        ``"members"``, with the blend's weights and support statistics."""
+        arrays: dict[str, np.ndarray] = {
+            "coef": np.asarray(self.coef_, dtype=np.float64),
+            "user_count": self._user_count,
+            "item_count": self._item_count,
+        }
+        members = []
+        for k, (name, model) in enumerate(self.members):
+            cls = type(model)
+            key = f"{cls.__module__}:{cls.__qualname__}"
+            if persistence.registered_class(key) is not cls:
+                raise TypeError(f"member {name!r} ({cls.__name__}) is not a registered model")
+            a, mm = model._get_state()
+            arrays.update({f"m{k}__{n}": v for n, v in a.items()})
+            members.append({"name": name, "class": key, "meta": mm})
+        meta = {
+            "params": {"ridge": self.ridge, "support": self.support, "clip": self.clip,
+                       "cv_folds": self.cv_folds},
+            "members": members, "intercept": self.intercept_, "n_users": self.n_users_,
+            "n_items": self.n_items_, "range": list(self._range), "zu": list(self._zu),
+            "zi": list(self._zi), "valid_rmse": self.valid_rmse_, "cv_rmse": self.cv_rmse_,
+            "fit_seconds": self.fit_seconds_,
+        }  # fmt: skip
+        return arrays, meta
+
+    @classmethod
+    def _from_state(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+    ) -> BlendedRatingModel:
+        members = []
+        for k, m in enumerate(meta["members"]):
+            member_cls = persistence.registered_class(m["class"])
+            if member_cls is None:
+                raise ModelFileError(f"member {m['name']!r} has an unknown class {m['class']!r}")
+            prefix = f"m{k}__"
+            sub = {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}
+            members.append((m["name"], member_cls._from_state(sub, m["meta"])))
+        model = cls(members, **meta["params"])
+        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+        n_features = len(members) * (3 if model.support else 1) + (2 if model.support else 0)
+        coef = persistence.check_file_array(
+            arrays, "coef", (n_features,), dims=("n_features",), kind="f", finite=True
+        )
+        model.coef_ = np.asarray(coef, dtype=np.float64)
+        model.intercept_ = float(meta["intercept"])
+        model._user_count = persistence.check_file_array(
+            arrays, "user_count", (model.n_users_,), dims=("n_users",), kind="f", finite=True
+        )
+        model._item_count = persistence.check_file_array(
+            arrays, "item_count", (model.n_items_,), dims=("n_items",), kind="f", finite=True
+        )
+        model._range = tuple(float(x) for x in meta["range"])
+        model._zu = tuple(float(x) for x in meta["zu"])
+        model._zi = tuple(float(x) for x in meta["zi"])
+        model.valid_rmse_, model.cv_rmse_ = float(meta["valid_rmse"]), float(meta["cv_rmse"])
+        model.fit_seconds_ = dict(meta["fit_seconds"])
+        for name, member in members:
+            if (member.n_users, member.n_items) != (model.n_users_, model.n_items_):
+                raise ModelFileError(f"member {name!r} does not have the blend's shape")
+        return model

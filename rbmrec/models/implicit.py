@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine._random import row_states
 from rbmrec.engine.implicit import (
-    add_positive_stats,
-    batch_item_major,
     csr_hidden_probs,
-    csr_hidden_probs_dropout,
-    mean_field_negative,
-    pcd_negative,
-    sample_bernoulli_rows,
-    softmax_mean_field_negative,
     topn_select,
 )
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
@@ -31,6 +24,7 @@ from rbmrec.models._estimator import (
     seed_generator,
 )
 from rbmrec.models.base import Recommender
+from rbmrec.models.implicit_train import _cd_step, _draws, _row_scale, _TrainData
 from rbmrec.models.persistence import (
     check_file_array,
     check_file_csr,
@@ -407,90 +401,17 @@ class ImplicitRBM(Recommender, ParamsMixin):
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TrainResult]:
         """Train one RBM on ``X``; returns ``W (n_items, n_hidden), b, c`` and the result."""
-        n_users, n_items = X.shape
-        weight = np.ones_like(X.data)
-        if self.confidence > 0:
-            weight = (1.0 + self.confidence * np.log1p(X.data)).astype(np.float32)
-        indptr, indices = X.indptr, X.indices
-        W = (self.init_std * rng.standard_normal((n_items, self.n_hidden))).astype(np.float32)
-        counts = np.diff(sp.csc_matrix(X).indptr).astype(np.float64)
-        pop = (counts + 1.0) / (n_users + 2.0)
-        softmax = self.visible == "softmax"
-        if softmax:
-            # log of the items' share of all interactions: the softmax of b alone is then
-            # the (smoothed) popularity distribution, the counterpart of the log-odds below
-            b = np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32)
-        else:
-            b = np.log(pop / (1.0 - pop)).astype(np.float32)
-        c = np.zeros(self.n_hidden, dtype=np.float32)
-        params = {"W": W, "b": b, "c": c}
-        chains = None
-        if self.negative == "pcd":
-            chains = (rng.random((self.n_chains, n_items)) < pop).astype(np.float32)
-        sample_hidden = bool(self.sample_hidden)
-        keep = 1.0 - float(self.input_dropout)
-        gamma = float(self.length_norm)
-        length_ref = float(np.diff(indptr).mean())
-        scale_all = _row_scale(indptr, np.arange(n_users, dtype=np.int64), gamma, length_ref)
-        draws_all = np.diff(indptr).astype(np.float64)  # D of every user (replicated softmax)
-
-        def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
-            gW = np.zeros_like(W)
-            gb = np.zeros_like(b)
-            gc = np.zeros_like(c)
-            states = row_states(rng_, len(rows))
-            s = scale_all[rows]
-            d = draws_all[rows] if softmax else None
-            if keep < 1.0:
-                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, s, keep, states, d)
-            else:
-                h0 = csr_hidden_probs(indptr, indices, rows, W, c, s, d)
-            col_ptr, batch_row, w = batch_item_major(indptr, indices, weight, rows, n_items)
-            # d(-E)/dW_ij = s v_i h_j: the positive statistics carry the row scale
-            add_positive_stats(col_ptr, batch_row, w, h0 if gamma == 0 else h0 * s[:, None], gW, gb)
-            if softmax:  # d(-E)/dc_j = D h_j
-                gc += (d @ h0.astype(np.float64)).astype(np.float32)
-            else:
-                gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
-            hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
-            grads = {"W": gW, "b": gb, "c": gc}
-            if chains is not None:
-                cstates = row_states(rng_, chains.shape[0])
-                scale = len(rows) / chains.shape[0]
-                pcd_negative(chains, W, b, c, k, cstates, gW, gb, gc, scale)
-                return grads, {}
-            s_neg = None if gamma == 0 else s
-            if softmax:
-                v1 = softmax_mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, d, s_neg)
-            else:
-                v1 = mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, s_neg)
-            # squared reconstruction error over all items: |v1|^2 - 2 v1.v0 + |v0|^2
-            sq = float(np.einsum("ij,ij->", v1, v1, dtype=np.float64))
-            item_of = np.repeat(np.arange(n_items), np.diff(col_ptr))
-            hit = float(v1[batch_row, item_of].sum(dtype=np.float64))
-            nnz = float(batch_row.size)
-            if softmax:
-                # the hidden-bias statistics are D times larger than the weights' (D c.h in
-                # the energy); a step of the same size made c swing by several units per
-                # epoch on ML-1M (mean D = 134) and froze the hidden units. Dividing by the
-                # mean D lowers c's step size only, not the gradient's direction or zero.
-                gc /= np.float32(length_ref)
-            return grads, {"recon_error": (sq - 2.0 * hit + nnz) / n_items}
-
+        data = _TrainData.initial(self, X, rng)
+        W, b, c = data.W, data.b, data.c
         evaluate = None
-        bias_scale = 1.0 + float(self.popularity_weight)
         if valid is not None:
-
-            def evaluate(epoch: int) -> dict[str, float]:
-                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref, softmax)
-                return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
-
+            evaluate = partial(self._validation_ndcg, X, valid, data)
         describe = f"n_hidden={self.n_hidden}, batch_size={config.batch_size}, "
         with num_threads(self.num_threads), one_blas_thread():
             result: TrainResult = train(
-                params,
-                step,
-                n_users,
+                {"W": W, "b": b, "c": c},
+                partial(_cd_step, data),
+                X.shape[0],
                 config,
                 rng,
                 decay=("W",),
@@ -498,6 +419,16 @@ class ImplicitRBM(Recommender, ParamsMixin):
                 describe=describe,
             )
         return W, b, c, result
+
+    def _validation_ndcg(
+        self, X: sp.csr_matrix, valid: sp.csr_matrix, data: _TrainData, epoch: int
+    ) -> dict[str, float]:
+        """The trainer's per-epoch evaluation: NDCG@10 on ``valid`` (and its loss)."""
+        nd = self._ndcg_at_10(
+            X, valid, data.W, data.b, data.c, 1.0 + float(self.popularity_weight), data.gamma,
+            data.length_ref, data.softmax,
+        )  # fmt: skip
+        return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
     @staticmethod
     def _ndcg_at_10(
@@ -806,31 +737,3 @@ def _logits(
     else:
         out += (bias_scale * b).astype(out.dtype)
     return out
-
-
-def _draws(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Number of stored items of each CSR row, float64 of shape (len(rows),)."""
-    return (indptr[rows + 1] - indptr[rows]).astype(np.float64)
-
-
-def _row_scale(indptr: np.ndarray, rows: np.ndarray, gamma: float, ref: float) -> np.ndarray:
-    """Input scale ``(n_r / ref) ** -gamma`` of each row (``n_r`` = its number of items).
-
-    Returns float64 ones when ``gamma == 0``; rows without items get scale 1.
-
-    Parameters
-    ----------
-    indptr : int array, shape (n_users + 1,)
-    rows : int64 array, shape (n,)
-    gamma : float
-    ref : float
-        Reference length (the mean number of items per training user).
-
-    Returns
-    -------
-    float64 array, shape (n,)
-    """
-    if gamma == 0:
-        return np.ones(rows.size, dtype=np.float64)
-    n = (indptr[rows + 1] - indptr[rows]).astype(np.float64)
-    return (np.maximum(n, 1.0) / ref) ** -gamma

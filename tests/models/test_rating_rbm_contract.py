@@ -53,7 +53,6 @@ class TestBlendedRatingModelContract(RecommenderContract):
     """A least-squares blend of two rating models (the blend fits on ``validation``)."""
 
     supports_predict = True
-    supports_save = False
 
     def make_model(self):
         from rbmrec.evaluation import BiasBaseline
