@@ -196,9 +196,7 @@ class RatingMixture:
         return cls(members, weight, a, slope)
 
 
-def _check_member(
-    name: str, m: Any, model: Any, first: Any, n_users: int, n_items: int
-) -> None:
+def _check_member(name: str, m: Any, model: Any, first: Any, n_users: int, n_items: int) -> None:
     """ModelFileError unless member ``m`` matches the model's hyperparameters and size and
     the item member's rating levels and scale."""
     if {**m._structure(), "orientation": "both"} != model._structure():

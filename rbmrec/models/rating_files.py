@@ -163,9 +163,7 @@ def checked_arrays(
             f"levels, got {values[:10].tolist()}"
         )
     L = len(values)
-    unit, unit_dims = (
-        ((n_groups,), (groups,)) if gauss else ((n_groups, L), (groups, "n_levels"))
-    )
+    unit, unit_dims = ((n_groups,), (groups,)) if gauss else ((n_groups, L), (groups, "n_levels"))
     par = {"dtype": dtype, "finite": True}
     params = {
         "b": check("param_b", unit, unit_dims, **par),
@@ -198,8 +196,7 @@ def checked_arrays(
         R = sp.csr_matrix((data, r_indices, r_indptr), shape=(n_rows, n_groups))
     elif has_r:
         raise ModelFileError(
-            f"the file holds {prefix}r_indptr/{prefix}r_indices but the model is not "
-            "conditional"
+            f"the file holds {prefix}r_indptr/{prefix}r_indices but the model is not conditional"
         )
     return values, (indptr, indices, levels), params, R
 
