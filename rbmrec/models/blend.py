@@ -244,9 +244,7 @@ class BlendedRatingModel(Recommender):
         return arrays, meta
 
     @classmethod
-    def _from_state(
-        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]
-    ) -> BlendedRatingModel:
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> BlendedRatingModel:
         members = []
         for k, m in enumerate(meta["members"]):
             member_cls = persistence.registered_class(m["class"])

@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ImplicitRBM"]
 
-_SCORE_BLOCK = 1024  # users scored per dense block in validation
-
 
 @register
 class ImplicitRBM(Recommender, ParamsMixin):
@@ -448,8 +446,9 @@ class ImplicitRBM(Recommender, ParamsMixin):
         users = np.flatnonzero(np.diff(valid.indptr) > 0).astype(np.int64)
         total = 0.0
         excluded = np.zeros(X.shape[1], dtype=np.bool_)
-        for start in range(0, users.size, _SCORE_BLOCK):
-            block = users[start : start + _SCORE_BLOCK]
+        step = ImplicitRBM._SCORE_BLOCK  # users scored per dense block, as in recommend
+        for start in range(0, users.size, step):
+            block = users[start : start + step]
             scale = _row_scale(X.indptr, block, length_norm, length_ref)
             draws = _draws(X.indptr, block) if softmax else None
             scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale, scale, 1, draws)
