@@ -30,3 +30,7 @@ class ModelFileError(RBMRecError, ValueError):
 
 class DownloadError(RBMRecError, OSError):
     """A dataset could not be downloaded or failed its checksum."""
+
+
+class UnknownUserError(RBMRecError, IndexError):
+    """A user index outside the users a model knows (``recommend``'s ``userid``)."""

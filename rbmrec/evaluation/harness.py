@@ -35,8 +35,9 @@ from rbmrec.evaluation.metrics import (
     relevant_items,
     rmse,
 )
-from rbmrec.models._common import accepts_validation, check_sparse_structure
+from rbmrec.models._estimator import accepts_validation
 from rbmrec.models._sparse import repeated_entry
+from rbmrec.models.validation import check_sparse_structure
 
 __all__ = [
     "METRIC_COLUMNS",

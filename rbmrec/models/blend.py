@@ -10,14 +10,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine.topn import PAD_SCORE, top_n
-from rbmrec.errors import DataError, NotFittedError
-from rbmrec.models._common import accepts_validation, as_index_array, check_csr, check_int
+from rbmrec.errors import DataError, ModelFileError, NotFittedError
+from rbmrec.models import persistence
+from rbmrec.models._estimator import accepts_validation
+from rbmrec.models.base import Recommender
+from rbmrec.models.ensemble import combine, fit_ridge
+from rbmrec.models.validation import check_csr, check_float, check_int, check_pairs
 
 log = logging.getLogger(__name__)
 
 
-class BlendedRatingModel:
+@persistence.register
+class BlendedRatingModel(Recommender):
     """Least-squares blend of rating models (e.g. user- and item-based RatingRBM).
 
     Every member is fitted on the training ratings (members whose ``fit`` accepts
@@ -58,6 +62,11 @@ class BlendedRatingModel:
         parts, error measured on the remaining one. Compare blends and single models with
         this, not ``valid_rmse_``. NaN when ``cv_folds=0``.
     fit_seconds_ : dict of str to float
+
+    Notes
+    -----
+    ``save`` writes every member inside the blend's file (each member's class must be a
+    registered rbmrec model); :func:`rbmrec.load` rebuilds them.
     """
 
     def __init__(
@@ -85,22 +94,15 @@ class BlendedRatingModel:
         return np.column_stack([P, P * zu[:, None], P * zi[:, None], zu, zi])
 
     def _solve(self, F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Ridge weights and intercept of y on F (features centred, intercept unpenalised)."""
-        mean = F.mean(0)
-        Fc = F - mean
-        lam = self.ridge * len(y)
-        A = Fc.T @ Fc + lam * np.eye(F.shape[1])
-        # lstsq: with ridge=0 and collinear members (two copies of a model, a constant
-        # prediction) the system is singular; the minimum-norm solution splits the weight.
-        coef = np.linalg.lstsq(A, Fc.T @ (y - y.mean()), rcond=None)[0]
-        return coef, float(y.mean() - mean @ coef)
+        """Ridge weights and intercept of y on F (:func:`~rbmrec.models.ensemble.fit_ridge`)."""
+        return fit_ridge(F, y, self.ridge)
 
     def _output(
         self, F: np.ndarray, coef: np.ndarray, intercept: float, clip: bool | None = None
     ) -> np.ndarray:
         """Blend of features F (n_pairs, n_features), clipped when ``clip`` (default
         ``self.clip``)."""
-        out = F @ coef + intercept
+        out = combine(list(coef), list(F.T), intercept)
         return np.clip(out, *self._range) if (self.clip if clip is None else clip) else out
 
     def fit(self, user_items: sp.spmatrix, validation: sp.spmatrix | None = None):
@@ -119,13 +121,7 @@ class BlendedRatingModel:
             raise ValueError(f"member names must be unique, got {names}")
         if validation is None:
             raise ValueError("a blend learns its weights on validation ratings: pass validation")
-        if (
-            isinstance(self.ridge, bool | np.bool_)
-            or not isinstance(self.ridge, int | float | np.integer | np.floating)
-            or not np.isfinite(self.ridge)
-            or self.ridge < 0
-        ):
-            raise ValueError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
+        check_float("ridge", self.ridge, 0.0)
         check_int("cv_folds", self.cv_folds, 0)
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or >= 2")
@@ -180,98 +176,103 @@ class BlendedRatingModel:
     def predict(self, userids: Any, itemids: Any) -> np.ndarray:
         """Blended rating predictions, float64 (n_pairs,), clipped to the training range
         when ``clip``."""
+        self._check_fitted()
+        u, i = check_pairs(userids, itemids, self.n_users_, self.n_items_)
+        return self._blend(u, i, self.clip)
+
+    def _check_fitted(self) -> None:
         if self.coef_ is None:
             raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
-        u = as_index_array("userids", userids, self.n_users_)
-        i = as_index_array("itemids", itemids, self.n_items_)
-        if len(u) != len(i):
-            raise ValueError(f"userids has {len(u)} entries but itemids has {len(i)}")
-        return self._blend(u, i, self.clip)
 
     def _blend(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
         """Blended scores of checked index arrays ``u``, ``i`` (n_pairs,), clipped or not."""
         P = np.column_stack([np.asarray(m.predict(u, i), np.float64) for _, m in self.members])
         return self._output(self._features(P, u, i), self.coef_, self.intercept_, clip)
 
-    #: Users scored per block in :meth:`recommend` (bounds the (block * n_items) pairs).
+    #: Pairs scored per block in :meth:`recommend`: blocks hold this many pairs over
+    #: ``n_items`` (bounds the (block * n_items) pair arrays).
     _PAIRS_PER_BLOCK = 1 << 20
 
-    def recommend(
-        self,
-        userid: Any,
-        user_items: sp.spmatrix,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Any = None,
-        recalculate_user: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``N`` items by blended predicted rating (the ``implicit`` protocol).
+    def _block_size(self) -> int:
+        return max(1, self._PAIRS_PER_BLOCK // max(self.n_items_, 1))
 
-        Parameters
-        ----------
-        userid : int or array-like of int
-            One fitted user, or several (then the outputs are 2-D).
-        user_items : scipy.sparse matrix, shape (n_users_requested, n_items)
-            The requested users' rows (``train[userid]``); their stored items are excluded
-            when ``filter_already_liked_items``.
-        N : int, default 10
-        filter_already_liked_items : bool, default True
-        filter_items : array-like of int, optional
-            Items never to recommend.
-        recalculate_user : bool, default False
-            Not supported (the blend has no fold-in): True raises NotImplementedError.
+    def _score_block(
+        self, users: np.ndarray, rows: sp.csr_matrix | None, recalculate_user: bool
+    ) -> np.ndarray:
+        """Blended predicted ratings of every item, float64 (len(users), n_items), not
+        clipped (``predict`` clips them when ``clip``): clipping would tie every item
+        predicted above the top rating, and the top-N would fall back to item-id order.
 
-        Returns
-        -------
-        ids : ndarray of int32, shape (n,) or (n_users, N)
-            A single user gets ``n = min(N, candidates)`` ids (a huge ``N`` costs no more
-            than the number of items); batch rows are padded with id -1 and score
-            ``-finfo(float32).max`` to ``N`` columns (as ``implicit`` pads).
-        scores : ndarray of float32, same shape as ids
-            Blended predicted ratings, not clipped (``predict`` clips them when ``clip``):
-            items predicted above the top rating keep their order.
+        Raises
+        ------
+        NotImplementedError
+            With ``recalculate_user``: the blend has no fold-in.
         """
-        if self.coef_ is None:
-            raise NotFittedError("this BlendedRatingModel is not fitted yet; call fit() first")
-        check_int("N", N, 1)
         if recalculate_user:
             raise NotImplementedError("BlendedRatingModel cannot fold in users (recalculate_user)")
-        batch = np.ndim(userid) > 0
-        users = as_index_array("userid", np.atleast_1d(np.asarray(userid)), self.n_users_)
         n_items = self.n_items_
-        if not batch:  # one user's list is trimmed to its candidates anyway
-            N = min(int(N), int(n_items))
-        excl_ptr = excl_idx = None
-        if filter_already_liked_items:
-            rows = check_csr("user_items", user_items, allow_empty=True)
-            if rows.shape != (len(users), n_items):
-                raise ValueError(
-                    f"user_items must have one row per requested user and {n_items} columns: "
-                    f"expected shape ({len(users)}, {n_items}), got {rows.shape}"
-                )
-            excl_ptr, excl_idx = rows.indptr.astype(np.int64), rows.indices.astype(np.int32)
-        excluded = None
-        if filter_items is not None:
-            excluded = np.zeros(n_items, dtype=np.bool_)
-            excluded[as_index_array("filter_items", filter_items, n_items)] = True
-        ids = np.full((len(users), N), -1, dtype=np.int32)
-        scores = np.full((len(users), N), PAD_SCORE, dtype=np.float32)
         items = np.arange(n_items, dtype=np.int64)
-        block = max(1, self._PAIRS_PER_BLOCK // max(n_items, 1))
-        for lo in range(0, len(users), block):
-            blk = users[lo : lo + block]
-            # Unclipped: clipping would tie every item predicted above the top rating, and
-            # the top-N would then fall back to item-id order.
-            S = self._blend(np.repeat(blk, n_items), np.tile(items, len(blk)), clip=False)
-            S = S.reshape(len(blk), n_items)
-            if excl_ptr is None:
-                out = top_n(S, N, excluded=excluded)
-            else:
-                ptr = excl_ptr[lo : lo + len(blk) + 1] - excl_ptr[lo]
-                idx = excl_idx[excl_ptr[lo] : excl_ptr[lo + len(blk)]]
-                out = top_n(S, N, ptr, idx, excluded)
-            ids[lo : lo + len(blk)], scores[lo : lo + len(blk)] = out
-        if not batch:
-            keep = ids[0] >= 0
-            return ids[0][keep], scores[0][keep]
-        return ids, scores
+        S = self._blend(np.repeat(users, n_items), np.tile(items, len(users)), clip=False)
+        return S.reshape(len(users), n_items)
+
+    # ------------------------------------------------------------------ files
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Each member's arrays under ``"m<k>__<name>"`` and its class and metadata under
+        ``"members"``, with the blend's weights and support statistics."""
+        arrays: dict[str, np.ndarray] = {
+            "coef": np.asarray(self.coef_, dtype=np.float64),
+            "user_count": self._user_count,
+            "item_count": self._item_count,
+        }
+        members = []
+        for k, (name, model) in enumerate(self.members):
+            cls = type(model)
+            key = f"{cls.__module__}:{cls.__qualname__}"
+            if persistence.registered_class(key) is not cls:
+                raise TypeError(f"member {name!r} ({cls.__name__}) is not a registered model")
+            a, mm = model._get_state()
+            arrays.update({f"m{k}__{n}": v for n, v in a.items()})
+            members.append({"name": name, "class": key, "meta": mm})
+        meta = {
+            "params": {"ridge": self.ridge, "support": self.support, "clip": self.clip,
+                       "cv_folds": self.cv_folds},
+            "members": members, "intercept": self.intercept_, "n_users": self.n_users_,
+            "n_items": self.n_items_, "range": list(self._range), "zu": list(self._zu),
+            "zi": list(self._zi), "valid_rmse": self.valid_rmse_, "cv_rmse": self.cv_rmse_,
+            "fit_seconds": self.fit_seconds_,
+        }  # fmt: skip
+        return arrays, meta
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> BlendedRatingModel:
+        members = []
+        for k, m in enumerate(meta["members"]):
+            member_cls = persistence.registered_class(m["class"])
+            if member_cls is None:
+                raise ModelFileError(f"member {m['name']!r} has an unknown class {m['class']!r}")
+            prefix = f"m{k}__"
+            sub = {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}
+            members.append((m["name"], member_cls._from_state(sub, m["meta"])))
+        model = cls(members, **meta["params"])
+        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+        n_features = len(members) * (3 if model.support else 1) + (2 if model.support else 0)
+        coef = persistence.check_file_array(
+            arrays, "coef", (n_features,), dims=("n_features",), kind="f", finite=True
+        )
+        model.coef_ = np.asarray(coef, dtype=np.float64)
+        model.intercept_ = float(meta["intercept"])
+        model._user_count = persistence.check_file_array(
+            arrays, "user_count", (model.n_users_,), dims=("n_users",), kind="f", finite=True
+        )
+        model._item_count = persistence.check_file_array(
+            arrays, "item_count", (model.n_items_,), dims=("n_items",), kind="f", finite=True
+        )
+        model._range = tuple(float(x) for x in meta["range"])
+        model._zu = tuple(float(x) for x in meta["zu"])
+        model._zi = tuple(float(x) for x in meta["zi"])
+        model.valid_rmse_, model.cv_rmse_ = float(meta["valid_rmse"]), float(meta["cv_rmse"])
+        model.fit_seconds_ = dict(meta["fit_seconds"])
+        for name, member in members:
+            if (member.n_users, member.n_items) != (model.n_users_, model.n_items_):
+                raise ModelFileError(f"member {name!r} does not have the blend's shape")
+        return model

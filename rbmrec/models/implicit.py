@@ -4,38 +4,27 @@ top-N lists."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine._random import row_states
 from rbmrec.engine.implicit import (
-    add_positive_stats,
-    batch_item_major,
     csr_hidden_probs,
-    csr_hidden_probs_dropout,
-    mean_field_negative,
-    pcd_negative,
-    sample_bernoulli_rows,
-    softmax_mean_field_negative,
     topn_select,
 )
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
-from rbmrec.models._common import (
+from rbmrec.models._estimator import (
     ParamsMixin,
-    as_index_array,
-    check_choice,
-    check_int,
-    check_sparse_structure,
-    check_unchanged,
     epoch_batch,
     num_threads,
     one_blas_thread,
     seed_generator,
 )
+from rbmrec.models.base import Recommender
+from rbmrec.models.implicit_train import _cd_step, _draws, _row_scale, _TrainData
 from rbmrec.models.persistence import (
     check_file_array,
     check_file_csr,
@@ -43,7 +32,6 @@ from rbmrec.models.persistence import (
     seed_from_json,
     seed_to_json,
 )
-from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import (
     EpochCallback,
     TrainerConfig,
@@ -51,62 +39,24 @@ from rbmrec.models.trainer import (
     cd_schedule_json,
     train,
 )
+from rbmrec.models.validation import (
+    as_index_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_interactions,
+    check_n,
+    check_unchanged,
+    excluded_items,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ImplicitRBM"]
 
-_PAD_SCORE = -np.finfo(np.float32).max
-_SCORE_BLOCK = 1024  # users scored per dense block in recommend / validation
-
-
-def _binary_csr(name: str, X: Any, n_items: int | None = None) -> sp.csr_matrix:
-    """Canonical CSR copy (float32 data, int32 indices, sorted, no duplicates) of ``X``.
-
-    Stored entries with a value <= 0 are dropped: an interaction is a positive value. Entries
-    stored twice for one (user, item) are summed (counts of events, scipy's convention). The
-    checks run in float64, and positive values are then clipped into float32's normal range,
-    so a tiny count is still an interaction and a huge one stays finite.
-    """
-    if not sp.issparse(X):
-        raise TypeError(
-            f"{name} must be a scipy.sparse CSR matrix (users x items), got {type(X).__name__}"
-        )
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
-    if n_items is not None and X.shape[1] != n_items:
-        raise ValueError(f"{name} has {X.shape[1]} columns but the model was fitted on {n_items}")
-    check_sparse_structure(name, X)  # before scipy's conversions and the kernels index with it
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    X.prune()
-    X.sum_duplicates()
-    if X.nnz and not np.all(np.isfinite(X.data)):
-        raise DataError(f"{name} contains NaN or infinite values")
-    X.data[X.data <= 0] = 0
-    X.eliminate_zeros()
-    f32 = np.finfo(np.float32)
-    np.clip(X.data, f32.tiny, f32.max, out=X.data)
-    X = X.astype(np.float32)
-    X.sort_indices()
-    X.indices = X.indices.astype(np.int32, copy=False)
-    X.indptr = X.indptr.astype(np.int64, copy=False)
-    return X
-
-
-def _check_float(name: str, value: Any, low: float, *, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < low or (strict and value == low):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be finite and {op} {low}, got {value}")
-    return value
-
 
 @register
-class ImplicitRBM(ParamsMixin):
+class ImplicitRBM(Recommender, ParamsMixin):
     """Restricted Boltzmann machine for top-N recommendation from implicit feedback.
 
     One visible unit per item (1 = the user interacted with it) and ``n_hidden`` binary
@@ -338,12 +288,12 @@ class ImplicitRBM(ParamsMixin):
             raise TypeError(
                 f"sample_hidden must be a bool, got {type(self.sample_hidden).__name__}"
             )
-        _check_float("confidence", self.confidence, 0.0)
-        _check_float("init_std", self.init_std, 0.0, strict=True)
-        if _check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:
+        check_float("confidence", self.confidence, 0.0)
+        check_float("init_std", self.init_std, 0.0, strict=True)
+        if check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:
             raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}")
-        _check_float("popularity_weight", self.popularity_weight, -1.0)
-        if _check_float("length_norm", self.length_norm, 0.0) > 1.0:
+        check_float("popularity_weight", self.popularity_weight, -1.0)
+        if check_float("length_norm", self.length_norm, 0.0) > 1.0:
             raise ValueError(f"length_norm must be in [0, 1], got {self.length_norm}")
         if self.length_norm > 0 and self.negative == "pcd":
             raise ValueError(
@@ -390,13 +340,13 @@ class ImplicitRBM(ParamsMixin):
             ``self``.
         """
         config = self._validate()
-        X = _binary_csr("user_items", user_items)
+        X = check_interactions("user_items", user_items)
         if X.nnz == 0:
             raise DataError("user_items has no positive entries")
         n_users, n_items = X.shape
         valid = None
         if validation is not None:
-            valid = _binary_csr("validation", validation, n_items)
+            valid = check_interactions("validation", validation, n_items)
             if valid.shape[0] != n_users:
                 raise ValueError(
                     f"validation has {valid.shape[0]} rows but user_items has {n_users}"
@@ -449,90 +399,17 @@ class ImplicitRBM(ParamsMixin):
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TrainResult]:
         """Train one RBM on ``X``; returns ``W (n_items, n_hidden), b, c`` and the result."""
-        n_users, n_items = X.shape
-        weight = np.ones_like(X.data)
-        if self.confidence > 0:
-            weight = (1.0 + self.confidence * np.log1p(X.data)).astype(np.float32)
-        indptr, indices = X.indptr, X.indices
-        W = (self.init_std * rng.standard_normal((n_items, self.n_hidden))).astype(np.float32)
-        counts = np.diff(sp.csc_matrix(X).indptr).astype(np.float64)
-        pop = (counts + 1.0) / (n_users + 2.0)
-        softmax = self.visible == "softmax"
-        if softmax:
-            # log of the items' share of all interactions: the softmax of b alone is then
-            # the (smoothed) popularity distribution, the counterpart of the log-odds below
-            b = np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32)
-        else:
-            b = np.log(pop / (1.0 - pop)).astype(np.float32)
-        c = np.zeros(self.n_hidden, dtype=np.float32)
-        params = {"W": W, "b": b, "c": c}
-        chains = None
-        if self.negative == "pcd":
-            chains = (rng.random((self.n_chains, n_items)) < pop).astype(np.float32)
-        sample_hidden = bool(self.sample_hidden)
-        keep = 1.0 - float(self.input_dropout)
-        gamma = float(self.length_norm)
-        length_ref = float(np.diff(indptr).mean())
-        scale_all = _row_scale(indptr, np.arange(n_users, dtype=np.int64), gamma, length_ref)
-        draws_all = np.diff(indptr).astype(np.float64)  # D of every user (replicated softmax)
-
-        def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
-            gW = np.zeros_like(W)
-            gb = np.zeros_like(b)
-            gc = np.zeros_like(c)
-            states = row_states(rng_, len(rows))
-            s = scale_all[rows]
-            d = draws_all[rows] if softmax else None
-            if keep < 1.0:
-                h0 = csr_hidden_probs_dropout(indptr, indices, rows, W, c, s, keep, states, d)
-            else:
-                h0 = csr_hidden_probs(indptr, indices, rows, W, c, s, d)
-            col_ptr, batch_row, w = batch_item_major(indptr, indices, weight, rows, n_items)
-            # d(-E)/dW_ij = s v_i h_j: the positive statistics carry the row scale
-            add_positive_stats(col_ptr, batch_row, w, h0 if gamma == 0 else h0 * s[:, None], gW, gb)
-            if softmax:  # d(-E)/dc_j = D h_j
-                gc += (d @ h0.astype(np.float64)).astype(np.float32)
-            else:
-                gc += h0.sum(axis=0, dtype=np.float64).astype(np.float32)
-            hs = sample_bernoulli_rows(h0, states) if sample_hidden else h0
-            grads = {"W": gW, "b": gb, "c": gc}
-            if chains is not None:
-                cstates = row_states(rng_, chains.shape[0])
-                scale = len(rows) / chains.shape[0]
-                pcd_negative(chains, W, b, c, k, cstates, gW, gb, gc, scale)
-                return grads, {}
-            s_neg = None if gamma == 0 else s
-            if softmax:
-                v1 = softmax_mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, d, s_neg)
-            else:
-                v1 = mean_field_negative(hs, W, b, c, k, states, gW, gb, gc, s_neg)
-            # squared reconstruction error over all items: |v1|^2 - 2 v1.v0 + |v0|^2
-            sq = float(np.einsum("ij,ij->", v1, v1, dtype=np.float64))
-            item_of = np.repeat(np.arange(n_items), np.diff(col_ptr))
-            hit = float(v1[batch_row, item_of].sum(dtype=np.float64))
-            nnz = float(batch_row.size)
-            if softmax:
-                # the hidden-bias statistics are D times larger than the weights' (D c.h in
-                # the energy); a step of the same size made c swing by several units per
-                # epoch on ML-1M (mean D = 134) and froze the hidden units. Dividing by the
-                # mean D lowers c's step size only, not the gradient's direction or zero.
-                gc /= np.float32(length_ref)
-            return grads, {"recon_error": (sq - 2.0 * hit + nnz) / n_items}
-
+        data = _TrainData.initial(self, X, rng)
+        W, b, c = data.W, data.b, data.c
         evaluate = None
-        bias_scale = 1.0 + float(self.popularity_weight)
         if valid is not None:
-
-            def evaluate(epoch: int) -> dict[str, float]:
-                nd = self._ndcg_at_10(X, valid, W, b, c, bias_scale, gamma, length_ref, softmax)
-                return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
-
+            evaluate = partial(self._validation_ndcg, X, valid, data)
         describe = f"n_hidden={self.n_hidden}, batch_size={config.batch_size}, "
         with num_threads(self.num_threads), one_blas_thread():
             result: TrainResult = train(
-                params,
-                step,
-                n_users,
+                {"W": W, "b": b, "c": c},
+                partial(_cd_step, data),
+                X.shape[0],
                 config,
                 rng,
                 decay=("W",),
@@ -540,6 +417,16 @@ class ImplicitRBM(ParamsMixin):
                 describe=describe,
             )
         return W, b, c, result
+
+    def _validation_ndcg(
+        self, X: sp.csr_matrix, valid: sp.csr_matrix, data: _TrainData, epoch: int
+    ) -> dict[str, float]:
+        """The trainer's per-epoch evaluation: NDCG@10 on ``valid`` (and its loss)."""
+        nd = self._ndcg_at_10(
+            X, valid, data.W, data.b, data.c, 1.0 + float(self.popularity_weight), data.gamma,
+            data.length_ref, data.softmax,
+        )  # fmt: skip
+        return {"valid_ndcg": nd, "valid_loss": 1.0 - nd}
 
     @staticmethod
     def _ndcg_at_10(
@@ -559,8 +446,9 @@ class ImplicitRBM(ParamsMixin):
         users = np.flatnonzero(np.diff(valid.indptr) > 0).astype(np.int64)
         total = 0.0
         excluded = np.zeros(X.shape[1], dtype=np.bool_)
-        for start in range(0, users.size, _SCORE_BLOCK):
-            block = users[start : start + _SCORE_BLOCK]
+        step = ImplicitRBM._SCORE_BLOCK  # users scored per dense block, as in recommend
+        for start in range(0, users.size, step):
+            block = users[start : start + step]
             scale = _row_scale(X.indptr, block, length_norm, length_ref)
             draws = _draws(X.indptr, block) if softmax else None
             scores = _logits(X.indptr, X.indices, block, W, b, c, bias_scale, scale, 1, draws)
@@ -597,7 +485,7 @@ class ImplicitRBM(ParamsMixin):
             getattr(self, "_fitted_structure", None), self._structure(), "scoring and save"
         )
         # scoring settings may change after fit, but not into values that give NaN scores
-        _check_float("popularity_weight", self.popularity_weight, -1.0)
+        check_float("popularity_weight", self.popularity_weight, -1.0)
         check_int("num_threads", self.num_threads, 0)
 
     @property
@@ -624,7 +512,7 @@ class ImplicitRBM(ParamsMixin):
         float32 array, shape (n, n_hidden)
         """
         self._check_fitted()
-        X = _binary_csr("user_items", user_items, self.n_items)
+        X = check_interactions("user_items", user_items, self.n_items)
         rows = np.arange(X.shape[0], dtype=np.int64)
         scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
         draws = self._draws(X.indptr, rows)
@@ -645,7 +533,7 @@ class ImplicitRBM(ParamsMixin):
         float32 array, shape (n, n_items)
         """
         self._check_fitted()
-        X = _binary_csr("user_items", user_items, self.n_items)
+        X = check_interactions("user_items", user_items, self.n_items)
         rows = np.arange(X.shape[0], dtype=np.int64)
         scale = _row_scale(X.indptr, rows, float(self.length_norm), self.length_ref_)
         bias_scale = 1.0 + float(self.popularity_weight)
@@ -656,123 +544,38 @@ class ImplicitRBM(ParamsMixin):
                 X.indptr, X.indices, rows, W, b, c, bias_scale, scale, self.n_models_, draws
             )
 
-    def recommend(
-        self,
-        userid: int | Sequence[int] | np.ndarray,
-        user_items: sp.spmatrix,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Sequence[int] | np.ndarray | None = None,
-        recalculate_user: bool = False,
-        items: Sequence[int] | np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``N`` items for one user or a batch, with the ``implicit`` 0.7.3 signature.
+    #: With ``recalculate_user``, any non-negative ``userid`` is folded in from its row.
+    _FOLDS_IN_NEW_USERS = True
 
-        Parameters
-        ----------
-        userid : int or array-like of int, shape (n,)
-            Fitted user indices. With ``recalculate_user=True`` any non-negative index is
-            accepted and the user is folded in from ``user_items`` (new users).
-        user_items : scipy.sparse CSR matrix, shape (1, n_items) or (n, n_items)
-            The requested users' rows (``train[userid]``): their stored items are excluded
-            when ``filter_already_liked_items`` and, with ``recalculate_user``, are the
-            visible units the scores come from.
-        N : int, default 10
-        filter_already_liked_items : bool, default True
-        filter_items : array-like of int, optional
-            Items never recommended.
-        recalculate_user : bool, default False
-            Compute ``E[h | v]`` from ``user_items`` instead of the training row.
-        items : array-like of int, optional
-            Restrict the candidates to these items.
+    def _score_block(
+        self, users: np.ndarray, rows: sp.csr_matrix | None, recalculate_user: bool
+    ) -> np.ndarray:
+        """Log-odds (Bernoulli) or logit (softmax) scores of every item, float32
+        (len(users), n_items): ``E[h | v]`` from the training rows, or from ``rows`` (every
+        stored positive value is an interaction) with ``recalculate_user``.
 
-        Returns
-        -------
-        ids : int32 array, shape (k,) or (n, N)
-            Best first, ties by increasing id. A single user gets ``k = min(N, candidates)``
-            entries (a huge ``N`` costs no more than the number of items); a batch gets ``N``
-            columns padded with -1.
-        scores : float32 array, same shape
-            Log-odds scores; padding is ``-finfo(float32).max``.
+        Filtering by ``recommend`` excludes every stored entry of ``user_items`` whatever
+        its value (``implicit``'s contract): a stored 0 or negative value is no interaction
+        for the fold-in here, but it is still an item the caller listed for this user.
         """
-        self._check_fitted()
-        n_items = self.n_items
-        N = check_int("N", N, 0)
-        single = np.ndim(userid) == 0
-        users = np.atleast_1d(np.asarray(userid))
-        if users.ndim != 1:
-            raise ValueError(f"userid must be an int or a 1-D array of ints, got {users.shape}")
-        if users.size and not np.issubdtype(users.dtype, np.integer):
-            raise TypeError(f"userid must be an int or integer array, got dtype {users.dtype}")
-        users = users.astype(np.int64)
-        limit = np.iinfo(np.int64).max if recalculate_user else self.n_users
-        bad = (users < 0) | (users >= limit)
-        if bad.any():
-            raise IndexError(
-                f"userid {int(users[bad][0])} is out of range: the model knows users "
-                f"0..{self.n_users - 1} (use recalculate_user=True to fold in new users)"
-            )
-        rows_csr = None
-        if filter_already_liked_items or recalculate_user:
-            if not sp.issparse(user_items):
-                raise TypeError("user_items must be a scipy.sparse CSR matrix")
-            if user_items.shape[0] != users.size:
-                raise ValueError(
-                    f"user_items must contain 1 row for every user in userid: "
-                    f"{user_items.shape[0]} rows for {users.size} users"
-                )
-            rows_csr = _binary_csr("user_items", user_items, n_items)
-        seen_csr = None
-        if filter_already_liked_items:
-            # Every stored entry is excluded, whatever its value (implicit's contract): a
-            # stored 0 or negative value is no interaction for the fold-in above, but it is
-            # still an item the caller listed for this user.
-            seen_csr = sp.csr_matrix(user_items, copy=True)
-            seen_csr.sum_duplicates()
-            seen_csr.indices = seen_csr.indices.astype(np.int32, copy=False)
-            seen_csr.indptr = seen_csr.indptr.astype(np.int64, copy=False)
-
-        excluded = _excluded_items(n_items, filter_items, items, "recommend")
-        # One user's list is trimmed to its candidates: a huge N need not be allocated.
-        n_cols = min(N, n_items) if single else N
-
-        ids = np.full((users.size, n_cols), -1, dtype=np.int32)
-        scores = np.full((users.size, n_cols), _PAD_SCORE, dtype=np.float32)
-        counts = np.zeros(users.size, dtype=np.int64)
-        empty_ptr = np.zeros(users.size + 1, dtype=np.int64)
-        empty_idx = np.zeros(0, dtype=np.int32)
+        if recalculate_user:
+            src = check_interactions("user_items", rows, self.n_items)
+            rws = np.arange(src.shape[0], dtype=np.int64)
+        else:
+            src, rws = self.user_items_, users
         with num_threads(self.num_threads), one_blas_thread():
-            for start in range(0, users.size, _SCORE_BLOCK):
-                sl = slice(start, start + _SCORE_BLOCK)
-                if recalculate_user:
-                    src = rows_csr
-                    rows = np.arange(users.size, dtype=np.int64)[sl]
-                else:
-                    src = self.user_items_
-                    rows = users[sl]
-                logits = _logits(
-                    src.indptr,
-                    src.indices,
-                    rows,
-                    self.weights_,
-                    self.visible_bias_,
-                    self.hidden_bias_,
-                    1.0 + float(self.popularity_weight),
-                    _row_scale(src.indptr, rows, float(self.length_norm), self.length_ref_),
-                    self.n_models_,
-                    self._draws(src.indptr, rows),
-                )
-                if seen_csr is not None:
-                    sub = seen_csr[sl]
-                    e_ptr, e_idx = sub.indptr, sub.indices
-                else:
-                    e_ptr, e_idx = empty_ptr[: rows.size + 1], empty_idx
-                i_, s_, c_ = topn_select(logits, e_ptr, e_idx, excluded, n_cols)
-                ids[sl], scores[sl], counts[sl] = i_, s_, c_
-        if single:
-            k = int(counts[0])
-            return ids[0, :k].copy(), scores[0, :k].copy()
-        return ids, scores
+            return _logits(
+                src.indptr,
+                src.indices,
+                rws,
+                self.weights_,
+                self.visible_bias_,
+                self.hidden_bias_,
+                1.0 + float(self.popularity_weight),
+                _row_scale(src.indptr, rws, float(self.length_norm), self.length_ref_),
+                self.n_models_,
+                self._draws(src.indptr, rws),
+            )
 
     def similar_items(
         self,
@@ -802,10 +605,12 @@ class ImplicitRBM(ParamsMixin):
         """
         self._check_fitted()
         n_items = self.n_items
-        N = check_int("N", N, 0)
+        N = check_n(N)
         single = np.ndim(itemid) == 0
         q = as_index_array("itemid", np.atleast_1d(np.asarray(itemid)), n_items)
-        excluded = _excluded_items(n_items, filter_items, items, "similar_items")
+        excluded = excluded_items(n_items, filter_items, items)
+        if excluded is None:
+            excluded = np.zeros(n_items, dtype=np.bool_)
         norms = np.linalg.norm(self.weights_, axis=1)
         norms[norms == 0] = 1e-10
         unit = (self.weights_ / norms[:, None]).astype(np.float32)
@@ -819,11 +624,6 @@ class ImplicitRBM(ParamsMixin):
         return ids, scores
 
     # -- persistence ----------------------------------------------------------------------
-
-    def save(self, path: str | os.PathLike) -> Any:
-        """Write the fitted model to ``path`` (``.npz``); load it with :func:`rbmrec.load`."""
-        self._check_fitted()
-        return _save(self, path)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         X = self.user_items_
@@ -904,24 +704,6 @@ class ImplicitRBM(ParamsMixin):
         return model
 
 
-def _excluded_items(n_items: int, filter_items: Any, items: Any, method: str) -> np.ndarray:
-    """Boolean mask (n_items,) of the items ``recommend``/``similar_items`` must not return.
-
-    ``filter_items`` are excluded; with ``items``, every item outside it is. Both are checked
-    integer ids in ``[0, n_items)`` (a float id or -1 is an error, not a truncation or a
-    wrap-around to the last item).
-    """
-    excluded = np.zeros(n_items, dtype=np.bool_)
-    if items is not None and filter_items is not None:
-        raise ValueError(f"can't set both items and filter_items in {method}")
-    if filter_items is not None:
-        excluded[as_index_array("filter_items", filter_items, n_items)] = True
-    if items is not None:
-        excluded[:] = True
-        excluded[as_index_array("items", items, n_items)] = False
-    return excluded
-
-
 def _logits(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -954,31 +736,3 @@ def _logits(
     else:
         out += (bias_scale * b).astype(out.dtype)
     return out
-
-
-def _draws(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Number of stored items of each CSR row, float64 of shape (len(rows),)."""
-    return (indptr[rows + 1] - indptr[rows]).astype(np.float64)
-
-
-def _row_scale(indptr: np.ndarray, rows: np.ndarray, gamma: float, ref: float) -> np.ndarray:
-    """Input scale ``(n_r / ref) ** -gamma`` of each row (``n_r`` = its number of items).
-
-    Returns float64 ones when ``gamma == 0``; rows without items get scale 1.
-
-    Parameters
-    ----------
-    indptr : int array, shape (n_users + 1,)
-    rows : int64 array, shape (n,)
-    gamma : float
-    ref : float
-        Reference length (the mean number of items per training user).
-
-    Returns
-    -------
-    float64 array, shape (n,)
-    """
-    if gamma == 0:
-        return np.ones(rows.size, dtype=np.float64)
-    n = (indptr[rows + 1] - indptr[rows]).astype(np.float64)
-    return (np.maximum(n, 1.0) / ref) ** -gamma

@@ -59,6 +59,15 @@ def register(cls: T) -> T:
     return cls
 
 
+def registered_class(key: str) -> type | None:
+    """The registered class of a file's ``"module:QualName"`` key (importing an rbmrec
+    module registers its classes), or None; for models that save other models inside."""
+    if key not in _REGISTRY and key.startswith("rbmrec."):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(key.split(":", 1)[0])
+    return _REGISTRY.get(key)
+
+
 def _json_default(obj: Any) -> Any:
     """``json.dumps`` hook: NumPy scalars become the equivalent Python values."""
     if isinstance(obj, np.generic):

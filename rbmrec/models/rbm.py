@@ -16,16 +16,7 @@ from rbmrec.engine import exact as _exact
 from rbmrec.engine import softmax as _soft
 from rbmrec.engine._random import row_states
 from rbmrec.errors import ModelFileError
-from rbmrec.models._common import (
-    ParamsMixin,
-    check_choice,
-    check_fitted,
-    check_int,
-    check_sparse_structure,
-    check_unchanged,
-    num_threads,
-    seed_generator,
-)
+from rbmrec.models._estimator import ParamsMixin, num_threads, seed_generator
 from rbmrec.models._sparse import repeated_entry
 from rbmrec.models.persistence import (
     check_file_array,
@@ -37,6 +28,13 @@ from rbmrec.models.persistence import (
 )
 from rbmrec.models.persistence import save as _save
 from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, parse_cd_schedule, train
+from rbmrec.models.validation import (
+    check_choice,
+    check_fitted,
+    check_int,
+    check_sparse_structure,
+    check_unchanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +246,7 @@ class RBM(ParamsMixin):
                 f"init_scale must be finite and > 0 in the parameter dtype {self._dtype}, got "
                 f"{self.init_scale}"
             )
-        check_int("num_threads", self.num_threads, 0)  # capped when used (_common.num_threads)
+        check_int("num_threads", self.num_threads, 0)  # capped when used (_estimator.num_threads)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable, got {type(self.callback).__name__}")
         parse_cd_schedule(self.cd_steps)

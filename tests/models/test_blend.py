@@ -240,3 +240,28 @@ def test_blend_ridge_zero_with_collinear_members():
     np.testing.assert_allclose(two.coef_, [one.coef_[0] / 2] * 2)
     u, i = valid.nonzero()
     np.testing.assert_allclose(two.predict(u, i), one.predict(u, i))
+
+
+def test_blend_with_support_features_saves_and_loads(tmp_path):
+    import rbmrec
+    from rbmrec.evaluation import BiasBaseline
+    from rbmrec.models.implicit import ImplicitRBM
+
+    X, _, _ = planted(n_users=40, n_items=12)
+    train, valid = holdout(X, seed=1)
+    blend = BlendedRatingModel(
+        [("bias", BiasBaseline()), ("rbm", RatingRBM(n_hidden=4, n_epochs=2, random_state=0))],
+        support=True, cv_folds=2,
+    ).fit(train, validation=valid)  # fmt: skip
+    back = rbmrec.load(blend.save(tmp_path / "blend"))
+    assert type(back) is BlendedRatingModel and [n for n, _ in back.members] == ["bias", "rbm"]
+    u, i = X.nonzero()
+    np.testing.assert_array_equal(back.predict(u, i), blend.predict(u, i))
+    assert (back.cv_rmse_, back.valid_rmse_) == (blend.cv_rmse_, blend.valid_rmse_)
+    users = np.arange(X.shape[0])
+    for a, b in zip(back.recommend(users, train[users], N=4),
+                    blend.recommend(users, train[users], N=4), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    unregistered = BlendedRatingModel([("m", ImplicitRBM(n_hidden=2, n_epochs=1))], cv_folds=0)
+    with pytest.raises(NotFittedError):
+        unregistered.save(tmp_path / "x")

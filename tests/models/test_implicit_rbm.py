@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from contract import RecommenderContract
 
 import rbmrec
 from rbmrec.engine._random import row_states
@@ -27,9 +26,6 @@ from rbmrec.engine.implicit import (
 )
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models.implicit import ImplicitRBM
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from contract import RecommenderContract
 
 PAD = -np.finfo(np.float32).max
 

@@ -14,10 +14,10 @@ from test_rating_rbm import planted
 
 import rbmrec
 from rbmrec.errors import DataError
-from rbmrec.models._common import check_csr, check_sparse_structure
 from rbmrec.models.blend import BlendedRatingModel
 from rbmrec.models.implicit import ImplicitRBM
 from rbmrec.models.rating import RatingRBM
+from rbmrec.models.validation import check_csr, check_sparse_structure
 
 N_USERS, N_ITEMS = 30, 12
 

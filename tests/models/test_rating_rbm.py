@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from rbmrec import load
 from rbmrec.errors import DataError, NotFittedError
+from rbmrec.models.mixture import fit_weights
 from rbmrec.models.rating import RatingRBM
 
 
@@ -296,7 +297,7 @@ def test_span_kernel_trains_bitwise_like_the_batch_loop(monkeypatch, kwargs):
     batch by batch: same parameters, history and random draws. 233 users in batches of 10
     give spans of 16 and 8 batches, the last one of 3 users."""
     from rbmrec.engine import softmax_batches
-    from rbmrec.models import rating
+    from rbmrec.models import rating_train as rating
 
     X, _, _ = planted(n_users=233, n_items=30)
     kw = dict(n_hidden=7, n_epochs=3, batch_size=10, random_state=5, patience=None,
@@ -433,7 +434,8 @@ def test_factored_steps_scale_like_a_full_step_with_a_capped_gain():
     squared singular values (C / ||B||^2, C / ||A||^2); once one direction dominates, that
     scaling moved W up to ~C times farther than the full model's step gW along it, and the
     gain is now capped at _MAX_GAIN."""
-    from rbmrec.models.rating import _MAX_GAIN, _factored_steps
+    from rbmrec.models.rating_train import MAX_GAIN as _MAX_GAIN
+    from rbmrec.models.rating_train import factored_steps as _factored_steps
 
     rng = np.random.default_rng(0)
     gW = rng.normal(size=(40, 30))
@@ -613,7 +615,7 @@ def test_both_weight_stays_in_the_unit_interval(target):
     pu = m.members_["user"].predict(vu, vi)
     y = {"beyond_item": 3 * pi - 2 * pu, "beyond_user": 3 * pu - 2 * pi,
          "against_both": 8 - pi - pu}[target]  # fmt: skip
-    w, a, s = RatingRBM._mixing_fit(m.members_, sp.csr_matrix((y, (vu, vi)), shape=valid.shape))
+    w, a, s = fit_weights(m.members_, sp.csr_matrix((y, (vu, vi)), shape=valid.shape))
     assert 0.0 <= w <= 1.0 and s >= 0.0
     got = np.sum((a + s * (w * pi + (1 - w) * pu) - y) ** 2)
     assert got <= _grid_best(pi, pu, y)[0] + 1e-9
@@ -776,7 +778,7 @@ def test_both_interrupted_in_second_member_keeps_both():
 def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
     """A SIGINT landing while a numba kernel calls back into Python surfaces as SystemError
     caused by KeyboardInterrupt; training must still stop cleanly with a usable model."""
-    import rbmrec.models.rating as rating
+    import rbmrec.models.rating_train as rating
 
     X, _, _ = planted(n_users=60, n_items=20)
     calls = {"n": 0}
@@ -824,7 +826,7 @@ def test_scoring_cache_matches_batch_and_is_rebuilt_after_refit(orientation, vis
 
 
 def test_item_hidden_states_computed_once_across_calls(monkeypatch):
-    from rbmrec.models import rating
+    from rbmrec.models import rating_infer as rating
 
     X, _, _ = planted(n_users=40, n_items=20)
     m = RatingRBM(n_hidden=5, n_epochs=1, orientation="item", random_state=0).fit(X)

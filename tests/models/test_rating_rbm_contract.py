@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from contract import RecommenderContract
 
 from rbmrec import RatingRBM
@@ -52,3 +47,23 @@ class TestBothRatingRBMContract(RecommenderContract):
     def make_model(self):
         return RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="both",
                          random_state=0)  # fmt: skip
+
+
+class TestBlendedRatingModelContract(RecommenderContract):
+    """A least-squares blend of two rating models (the blend fits on ``validation``)."""
+
+    supports_predict = True
+
+    def make_model(self):
+        from rbmrec.evaluation import BiasBaseline
+        from rbmrec.models.blend import BlendedRatingModel
+
+        return BlendedRatingModel(
+            [("bias", BiasBaseline()),
+             ("rbm", RatingRBM(n_hidden=8, n_epochs=4, batch_size=10, orientation="user",
+                               random_state=0))],
+            cv_folds=0,
+        )  # fmt: skip
+
+    def fit_model(self, model, data):
+        return model.fit(data, validation=data)
