@@ -34,6 +34,8 @@ from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
 log = logging.getLogger(__name__)
 
 VISIBLE = ("bernoulli", "gaussian", "softmax")
+#: Accepted values of the ``dtype`` argument.
+_DTYPES = ("float32", "float64", np.float32, np.float64)
 
 
 @register
@@ -213,10 +215,8 @@ class RBM(ParamsMixin):
         """
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
-        try:
-            preserved = [self._dtype.name] if self._dtype.kind == "f" else []
-        except TypeError:  # an invalid dtype argument, refused by fit
-            preserved = []
+        # An invalid dtype argument (refused by fit) preserves nothing.
+        preserved = [str(np.dtype(self.dtype))] if self.dtype in _DTYPES else []
         return Tags(
             estimator_type=None,
             target_tags=TargetTags(required=False),
@@ -243,7 +243,7 @@ class RBM(ParamsMixin):
             self.init_scale, int | float | np.number
         ):
             raise TypeError(f"init_scale must be a number, got {type(self.init_scale).__name__}")
-        if self.dtype not in ("float32", "float64", np.float32, np.float64):
+        if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         # Checked in the parameter dtype the initial weights are stored in (float32 overflows
         # at 3.4e38); _init_params also checks the drawn weights themselves.
