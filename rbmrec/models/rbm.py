@@ -97,7 +97,8 @@ class RBM(ParamsMixin):
     callback : callable or None, default None
         ``callback(epoch, metrics) -> bool | None`` after each epoch; True stops training.
     progress : bool, default False
-        Show a tqdm progress bar over epochs.
+        Show a tqdm progress bar over epochs when stderr is a terminal. Either way each
+        epoch is logged once, at INFO level, on the ``rbmrec.models.trainer`` logger.
 
     Attributes
     ----------
