@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rbmrec._progress import show_bar
 from rbmrec.errors import DataError, DownloadError
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,11 @@ def _urlopen(url: str, timeout: float = 60.0) -> Any:
 
 
 def _fetch(url: str, target_dir: Path, name: str, progress: bool) -> tuple[Path, str]:
-    """Stream ``url`` to a temporary file in ``target_dir``; return it and its MD5."""
+    """Stream ``url`` to a temporary file in ``target_dir``; return it and its MD5.
+
+    ``progress``: a tqdm bar, on a terminal only (:func:`rbmrec._progress.show_bar`);
+    :func:`download` logs the download either way.
+    """
     from tqdm.auto import tqdm
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}-", suffix=".part", dir=target_dir)
@@ -363,7 +368,7 @@ def _fetch(url: str, target_dir: Path, name: str, progress: bool) -> tuple[Path,
                 unit="B",
                 unit_scale=True,
                 desc=f"downloading {name}",
-                disable=not progress,
+                disable=not show_bar(progress),
             )
             with bar:
                 for block in iter(lambda: response.read(1 << 20), b""):

@@ -9,64 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from rbmrec.engine import bernoulli as _bern
 from rbmrec.engine import exact as _exact
 from rbmrec.engine import softmax as _soft
 from rbmrec.engine._random import row_states
-from rbmrec.errors import ModelFileError
+from rbmrec.models import _rbm_state
 from rbmrec.models._estimator import ParamsMixin, num_threads, seed_generator
-from rbmrec.models._sparse import repeated_entry
-from rbmrec.models.persistence import (
-    check_file_array,
-    generator_from_json,
-    generator_to_json,
-    register,
-    seed_from_json,
-    seed_to_json,
-)
+from rbmrec.models._rbm_rows import Rows, check_rows, full_rows
+from rbmrec.models._rbm_train import FAMILY as _FAMILY
+from rbmrec.models._rbm_train import cd_step, chains_for, epoch_monitors, initial_params
+from rbmrec.models.persistence import register
 from rbmrec.models.persistence import save as _save
-from rbmrec.models.trainer import TrainerConfig, cd_schedule_json, parse_cd_schedule, train
-from rbmrec.models.validation import (
-    check_choice,
-    check_fitted,
-    check_int,
-    check_sparse_structure,
-    check_unchanged,
-)
+from rbmrec.models.trainer import TrainerConfig, parse_cd_schedule, train
+from rbmrec.models.validation import check_choice, check_fitted, check_int, check_unchanged
 
 log = logging.getLogger(__name__)
 
 VISIBLE = ("bernoulli", "gaussian", "softmax")
-_FAMILY = {"bernoulli": _bern.BERNOULLI, "gaussian": _bern.GAUSSIAN}
-#: Rows of the training data used for the per-epoch free energy / pseudo-likelihood.
-_MONITOR_ROWS = 256
-
-
-class _Rows:
-    """Kernel view of an input matrix: CSR arrays (``vals`` = float data or int8 levels)."""
-
-    __slots__ = ("indices", "indptr", "n_cols", "n_rows", "vals")
-
-    def __init__(
-        self, indptr: np.ndarray, indices: np.ndarray, vals: np.ndarray, n_cols: int
-    ) -> None:
-        self.indptr = indptr
-        self.indices = indices
-        self.vals = vals
-        self.n_rows = len(indptr) - 1
-        self.n_cols = n_cols
-
-    def subset(self, rows: np.ndarray) -> _Rows:
-        """The given rows as a new contiguous CSR."""
-        lens = self.indptr[rows + 1] - self.indptr[rows]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lens, out=indptr[1:])
-        take = np.concatenate(
-            [np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows] or [np.zeros(0, int)]
-        ).astype(np.int64)
-        return _Rows(indptr, self.indices[take], self.vals[take], self.n_cols)
+#: Accepted values of the ``dtype`` argument.
+_DTYPES = ("float32", "float64", np.float32, np.float64)
 
 
 @register
@@ -128,7 +90,8 @@ class RBM(ParamsMixin):
     callback : callable or None, default None
         ``callback(epoch, metrics) -> bool | None`` after each epoch; True stops training.
     progress : bool, default False
-        Show a tqdm progress bar over epochs.
+        Show a tqdm progress bar over epochs when stderr is a terminal. Either way each
+        epoch is logged once, at INFO level, on the ``rbmrec.models.trainer`` logger.
 
     Attributes
     ----------
@@ -138,6 +101,8 @@ class RBM(ParamsMixin):
     sigma_ : ndarray, shape (n_visible,)
         Gaussian only (ones for the other families).
     n_visible_ : int
+    n_features_in_ : int
+        ``n_visible_`` (scikit-learn's name).
     n_levels_ : int or None
     history_ : list of dict
         Per epoch: ``epoch``, ``cd_steps``, ``recon_error`` (mean squared error of the
@@ -207,7 +172,6 @@ class RBM(ParamsMixin):
         self.num_threads = num_threads
         self.callback = callback
         self.progress = progress
-        self.weights_: np.ndarray | None = None
 
     #: Constructor arguments, in signature order.
     _PARAMS = (
@@ -215,6 +179,44 @@ class RBM(ParamsMixin):
         "momentum", "weight_decay", "batch_size", "n_epochs", "init_scale", "dtype",
         "random_state", "num_threads", "callback", "progress",
     )  # fmt: skip
+
+    # ------------------------------------------------------------------ scikit-learn
+
+    @property
+    def _is_fitted(self) -> bool:
+        """Whether the model has parameters (``fit``, ``partial_fit`` or ``load``)."""
+        return getattr(self, "weights_", None) is not None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """scikit-learn's ``check_is_fitted`` protocol."""
+        return self._is_fitted
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of columns of the data ``fit`` saw (``n_visible_``, scikit-learn's name).
+
+        An AttributeError before ``fit``, as scikit-learn expects.
+        """
+        return self.n_visible_
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of the estimator, read by its tools and checks.
+
+        An unsupervised transformer of dense or sparse input without NaN; ``positive_only``
+        for bernoulli units (their values lie in [0, 1]); ``transform`` returns the
+        ``dtype`` argument's dtype whatever the input's. scikit-learn is imported only when
+        it asks, so it is no dependency of rbmrec.
+        """
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        # An invalid dtype argument (refused by fit) preserves nothing.
+        preserved = [str(np.dtype(self.dtype))] if self.dtype in _DTYPES else []
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=preserved),
+            input_tags=InputTags(sparse=True, positive_only=self.visible == "bernoulli"),
+        )
 
     # ------------------------------------------------------------------ validation
 
@@ -235,7 +237,7 @@ class RBM(ParamsMixin):
             self.init_scale, int | float | np.number
         ):
             raise TypeError(f"init_scale must be a number, got {type(self.init_scale).__name__}")
-        if self.dtype not in ("float32", "float64", np.float32, np.float64):
+        if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         # Checked in the parameter dtype the initial weights are stored in (float32 overflows
         # at 3.4e38); _init_params also checks the drawn weights themselves.
@@ -271,7 +273,7 @@ class RBM(ParamsMixin):
     @property
     def _param_dtype(self) -> np.dtype:
         """dtype of the fitted parameters (of the ``dtype`` argument before a fit)."""
-        return self.weights_.dtype if self.weights_ is not None else self._dtype
+        return self.weights_.dtype if self._is_fitted else self._dtype
 
     @property
     def _family(self) -> str:
@@ -281,7 +283,7 @@ class RBM(ParamsMixin):
         ``partial_fit`` and ``save`` refuse (:meth:`_check_matches_fit`) before any kernel of
         another family runs on the parameters.
         """
-        if self.weights_ is not None:
+        if self._is_fitted:
             return getattr(self, "_fitted_visible", self.visible)
         return self.visible
 
@@ -355,8 +357,8 @@ class RBM(ParamsMixin):
 
     def _check_X(
         self, X: Any, name: str = "X", fitting: bool = False, training: bool = False
-    ) -> _Rows:
-        """Validate ``X`` and convert it to the kernels' CSR layout.
+    ) -> Rows:
+        """Validate ``X`` and convert it to the kernels' CSR layout (:func:`check_rows`).
 
         ``fitting``: ``X`` initialises the model (softmax: it may fix ``n_levels_``).
         ``training``: ``X`` is trained on (``fit``/``partial_fit``; implied by ``fitting``),
@@ -364,120 +366,21 @@ class RBM(ParamsMixin):
         or whole inputs, that observe nothing: their answers are well defined
         (``p(h | v) = sigmoid(c)``, ``F = -sum softplus(c)``, ``log p(v) = 0``).
         """
-        fitted = self.weights_ is not None
-        n_vis = self.n_visible_ if fitted else None
-        if sp.issparse(X):
-            if X.ndim != 2:
-                raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
-            if X.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-            check_sparse_structure(name, X)  # the kernels index memory with its indices
-            if self._family == "softmax":
-                # Looked for in X as given: converting COO to CSR would sum two stored levels
-                # of one group into another level.
-                rep = repeated_entry(X)
-                if rep is not None:
-                    raise ValueError(
-                        f"{name} has {rep.extra} duplicate stored entr"
-                        f"{'y' if rep.extra == 1 else 'ies'}, e.g. (row {rep.row}, column "
-                        f"{rep.col}) is stored {rep.count} times; a softmax group takes one "
-                        "level: drop the duplicates first"
-                    )
-            X = sp.csr_matrix(X, copy=True)
-            X.prune()
-            shape = X.shape
-        else:
-            if isinstance(X, str | bytes) or X is None:
-                raise TypeError(f"{name} must be an array or a scipy sparse matrix, got {X!r}")
-            X = np.asarray(X)
-            if X.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-            if X.dtype == np.float16:  # scipy.sparse has no float16; exact in float32
-                X = X.astype(np.float32)
-            if X.ndim != 2:
-                raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {X.shape}")
-            shape = X.shape
-        if shape[0] == 0 or shape[1] == 0:
-            raise ValueError(f"{name} is empty (shape {shape})")
-        if n_vis is not None and shape[1] != n_vis:
-            raise ValueError(
-                f"{name} has {shape[1]} columns but the model has {n_vis} visible units"
-            )
-        if self._family == "softmax":
-            K = self.n_levels if fitting else self.n_levels_
-            return self._softmax_rows(X, name, K, training=fitting or training)
-        if sp.issparse(X):
-            X.sum_duplicates()
-            X.sort_indices()
-            data = X.data
-        else:
-            data = X
-        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        if self._family == "bernoulli" and data.size and (data.min() < 0 or data.max() > 1):
-            raise ValueError(
-                f"{name} must hold values in [0, 1] for bernoulli visible units, got range "
-                f"[{data.min()}, {data.max()}]"
-            )
-        csr = X if sp.issparse(X) else sp.csr_matrix(X)
-        dt = self._param_dtype
-        with np.errstate(over="ignore"):
-            vals = csr.data.astype(dt)
-        if not np.all(np.isfinite(vals)):
-            big = csr.data[~np.isfinite(vals)][0]
-            raise ValueError(
-                f"{name} holds {big:g}, beyond the range of the model's dtype {dt} "
-                f"(|x| <= {float(np.finfo(dt).max):.3g}); rescale it or use dtype='float64'"
-            )
-        return _Rows(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), vals, shape[1])
-
-    def _softmax_rows(self, X: Any, name: str, K: int | None, training: bool = False) -> _Rows:
-        if sp.issparse(X):  # duplicates were refused by _check_X before the CSR conversion
-            X.sort_indices()
-            d = X.data
-            if d.dtype.kind == "f":
-                if not np.all(np.isfinite(d)):
-                    raise ValueError(f"{name} contains NaN or infinite values")
-                if np.any(d != np.round(d)):
-                    raise ValueError(f"{name} (softmax CSR) must store integer level indices + 1")
-            d = d.astype(np.int64)
-            if d.size and (d.min() < 1 or (K is not None and d.max() > K)):
-                raise ValueError(
-                    f"{name} (softmax CSR) stores level indices + 1, which must lie in "
-                    f"[1, {K if K is not None else 'n_levels'}]; got range [{d.min()}, {d.max()}]"
-                )
-            indptr, indices, levels = X.indptr, X.indices, d - 1
-        else:
-            if X.dtype.kind not in "iu":
-                raise TypeError(
-                    f"{name} must hold integer level indices (-1 = not observed) for softmax "
-                    f"visible units, got dtype {X.dtype}"
-                )
-            Xi = X.astype(np.int64)
-            if Xi.min() < -1 or (K is not None and Xi.max() >= K):
-                raise ValueError(
-                    f"{name} level indices must lie in [0, {K if K is not None else 'n_levels'}"
-                    f") or be -1 (not observed); got range [{Xi.min()}, {Xi.max()}]"
-                )
-            mask = Xi >= 0
-            indptr = np.zeros(Xi.shape[0] + 1, dtype=np.int64)
-            np.cumsum(mask.sum(axis=1), out=indptr[1:])
-            indices = np.nonzero(mask)[1]
-            levels = Xi[mask]
-        if training and len(levels) == 0:
-            # Inference is defined for rows observing nothing; training on them learns nothing.
-            raise ValueError(
-                f"{name} observes no visible group in any row: there is nothing to learn from"
-            )
-        if K is None and levels.max() + 1 > 127:
-            raise ValueError(f"{name} has {levels.max() + 1} levels; at most 127 are supported")
-        return _Rows(
-            indptr.astype(np.int64), indices.astype(np.int32), levels.astype(np.int8), X.shape[1]
+        fitted = self._is_fitted
+        return check_rows(
+            X,
+            name,
+            self._family,
+            n_visible=self.n_visible_ if fitted else None,
+            n_levels=self.n_levels if fitting else self.n_levels_,
+            dtype=self._param_dtype,
+            training=fitting or training,
+            estimator=type(self).__name__,
         )
 
     # ------------------------------------------------------------------ parameters
 
-    def _init_params(self, data: _Rows, n_visible: int, rng: np.random.Generator) -> None:
+    def _init_params(self, data: Rows, n_visible: int, rng: np.random.Generator) -> None:
         """Initial parameters; every check runs before the model is changed.
 
         Raises
@@ -487,40 +390,15 @@ class RBM(ParamsMixin):
             parameter dtype.
         """
         dt = self._dtype
-        nh = self.n_hidden
         sigma = self._check_sigma(n_visible) if self.visible == "gaussian" else None
-        K = None
-        if self.visible == "softmax":
-            K = self.n_levels if self.n_levels is not None else max(2, int(data.vals.max()) + 1)
-            counts = np.ones((n_visible, K))
-            np.add.at(counts, (data.indices, data.vals.astype(np.int64)), 1.0)
-            b = np.log(counts / counts.sum(axis=1, keepdims=True))
-            W = rng.normal(0.0, self.init_scale, size=(n_visible, K, nh))
-        else:
-            mean = np.zeros(n_visible)
-            np.add.at(mean, data.indices, data.vals.astype(np.float64))
-            mean /= data.n_rows
-            if self.visible == "bernoulli":
-                p = np.clip(mean, 1e-3, 1 - 1e-3)
-                b = np.log(p / (1 - p))
-            else:
-                b = mean
-            W = rng.normal(0.0, self.init_scale, size=(n_visible, nh))
-        with np.errstate(over="ignore"):
-            W = np.ascontiguousarray(W, dtype=dt)
-        if not np.all(np.isfinite(W)):
-            raise ValueError(
-                f"init_scale={self.init_scale:g} draws initial weights beyond the range of the "
-                f"parameter dtype {dt} (|w| <= {float(np.finfo(dt).max):.3g}); use a smaller "
-                "init_scale"
-            )
+        W, b, K = initial_params(self, data, n_visible, rng)
         self.n_visible_ = n_visible
         self.n_levels_ = K
         self._fitted_visible = self.visible
         self.sigma_ = sigma if sigma is not None else np.ones(n_visible, dtype=dt)
         self.weights_ = W
         self.visible_bias_ = np.ascontiguousarray(b, dtype=dt)
-        self.hidden_bias_ = np.zeros(nh, dtype=dt)
+        self.hidden_bias_ = np.zeros(self.n_hidden, dtype=dt)
         self._velocity: dict[str, np.ndarray] | None = None
         self._chains: np.ndarray | None = None
         self.history_: list[dict[str, float]] = []
@@ -592,7 +470,7 @@ class RBM(ParamsMixin):
             after the model was fitted (call ``fit`` to train a model with the new values).
         """
         cfg = self._config(1)
-        if self.weights_ is None:
+        if not self._is_fitted:
             self._rng = seed_generator(self.random_state)
             data = self._check_X(X, fitting=True)
             self._init_params(data, data.n_cols, self._rng)
@@ -601,67 +479,18 @@ class RBM(ParamsMixin):
             data = self._check_X(X, training=True)
         return self._run(data, cfg, None)
 
-    def _run(self, data: _Rows, cfg: TrainerConfig, validation: _Rows | None) -> RBM:
+    def _run(self, data: Rows, cfg: TrainerConfig, validation: Rows | None) -> RBM:
+        """Train on ``data`` (``validation`` checked by ``fit``) with the shared trainer."""
         rng = self._rng
-        params = self._params()
-        dt = self._param_dtype
-        nh = self.weights_.shape[-1]
-        off0 = self._no_offset()
-        valid = validation  # checked by fit
-        if self.persistent:
-            if self._family == "softmax":
-                chains = data.vals.copy()
-            else:
-                if self._chains is None or self._chains.shape[0] != cfg.batch_size:
-                    start = rng.integers(0, data.n_rows, size=cfg.batch_size)
-                    self._chains = self._dense(data.subset(start)).astype(dt)
-                chains = self._chains
-        else:
-            chains = (
-                np.zeros(0, dtype=np.int8)
-                if self._family == "softmax"
-                else np.zeros((0, self.n_visible_), dtype=dt)
-            )
-        persistent = bool(self.persistent)
-
-        def step(rows: np.ndarray, k: int, rng_: np.random.Generator):
-            W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
-            states = row_states(rng_, len(rows))
-            gW = np.empty_like(W)
-            gb = np.empty_like(b)
-            gc = np.empty_like(c)
-            h_diff = np.empty((len(rows), nh), dtype=dt)
-            if self._family == "softmax":
-                res = _soft.softmax_cd(
-                    data.indptr, data.indices, data.vals, rows, W, b, c, off0, k, states,
-                    chains, persistent, gW, gb, gc, h_diff,
-                )  # fmt: skip
-            else:
-                res = _bern.cd(
-                    data.indptr, data.indices, data.vals, rows, W, b, c, self.sigma_,
-                    _FAMILY[self._family], off0, k, states, chains, persistent, gW, gb, gc,
-                    h_diff,
-                )  # fmt: skip
-            return {"W": gW, "b": gb, "c": gc}, {"recon_error": res[0], "count": res[1]}
-
-        monitor = data.subset(np.sort(rng.permutation(data.n_rows)[:_MONITOR_ROWS]))
-        flip = rng.integers(0, self.n_visible_, size=monitor.n_rows)
-
-        def evaluate(epoch: int) -> dict[str, float]:
-            f_train = float(np.mean(self._free_energy_rows(monitor)))
-            out = {"free_energy": f_train}
-            if self._family == "bernoulli":
-                out["pseudo_log_likelihood"] = self._pseudo_ll(monitor, flip)
-            if valid is not None:
-                out["free_energy_gap"] = float(np.mean(self._free_energy_rows(valid))) - f_train
-            return out
-
+        # Drawn in this order (chains, then monitor rows) from the model's random stream.
+        step = cd_step(self, data, chains_for(self, data, cfg.batch_size, rng))
+        evaluate = epoch_monitors(self, data, validation, rng)
         if self._velocity is None:
             self._velocity = {}
         try:
             with num_threads(self.num_threads):
                 result = train(
-                    params,
+                    self._params(),
                     step,
                     data.n_rows,
                     cfg,
@@ -683,29 +512,12 @@ class RBM(ParamsMixin):
         self.interrupted_ = result.interrupted
         return self
 
-    def _pseudo_ll(self, monitor: _Rows, flip: np.ndarray) -> float:
-        """Stochastic pseudo-log-likelihood: ``n_visible * log sigmoid(F(v~) - F(v))``."""
-        V = self._dense(monitor).astype(np.float64)
-        Vf = V.copy()
-        idx = np.arange(len(V))
-        Vf[idx, flip] = 1.0 - Vf[idx, flip]
-        args = (self.weights_, self.visible_bias_, self.hidden_bias_)
-        f = _exact.free_energy("bernoulli", V, *args)
-        ff = _exact.free_energy("bernoulli", Vf, *args)
-        return float(np.mean(-self.n_visible_ * np.logaddexp(0.0, -(ff - f))))
-
-    def _dense(self, rows: _Rows) -> np.ndarray:
-        out = np.zeros((rows.n_rows, self.n_visible_), dtype=np.float64)
-        r = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
-        out[r, rows.indices] = rows.vals
-        return out
-
     # ------------------------------------------------------------------ inference
 
     def _all_rows(self, n: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
 
-    def _free_energy_rows(self, d: _Rows) -> np.ndarray:
+    def _free_energy_rows(self, d: Rows) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
         if self._family == "softmax":
@@ -717,7 +529,7 @@ class RBM(ParamsMixin):
             self._no_offset(),
         )  # fmt: skip
 
-    def _hidden_rows(self, d: _Rows) -> np.ndarray:
+    def _hidden_rows(self, d: Rows) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         W, c = self.weights_, self.hidden_bias_
         if self._family == "softmax":
@@ -738,6 +550,16 @@ class RBM(ParamsMixin):
         d = self._check_X(X)
         with num_threads(self.num_threads):
             return self._hidden_rows(d)
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """:meth:`fit` on ``X`` (with ``fit_params``, e.g. ``validation``), then
+        :meth:`transform` it.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_hidden), the model's dtype
+        """
+        return self.fit(X, y, **fit_params).transform(X)
 
     def free_energy(self, X: Any) -> np.ndarray:
         """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row.
@@ -769,17 +591,17 @@ class RBM(ParamsMixin):
             hp = self._hidden_rows(d)
             if self._family == "softmax":
                 n, nv = d.n_rows, self.n_visible_
-                indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
-                indices = np.tile(np.arange(nv, dtype=np.int32), n)
+                full = full_rows(np.zeros(0), n, nv)  # only its index arrays are read
                 probs = _soft.softmax_visible_probs(
-                    indptr, indices, self._all_rows(n), self.weights_, self.visible_bias_, hp
-                )
+                    full.indptr, full.indices, self._all_rows(n), self.weights_,
+                    self.visible_bias_, hp,
+                )  # fmt: skip
                 return probs.reshape(n, nv, self.n_levels_)
             return _bern.visible_mean(
                 hp, self.weights_, self.visible_bias_, self.sigma_, _FAMILY[self._family]
             )
 
-    def _gibbs_rows(self, d: _Rows, steps: int) -> np.ndarray:
+    def _gibbs_rows(self, d: Rows, steps: int) -> np.ndarray:
         rows = self._all_rows(d.n_rows)
         states = row_states(self._rng, d.n_rows)
         W, b, c = self.weights_, self.visible_bias_, self.hidden_bias_
@@ -826,8 +648,6 @@ class RBM(ParamsMixin):
         steps = check_int("steps", steps, 1)
         nv, rng = self.n_visible_, self._rng
         n = n_samples
-        indptr = np.arange(0, (n + 1) * nv, nv, dtype=np.int64)
-        indices = np.tile(np.arange(nv, dtype=np.int32), n)
         if self._family == "softmax":
             vals = rng.integers(0, self.n_levels_, size=n * nv).astype(np.int8)
         elif self._family == "bernoulli":
@@ -836,7 +656,7 @@ class RBM(ParamsMixin):
             z = rng.standard_normal((n, nv))
             vals = (self.visible_bias_ + self.sigma_ * z).astype(self._param_dtype).ravel()
         with num_threads(self.num_threads):
-            return self._gibbs_rows(_Rows(indptr, indices, vals, nv), steps)
+            return self._gibbs_rows(full_rows(vals, n, nv), steps)
 
     # ------------------------------------------------------------------ exact (tiny models)
 
@@ -880,9 +700,7 @@ class RBM(ParamsMixin):
         if self._family != "softmax":
             return -F - self.log_partition(max_states)
         W, b, c, _ = self._exact_args()
-        mask = np.zeros((d.n_rows, self.n_visible_), dtype=bool)
-        r = np.repeat(np.arange(d.n_rows), np.diff(d.indptr))
-        mask[r, d.indices] = True
+        mask = d.observed(self.n_visible_)
         out = np.empty(d.n_rows)
         patterns, inverse = np.unique(mask, axis=0, return_inverse=True)
         for q, pat in enumerate(patterns):
@@ -923,147 +741,11 @@ class RBM(ParamsMixin):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         check_fitted(self)
         self._check_matches_fit("save")  # the file's arguments must describe its arrays
-        arrays = {
-            "weights": self.weights_,
-            "visible_bias": self.visible_bias_,
-            "hidden_bias": self.hidden_bias_,
-            "sigma": self.sigma_,  # the fitted sigma_
-        }
-        # The sigma argument as given (None, a number or an array), apart from sigma_, so a
-        # loaded model refits like the saved one (sigma=None fits data of any width).
-        sigma_param = None
-        if self.sigma is not None and np.ndim(self.sigma) == 0:
-            sigma_param = float(self.sigma)
-        elif self.sigma is not None:
-            arrays["sigma_param"] = np.asarray(self.sigma)
-        # Training state, so partial_fit (and sample) after load continue where they stopped.
-        for name, v in (self._velocity or {}).items():
-            arrays[f"velocity_{name}"] = v
-        if self._chains is not None:
-            arrays["chains"] = self._chains
-        meta = {
-            "params": {
-                "n_hidden": int(self.n_hidden),
-                "visible": self.visible,
-                "n_levels": self.n_levels,
-                "sigma": sigma_param,
-                "cd_steps": cd_schedule_json(self.cd_steps),
-                "persistent": bool(self.persistent),
-                "learning_rate": float(self.learning_rate),
-                "momentum": float(self.momentum),
-                "weight_decay": float(self.weight_decay),
-                "batch_size": int(self.batch_size),
-                "n_epochs": int(self.n_epochs),
-                "init_scale": float(self.init_scale),
-                "dtype": str(np.dtype(self.dtype)),
-                # an int, a SeedSequence (as a dict) or None (also for a Generator, whose
-                # position is the "rng_state" below)
-                "random_state": seed_to_json(self.random_state),
-                "num_threads": int(self.num_threads),
-            },
-            "n_visible": int(self.n_visible_),
-            "n_levels_": self.n_levels_,
-            "history": self.history_,
-            "rng_state": generator_to_json(self._rng),
-        }
-        return arrays, meta
+        return _rbm_state.get_state(self)
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RBM:
-        params = dict(meta["params"])
-        if isinstance(params["cd_steps"], list):
-            params["cd_steps"] = [tuple(p) for p in params["cd_steps"]]
-        # Files written before SeedSequences were saved hold an int or None.
-        params["random_state"] = seed_from_json(params.get("random_state"))
-        old_file = "sigma" not in params  # written before the sigma argument was saved
-        params.pop("sigma", None)
-        model = cls(**params)
-        if "sigma_param" in arrays:
-            model.sigma = arrays["sigma_param"]
-        elif not old_file:
-            model.sigma = meta["params"]["sigma"]
-        elif model.visible == "gaussian":
-            model.sigma = _sigma_argument(np.asarray(arrays["sigma"]))
-        try:
-            model._config(1)
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"the model's arguments are invalid: {exc}") from None
-        model._restore_arrays(arrays, meta)
-        model.history_ = list(meta.get("history", []))
-        model.interrupted_ = False
-        # Files written before the training state was saved restart the random stream at the
-        # seed and momentum at zero.
-        rng_state = meta.get("rng_state")
-        if rng_state is None:
-            model._rng = seed_generator(model.random_state)
-        else:
-            model._rng = generator_from_json(rng_state)
-        return model
-
-    def _restore_arrays(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Check a model file's arrays against its metadata and each other, then adopt them.
-
-        Raises
-        ------
-        ModelFileError
-            Naming the array (or metadata field) that has the wrong shape, dtype or values.
-        """
-        dt = self._dtype
-        n_vis = check_int("n_visible", meta["n_visible"], 1)
-        K = meta["n_levels_"]
-        if self.visible == "softmax":
-            K = check_int("n_levels_", K, 2, 127)
-            if self.n_levels is not None and self.n_levels != K:
-                raise ModelFileError(f"n_levels is {self.n_levels} but n_levels_ is {K}")
-        elif K is not None:
-            raise ModelFileError(f"n_levels_ is {K!r}, expected None for visible={self.visible!r}")
-        nl = () if K is None else (K,)
-        ln = () if K is None else ("n_levels",)
-        H = self.n_hidden
-        W = check_file_array(
-            arrays, "weights", (n_vis, *nl, H), dims=("n_visible", *ln, "n_hidden"), dtype=dt,
-            finite=True,
-        )  # fmt: skip
-        b = check_file_array(
-            arrays, "visible_bias", (n_vis, *nl), dims=("n_visible", *ln), dtype=dt, finite=True
-        )
-        c = check_file_array(arrays, "hidden_bias", (H,), dims=("n_hidden",), dtype=dt, finite=True)
-        sigma = check_file_array(
-            arrays, "sigma", (n_vis,), dims=("n_visible",), dtype=dt, finite=True
-        )
-        with np.errstate(divide="ignore", over="ignore"):
-            if not (np.all(sigma > 0) and np.all(np.isfinite(1.0 / sigma))):
-                raise ModelFileError("array 'sigma' must be > 0 with a finite reciprocal")
-        fitted = {"W": W, "b": b, "c": c}
-        velocity = {}
-        for n, p in fitted.items():
-            if f"velocity_{n}" in arrays:
-                v = check_file_array(arrays, f"velocity_{n}", p.shape, kind="f", finite=True)
-                velocity[n] = np.ascontiguousarray(v, dtype=dt)
-        chains = None
-        if "chains" in arrays:
-            chains = check_file_array(arrays, "chains", (None, n_vis), kind="f", finite=True)
-            chains = np.ascontiguousarray(chains, dtype=dt)
-        self.weights_, self.visible_bias_, self.hidden_bias_, self.sigma_ = W, b, c, sigma
-        self._fitted_visible = self.visible
-        self.n_visible_, self.n_levels_ = n_vis, K
-        self._velocity = velocity or None
-        self._chains = chains
-        try:  # e.g. a sigma argument that is not the fitted sigma_
-            self._check_matches_fit("load")
-        except ValueError as exc:
-            raise ModelFileError(str(exc)) from None
-
-
-def _sigma_argument(sigma: np.ndarray) -> float | np.ndarray | None:
-    """A ``sigma`` argument giving the fitted ``sigma_`` (files without the argument saved).
-
-    None when every unit has sigma 1 (the default), a number when all units share one, else
-    the array itself (which then fixes the number of visible units of a refit).
-    """
-    if sigma.ndim == 1 and sigma.size and np.all(sigma == sigma[0]):
-        return None if sigma[0] == 1 else float(sigma[0])
-    return sigma
+        return _rbm_state.from_state(cls, arrays, meta)
 
 
 __all__ = ["RBM"]

@@ -3,8 +3,9 @@
 A model hands the trainer a dict of parameter arrays (updated in place) and a function that
 returns the contrastive-divergence statistics of a mini-batch; the trainer owns everything
 else: shuffling, the CD-T schedule, learning rate, momentum and weight decay, divergence
-checks, per-epoch metrics, callbacks, a tqdm progress bar, early stopping that keeps the
-best epoch's parameters, and Ctrl-C that stops cleanly with the best parameters so far.
+checks, per-epoch metrics, callbacks, progress (a log line per epoch, and a tqdm bar on a
+terminal), early stopping that keeps the best epoch's parameters, and Ctrl-C that stops
+cleanly with the best parameters so far.
 
 Update rule (Hinton 2010, "A practical guide to training RBMs"), for each parameter ``p``
 with batch statistics ``g`` (positive minus negative phase, summed over the batch rows)::
@@ -29,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rbmrec._progress import show_bar
 from rbmrec.engine.update import apply_momentum
 from rbmrec.errors import TrainingDivergedError
 
@@ -295,6 +297,210 @@ def _add_stats(sums: dict[str, float], stats: Iterable[tuple[str, float]]) -> No
         sums[key] = sums.get(key, 0.0) + float(val)
 
 
+def _momentum_buffers(
+    params: dict[str, np.ndarray], velocity: dict[str, np.ndarray] | None
+) -> dict[str, np.ndarray]:
+    """``velocity`` (a new dict when None) with a zero buffer for every parameter that has
+    none of its shape."""
+    if velocity is None:
+        velocity = {}
+    for name, p in params.items():
+        if name not in velocity or velocity[name].shape != p.shape:
+            velocity[name] = np.zeros_like(p)
+    return velocity
+
+
+def _rates(config: TrainerConfig, epoch: int) -> tuple[float, float]:
+    """Learning rate and momentum of 0-based ``epoch``.
+
+    Python floats: a NumPy float32 learning rate would round the step's scale to float32
+    even for float64 parameters (and only on the batch-by-batch path).
+    """
+    lr = float(config.learning_rate) * float(config.lr_decay) ** epoch
+    mom = float(config.momentum)
+    if epoch < config.momentum_warmup:
+        mom = 0.5 * mom
+    return lr, mom
+
+
+class _EpochLoop:
+    """One epoch over the shuffled rows: batches, momentum steps, divergence check, record.
+
+    ``snapshot`` holds the parameters as the running epoch found them (None between
+    epochs), for :meth:`undo_epoch`.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        velocity: dict[str, np.ndarray] | None,
+        step: BatchStep,
+        span_step: SpanStep | None,
+        n_rows: int,
+        config: TrainerConfig,
+        rng: np.random.Generator,
+        decay: Iterable[str],
+        describe: str,
+    ) -> None:
+        self.params, self.step, self.span_step = params, step, span_step
+        self.velocity = _momentum_buffers(params, velocity)
+        self.n_rows, self.config, self.rng = n_rows, config, rng
+        self.decay, self.describe = frozenset(decay), describe
+        self.snapshot: dict[str, np.ndarray] | None = None
+
+    def run(
+        self,
+        epoch: int,
+        k: int,
+        derive: Callable[[dict[str, float]], None] | None,
+        evaluate: Callable[[int], Mapping[str, float]] | None,
+    ) -> dict[str, float]:
+        """Train 0-based ``epoch`` with CD-``k``; return its history record."""
+        lr, mom = _rates(self.config, epoch)
+        t0 = time.perf_counter()
+        self.snapshot = {n: p.copy() for n, p in self.params.items()}
+        order = self.rng.permutation(self.n_rows)
+        wd = self.config.weight_decay
+        lr_wd = {n: lr * wd if n in self.decay else 0.0 for n in self.params}
+        if self.span_step is not None:
+            sums = self._spans(order, k, lr, mom, lr_wd)
+        else:
+            sums = self._batches(order, k, lr, mom, lr_wd)
+        self._check_finite(epoch, k)
+        count = sums.pop("count", float(self.n_rows))
+        record: dict[str, float] = {
+            "epoch": float(epoch + 1),
+            "cd_steps": float(k),
+            "learning_rate": lr,
+        }
+        record.update({key: val / max(count, 1.0) for key, val in sums.items()})
+        if derive is not None:
+            derive(record)
+        if evaluate is not None:
+            record.update({key: float(v) for key, v in evaluate(epoch).items()})
+        record["seconds"] = time.perf_counter() - t0
+        return record
+
+    def _spans(
+        self, order: np.ndarray, k: int, lr: float, mom: float, lr_wd: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The epoch's batches through the model's :class:`SpanStep`; the summed stats."""
+        sums: dict[str, float] = {}
+        bs = self.config.batch_size
+        span = bs * SPAN_BATCHES
+        for start in range(0, self.n_rows, span):
+            rows = order[start : start + span].astype(np.int64)
+            spans = self.span_step(rows, bs, k, self.rng, lr, mom, lr_wd, self.velocity)
+            for vals in zip(*spans.values(), strict=True):  # batch by batch, as _batches
+                _add_stats(sums, zip(spans, vals, strict=True))
+        return sums
+
+    def _batches(
+        self, order: np.ndarray, k: int, lr: float, mom: float, lr_wd: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The epoch's batches one :class:`BatchStep` at a time; the summed stats."""
+        sums: dict[str, float] = {}
+        bs = self.config.batch_size
+        for start in range(0, self.n_rows, bs):
+            rows = order[start : start + bs].astype(np.int64)
+            grads, stats = self.step(rows, k, self.rng)
+            # Overflow shows up as inf/NaN and is reported once, by _check_finite.
+            with np.errstate(over="ignore", invalid="ignore"):
+                _apply(self.params, self.velocity, grads, lr / len(rows), mom, lr_wd)
+            _add_stats(sums, stats.items())
+        return sums
+
+    def _check_finite(self, epoch: int, k: int) -> None:
+        """TrainingDivergedError, after :meth:`undo_epoch`, if a parameter is not finite."""
+        bad = [n for n, p in self.params.items() if not np.all(np.isfinite(p))]
+        if not bad:
+            return
+        self.undo_epoch()
+        cfg = self.config
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch + 1}: non-finite values in "
+            f"{', '.join(bad)} ({self.describe}learning_rate={cfg.learning_rate}, "
+            f"momentum={cfg.momentum}, weight_decay={cfg.weight_decay}, "
+            f"cd_steps={k}); lower the learning rate. Parameters were restored to "
+            f"their values before that epoch and their momentum reset to zero."
+        )
+
+    def undo_epoch(self) -> None:
+        """Back to where the running epoch started (nothing between epochs)."""
+        if self.snapshot is not None:
+            _restore(self.params, self.velocity, self.snapshot)
+            self.snapshot = None
+
+
+class _BestEpoch:
+    """Early stopping: the best epoch by ``config.monitor`` (lower is better) and its
+    parameters; inactive when ``config.patience`` is None."""
+
+    def __init__(self, config: TrainerConfig, start_epoch: int, monitored: bool) -> None:
+        """``monitored``: whether the trainer has an ``evaluate`` (required with patience)."""
+        if config.patience is not None and not monitored:
+            raise ValueError("early stopping (patience) needs validation data to monitor")
+        self.patience, self.monitor = config.patience, config.monitor
+        self.start_epoch = start_epoch
+        self.value = np.inf
+        self.epoch: int | None = None
+        self.params: dict[str, np.ndarray] | None = None
+        self.stopped_early = False
+
+    def update(self, epoch: int, record: Mapping[str, float], params: dict) -> bool:
+        """Note ``epoch`` if it is the best so far; whether patience has run out."""
+        if self.patience is None:
+            return False
+        if self.monitor not in record:
+            raise ValueError(
+                f"monitored metric {self.monitor!r} missing from epoch metrics {sorted(record)}"
+            )
+        value = record[self.monitor]
+        if np.isfinite(value) and value < self.value:  # NaN never counts as best
+            self.value, self.epoch = value, epoch
+            self.params = {n: p.copy() for n, p in params.items()}
+            return False
+        last = self.start_epoch - 1 if self.epoch is None else self.epoch
+        if epoch - last >= self.patience:
+            self.stopped_early = True
+        return self.stopped_early
+
+    def restore(self, params: dict[str, np.ndarray]) -> None:
+        """The best epoch's values back into ``params`` (nothing without one)."""
+        if self.params is not None:
+            for n, p in params.items():
+                p[...] = self.params[n]
+
+
+class _EpochReport:
+    """Progress of the epochs: one INFO line per epoch on this module's logger and, with
+    ``config.progress`` on a terminal (:func:`rbmrec._progress.show_bar`), a tqdm bar.
+
+    Off a terminal no bar is drawn: its carriage-return frames would fill a redirected
+    stderr, while the log line (shown when logging is configured) says the same once.
+    """
+
+    def __init__(self, config: TrainerConfig, start_epoch: int) -> None:
+        self.last = start_epoch + config.n_epochs
+        self.bar = None
+        if show_bar(config.progress):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=config.n_epochs, desc="epochs", unit="epoch", leave=False)
+
+    def epoch(self, record: Mapping[str, float]) -> None:
+        """Report a finished epoch's record."""
+        metrics = ", ".join(f"{k}={v:.6g}" for k, v in record.items() if k != "epoch")
+        log.info("epoch %d/%d: %s", int(record["epoch"]), self.last, metrics)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def train(
     params: dict[str, np.ndarray],
     step: BatchStep,
@@ -356,10 +562,9 @@ def train(
     Raises
     ------
     TrainingDivergedError
-        When a parameter becomes NaN or infinite; the parameters are restored to their
-        values at the start of the failing epoch and the momentum buffers are reset to
-        zero, so no NaN is ever left in a model and training can go on (e.g. with a lower
-        learning rate).
+        When a parameter becomes NaN or infinite; the parameters are restored to their values
+        at the start of the failing epoch and the momentum buffers reset to zero, so no NaN
+        is left in a model and training can go on (e.g. with a lower learning rate).
 
     Notes
     -----
@@ -369,119 +574,29 @@ def train(
     stopping, an epoch whose monitored metric is NaN or infinite never counts as the best.
     """
     schedule = config.validate()
-    if config.patience is not None and evaluate is None:
-        raise ValueError("early stopping (patience) needs validation data to monitor")
-    decay = frozenset(decay)
-    if velocity is None:
-        velocity = {}
-    for name, p in params.items():
-        if name not in velocity or velocity[name].shape != p.shape:
-            velocity[name] = np.zeros_like(p)
-
-    if history is None:
-        history = []
-    best_value = np.inf
-    best_epoch: int | None = None
-    best_params: dict[str, np.ndarray] | None = None
-    stopped_early = interrupted = False
-    snapshot: dict[str, np.ndarray] | None = None
-    bar = None
-    if config.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.n_epochs, desc="epochs", unit="epoch", leave=False)
+    best = _BestEpoch(config, start_epoch, evaluate is not None)
+    loop = _EpochLoop(params, velocity, step, span_step, n_rows, config, rng, decay, describe)
+    history = [] if history is None else history
+    report = _EpochReport(config, start_epoch)
+    interrupted = False
     try:
-        for e in range(config.n_epochs):
-            epoch = start_epoch + e
-            k = cd_steps_at(schedule, epoch)
-            # Python floats: a NumPy float32 learning rate would round the step's scale to
-            # float32 even for float64 parameters (and only on the batch-by-batch path).
-            lr = float(config.learning_rate) * float(config.lr_decay) ** epoch
-            mom = float(config.momentum)
-            if epoch < config.momentum_warmup:
-                mom = 0.5 * mom
-            t0 = time.perf_counter()
-            snapshot = {n: p.copy() for n, p in params.items()}
-            order = rng.permutation(n_rows)
-            sums: dict[str, float] = {}
-            lr_wd = {n: lr * config.weight_decay if n in decay else 0.0 for n in params}
-            if span_step is not None:
-                span = config.batch_size * SPAN_BATCHES
-                for start in range(0, n_rows, span):
-                    rows = order[start : start + span].astype(np.int64)
-                    spans = span_step(rows, config.batch_size, k, rng, lr, mom, lr_wd, velocity)
-                    for vals in zip(*spans.values(), strict=True):  # batch by batch, as below
-                        _add_stats(sums, zip(spans, vals, strict=True))
-            else:
-                for start in range(0, n_rows, config.batch_size):
-                    rows = order[start : start + config.batch_size].astype(np.int64)
-                    grads, stats = step(rows, k, rng)
-                    scale = lr / len(rows)
-                    # Overflow shows up as inf/NaN and is reported once, below, with context.
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        _apply(params, velocity, grads, scale, mom, lr_wd)
-                    _add_stats(sums, stats.items())
-            bad = [n for n, p in params.items() if not np.all(np.isfinite(p))]
-            if bad:
-                _restore(params, velocity, snapshot)
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch + 1}: non-finite values in "
-                    f"{', '.join(bad)} ({describe}learning_rate={config.learning_rate}, "
-                    f"momentum={config.momentum}, weight_decay={config.weight_decay}, "
-                    f"cd_steps={k}); lower the learning rate. Parameters were restored to "
-                    f"their values before that epoch and their momentum reset to zero."
-                )
-            count = sums.pop("count", float(n_rows))
-            record: dict[str, float] = {
-                "epoch": float(epoch + 1),
-                "cd_steps": float(k),
-                "learning_rate": lr,
-            }
-            record.update({key: val / max(count, 1.0) for key, val in sums.items()})
-            if derive is not None:
-                derive(record)
-            if evaluate is not None:
-                record.update({key: float(v) for key, v in evaluate(epoch).items()})
-            record["seconds"] = time.perf_counter() - t0
+        for epoch in range(start_epoch, start_epoch + config.n_epochs):
+            record = loop.run(epoch, cd_steps_at(schedule, epoch), derive, evaluate)
             history.append(record)
-            snapshot = None  # the epoch is done: a Ctrl-C from here on keeps it
-            log.info("epoch %d: %s", epoch + 1, record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k_: f"{v:.4f}" for k_, v in record.items() if k_ != "epoch"})
-            stop = False
+            loop.snapshot = None  # the epoch is done: a Ctrl-C from here on keeps it
+            report.epoch(record)
             # The best epoch is noted before the callbacks run, so a Ctrl-C or an error in
-            # a callback keeps this epoch if it is the best.
-            if config.patience is not None:
-                if config.monitor not in record:
-                    raise ValueError(
-                        f"monitored metric {config.monitor!r} missing from epoch metrics "
-                        f"{sorted(record)}"
-                    )
-                value = record[config.monitor]
-                if np.isfinite(value) and value < best_value:  # NaN never counts as best
-                    best_value, best_epoch = value, epoch
-                    best_params = {n: p.copy() for n, p in params.items()}
-                elif epoch - (start_epoch - 1 if best_epoch is None else best_epoch) >= (
-                    config.patience
-                ):
-                    stopped_early = stop = True
-            for cb in config.callbacks:
-                if cb(epoch, record):
-                    stop = True
-            if stop:
+            # a callback keeps this epoch if it is the best. Every callback runs.
+            stop = best.update(epoch, record, params)
+            if any([cb(epoch, record) for cb in config.callbacks]) or stop:  # all of them run
                 break
     except (KeyboardInterrupt, SystemError) as exc:
         if not is_interrupt(exc):
             raise
         interrupted = True
-        if snapshot is not None:  # an epoch was under way: back to where it started
-            _restore(params, velocity, snapshot)
+        loop.undo_epoch()
         log.warning("training interrupted; keeping the best parameters so far")
     finally:
-        if bar is not None:
-            bar.close()
-    if best_params is not None:
-        for n, p in params.items():
-            p[...] = best_params[n]
-    return TrainResult(history, best_epoch, stopped_early, interrupted)
+        report.close()
+    best.restore(params)
+    return TrainResult(history, best.epoch, best.stopped_early, interrupted)

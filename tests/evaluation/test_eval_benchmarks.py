@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import _common
+_common = load_script("_common")
 
 
 def test_registry_builds_unfitted_models():
@@ -31,7 +28,7 @@ def test_parse_models_rejects_unknown_names():
 
 @pytest.mark.realdata
 def test_topn_script_on_ml100k(data_dir, ml100k_dir, tmp_path):
-    import topn
+    topn = load_script("topn")
 
     out = tmp_path / "topn.json"
     df = topn.main(
@@ -46,7 +43,7 @@ def test_topn_script_on_ml100k(data_dir, ml100k_dir, tmp_path):
 
 @pytest.mark.realdata
 def test_rating_script_official_folds(data_dir, ml100k_dir):
-    import rating_accuracy
+    rating_accuracy = load_script("rating_accuracy")
 
     summary = rating_accuracy.main(
         ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--folds", "official",
@@ -62,11 +59,12 @@ def test_rating_script_blends_reuse_fitted_members(monkeypatch):
     """run_split on synthetic data: blend rows reuse member fits, valid_rmse is recorded."""
     import numpy as np
     import polars as pl
-    import rating_accuracy
     import scipy.sparse as sp
 
     from rbmrec.data.splits import Split
     from rbmrec.evaluation import BiasBaseline
+
+    rating_accuracy = load_script("rating_accuracy")
 
     rng = np.random.default_rng(0)
     n_users, n_items = 80, 30
@@ -111,7 +109,7 @@ def test_rating_script_blends_reuse_fitted_members(monkeypatch):
 def test_tune_rating_reports_validation_only(data_dir, ml100k_dir, capsys):
     import re
 
-    import tune_rating
+    tune_rating = load_script("tune_rating")
 
     tune_rating.main(
         ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--folds", "u1,u2", "--params",
@@ -129,8 +127,8 @@ def test_tune_rating_reports_validation_only(data_dir, ml100k_dir, capsys):
 @pytest.mark.slow
 def test_rating_script_rbm_rows_on_u1(data_dir, ml100k_dir):
     """RatingRBM() ("both") on fold u1 reaches the documented accuracy: better than the
-    conditional I-RBM alone (the old default), level with the two-RBM blend."""
-    import rating_accuracy
+    conditional I-RBM alone, level with the two-RBM blend."""
+    rating_accuracy = load_script("rating_accuracy")
 
     summary = rating_accuracy.main(
         ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--folds", "u1",

@@ -1,4 +1,5 @@
-"""The dense numpy reference of benchmarks/speed.py computes the engine's CD-1 (issue 8).
+"""The dense NumPy reference (rbmrec.testing.dense_reference) computes the engine's CD-1,
+and the report functions of benchmarks/speed.py, which times the engine against it.
 
 The reference is only a fair baseline if it does the same work as the sparse engine: same
 hidden probabilities, and a CD-1 gradient with the same expectation (the two draw their
@@ -8,19 +9,22 @@ hidden samples from different generators, so they agree in distribution, not bit
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import speed
+from benchmark_scripts import load_script
 
 from rbmrec.engine import softmax as K
 from rbmrec.engine._random import row_states
+from rbmrec.testing.dense_reference import (
+    DenseSoftmaxRBM,
+    dense_cd1_gradients,
+    dense_hidden_probs,
+    dense_onehot,
+)
+
+speed = load_script("speed")
 
 N_USERS, N_ITEMS, N_LEVELS, N_HIDDEN = 5, 6, 3, 3
 
@@ -45,26 +49,26 @@ def _tiny(dtype=np.float64, seed=0):
 def test_hidden_probs_equal_engine(dtype, rtol):
     indptr, indices, levels, W, _b, c = _tiny(dtype)
     rows = np.array([3, 0, 4, 1], dtype=np.int64)
-    V, mask = speed.dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS, dtype)
+    V, mask = dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS, dtype)
     assert V.shape == (4, N_ITEMS, N_LEVELS)
     np.testing.assert_array_equal(mask, V.sum(axis=2))
     np.testing.assert_array_equal(mask.sum(axis=1), indptr[rows + 1] - indptr[rows])
     engine = K.softmax_hidden_probs(
         indptr, indices, levels, rows, W, c, np.zeros((0, N_HIDDEN), dtype)
     )
-    np.testing.assert_allclose(speed.dense_hidden_probs(V, W, c), engine, rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(dense_hidden_probs(V, W, c), engine, rtol=rtol, atol=1e-7)
 
 
 def _exact_expected_gradient(V, mask, W, b, c):
     """E over the hidden sample h ~ p(h | v) of the reference's CD-1 statistics, by summing
     over all 2^H hidden states (per user, since each user has its own p(h | v))."""
     states = np.array(list(itertools.product([0.0, 1.0], repeat=N_HIDDEN)))
-    hpos = speed.dense_hidden_probs(V, W, c)
+    hpos = dense_hidden_probs(V, W, c)
     total = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
     for u in range(V.shape[0]):
         for s in states:
             weight = np.prod(np.where(s == 1.0, hpos[u], 1.0 - hpos[u]))
-            grads = speed.dense_cd1_gradients(
+            grads = dense_cd1_gradients(
                 V[u : u + 1], mask[u : u + 1], W, b, c, hidden_sample=s[None, :]
             )
             for acc, g in zip(total, grads, strict=True):
@@ -81,7 +85,7 @@ def _mean_and_se(draws):
 def test_cd1_gradient_agrees_with_engine_in_expectation():
     indptr, indices, levels, W, b, c = _tiny()
     users = np.arange(N_USERS, dtype=np.int64)
-    V, mask = speed.dense_onehot(indptr, indices, levels, users, N_ITEMS, N_LEVELS, np.float64)
+    V, mask = dense_onehot(indptr, indices, levels, users, N_ITEMS, N_LEVELS, np.float64)
     expected = _exact_expected_gradient(V, mask, W, b, c)
 
     # Each replicate averages `reps` independent CD-1 runs of every user (the batch repeats
@@ -100,7 +104,7 @@ def test_cd1_gradient_agrees_with_engine_in_expectation():
             K.NEG_MEAN_FIELD,
         )  # fmt: skip
         engine_draws.append(np.concatenate([gW.ravel(), gb.ravel(), gc]) / reps)
-        ref = speed.dense_cd1_gradients(Vr, maskr, W, b, c, rng)
+        ref = dense_cd1_gradients(Vr, maskr, W, b, c, rng)
         ref_draws.append(np.concatenate([g.ravel() for g in ref]) / reps)
 
     exact = np.concatenate([g.ravel() for g in expected])
@@ -115,11 +119,11 @@ def test_cd1_gradient_agrees_with_engine_in_expectation():
 
 def test_dense_update_is_the_trainer_rule_and_epoch_extrapolates():
     indptr, indices, levels, W, b, c = _tiny(np.float32)
-    ref = speed.DenseSoftmaxRBM(W.copy(), b.copy(), c.copy(), 0.05, 0.9, 0.002)
+    ref = DenseSoftmaxRBM(W.copy(), b.copy(), c.copy(), 0.05, 0.9, 0.002)
     rows = np.array([0, 2], dtype=np.int64)
-    V, mask = speed.dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS)
+    V, mask = dense_onehot(indptr, indices, levels, rows, N_ITEMS, N_LEVELS)
     ref.step(V, mask, np.random.default_rng(7))
-    gW, gb, gc = speed.dense_cd1_gradients(V, mask, W, b, c, np.random.default_rng(7))
+    gW, gb, gc = dense_cd1_gradients(V, mask, W, b, c, np.random.default_rng(7))
     # First step from zero velocity: p += lr * (g / batch - weight_decay * p), decay on W only.
     np.testing.assert_allclose(ref.W, W + 0.05 * (gW / 2 - 0.002 * W), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(ref.b, b + 0.05 * gb / 2, rtol=1e-5, atol=1e-7)

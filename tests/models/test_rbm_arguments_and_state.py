@@ -84,10 +84,9 @@ INFERENCE = {
 def test_inference_and_save_refuse_arguments_changed_after_fit(
     tmp_path, visible, change, data_kind, name
 ):
-    """Inference used to follow the fitted parameters silently (transform of a model set to
-    n_hidden=10 gave 3 columns), unlike RatingRBM, ImplicitRBM and the set_params docstring:
-    now every inference method refuses like partial_fit and save, until the argument is set
-    back."""
+    """After a structural argument changes, every inference method refuses (like
+    partial_fit and save, RatingRBM, ImplicitRBM and the set_params docstring) rather than
+    follow the fitted parameters silently, until the argument is set back."""
     X = _data(visible)
     rbm = rbmrec.RBM(visible=visible, **FAST).fit(X)
     before = {k: f(rbm, X) for k, f in INFERENCE.items() if k not in ("gibbs", "sample")}

@@ -245,8 +245,7 @@ def test_invalid_input_after_fit():
 
 def test_softmax_rows_observing_nothing_are_scored_alone_and_in_a_batch():
     """A row observing no group is the RBM over no visible units: p(h | v) = sigmoid(c),
-    F = -log sum_h exp(c.h) = -sum softplus(c), log p(v) = 0. Alone it used to be refused
-    ("X observes no visible group") while the same row was accepted in a batch."""
+    F = -log sum_h exp(c.h) = -sum softplus(c), log p(v) = 0, alone as in a batch."""
     X = _data("softmax")
     rbm = rbmrec.RBM(visible="softmax", dtype="float64", **FAST).fit(X)
     c = rbm.hidden_bias_
