@@ -115,3 +115,25 @@ def test_download_bar_follows_the_same_rule(monkeypatch, tmp_path, tty):
     assert ("downloading release" in out) is stderr.tty
     if not stderr.tty:
         assert out == ""
+
+
+def test_a_jupyter_kernel_shows_bars_off_a_terminal(monkeypatch):
+    import sys
+    import types
+
+    class ZMQInteractiveShell:  # the class name IPython's kernel shell has
+        pass
+
+    class TerminalInteractiveShell:
+        pass
+
+    _fake_stderr(monkeypatch, False)
+    fake = types.ModuleType("IPython")
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    fake.get_ipython = lambda: None
+    assert not _progress.show_bar(True)
+    fake.get_ipython = ZMQInteractiveShell
+    assert _progress.show_bar(True)
+    assert not _progress.show_bar(False)
+    fake.get_ipython = TerminalInteractiveShell
+    assert not _progress.show_bar(True)
