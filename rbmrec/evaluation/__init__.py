@@ -4,6 +4,7 @@
 """
 
 from rbmrec.evaluation.baselines import (
+    EASE,
     BiasBaseline,
     GlobalMean,
     ImplicitALS,
@@ -21,6 +22,7 @@ from rbmrec.evaluation.metrics import (
 from rbmrec.evaluation.report import to_markdown, write_results
 
 __all__ = [
+    "EASE",
     "BiasBaseline",
     "GlobalMean",
     "ImplicitALS",

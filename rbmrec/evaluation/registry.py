@@ -220,6 +220,13 @@ _BUILTIN = (
         aliases=("pop",),
     ),
     ModelSpec(
+        "ease",
+        "rbmrec.evaluation.baselines:EASE",
+        "closed-form item-item model (Steck 2019)",
+        "top-n",
+        "EASE",
+    ),
+    ModelSpec(
         "als",
         "rbmrec.evaluation.baselines:ImplicitALS",
         "implicit's alternating least squares (Hu, Koren & Volinsky 2008)",

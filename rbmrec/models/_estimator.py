@@ -137,12 +137,25 @@ def one_blas_thread() -> Iterator[None]:
     threads than at 1. The ``threadpoolctl`` controller is built once (building it scans
     the loaded libraries, ~1 ms), so entering the block costs ~30 us.
     """
+    with blas_threads(1):
+        yield
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run BLAS with at most ``n`` threads inside the block (``0``: BLAS's own setting).
+
+    The ``threadpoolctl`` controller is built once and shared with :func:`one_blas_thread`.
+    """
     global _BLAS_CONTROLLER
+    if n == 0:
+        yield
+        return
     if _BLAS_CONTROLLER is None:
         from threadpoolctl import ThreadpoolController
 
         _BLAS_CONTROLLER = ThreadpoolController()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+    with _BLAS_CONTROLLER.limit(limits=int(n), user_api="blas"):
         yield
 
 

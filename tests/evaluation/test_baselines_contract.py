@@ -5,6 +5,7 @@ from __future__ import annotations
 from contract import RecommenderContract
 
 from rbmrec.evaluation.baselines import (
+    EASE,
     BiasBaseline,
     GlobalMean,
     ImplicitALS,
@@ -56,3 +57,8 @@ class TestItemKNNBM25Contract(RecommenderContract):
 class TestItemKNNTFIDFContract(RecommenderContract):
     def make_model(self):
         return ImplicitItemKNN(kind="tfidf", K=6)
+
+
+class TestEASEContract(RecommenderContract):
+    def make_model(self):
+        return EASE(regularization=5.0)

@@ -8,7 +8,8 @@ from rbmrec.evaluation import registry
 from rbmrec.evaluation.registry import ModelSpec, UnknownModelError
 
 CANONICAL = [
-    "rating-rbm", "implicit-rbm", "global-mean", "bias", "popularity", "als", "bpr", "itemknn",
+    "rating-rbm", "implicit-rbm", "global-mean", "bias", "popularity", "ease", "als", "bpr",
+    "itemknn",
 ]  # fmt: skip
 
 

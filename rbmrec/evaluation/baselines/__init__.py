@@ -36,6 +36,7 @@ recalculate_user=False)``
 
 from rbmrec.engine.topn import PAD_SCORE
 from rbmrec.evaluation.baselines._base import top_n
+from rbmrec.evaluation.baselines.ease import EASE
 from rbmrec.evaluation.baselines.implicit_wrappers import (
     ImplicitALS,
     ImplicitBPR,
@@ -48,6 +49,7 @@ from rbmrec.evaluation.baselines.popularity import Popularity
 from rbmrec.evaluation.baselines.rating import BiasBaseline, GlobalMean
 
 __all__ = [
+    "EASE",
     "PAD_SCORE",
     "BiasBaseline",
     "GlobalMean",
