@@ -1,14 +1,14 @@
 """Top-N benchmark: every model on the same split(s), one table.
 
-Protocol (issue 6): ML-1M is split 90/10 at random (``--seed``); ML-100K uses the official
+Protocol: ML-1M is split 90/10 at random (``--seed``); ML-100K uses the official
 folds u1..u5 (``--folds official``) and reports the mean over folds. Relevant items are
 held-out ratings ``>= --threshold``; lists of ``--K`` items exclude the user's training
 items; users without relevant held-out items are skipped.
 
-``als-tuned`` and ``bpr-tuned`` pick hyperparameters on a validation part carved at random
-from the training ratings (``--validation-fraction``, never the test part), refit the winner
-on the whole training part and report it on the test part. ``implicit-rbm`` is
-``rbmrec.ImplicitRBM()`` with its defaults (tuned the same way on ML-1M by
+``ease-tuned``, ``als-tuned`` and ``bpr-tuned`` pick hyperparameters on a validation part
+carved at random from the training ratings (``--validation-fraction``, never the test
+part), refit the winner on the whole training part and report it on the test part.
+``implicit-rbm`` is ``rbmrec.ImplicitRBM()`` with its defaults (tuned the same way on ML-1M by
 ``benchmarks/tune_implicit.py``); ``rating-rbm-topn`` is ``rbmrec.RatingRBM`` ranking by its
 documented top-N score ``recommend_score="p_high"`` (probability of a rating >= 4).
 
@@ -45,6 +45,7 @@ from _common import (
 
 from rbmrec.data.splits import Split
 from rbmrec.evaluation import (
+    EASE,
     ImplicitALS,
     ImplicitBPR,
     evaluate,
@@ -91,18 +92,28 @@ BPR = {
         "iterations": [100],
     },
 }
-TUNED = ("als-tuned", "bpr-tuned", "rating-rbm-topn")
+#: EASE's L2 penalty, a factor of 2 apart over the range that suits MovieLens-sized data.
+EASE_GRID = {"regularization": [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0]}
+GRID_SEARCHED = ("als-tuned", "bpr-tuned", "ease-tuned")
+TUNED = (*GRID_SEARCHED, "rating-rbm-topn")
+
+
+def _factory(name: str, args: Any) -> tuple[Any, dict[str, list[Any]]]:
+    """The model factory of a grid-searched model and its grid."""
+    if name == "ease-tuned":
+        return lambda **kw: EASE(num_threads=args.threads, **kw), EASE_GRID
+    cls, grid = (ImplicitALS, ALS[args.als_grid]) if name == "als-tuned" else (
+        ImplicitBPR, BPR[args.bpr_grid]
+    )  # fmt: skip
+    return lambda **kw: cls(random_state=args.seed, num_threads=args.threads, **kw), grid
 
 
 def _tuned(name: str, split: Split, args: Any, meta: dict[str, str], fold: str) -> tuple[Any, str]:
-    """Grid-search ALS or BPR on a validation carve of ``split.train``; unfitted winner."""
-    if name == "als-tuned":
-        cls, grid = ImplicitALS, ALS[args.als_grid]
-    else:
-        cls, grid = ImplicitBPR, BPR[args.bpr_grid]
+    """Grid-search ALS, BPR or EASE on a validation carve of ``split.train``; unfitted winner."""
+    make, grid = _factory(name, args)
     t0 = time.perf_counter()
     best, results = grid_search(
-        lambda **kw: cls(random_state=args.seed, num_threads=args.threads, **kw),
+        make,
         grid,
         split,
         K=args.K,
@@ -121,7 +132,7 @@ def _tuned(name: str, split: Split, args: Any, meta: dict[str, str], fold: str) 
         f"{float(ranked['ndcg'][0]):.4f}: {best}; {tuning:.0f} s"
     )
     meta[f"{name}_tuning_{fold}"] = note
-    return cls(random_state=args.seed, num_threads=args.threads, **best), note
+    return make(**best), note
 
 
 def _build(name: str, args: Any) -> Any:
@@ -158,7 +169,8 @@ def _splits(args: Any) -> list[Split]:
 def main(argv: list[str] | None = None) -> pl.DataFrame:
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument(
-        "--models", default="popularity,als-tuned,bpr-tuned,implicit-rbm,rating-rbm-topn"
+        "--models",
+        default="popularity,ease-tuned,als-tuned,bpr-tuned,implicit-rbm,rating-rbm-topn",
     )
     p.add_argument("--K", type=int, default=10)
     p.add_argument("--threshold", type=float, default=4.0, help="relevant if rating >= this")
@@ -190,7 +202,7 @@ def main(argv: list[str] | None = None) -> pl.DataFrame:
         fold = split.name if len(splits) > 1 else args.dataset
         models = {}
         for name in names:
-            if name in ("als-tuned", "bpr-tuned"):
+            if name in GRID_SEARCHED:
                 models[name], _ = _tuned(name, split, args, meta, f"{fold}-{i + 1}")
             else:
                 models[name] = _build(name, args)
