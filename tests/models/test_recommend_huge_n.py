@@ -50,4 +50,6 @@ def test_single_user_recommend_with_huge_n(fitted, which: str) -> None:
         ids, scores = model.recommend(u, X[u], N=HUGE)
         keep = ref_ids[u] >= 0
         np.testing.assert_array_equal(ids, ref_ids[u][keep])
-        np.testing.assert_array_equal(scores, ref_scores[u][keep])
+        # Batch and single scores agree to the contract's tolerance (tests/contract.py): a
+        # BLAS product of one row may round differently from the same row in a block.
+        np.testing.assert_allclose(scores, ref_scores[u][keep], rtol=1e-5, atol=1e-6)
