@@ -67,8 +67,8 @@ def register_model(name: str, factory: ModelFactory) -> None:
     MODEL_FACTORIES[name] = factory
 
 
-#: ALS hyperparameter grid for ``als-tuned`` (factors fixed at 64 in the quick grid, the
-#: reference point of the issue; the full grid also varies factors).
+#: ALS hyperparameter grid for ``als-tuned`` (factors fixed at 64 in the quick grid, a common
+#: reference point; the full grid also varies factors).
 ALS_GRIDS: dict[str, dict[str, list[Any]]] = {
     "quick": {
         "factors": [64],

@@ -1,4 +1,4 @@
-"""Rating-prediction benchmark: RMSE/MAE/fit time/epochs of the rating models (issue 3).
+"""Rating-prediction benchmark: RMSE/MAE/fit time/epochs of the rating models.
 
 Protocols (5% of each training part is carved out as validation for early stopping and for
 the blend's weights; the test part is used once, for the table):

@@ -1,6 +1,6 @@
 """Tune ImplicitRBM for top-N on ML-1M with a validation split; report test once.
 
-Protocol (issue 6): ML-1M, 90/10 random split of all ratings with seed 0; 10 % of the
+Protocol: ML-1M, 90/10 random split of all ratings with seed 0; 10 % of the
 training ratings are carved out as validation (``random_split(..., validation_fraction)``).
 Every training rating is a positive interaction whatever its value; relevant items are
 held-out ratings >= 4; training items are excluded from the lists; metric NDCG@10.
@@ -15,8 +15,8 @@ Usage::
 
     RBMREC_DATA_DIR=/work/shared/datasets \\
         .venv/bin/python benchmarks/tune_implicit.py --grid default --out results.json
-    # the issue-6 levers (2026-11-26):
-    .venv/bin/python benchmarks/tune_implicit.py --grid issue6 --max-epochs 40 --patience 8
+    # one lever at a time on top of the defaults, then combinations:
+    .venv/bin/python benchmarks/tune_implicit.py --grid levers --max-epochs 40 --patience 8
     # only the final test run with given settings ({} = the defaults):
     .venv/bin/python benchmarks/tune_implicit.py --final '{}' --epochs 40
 
@@ -56,10 +56,9 @@ GRIDS: dict[str, dict[str, list[Any]] | list[dict[str, Any]]] = {
         "input_dropout": [0.3, 0.5],
         "weight_decay": [1e-4, 1e-3],
     },
-    # issue 6 (2026-11-26): one lever at a time from the old defaults, then the combinations
-    # that won; run with --max-epochs 40 --patience 8 (slow learning rates keep improving
-    # past epoch 25)
-    "issue6": [
+    # one lever at a time on top of ImplicitRBM()'s defaults, then combinations; run with
+    # --max-epochs 40 --patience 8 (slow learning rates keep improving past epoch 25)
+    "levers": [
         {},
         {"visible": "softmax"},
         {"visible": "softmax", "learning_rate": 0.005},

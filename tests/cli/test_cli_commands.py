@@ -568,7 +568,7 @@ def test_compile_note_only_while_kernels_are_not_cached(
     assert "Popularity" not in res.stderr
 
 
-# --------------------------------------------------------------------------- review fixes
+# --------------------------------------------------------------------------- argument checks
 # In-process runs (cli.main) where a subprocess adds nothing: they skip the interpreter and
 # Numba start-up of ``run``.
 
@@ -608,7 +608,7 @@ def _seen_items(work: Path, user: str) -> set[int]:
 def test_recommend_known_user_with_ratings_merges_and_excludes_seen(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 1: a known user's --ratings file adds to their training ratings, and every
+    """a known user's --ratings file adds to their training ratings, and every
     rated item (training or file) stays out of the list."""
     seen = _seen_items(work, "u3")
     old, new = sorted(seen)[0], min({100, 101, 102} - seen)
@@ -627,7 +627,7 @@ def test_recommend_known_user_with_ratings_merges_and_excludes_seen(
 def test_recommend_missing_seen_file_exit_2_unless_include_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 4: without ``.seen.npz`` (three-file models) the already-rated items cannot be
+    """without ``.seen.npz`` (three-file models) the already-rated items cannot be
     left out: refuse."""
     model = _copy_model(LEGACY_RATING, tmp_path, sides=(".ids.json",))
     (tmp_path / "new_user.csv").write_text("item,rating\nm1,5\nm2,4\n")
@@ -682,7 +682,7 @@ def _damage(model: Path, how: str) -> Path:
 def test_recommend_damaged_side_files_exit_2_naming_the_file(
     tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 7: a damaged or foreign side file of a three-file model is a ModelFileError
+    """a damaged or foreign side file of a three-file model is a ModelFileError
     naming it, exit 2."""
     model = _copy_model(LEGACY_RATING, tmp_path, LEGACY_SIDES)
     damaged = _damage(model, how)
@@ -783,7 +783,7 @@ def test_fold_in_rating_near_a_level_maps_like_the_model(
 def test_fold_in_file_with_comment_and_blank_lines_before_header(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 16: '#' and blank lines before the header are skipped."""
+    """'#' and blank lines before the header are skipped."""
     text = "# my ratings\n\nitem,rating\n100,5\n101,4\n"
     recs = _fold_in_json(work, rating_model, text, monkeypatch, capsys)
     assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
@@ -792,7 +792,7 @@ def test_fold_in_file_with_comment_and_blank_lines_before_header(
 def test_keyerror_messages_lose_only_their_repr_quotes(
     monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 13: main unquotes KeyError messages only."""
+    """main unquotes KeyError messages only."""
     from rbmrec import cli
     from rbmrec.errors import DataError
 
@@ -810,7 +810,7 @@ def test_keyerror_messages_lose_only_their_repr_quotes(
 def test_fit_write_failure_keeps_previous_model(
     work: Path, rating_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 2: a write error (disk full) leaves the earlier model as it was, removes the
+    """a write error (disk full) leaves the earlier model as it was, removes the
     temporary file and exits 2 naming the target."""
     import errno
     import stat
@@ -856,7 +856,7 @@ def test_fit_write_failure_keeps_previous_model(
         (["evaluate", "--out", "results.txt"], "unsupported file type '.txt'"),
         (["evaluate", "--plot", "plot.xyz"], "--plot plot.xyz: unsupported file type"),
         (["evaluate", "--out", "a_folder.npz/sub/r.csv"], None),  # created: not an error
-        # Review item 8: these said "PosixPath('.') has an empty name", or came after loading.
+        # Named before any data is loaded, in words (not "PosixPath('.') has an empty name").
         (["fit", "--out", ""], "--out '': give a file name for the model"),
         (["fit", "--out", "/"], "--out '/': give a file name for the model"),
         (["evaluate", "--test-fraction", "0"], "expected a fraction in (0, 1), got '0'"),
@@ -867,7 +867,7 @@ def test_fit_write_failure_keeps_previous_model(
 def test_output_paths_checked_before_loading_data(
     work: Path, args: list[str], message: str | None, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 6: unusable --out/--plot paths are refused before the data is read (the data
+    """unusable --out/--plot paths are refused before the data is read (the data
     file does not even exist here)."""
     (work / "a_folder.npz").mkdir(exist_ok=True)
     code, _, err = run_here(
@@ -881,7 +881,7 @@ def test_output_paths_checked_before_loading_data(
 
 
 def test_suspicious_rating_levels() -> None:
-    """Item 15: values far from the others or very rare are flagged; regular scales are not."""
+    """values far from the others or very rare are flagged; regular scales are not."""
     from rbmrec.cli.fit import suspicious_levels as _suspicious_levels
 
     scale = np.repeat(np.arange(1.0, 6.0), 100)
@@ -896,7 +896,7 @@ def test_suspicious_rating_levels() -> None:
 def test_fit_warns_about_a_typo_rating(
     work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 15: one 100 among 3..5 is fitted (it is data) but named in a warning."""
+    """one 100 among 3..5 is fitted (it is data) but named in a warning."""
     lines = (work / "ratings.csv").read_text().splitlines()
     lines += ["typo,100,100,Movie 100", "typo,101,4,Movie 101"]
     (tmp_path / "typo.csv").write_text("\n".join(lines) + "\n")
@@ -919,7 +919,7 @@ def test_fit_warns_about_a_typo_rating(
 def test_no_header_and_duplicates_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 11: headerless files and repeated ratings can be read from the command line,
+    """headerless files and repeated ratings can be read from the command line,
     and the errors point to those options."""
     rows = [f"{u}\t{i}\t{(u + i) % 5 + 1}" for u in range(1, 21) for i in range(1, 11)]
     (tmp_path / "u.data").write_text("\n".join(rows) + "\n")
@@ -983,13 +983,13 @@ def test_comparison_ctrl_c_stops_and_writes_nothing(work: Path, command: str) ->
     assert not out.exists()
 
 
-# --------------------------------------------------------------------------- second review
+# ------------------------------------------------------------------ output paths and interrupts
 
 
 def test_failed_plot_write_keeps_previous_plot(
     work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 1: --plot (and --out) go to a temporary file renamed into place: a failed write
+    """--plot (and --out) go to a temporary file renamed into place: a failed write
     (disk full) keeps the previous file and leaves no temporary file behind."""
     import errno
 
@@ -1030,7 +1030,7 @@ def test_failed_plot_write_keeps_previous_plot(
 def test_fold_in_file_with_bom_or_quotes_keeps_every_rating(
     work: Path, rating_model: Path, data: bytes, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 2: a BOM or CSV quotes must not turn the first item (or every item) into an
+    """a BOM or CSV quotes must not turn the first item (or every item) into an
     unknown id that is silently dropped and then recommended back."""
     (work / "enc.csv").write_bytes(data)
     code, out, err = run_here(
@@ -1046,7 +1046,7 @@ def test_fold_in_file_with_bom_or_quotes_keeps_every_rating(
 def test_fold_in_file_not_utf8_names_the_file(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 2: a latin-1 file is a one-line usage error naming the file."""
+    """a latin-1 file is a one-line usage error naming the file."""
     (work / "latin.csv").write_bytes(b"item,rating\n100,5\ncaf\xe9,4\n")
     code, _, err = run_here(
         work, "recommend", "--model", str(rating_model), "--user", "new", "--ratings",
@@ -1060,7 +1060,7 @@ def test_fold_in_file_not_utf8_names_the_file(
 def test_fold_in_ratings_from_stdin(
     work: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 2: ``--ratings -`` reads standard input."""
+    """``--ratings -`` reads standard input."""
     import io
 
     stdin = io.TextIOWrapper(io.BytesIO(b"item,rating\n100,5\n101,4\n"))
@@ -1078,7 +1078,7 @@ def test_fold_in_ratings_from_stdin(
 def test_recommend_refuses_foreign_side_file_of_the_same_shape(
     tmp_path: Path, side: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 3: a side file of another model fitted on the same data (so the shapes match)
+    """a side file of another model fitted on the same data (so the shapes match)
     is refused, naming it, instead of being used silently."""
     import shutil
 
@@ -1095,7 +1095,7 @@ def test_recommend_refuses_foreign_side_file_of_the_same_shape(
 def test_recommend_checks_model_class_and_reads_old_side_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 3: an ids.json naming another model class is refused; side files written before
+    """an ids.json naming another model class is refused; side files written before
     the hash and token existed still work (with a note)."""
     model = _copy_model(LEGACY_RATING, tmp_path, LEGACY_SIDES)
     ids_path = Path(f"{model}.ids.json")
@@ -1121,7 +1121,7 @@ def test_recommend_checks_model_class_and_reads_old_side_files(
 def test_recommend_huge_n_lists_every_unseen_item(
     work: Path, rating_model: Path, implicit_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 4: -n beyond the item count lists every item (used to fail: array is too big)."""
+    """-n beyond the item count lists every item (used to fail: array is too big)."""
     seen = _seen_items(work, "u3")
     for model in (rating_model, implicit_model):
         code, out, err = run_here(
@@ -1142,7 +1142,7 @@ def _flat_ratings(path: Path, rating: int = 2) -> Path:
 def test_evaluate_empty_test_split_is_a_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 5: a test fraction that holds out nothing is refused (it printed nan metrics
+    """a test fraction that holds out nothing is refused (it printed nan metrics
     and exited 0)."""
     _flat_ratings(tmp_path / "r.csv", rating=4)
     code, out, err = run_here(
@@ -1157,7 +1157,7 @@ def test_evaluate_empty_test_split_is_a_usage_error(
 def test_evaluate_warns_when_no_held_out_rating_is_relevant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 5: all ratings below the threshold: exit 0 (rmse is valid) with a warning."""
+    """all ratings below the threshold: exit 0 (rmse is valid) with a warning."""
     _flat_ratings(tmp_path / "r.csv", rating=2)
     code, out, err = run_here(
         tmp_path, "evaluate", "--data", "r.csv", "--models", "pop,bias",
@@ -1185,7 +1185,7 @@ def test_evaluate_warns_when_no_held_out_rating_is_relevant(
 def test_table_options_refused_for_other_data(
     tmp_path: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 6: column options with a named data set, the demo data or a MovieLens folder
+    """column options with a named data set, the demo data or a MovieLens folder
     were silently ignored; now a usage error before any work."""
     folder = tmp_path / "ml_folder"
     folder.mkdir()
@@ -1200,7 +1200,7 @@ def test_table_options_refused_for_other_data(
 def test_table_options_still_work_for_files(
     work: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 6: the same options on a CSV file, and defaults everywhere, are accepted."""
+    """the same options on a CSV file, and defaults everywhere, are accepted."""
     code, out, err = run_here(
         work, "evaluate", "--data", "ratings.csv", "--user-col", "user_id", "--models", "pop",
         "--duplicates", "error", "--validation-fraction", "0",
@@ -1213,7 +1213,7 @@ def test_table_options_still_work_for_files(
 def test_orientation_refused_for_implicit_rbm(
     work: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 6: --orientation was ignored by implicit-rbm; refused before reading the data
+    """--orientation was ignored by implicit-rbm; refused before reading the data
     (which does not exist here)."""
     code, _, err = run_here(
         work, "fit", "--data", "no_such.csv", "--model", "implicit-rbm", "--orientation",
@@ -1227,7 +1227,7 @@ def test_orientation_refused_for_implicit_rbm(
 def test_datasets_download_uses_a_copy_in_rbmrec_data_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 7: a release found through RBMREC_DATA_DIR is reported, not downloaded again;
+    """a release found through RBMREC_DATA_DIR is reported, not downloaded again;
     a missing one names the command-line command."""
     from rbmrec import cli
     from rbmrec.data import datasets
@@ -1254,7 +1254,7 @@ def test_datasets_download_uses_a_copy_in_rbmrec_data_dir(
 def test_recommend_model_name_without_npz_suffix(
     tmp_path: Path, rating_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Item 8: `fit --out mm` writes mm.npz; `recommend --model mm` finds it."""
+    """`fit --out mm` writes mm.npz; `recommend --model mm` finds it."""
     model = _copy_model(rating_model, tmp_path)
     code, out, err = run_here(
         tmp_path, "recommend", "--model", str(model.with_suffix("")), "--user", "u3",
@@ -1264,7 +1264,7 @@ def test_recommend_model_name_without_npz_suffix(
     assert "top 10 for user u3" in out
 
 
-# --------------------------------------------------------------------------- review of 2026-11-27
+# ---------------------------------------------------------------------- messages and file names
 
 
 def test_outputs_that_would_overwrite_the_data_or_miss_the_file_name_are_refused(

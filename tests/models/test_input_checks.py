@@ -170,7 +170,7 @@ def test_duplicate_ratings_are_rejected_not_summed(data):
     pair = rf"\(row {r}, column {c}\)"
     with pytest.raises(DataError, match=pair):
         RatingRBM(n_hidden=3, n_epochs=1, orientation="user").fit(dup)
-    # The reviewer's example: (0, 0) stored as 4 and as 5 became a sixth level, 9.
+    # (0, 0) stored as 4 and as 5 must not be summed into a sixth level, 9.
     tiny = _raw_csr([4, 5, 3, 1, 2, 5, 4, 1, 3], [0, 0, 1, 2, 0, 2, 1, 0, 2],
                     [0, 2, 4, 6, 8, 9], (5, 3))  # fmt: skip
     with pytest.raises(DataError, match=r"duplicate.*\(row 0, column 0\)"):

@@ -208,7 +208,7 @@ def test_umask_is_read_without_changing_it():
         os.umask(old)
 
 
-# ---- reviewer findings of 2026-11-27
+# ---- saving unfitted models, persistent chains, model files with NaN metrics
 
 
 def test_saving_an_unfitted_model_through_rbmrec_save_is_not_fitted_error(tmp_path):
