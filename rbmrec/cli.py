@@ -73,7 +73,7 @@ _MODEL_NAMES = {
 #: compiles the kernels (once per installation and source version).
 _KEY_KERNELS = {
     "rbm": ("rbmrec.engine.softmax_batches", "softmax_train_batches"),
-    "irbm": ("rbmrec.engine.implicit", "csr_hidden_probs"),
+    "irbm": ("rbmrec.engine.sparse_binary", "csr_hidden_probs"),
 }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.engine._random import row_states
-from rbmrec.engine.implicit import (
+from rbmrec.engine.sparse_binary import (
     add_positive_stats,
     batch_item_major,
     csr_hidden_probs,
@@ -21,8 +21,8 @@ from rbmrec.engine.implicit import (
     pcd_negative,
     sample_bernoulli_rows,
     softmax_mean_field_negative,
-    topn_select,
 )
+from rbmrec.engine.topn import topn_select
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.models._common import (
     ParamsMixin,
