@@ -27,7 +27,7 @@ SYNTHETIC_WORDS = ("demo", "synthetic")
 #: compiles the kernels (once per installation and source version).
 _KEY_KERNELS = {
     "rating-rbm": ("rbmrec.engine.softmax_batches", "softmax_train_batches"),
-    "implicit-rbm": ("rbmrec.engine.implicit", "csr_hidden_probs"),
+    "implicit-rbm": ("rbmrec.engine.sparse_binary", "csr_hidden_probs"),
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rbmrec.engine.implicit import batch_item_major
+from rbmrec.engine.sparse_binary import batch_item_major
 
 #: Pattern columns per parallel chunk of :func:`pattern_momentum_update` (a constant, so
 #: the work split, and hence the results, never depend on the thread count).

@@ -15,8 +15,9 @@ Two things differ from the batch loop, without changing any number: the counting
 group each batch's entries by item (serial within a batch) run for all the span's batches
 at once, in parallel (they depend on the data only, not on the parameters); and each
 batch's weight update is fused with the next batch's positive pass over ``W``
-(:func:`~rbmrec.engine.softmax.softmax_update_then_scatter`), one pass over ``W`` per batch
-less. The span's last update is a plain one, so ``W`` is up to date when the call returns.
+(:func:`~rbmrec.engine.softmax_weight_update.softmax_update_then_scatter`), one pass over
+``W`` per batch less. The span's last update is a plain one, so ``W`` is up to date when the
+call returns.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ import numpy as np
 from numba import njit, prange
 
 from rbmrec.engine.conditional import pattern_momentum_update, pattern_offset
-from rbmrec.engine.softmax import (
-    _N_TASKS,
-    _batch_offsets,
-    _group_entries_into,
-    softmax_cd_phases_grouped,
+from rbmrec.engine.softmax import softmax_cd_phases_grouped
+from rbmrec.engine.softmax_grouping import _N_TASKS, _batch_offsets, _group_entries_into
+from rbmrec.engine.softmax_weight_update import (
     softmax_update_then_scatter,
     softmax_update_weights,
 )
@@ -40,7 +39,7 @@ from rbmrec.engine.update import momentum_update_serial
 def _group_span(indptr, indices, levels, order, batch_size, n_visible):
     """The entries of every batch of ``order`` grouped by visible group, in parallel over
     the batches: returns ``(starts, gptr, ge, levels_b)`` where batch ``t``'s grouping (as
-    :func:`rbmrec.engine.softmax._group_entries` returns it) is ``gptr[t]`` and the rows
+    :func:`rbmrec.engine.softmax_grouping._group_entries` returns it) is ``gptr[t]`` and the rows
     ``starts[t]:starts[t + 1]`` of ``ge`` and ``levels_b``."""
     n = order.shape[0]
     n_batches = (n + batch_size - 1) // batch_size

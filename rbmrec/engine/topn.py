@@ -17,6 +17,9 @@ that are not excluded, best first. Contract (the one ``implicit`` 0.7.3 and
 Selection is a bounded min-heap per row (worst kept candidate at the root), so a row costs
 ``O(n_items log n)`` and no full sort. Rows are independent and written only by the
 iteration that owns them, so the result does not depend on the thread count.
+
+Entry points: :func:`top_n` (arguments checked), :func:`topn_kernel` (the compiled kernel,
+unchecked) and :func:`topn_select` (:func:`top_n` plus the number of filled slots per row).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["PAD_SCORE", "top_n", "topn_kernel"]
+__all__ = ["PAD_SCORE", "top_n", "topn_kernel", "topn_select"]
 
 #: Score of an empty slot (as ``implicit`` pads batch results).
 PAD_SCORE = np.float32(-np.finfo(np.float32).max)
@@ -228,3 +231,42 @@ def top_n(
         if excluded.shape != (n_items,):
             raise ValueError(f"excluded must have shape ({n_items},), got {excluded.shape}")
     return topn_kernel(np.ascontiguousarray(scores), excl_indptr, excl_indices, excluded, int(n))
+
+
+def topn_select(
+    scores: np.ndarray,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excluded: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``n`` best items of each row of ``scores``, skipping excluded items.
+
+    :func:`top_n` (the one top-N kernel and its contract), plus the number of filled slots
+    per row.
+
+    Parameters
+    ----------
+    scores : float array, shape (n_rows, n_items)
+        Scores of a block of users; NaN and ``-inf`` scores are never returned.
+    excl_indptr : int array, shape (n_rows + 1,)
+    excl_indices : int array, shape (nnz,)
+        CSR structure of the per-row exclusions (e.g. already-liked items); use
+        ``indptr = zeros(n_rows + 1)`` for none.
+    excluded : bool array, shape (n_items,)
+        Items excluded from every row.
+    n : int
+        Number of items to return per row.
+
+    Returns
+    -------
+    ids : int32 array, shape (n_rows, n)
+        Best items first (ties by increasing id); rows with fewer than ``n`` eligible items
+        are padded with -1.
+    best : float32 array, shape (n_rows, n)
+        Their scores, padded with ``-finfo(float32).max`` (as ``implicit`` pads).
+    counts : int64 array, shape (n_rows,)
+        Number of valid entries in each row.
+    """
+    ids, best = top_n(scores, n, excl_indptr, excl_indices, excluded)
+    return ids, best, (ids >= 0).sum(axis=1, dtype=np.int64)

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.engine.implicit import (
+from rbmrec.engine.sparse_binary import (
     csr_hidden_probs,
-    topn_select,
 )
+from rbmrec.engine.topn import topn_select
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.models._estimator import (
     ParamsMixin,

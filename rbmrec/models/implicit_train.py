@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.engine._random import row_states
-from rbmrec.engine.implicit import (
+from rbmrec.engine.sparse_binary import (
     add_positive_stats,
     batch_item_major,
     csr_hidden_probs,

@@ -1,4 +1,4 @@
-"""Kernels loaded from Numba's on-disk cache in a new process (issue: segfault on reload)."""
+"""Kernels loaded from Numba's on-disk cache in a new process (a segfault on reload)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 # softmax_cd with its neg_mode given (the factored RatingRBM's call), then without it (the
 # generic RBM's call), each in a process of its own. The second signature is compiled while
 # its parallel callees come from the cache; loading it first in a third process crashed
-# (Numba issues #4807, #8578) before rbmrec.engine started the threading layer on import.
+# (numba GitHub reports 4807 and 8578) before rbmrec.engine started the threading layer on import.
 _CALL = """
 import sys
 import numpy as np

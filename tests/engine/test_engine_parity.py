@@ -11,6 +11,8 @@ from rbmrec.engine import bernoulli as B
 from rbmrec.engine import exact as E
 from rbmrec.engine import gaussian as G
 from rbmrec.engine import softmax as S
+from rbmrec.engine import softmax_chains as SC
+from rbmrec.engine import softmax_grouping as SG
 from rbmrec.engine._random import row_states
 
 _M = (1 << 64) - 1
@@ -384,10 +386,10 @@ def test_visible_step_ignores_stale_scratch_and_empty_groups(nl):
     indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
     levels = (A.data - 1).astype(np.int8)
     rows = np.arange(n, dtype=np.int64)
-    off = S._batch_offsets(indptr, rows)
-    gptr, ge, lv = S._group_entries(indptr, indices, levels, rows, off, ng)
+    off = SG._batch_offsets(indptr, rows)
+    gptr, ge, lv = SG._group_entries(indptr, indices, levels, rows, off, ng)
     assert gptr[1] == gptr[0] and gptr[5] == gptr[4]
-    tg = S._task_groups(gptr)
+    tg = SG._task_groups(gptr)
     W = rng.normal(0, 0.5, (ng, nl, nh)).astype(np.float32)
     b = rng.normal(0, 0.5, (ng, nl)).astype(np.float32)
     hs = (rng.random((n, nh)) < 0.5).astype(np.float32)
@@ -395,14 +397,14 @@ def test_visible_step_ignores_stale_scratch_and_empty_groups(nl):
     most = int(np.diff(gptr).max())
     results = []
     for fill in (0.0, np.nan):
-        acc = np.full((S._N_TASKS, n, nh), fill, np.float32)
+        acc = np.full((SG._N_TASKS, n, nh), fill, np.float32)
         probs = np.full((off[-1], nl), fill, np.float32)
         gb = np.full((ng, nl), fill, np.float32)
-        xbuf = np.full((S._N_TASKS, most * nl), fill, np.float32)
+        xbuf = np.full((SG._N_TASKS, most * nl), fill, np.float32)
         bits = np.zeros(xbuf.shape, np.int32)
         sqe = np.zeros(off[-1])
-        S._visible_step(W, b, hs, gptr, ge, off, keys, lv, lv.copy(), probs, False, sqe,
-                        True, True, False, tg, acc, gb, xbuf, bits)  # fmt: skip
+        SC._visible_step(W, b, hs, gptr, ge, off, keys, lv, lv.copy(), probs, False, sqe,
+                         True, True, False, tg, acc, gb, xbuf, bits)  # fmt: skip
         results.append((acc.copy(), probs.copy(), gb.copy(), sqe.copy()))
     for clean, stale in zip(*results, strict=True):
         assert np.all(np.isfinite(stale))

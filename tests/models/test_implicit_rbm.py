@@ -1,4 +1,4 @@
-"""Tests of ImplicitRBM and its kernels (rbmrec.engine.implicit)."""
+"""Tests of ImplicitRBM and its kernels (rbmrec.engine.sparse_binary)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from contract import RecommenderContract
 
 import rbmrec
 from rbmrec.engine._random import row_states
-from rbmrec.engine.implicit import (
+from rbmrec.engine.sparse_binary import (
     add_positive_stats,
     batch_item_major,
     csr_hidden_probs,
@@ -22,8 +22,8 @@ from rbmrec.engine.implicit import (
     softmax_affine_rows,
     softmax_free_energy,
     softmax_mean_field_negative,
-    topn_select,
 )
+from rbmrec.engine.topn import topn_select
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models.implicit import ImplicitRBM
 

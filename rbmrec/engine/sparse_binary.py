@@ -1,9 +1,10 @@
-"""Kernels of the implicit-feedback (top-N) Bernoulli RBM.
+"""Kernels of RBMs over a sparse binary user-item matrix: sparse positive, dense negative phase.
 
 Why these differ from the generic Bernoulli kernels in :mod:`rbmrec.engine.bernoulli`:
-in top-N recommendation *every* item is a visible unit, so the data are a very sparse
-binary matrix (ML-1M: 4 % of the 6,040 x 3,706 entries are 1) while the negative phase
-(the model's reconstruction) is dense by nature. The kernels here are split accordingly:
+in top-N recommendation (:class:`rbmrec.ImplicitRBM`) *every* item is a visible unit, so
+the data are a very sparse binary matrix (ML-1M: 4 % of the 6,040 x 3,706 entries are 1)
+while the negative phase (the model's reconstruction) is dense by nature. The kernels here
+are split accordingly:
 
 - positive phase, sparse: :func:`csr_hidden_probs` computes ``p(h | v)`` from a user's
   interacted items only (sum of their weight rows), and :func:`add_positive_stats`
@@ -18,10 +19,7 @@ binary matrix (ML-1M: 4 % of the 6,040 x 3,706 entries are 1) while the negative
   the hidden bias scaled by each user's number of items ``D`` (``bias_scale``), and a dense
   negative phase whose reconstruction is ``D * softmax(b + h W^T)`` over all items
   (:func:`softmax_affine_rows`, :func:`softmax_mean_field_negative`);
-  :func:`softmax_free_energy` gives its free energy;
-- scoring: :func:`topn_select` picks the ``n`` best items of each row of a dense block of
-  scores while skipping each row's excluded items (its CSR row) and a global exclusion
-  mask: :func:`rbmrec.engine.topn.top_n`, plus the filled slots per row.
+  :func:`softmax_free_energy` gives its free energy.
 
 Every parallel kernel runs ``prange`` over rows (users or items) and writes only its own
 row, so results do not depend on the number of threads. Randomness comes from one
@@ -35,7 +33,6 @@ from numba import njit, prange
 
 from rbmrec.engine._math import sigmoid, softplus
 from rbmrec.engine._random import uniform
-from rbmrec.engine.topn import top_n
 
 __all__ = [
     "add_positive_stats",
@@ -50,7 +47,6 @@ __all__ = [
     "softmax_affine_rows",
     "softmax_free_energy",
     "softmax_mean_field_negative",
-    "topn_select",
 ]
 
 
@@ -499,42 +495,3 @@ def pcd_negative(chains, W, b, c, k, states, gW, gb, gc, scale):
     gW -= scale * (vp.T @ h)
     gb -= (scale * vp.sum(axis=0, dtype=np.float64)).astype(gb.dtype)
     gc -= (scale * h.sum(axis=0, dtype=np.float64)).astype(gc.dtype)
-
-
-def topn_select(
-    scores: np.ndarray,
-    excl_indptr: np.ndarray,
-    excl_indices: np.ndarray,
-    excluded: np.ndarray,
-    n: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``n`` best items of each row of ``scores``, skipping excluded items.
-
-    :func:`rbmrec.engine.topn.top_n` (the project's one top-N kernel and its contract), plus
-    the number of filled slots per row.
-
-    Parameters
-    ----------
-    scores : float array, shape (n_rows, n_items)
-        Scores of a block of users; NaN and ``-inf`` scores are never returned.
-    excl_indptr : int array, shape (n_rows + 1,)
-    excl_indices : int array, shape (nnz,)
-        CSR structure of the per-row exclusions (e.g. already-liked items); use
-        ``indptr = zeros(n_rows + 1)`` for none.
-    excluded : bool array, shape (n_items,)
-        Items excluded from every row.
-    n : int
-        Number of items to return per row.
-
-    Returns
-    -------
-    ids : int32 array, shape (n_rows, n)
-        Best items first (ties by increasing id); rows with fewer than ``n`` eligible items
-        are padded with -1.
-    best : float32 array, shape (n_rows, n)
-        Their scores, padded with ``-finfo(float32).max`` (as ``implicit`` pads).
-    counts : int64 array, shape (n_rows,)
-        Number of valid entries in each row.
-    """
-    ids, best = top_n(scores, n, excl_indptr, excl_indices, excluded)
-    return ids, best, (ids >= 0).sum(axis=1, dtype=np.int64)
