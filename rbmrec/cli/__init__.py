@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     func: Callable[[argparse.Namespace], int] = args.func
-    with _common.CTRL_C.watching():
+    with _common.CTRL_C.watching(), _common.epoch_lines(not getattr(args, "quiet", True)):
         try:
             return func(args)
         except Exception as exc:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,38 @@ def check_result_outputs(args: argparse.Namespace) -> None:
             args.plot += ".png"  # what matplotlib writes for a name without a suffix
         check_output("--plot", Path(args.plot), plot_suffixes())
 
+
+
+class _StderrLines(logging.Handler):
+    """Writes each record as a line to the *current* ``sys.stderr`` (which tests replace)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - a broken stream must not stop training
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def epoch_lines(enabled: bool) -> Iterator[None]:
+    """Off a terminal, print the trainer's line per epoch on stderr inside the block.
+
+    On a terminal the trainer draws a progress bar instead (:mod:`rbmrec._progress`); with
+    ``--quiet`` (``enabled`` False) neither is shown.
+    """
+    from rbmrec._progress import stderr_is_terminal
+
+    if not enabled or stderr_is_terminal():
+        yield
+        return
+    logger = logging.getLogger("rbmrec.models.trainer")
+    handler, level = _StderrLines(), logger.level
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -326,7 +326,8 @@ def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 90
-        while "epochs:" not in (work / "fit.err").read_text() and time.monotonic() < deadline:
+        # Off a terminal the progress is one line per epoch ("  epoch 3/100000: ...").
+        while "epoch 1/" not in (work / "fit.err").read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(0.5)  # a few epochs in
         proc.send_signal(signal.SIGINT)
@@ -969,7 +970,9 @@ def test_comparison_ctrl_c_stops_and_writes_nothing(work: Path, command: str) ->
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 90
-        while "epochs:" not in (work / "evaluate.err").read_text() and time.monotonic() < deadline:
+        while (
+            "epoch 1/" not in (work / "evaluate.err").read_text() and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
@@ -1398,3 +1401,18 @@ def test_models_option_takes_registry_names_and_aliases(
     )  # fmt: skip
     assert code == 2
     assert "--models: unknown model(s) 'svd'; choose from rating-rbm, implicit-rbm" in err
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_fit_off_a_terminal_prints_one_line_per_epoch_and_no_bar(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys, quiet: bool
+) -> None:
+    args = ["fit", "--data", "ratings.csv", "--model", "implicit-rbm", "--epochs", "3",
+            "--n-hidden", "4", "--out", "m.npz"] + (["--quiet"] if quiet else [])  # fmt: skip
+    code, _, err = run_here(work, *args, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.strip().startswith("epoch ")]
+    assert len(lines) == (0 if quiet else 6)  # ImplicitRBM() trains two RBMs
+    if not quiet:
+        assert lines[0].strip().startswith("epoch 1/3: ")
