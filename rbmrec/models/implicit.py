@@ -70,11 +70,12 @@ class ImplicitRBM(Recommender, ParamsMixin):
     of Salakhutdinov, Mnih & Hinton (2007) but with binary "has interacted" units over
     every item instead of softmax units over rated items only.
 
-    - Input: a CSR matrix users x items with any positive values (ratings, counts,
-      clicks). Every stored positive entry is a visible unit equal to 1; zeros and
-      missing entries are 0. With ``confidence > 0`` the *positive-phase statistics* of an
-      entry of value ``r`` are weighted by ``1 + confidence * log1p(r)`` (the visible unit
-      stays binary), so heavier interactions pull harder on the weights.
+    - Input: a CSR matrix users x items of any finite values (ratings on any scale,
+      counts, clicks). Every stored entry, an explicit 0 or a negative value too, is a
+      visible unit equal to 1; absent entries are 0. With ``confidence > 0`` the
+      *positive-phase statistics* of an entry of value ``r`` are weighted by
+      ``1 + confidence * log1p(max(r, 0))`` (the visible unit stays binary), so heavier
+      interactions pull harder on the weights.
     - Positive phase: ``p(h | v)`` from the user's items only (sparse kernel).
     - Negative phase (``negative="mean_field"``, default): CD-k whose visible
       reconstruction is the mean field ``p(v | h)`` over *all* items, computed for the
@@ -187,7 +188,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
     hidden_bias_ : float32 array, shape (n_models_ * n_hidden,)
     user_items_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
         The training interactions with their values as given (the RBM reads every stored
-        positive value as a 1; ``confidence`` weighs by the value); the stored "user
+        entry as a 1; ``confidence`` weighs by the value); the stored "user
         factors" (``E[h | v]`` is computed from them on demand).
     history_ : list of dict
         Per-epoch metrics from the trainer.
@@ -326,10 +327,11 @@ class ImplicitRBM(Recommender, ParamsMixin):
         Parameters
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
-            Interactions; every stored positive value is a 1 (see the class docstring for
-            ``confidence``; a pair stored twice counts the sum of its values). Not modified.
+            Interactions; every stored entry is a 1, whatever its value (see the class
+            docstring for ``confidence``; a pair stored twice counts the sum of its values).
+            Not modified.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
-            Held-out interactions; every stored positive entry counts as relevant. When
+            Held-out interactions; every stored entry counts as relevant. When
             given, NDCG@10 on it (training items excluded) is recorded each epoch as
             ``valid_ndcg`` (and ``valid_loss = 1 - valid_ndcg``), and with ``patience``
             training stops early and keeps the best epoch.
@@ -342,7 +344,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
         config = self._validate()
         X = check_interactions("user_items", user_items)
         if X.nnz == 0:
-            raise DataError("user_items has no positive entries")
+            raise DataError("user_items has no stored entries")
         n_users, n_items = X.shape
         valid = None
         if validation is not None:
@@ -552,11 +554,10 @@ class ImplicitRBM(Recommender, ParamsMixin):
     ) -> np.ndarray:
         """Log-odds (Bernoulli) or logit (softmax) scores of every item, float32
         (len(users), n_items): ``E[h | v]`` from the training rows, or from ``rows`` (every
-        stored positive value is an interaction) with ``recalculate_user``.
+        stored entry is an interaction, whatever its value) with ``recalculate_user``.
 
         Filtering by ``recommend`` excludes every stored entry of ``user_items`` whatever
-        its value (``implicit``'s contract): a stored 0 or negative value is no interaction
-        for the fold-in here, but it is still an item the caller listed for this user.
+        its value (``implicit``'s contract), consistent with the fold-in.
         """
         if recalculate_user:
             src = check_interactions("user_items", rows, self.n_items)

@@ -15,6 +15,7 @@ from rbmrec.models import persistence
 from rbmrec.models import rating_files as files
 from rbmrec.models import rating_train as T
 from rbmrec.models._estimator import ParamsMixin, epoch_batch, num_threads, seed_generator
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.base import Recommender
 from rbmrec.models.mixture import RatingMixture
 from rbmrec.models.rating_infer import MAX_LEVELS, RatingInference, level_index
@@ -115,12 +116,13 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         far along any direction.
     visible : {"softmax", "gaussian"}, default "softmax"
         "softmax": one K-way unit per rated item over the distinct rating values (the
-        paper's model). "gaussian": one real-valued unit per rated item (energy in
-        ``docs/architecture.md``) for ratings on a continuous or very fine scale (any
-        non-zero real values, e.g. -10..10); values are standardised by the training mean
-        and standard deviation, each unit has unit variance in that scale, and predictions
-        are the mean-field conditional means clipped to the training range. Supports the
-        conditional and factored variants; not ``prediction="exact"`` (no closed form) nor
+        paper's model), at most 127 levels. "gaussian": one real-valued unit per rated item
+        (energy in ``docs/architecture.md``) for ratings on a continuous or very fine scale
+        (any real values, e.g. -10..10 in steps of 0.01); values are standardised by the
+        training mean and standard deviation (negative values and 0 need no shift), each
+        unit has unit variance in that scale, and predictions are the mean-field
+        conditional means clipped to the training range. Supports the conditional and
+        factored variants; not ``prediction="exact"`` (no closed form) nor
         ``recommend_score="p_high"``; its negative phase always uses sampled values (see
         ``negative``).
     cd_steps : int or sequence of (first_epoch, steps), default 1
@@ -364,7 +366,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             if len(values) > MAX_LEVELS:
                 raise DataError(
                     f"user_items has {len(values)} distinct rating values; the softmax model "
-                    f"supports at most {MAX_LEVELS} levels"
+                    f"supports at most {MAX_LEVELS} levels (one softmax state per value). For "
+                    'a real-valued or fine-grained scale use visible="gaussian" (one '
+                    "real-valued unit per rating), or round the ratings to fewer levels"
                 )
             if len(values) < 2:
                 raise DataError(
@@ -392,8 +396,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         Parameters
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
-            Raw ratings on any finite set of non-zero values (1..5, half stars, ...); the
-            distinct values become the softmax levels. Missing entries mean "not rated". A
+            Raw ratings on any finite scale (1..5, half stars, 0..4, -10..10, ...); the
+            distinct values become the softmax levels. Every stored entry is a rating (an
+            explicit 0 or a negative value too); only absent entries mean "not rated". A
             (user, item) pair stored twice is an error (DataError), not summed.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
             Held-out ratings for per-epoch validation RMSE and early stopping.
@@ -487,8 +492,8 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             span_step = partial(T.span_step, self)
         evaluate = None
         if V is not None and V.nnz:
-            vu, vi = V.nonzero()
-            evaluate = partial(T.validation_rmse, self, vu, vi, np.asarray(V[vu, vi]).ravel())
+            vu, vi, vr = stored_entries(V)
+            evaluate = partial(T.validation_rmse, self, vu, vi, np.asarray(vr, np.float64))
         else:
             config.patience = None
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from rbmrec.errors import TrainingDivergedError
+from rbmrec.errors import DataError, TrainingDivergedError
 from rbmrec.evaluation.baselines._base import _Base, _check_min_rating
 from rbmrec.models.persistence import register
 from rbmrec.models.validation import (
@@ -35,7 +35,8 @@ def confidence_matrix(
     user_items : scipy.sparse.csr_matrix, shape (n_users, n_items)
         Raw ratings.
     weighting : {"binary", "rating"}, default "binary"
-        ``"binary"``: confidence 1 for every rated item; ``"rating"``: the rating value.
+        ``"binary"``: confidence 1 for every stored entry (a rating of 0 or below too);
+        ``"rating"``: the rating value, which must then be > 0 (DataError otherwise).
     min_rating : float, optional
         Drop ratings below this value first (default: keep every rated item).
 
@@ -51,16 +52,28 @@ def confidence_matrix(
         ``min_rating`` is not a real number (e.g. a string or a bool).
     ValueError
         Unknown ``weighting`` or a non-finite ``min_rating``.
+    DataError
+        ``weighting="rating"`` with a kept rating <= 0 (no valid confidence).
     """
     if weighting not in ("binary", "rating"):
         raise ValueError(f"weighting must be 'binary' or 'rating', got {weighting!r}")
     min_rating = _check_min_rating(min_rating)
     m = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+    m.sum_duplicates()
     if min_rating is not None:
-        m.data[m.data < min_rating] = 0.0
-        m.eliminate_zeros()
+        # A mask, not zeroing and eliminate_zeros(): a kept rating of 0 is an entry too.
+        keep = m.data >= min_rating
+        m = sp.csr_matrix(
+            (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(keep)][m.indptr]), shape=m.shape
+        )
     if weighting == "binary":
         m.data[:] = 1.0
+    elif m.nnz and m.data.min() <= 0:
+        raise DataError(
+            f"weighting='rating' uses each rating as its confidence, which must be > 0, but "
+            f"a rating of {float(m.data.min()):g} is kept; use weighting='binary' or a "
+            "min_rating above 0"
+        )
     m.sort_indices()
     return m
 
