@@ -703,7 +703,7 @@ def test_recommend_damaged_side_files_exit_2_naming_the_file(
         ("item,rating\n100,1\n", "line 2: rating 1 is not one of the model's rating levels"),
         ("item,rating\n100,nan\n", "line 2: rating 'nan' is not a finite number"),
         ("item,rating\n100,inf\n", "line 2: rating 'inf' is not a finite number"),
-        ("item,rating\n100,0\n", "line 2: rating 0"),
+        ("item,rating\n100,0\n", "line 2: rating 0 is not one of the model's rating levels"),
         ("item,rating\n100;5\n", "got '100;5'"),  # item 13: the closing quote is kept
         ("100,five\n101,4\n", "line 1: rating 'five' is not a number"),  # not a header
     ],
