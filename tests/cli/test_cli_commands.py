@@ -1398,3 +1398,55 @@ def test_models_option_takes_registry_names_and_aliases(
     )  # fmt: skip
     assert code == 2
     assert "--models: unknown model(s) 'svd'; choose from rating-rbm, implicit-rbm" in err
+
+
+def _scale_csv(path: Path, values: np.ndarray) -> None:
+    """A ratings table of 40 users x 12 items (half rated) with the given rating values."""
+    rng = np.random.default_rng(3)
+    lines = ["user_id,item_id,rating"]
+    for u in range(40):
+        for i in rng.choice(12, 6, replace=False):
+            lines.append(f"u{u},{i},{rng.choice(values):g}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("visible", ["softmax", "gaussian"])
+def test_fit_keeps_explicit_zero_ratings(
+    tmp_path: Path, visible: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A 0..4 scale (softmax) or a -10..10 scale in steps of 0.01 (gaussian): every 0 rating
+    of the table is a stored entry of the bundle's seen matrix."""
+    from rbmrec.bundle import ModelBundle
+    from rbmrec.data import load_table
+
+    values = np.arange(5.0) if visible == "softmax" else np.round(np.arange(-1000, 1001) / 100, 2)
+    values = np.r_[values, np.zeros(200)]  # plenty of zeros on either scale
+    _scale_csv(tmp_path / "r.csv", values)
+    table = load_table(tmp_path / "r.csv")
+    n_zero = int(np.count_nonzero(table.user_items.data == 0))
+    assert n_zero > 0
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "rating-rbm", "--orientation", "user",
+        "--visible", visible, *FAST, "--out", "m.npz", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    bundle = ModelBundle.load(tmp_path / "m.npz")
+    assert bundle.model.visible == visible
+    assert bundle.seen.nnz == table.n_ratings == 240
+    assert int(np.count_nonzero(bundle.seen.data == 0)) == n_zero
+
+
+def test_fit_points_a_fine_scale_to_visible_gaussian(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _scale_csv(tmp_path / "r.csv", np.round(np.arange(-1000, 1001) / 100, 2))
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "rating-rbm", *FAST, "--out", "m.npz",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "at most 127 rating levels" in err and "--visible gaussian" in err
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "implicit-rbm", "--visible", "gaussian",
+        *FAST, "--out", "m.npz", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "--visible applies only to --model rating-rbm" in err
