@@ -14,6 +14,7 @@ from rbmrec.evaluation.baselines import (
 from rbmrec.evaluation.harness import cross_validate, evaluate, grid_search
 from rbmrec.evaluation.metrics import (
     mae,
+    mean_nll,
     ranking_metrics,
     relevant_items,
     rmse,
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate",
     "grid_search",
     "mae",
+    "mean_nll",
     "ranking_metrics",
     "relevant_items",
     "rmse",
