@@ -367,12 +367,10 @@ def make_ratings(
         Taste groups (users and items are assigned uniformly at random).
     levels : int or sequence of float, optional
         Rating levels: an int ``n`` means ``1..n``; default ``(1, 2, 3, 4, 5)``. Any finite
-        values, 0 and negative ones included (e.g. ``range(5)`` for a 0..4 scale); a 0
-        rating is a stored entry like any other.
+        values, 0 and negatives included (``range(5)``: a 0..4 scale, 0s stored as ratings).
     scale : (low, high) or (low, high, step), optional
-        Instead of levels: continuous ratings in ``[low, high]`` (``low < high``, any sign),
-        or with ``step`` the levels ``low, low + step, ...`` up to ``high`` (e.g.
-        ``(-10, 10, 0.01)``: 2001 levels, 0 among them).
+        Instead of levels: continuous ratings in ``[low, high]`` (``low < high``), or the
+        levels ``low, low + step, ...`` up to ``high`` (``(-10, 10, 0.01)``: 2001 levels).
     noise : float, default 0.25
         Rating noise standard deviation, in units of half the range.
     affinity : float, default 0.75
