@@ -509,7 +509,7 @@ def test_announced_models_show_their_parameters() -> None:
     """The ``params`` column of evaluate/benchmark shows the wrapped model, not the wrapper."""
     from rbmrec import RatingRBM
     from rbmrec.cli._models import Announced
-    from rbmrec.evaluation.harness import _params
+    from rbmrec.evaluation.report_rows import model_params as _params
 
     text = _params(Announced("RatingRBM", RatingRBM(n_hidden=3)))
     assert "'n_hidden': 3" in text and "_Announced" not in text
