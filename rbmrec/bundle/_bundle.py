@@ -345,7 +345,8 @@ class ModelBundle:
         ratings : mapping of raw item id -> rating, sequence of ``(item, rating)`` pairs, or
             :class:`ItemRatings`
             Each item once; unknown items are an error (an :class:`ItemRatings` lists them
-            in ``unknown`` and holds known items only).
+            in ``unknown`` and holds known items only). Any finite rating, 0 and negative
+            values included; each is a stored entry of the row.
         """
         if isinstance(ratings, ItemRatings):
             items, values, source = ratings.items, ratings.ratings, ratings.source
@@ -359,8 +360,8 @@ class ModelBundle:
         cols = self._items(items).astype(np.int64)
         if len(np.unique(cols)) != len(cols):
             raise DataError(f"{source}: an item is given more than once; give each item once")
-        if not np.all(np.isfinite(values)) or np.any(values == 0):
-            raise DataError(f"{source}: ratings must be finite and non-zero")
+        if not np.all(np.isfinite(values)):
+            raise DataError(f"{source}: ratings must be finite numbers")
         row = sp.csr_matrix(
             (np.asarray(values, np.float32), (np.zeros(len(cols), np.int32), cols)),
             shape=(1, self.n_items),

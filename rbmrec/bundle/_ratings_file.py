@@ -93,15 +93,11 @@ def is_level(levels: np.ndarray, rating: float) -> bool:
 
 
 def _rating(parts: list[str], where: str, levels: np.ndarray | None) -> float:
-    """The rating field of a line, checked: a finite non-zero number, one of ``levels``."""
+    """The rating field of a line, checked: a finite number (0 and negative values are
+    ratings), one of ``levels``."""
     rating = float(parts[1])  # ValueError: the caller decides (header or error)
     if not np.isfinite(rating):
         raise DataError(f"{where}: rating {parts[1]!r} is not a finite number")
-    if rating == 0:
-        raise DataError(
-            f"{where}: rating 0: sparse storage cannot tell a 0 rating from a missing one"
-            + (f"; use the model's levels {levels_text(levels)}" if levels is not None else "")
-        )
     if levels is not None and not is_level(levels, rating):
         raise DataError(
             f"{where}: rating {parts[1]} is not one of the model's rating levels "
@@ -128,7 +124,7 @@ def read_item_ratings(
         whose rating is not a number is a header.
     levels : array-like of float, optional
         The model's rating levels: every rating must map to one of them (a rating RBM).
-        None (default): any finite non-zero rating.
+        None (default): any finite rating (0 and negative values included).
     option : str, default ""
         Prefix of the file name in messages about the file as a whole (``"--ratings "``).
 
@@ -140,7 +136,7 @@ def read_item_ratings(
     ------
     DataError
         Naming the file and line: a line without two fields, a rating that is not a finite
-        non-zero number or not one of ``levels``, a known item given more than once, or a
+        number or not one of ``levels``, a known item given more than once, or a
         file that is not UTF-8.
     FileNotFoundError
         If ``source`` is a path that does not exist.

@@ -47,8 +47,10 @@ def make_model(name: str, args: argparse.Namespace, progress: bool) -> Any:
     ):
         if value is not None:  # otherwise the model's own default
             kw[param] = value
-    if name == "rating-rbm" and getattr(args, "orientation", None):
-        kw["orientation"] = args.orientation
+    if name == "rating-rbm":
+        for param in ("orientation", "visible"):
+            if getattr(args, param, None):
+                kw[param] = getattr(args, param)
     return registry.make(name, random_state=seed, **kw)
 
 

@@ -47,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
             f"--orientation applies only to --model rating-rbm, not to {args.model} (the "
             "implicit RBM has one orientation: one visible unit per item)"
         )
+    if args.visible is not None and key != "rating-rbm":
+        raise UsageError(f"--visible applies only to --model rating-rbm, not to {args.model}")
     final = _check_model_output(args.out, args)
     data = load_data(args)
     print(f"data: {data!r}")
-    if key == "rating-rbm":
+    if key == "rating-rbm" and args.visible != "gaussian":
+        _check_levels(data.user_items)
         _warn_levels(data.user_items)
     model = make_model(key, args, progress=not args.quiet)
     validation = None
@@ -110,6 +113,20 @@ def suspicious_levels(values: np.ndarray) -> list[tuple[float, int, str]]:
         why = "far from the other values" if far[k] else "used by under 0.01% of the ratings"
         out.append((float(levels[k]), int(counts[k]), why))
     return out
+
+
+def _check_levels(user_items: Any) -> None:
+    """UsageError pointing to ``--visible gaussian`` when the ratings hold more distinct
+    values than softmax visibles have levels."""
+    from rbmrec.models.rating_infer import MAX_LEVELS
+
+    n = np.unique(sp.csr_matrix(user_items).data).size
+    if n > MAX_LEVELS:
+        raise UsageError(
+            f"the ratings hold {n} distinct values, but softmax visibles take at most "
+            f"{MAX_LEVELS} rating levels: for a real-valued or fine-grained scale use "
+            "--visible gaussian"
+        )
 
 
 def _warn_levels(user_items: Any) -> None:

@@ -166,6 +166,13 @@ def _add_fit(sub: Any) -> None:
         "RBM; 'user' is one RBM per user, 'item' one per item (no fold-in of new users)",
     )
     p.add_argument(
+        "--visible",
+        choices=("softmax", "gaussian"),
+        help="rating-rbm: 'softmax' (the model's default) makes each distinct rating value a "
+        "level (at most 127); 'gaussian' reads ratings as real values, for a real-valued or "
+        "fine-grained scale (e.g. -10..10 in steps of 0.01)",
+    )
+    p.add_argument(
         "--validation-fraction",
         type=_fraction,
         default=0.0,

@@ -180,7 +180,7 @@ def _detect(source: Source) -> str:
 
 
 def _check_scale(ratings: np.ndarray, scale: np.ndarray, release: str, where: Any) -> None:
-    bad = np.flatnonzero(~np.isin(ratings, scale) & (ratings != 0))
+    bad = np.flatnonzero(~np.isin(ratings, scale))
     if bad.size:
         k = int(bad[0])
         shown = ", ".join(f"{v:g}" for v in scale)

@@ -344,7 +344,7 @@ def load_netflix(
 
     if users.size == 0:
         raise DataError(f"{path}: no ratings (only 'MovieID:' lines)")
-    bad = np.flatnonzero(~np.isin(ratings, INT_SCALE) & (ratings != 0))
+    bad = np.flatnonzero(~np.isin(ratings, INT_SCALE))
     if bad.size:
         k = int(bad[0])
         raise DataError(f"{where(k)}: rating {ratings[k]:g} is not on the 1..5 scale")

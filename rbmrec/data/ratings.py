@@ -1,8 +1,9 @@
 """The ``Ratings`` container: a users x items CSR matrix of raw ratings plus its id maps.
 
 Every loader returns one and every model takes its ``user_items``. Ratings are stored as
-given (1..5, half stars, ...); a stored value of 0 would be indistinguishable from a missing
-entry in sparse storage, so ratings of 0 are rejected at construction.
+given, on any finite scale (1..5, half stars, 0..4, -10..10 in steps of 0.01, ...): every
+stored entry of the CSR matrix is a rating, an explicit 0 and negative values included, and
+only an absent entry is missing.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def make_csr(
 def as_rating_csr(matrix: Any) -> sp.csr_matrix:
     """Any matrix (a ``Ratings``, scipy sparse, dense) as canonical float32/int32 CSR.
 
-    Canonical: sorted indices, no duplicates. Explicit zeros are kept (a split never drops
-    a stored entry), but building a ``Ratings`` rejects them.
+    Canonical: sorted indices, no duplicates. Explicit zeros of a sparse matrix are kept:
+    they are ratings of 0. A dense array has no way to mark a missing entry other than 0, so
+    its zeros are missing entries.
 
     Raises
     ------
@@ -204,8 +206,10 @@ class Ratings:
     Parameters
     ----------
     user_items : scipy sparse matrix, shape (n_users, n_items)
-        Raw ratings; stored as float32 CSR with int32 indices and sorted indices. Stored
-        zeros, NaN and infinities are rejected.
+        Raw ratings on any finite scale; stored as float32 CSR with int32 indices and
+        sorted indices. Every stored entry is a rating (an explicit 0 or a negative value
+        too); only absent entries are missing. NaN and infinities are rejected. A dense
+        array's zeros are absent entries.
     user_ids, item_ids : IdMap or array-like, optional
         Raw id of each row / column; default ``0 .. n - 1``.
     timestamps : scipy sparse matrix, optional
@@ -253,11 +257,6 @@ class Ratings:
         if not _checked and m.nnz:
             if not np.all(np.isfinite(m.data)):
                 raise DataError("ratings must be finite numbers (found NaN or infinity)")
-            if np.any(m.data == 0):
-                raise DataError(
-                    "a rating of 0 is stored: sparse storage cannot tell a 0 rating from a "
-                    "missing one; shift the scale (e.g. 1..5) or drop those entries"
-                )
         self.user_ids = _id_map(user_ids, n_users, "user")
         self.item_ids = _id_map(item_ids, n_items, "item")
         self.user_items = m
@@ -325,7 +324,8 @@ class Ratings:
         user, item : array-like, shape (n,)
             Raw ids (non-negative integers or strings).
         rating : array-like of float, shape (n,)
-            Non-zero finite ratings.
+            Finite ratings on any scale; 0 and negative values are ratings like any other
+            (each becomes an explicit entry of the CSR matrix).
         timestamp : array-like of int or datetime64, shape (n,), optional
             Seconds since the epoch (floats must be whole numbers) or datetime64 values;
             NaN and NaT are rejected.
@@ -510,7 +510,7 @@ def _checked_ratings(
     rating: Any, n_users: int, n_items: int, loc: Callable[[int], str]
 ) -> np.ndarray:
     """``rating`` as float32, shape (n,), checked as stored: same length as the ids
-    (``n_users`` and ``n_items`` values), numeric, finite and non-zero in float32.
+    (``n_users`` and ``n_items`` values), numeric and finite in float32 (0 is a rating).
 
     Raises
     ------
@@ -537,14 +537,6 @@ def _checked_ratings(
         if np.isfinite(given[k]):
             problem = "is beyond the float32 range of stored ratings (about 3.4e38)"
         raise DataError(f"{loc(k)}: rating {given[k].item()!r} {problem}")
-    bad = np.flatnonzero(r == 0)
-    if bad.size:
-        k = bad[0]
-        shown = "" if given[k] == 0 else f" ({given[k].item()!r} rounds to 0 in float32)"
-        raise DataError(
-            f"{loc(k)}: rating of 0{shown}: sparse storage cannot tell a 0 rating from a "
-            "missing one; shift the scale (e.g. 1..5) or drop those rows"
-        )
     return r
 
 
@@ -628,11 +620,6 @@ class _Entries:
             data = np.add.reduceat(self.data.astype(np.float64), start) / counts
             with np.errstate(under="ignore"):
                 data = data.astype(np.float32)
-            if np.any(data == 0):
-                raise DataError(
-                    "duplicate ratings average to 0, which sparse storage cannot "
-                    "hold; use duplicates='last' or shift the scale"
-                )
         else:
             data = self.data[last]
         return _Entries(key[start], data, None if self.ts is None else self.ts[last])

@@ -30,7 +30,6 @@ from rbmrec.data.ratings import (
     _aligned_timestamps,
     _mask_csr,
     as_rating_csr,
-    make_csr,
     row_of_entries,
 )
 from rbmrec.errors import DataError
@@ -413,15 +412,24 @@ def movielens_folds(
                 raise DataError(f"{path}: fold file(s) {missing} not found")
             base = read_fold_part(source, f"{fold}.base", full.user_ids, full.item_ids)
             test = read_fold_part(source, f"{fold}.test", full.user_ids, full.item_ids)
-            both = base.user_items.multiply(test.user_items)
-            if both.nnz:
-                raise DataError(f"{path}: {fold}.base and {fold}.test share {both.nnz} ratings")
-            m = base.user_items + test.user_items
-            m = make_csr(m.data, m.indices, m.indptr, m.shape)
+            # Compared and joined by pattern: arithmetic on the matrices would drop a stored 0.
+            n_both = int(_pattern_mask(base.user_items, test.user_items).sum())
+            if n_both:
+                raise DataError(f"{path}: {fold}.base and {fold}.test share {n_both} ratings")
+            m = _union(base.user_items, test.user_items)
             part = _pattern_mask(m, test.user_items).astype(np.int8)
             info = {"kind": "movielens_fold", "fold": fold, "path": str(path)}
             splits.append(_parts(m, part, fold, info, validation_fraction, seed))
     return splits
+
+
+def _union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """The stored entries of ``a`` and of ``b`` (no pair in both) as one canonical CSR;
+    every stored entry, a 0 included, stays an entry."""
+    rows = np.concatenate([row_of_entries(a.indptr), row_of_entries(b.indptr)])
+    cols = np.concatenate([a.indices, b.indices])
+    data = np.concatenate([a.data, b.data])
+    return as_rating_csr(sp.coo_matrix((data, (rows, cols)), shape=a.shape))
 
 
 def _pattern_mask(m: sp.csr_matrix, sub: sp.csr_matrix) -> np.ndarray:

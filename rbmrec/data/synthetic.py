@@ -340,7 +340,7 @@ def make_ratings(
     density: float = 0.05,
     n_groups: int = 5,
     levels: int | Sequence[float] | None = None,
-    scale: tuple[float, float] | None = None,
+    scale: tuple[float, float] | tuple[float, float, float] | None = None,
     noise: float = 0.25,
     affinity: float = 0.75,
     bias: float = 0.15,
@@ -366,10 +366,11 @@ def make_ratings(
     n_groups : int, default 5
         Taste groups (users and items are assigned uniformly at random).
     levels : int or sequence of float, optional
-        Rating levels: an int ``n`` means ``1..n``; default ``(1, 2, 3, 4, 5)``. Must not
-        contain 0 (sparse storage cannot tell it from missing).
-    scale : (low, high), optional
-        Continuous ratings in ``[low, high]`` instead of levels (``0 < low < high``).
+        Rating levels: an int ``n`` means ``1..n``; default ``(1, 2, 3, 4, 5)``. Any finite
+        values, 0 and negatives included (``range(5)``: a 0..4 scale, 0s stored as ratings).
+    scale : (low, high) or (low, high, step), optional
+        Instead of levels: continuous ratings in ``[low, high]`` (``low < high``), or the
+        levels ``low, low + step, ...`` up to ``high`` (``(-10, 10, 0.01)``: 2001 levels).
     noise : float, default 0.25
         Rating noise standard deviation, in units of half the range.
     affinity : float, default 0.75
@@ -410,7 +411,8 @@ def make_ratings(
         argument that affects the data (:data:`MAKE_RATINGS_ARGS`), so
         ``make_ratings(**{k: r.info[k] for k in MAKE_RATINGS_ARGS})`` draws it again:
         ``levels`` is stored resolved (a list of floats, also when given as an int or as
-        ``n_levels``; None with ``scale``) and ``scale`` as a ``(low, high)`` tuple or None.
+        ``n_levels`` or as a ``scale`` with a step; None with a continuous ``scale``) and
+        ``scale`` as a ``(low, high)`` tuple for continuous ratings, None otherwise.
 
     Raises
     ------
@@ -671,14 +673,22 @@ def _levels(levels: Any, scale: Any) -> np.ndarray | None:
         if levels is not None:
             raise ValueError("give levels or scale, not both")
         try:
-            low, high = (float(v) for v in scale)
+            bounds = tuple(float(v) for v in scale)
         except (TypeError, ValueError):
-            raise ValueError(f"scale must be (low, high), got {scale!r}") from None
-        if not (0 < low < high) or not np.isfinite(high):
-            raise ValueError(
-                f"scale must satisfy 0 < low < high (a 0 rating cannot be stored), got {scale!r}"
-            )
-        return None
+            bounds = ()
+        if len(bounds) not in (2, 3):
+            raise ValueError(f"scale must be (low, high) or (low, high, step), got {scale!r}")
+        low, high = bounds[:2]
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ValueError(f"scale must satisfy low < high (both finite), got {scale!r}")
+        if len(bounds) == 2:
+            return None
+        step = bounds[2]
+        if not (np.isfinite(step) and 0 < step <= high - low):
+            raise ValueError(f"scale step must be in (0, high - low], got {scale!r}")
+        n = int(np.floor((high - low) / step + 1e-9)) + 1
+        # Rounded so that a level meant to be 0 (or 0.3) is exactly that, not 1e-15 off.
+        return np.unique(np.round(low + step * np.arange(n), 9).astype(np.float32))
     if levels is None:
         levels = 5
     if isinstance(levels, int | np.integer) and not isinstance(levels, bool):
@@ -688,8 +698,6 @@ def _levels(levels: Any, scale: Any) -> np.ndarray | None:
     lv = np.unique(np.asarray(levels, dtype=np.float32))
     if lv.size < 2 or not np.all(np.isfinite(lv)):
         raise ValueError(f"levels must hold at least two finite values, got {levels!r}")
-    if np.any(lv == 0):
-        raise ValueError("levels must not contain 0: sparse storage cannot tell it from missing")
     return lv
 
 

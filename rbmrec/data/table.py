@@ -109,7 +109,9 @@ def load_table(
     Returns
     -------
     Ratings
-        Ids that all parse as integers are stored as integers, otherwise as strings.
+        Ids that all parse as integers are stored as integers, otherwise as strings. Every
+        line is a stored rating, whatever its value: ratings on any finite scale (0 and
+        negative values included, e.g. -10..10) become explicit entries of the CSR matrix.
 
     Raises
     ------

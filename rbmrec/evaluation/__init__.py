@@ -15,6 +15,7 @@ from rbmrec.evaluation.baselines import (
 from rbmrec.evaluation.harness import cross_validate, evaluate, grid_search
 from rbmrec.evaluation.metrics import (
     mae,
+    mean_nll,
     ranking_metrics,
     relevant_items,
     rmse,
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate",
     "grid_search",
     "mae",
+    "mean_nll",
     "ranking_metrics",
     "relevant_items",
     "rmse",

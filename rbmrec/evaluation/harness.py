@@ -2,7 +2,8 @@
 
 :func:`evaluate` fits every model on ``split.train`` (passing ``validation=split.validation``
 to models whose ``fit`` accepts it), scores rating predictions on every held-out rating
-(models with ``predict``) and top-``K`` lists with the training items excluded (models with
+(models with ``predict``; with ``predict_proba`` also the negative log-likelihood of their
+predictive distribution) and top-``K`` lists with the training items excluded (models with
 ``recommend``) for every user with at least one relevant held-out item, and returns one
 polars row per model. :func:`cross_validate` repeats it over folds; :func:`grid_search`
 tunes a model on a validation part carved from the training data (never the test part).
@@ -30,10 +31,19 @@ from rbmrec.errors import DataError
 from rbmrec.evaluation.metrics import (
     RANKING_METRICS,
     check_threshold,
-    mae,
     ranking_metrics,
     relevant_items,
-    rmse,
+)
+from rbmrec.evaluation.report_rows import (
+    LOWER_IS_BETTER,
+    METRIC_COLUMNS,
+    SCHEMA,
+    TIME_COLUMNS,
+    model_params,
+    model_seed,
+    new_row,
+    rating_scores,
+    summary,
 )
 from rbmrec.models._estimator import accepts_validation
 from rbmrec.models._sparse import repeated_entry
@@ -48,22 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Metric columns of :func:`evaluate`'s frame, in order.
-METRIC_COLUMNS: tuple[str, ...] = ("rmse", "mae", *RANKING_METRICS)
-_TIME_COLUMNS = ("fit_seconds", "predict_seconds", "recommend_seconds")
-_SCHEMA: dict[str, Any] = {
-    "model": pl.Utf8,
-    "split": pl.Utf8,
-    **{c: pl.Float64 for c in METRIC_COLUMNS},
-    **{c: pl.Float64 for c in _TIME_COLUMNS},
-    "n_users": pl.Int64,
-    "n_test_ratings": pl.Int64,
-    "K": pl.Int64,
-    "relevance_threshold": pl.Float64,
-    "seed": pl.Int64,
-    "params": pl.Utf8,
-}
 
 
 def _check_split(split: Any) -> Split:
@@ -351,31 +345,6 @@ def _renamed(exc: Exception, message: str) -> Exception | None:
         return None
 
 
-def _seed(model: Any) -> int | None:
-    seed = getattr(model, "random_state", None)
-    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-        return int(seed)
-    return None
-
-
-#: Constructor arguments the results' ``params`` column leaves out: they change how a fit
-#: reports, not what it learns.
-_NOT_SHOWN = ("callbacks", "callback", "progress")
-
-
-def _params(model: Any) -> str:
-    getter = getattr(model, "get_params", None) or getattr(model, "_params", None)
-    if callable(getter):
-        try:
-            params = dict(getter())
-            for name in _NOT_SHOWN:
-                params.pop(name, None)
-            return repr(params)
-        except Exception:  # a model's own parameter getter failing must not sink a benchmark
-            logger.debug("could not read parameters of %r", model, exc_info=True)
-    return repr(model)
-
-
 def recommend_all(
     model: Any, train: sp.csr_matrix, users: np.ndarray, K: int, batch_size: int = 2048
 ) -> np.ndarray:
@@ -432,7 +401,9 @@ def evaluate(
     models : mapping of str to recommender
         Display name -> model following the rbmrec/implicit protocol (see
         :mod:`rbmrec.evaluation.baselines`). Models with ``predict`` get rating metrics,
-        models with ``recommend`` get ranking metrics.
+        models with ``recommend`` get ranking metrics, models with a predictive
+        distribution over rating levels (``predict_proba`` and ``values_``, e.g. a softmax
+        :class:`~rbmrec.models.rating.RatingRBM`) also get ``nll``.
     split : rbmrec.data.Split
         ``train`` (fit), ``test`` (score), optional ``validation`` (passed to
         ``fit(train, validation=...)`` when the model's ``fit`` accepts it); scipy sparse
@@ -451,11 +422,15 @@ def evaluate(
     Returns
     -------
     polars.DataFrame
-        Columns ``model, split, rmse, mae, precision, recall, ndcg, map, mrr, hit_rate,
-        coverage, fit_seconds, predict_seconds, recommend_seconds, n_users`` (users with a
-        relevant held-out item, those ranked), ``n_test_ratings, K, relevance_threshold,
-        seed`` (the model's int ``random_state`` or null) and ``params``. Metrics a model
-        cannot produce are null.
+        Columns ``model, split, rmse, mae, nll, precision, recall, ndcg, map, mrr,
+        hit_rate, coverage, fit_seconds, predict_seconds, recommend_seconds,
+        nll_excluded, n_users`` (users with a relevant held-out item, those ranked),
+        ``n_test_ratings, K, relevance_threshold, seed`` (the model's int ``random_state``
+        or null) and ``params``. Metrics a model cannot produce are null. ``nll`` is the
+        mean negative log-likelihood (nats) of the held-out ratings under
+        ``predict_proba`` (:func:`~rbmrec.evaluation.metrics.mean_nll`); a held-out value
+        that is not one of the model's training levels has no probability, is left out of
+        ``nll`` and counted in ``nll_excluded`` (with a logged warning naming the count).
 
     Raises
     ------
@@ -548,14 +523,7 @@ def _evaluate(
     _warm_up(models.values(), train, warm_validation, int(K), batch_size)
     rows = []
     for name, model in models.items():
-        row: dict[str, Any] = {c: None for c in _SCHEMA}
-        row.update(
-            model=str(name),
-            split=split.name,
-            K=int(K),
-            relevance_threshold=None if relevance_threshold is None else float(relevance_threshold),
-            n_test_ratings=int(test.nnz),
-        )
+        row = new_row(name, split.name, K, relevance_threshold, test.nnz)
         who = f"model {name!r}" if label is None else label(name)
         if fit:
             with _naming(f"{who} (fit)"):
@@ -567,11 +535,7 @@ def _evaluate(
                 row["fit_seconds"] = time.perf_counter() - t0
         if hasattr(model, "predict"):
             with _naming(f"{who} (predict)"):
-                t0 = time.perf_counter()
-                pred = np.asarray(model.predict(test_coo.row, test_coo.col), dtype=np.float64)
-                row["predict_seconds"] = time.perf_counter() - t0
-                row["rmse"] = rmse(test_coo.data, pred)
-                row["mae"] = mae(test_coo.data, pred)
+                row.update(rating_scores(model, test_coo))
         if hasattr(model, "recommend"):
             with _naming(f"{who} (recommend)"):
                 t0 = time.perf_counter()
@@ -580,18 +544,11 @@ def _evaluate(
                 m = ranking_metrics(ids, relevant[users], int(K), n_items=train.shape[1])
             row.update({k: m[k] for k in RANKING_METRICS})
             row["n_users"] = m["n_users"]
-        row["seed"] = _seed(model)
-        row["params"] = _params(model)
-        logger.info(
-            "%s on %s: %s",
-            name,
-            split.name,
-            ", ".join(
-                f"{c}={row[c]:.4f}" for c in (*METRIC_COLUMNS, *_TIME_COLUMNS) if row[c] is not None
-            ),
-        )
+        row["seed"] = model_seed(model)
+        row["params"] = model_params(model)
+        logger.info("%s on %s: %s", name, split.name, summary(row))
         rows.append(row)
-    return pl.DataFrame(rows, schema=_SCHEMA)
+    return pl.DataFrame(rows, schema=SCHEMA)
 
 
 def cross_validate(
@@ -641,7 +598,7 @@ def cross_validate(
             df = evaluate(make_models(), split, K, relevance_threshold, **kwargs)
         frames.append(df.with_columns(pl.lit(fold, dtype=pl.Int64).alias("fold")))
     folds = pl.concat(frames)
-    value_cols = [*METRIC_COLUMNS, *_TIME_COLUMNS]
+    value_cols = [*METRIC_COLUMNS, *TIME_COLUMNS]
     aggs = [pl.len().alias("n_folds")]
     for c in value_cols:
         aggs += [pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std(ddof=1).alias(f"{c}_std")]
@@ -678,7 +635,7 @@ def grid_search(
     K, relevance_threshold :
         As in :func:`evaluate` (used on the validation part).
     metric : str, default "ndcg"
-        Column of :func:`evaluate` to maximise (``rmse``/``mae`` are minimised).
+        Column of :func:`evaluate` to maximise (``rmse``/``mae``/``nll`` are minimised).
     validation_fraction : float, default 0.1
     seed : int, default 0
         Seed of the carve.
@@ -765,7 +722,8 @@ def _tuning_split(split: Split, validation_fraction: float, seed: int) -> Split:
 
 
 def _best(results: pl.DataFrame, metric: str) -> int:
-    """Row of the best ``metric`` (lowest ``rmse``/``mae``, else highest; NaN never wins).
+    """Row of the best ``metric`` (lowest ``rmse``/``mae``/``nll``, else highest; NaN never
+    wins).
 
     Raises
     ------
@@ -773,7 +731,7 @@ def _best(results: pl.DataFrame, metric: str) -> int:
         No row has a finite ``metric``.
     """
     scores = results[metric].to_numpy().astype(np.float64)
-    lower_is_better = metric in ("rmse", "mae")
+    lower_is_better = metric in LOWER_IS_BETTER
     scores = np.where(np.isnan(scores), np.inf if lower_is_better else -np.inf, scores)
     best_i = int(np.argmin(scores) if lower_is_better else np.argmax(scores))
     if not math.isfinite(scores[best_i]):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,12 +40,14 @@ from rbmrec.errors import DataError
 from rbmrec.models._sparse import repeated_entry
 
 __all__ = [
+    "NLL",
     "RANKING_METRICS",
     "catalogue_coverage",
     "hit_matrix",
     "hit_rate_at_k",
     "mae",
     "map_at_k",
+    "mean_nll",
     "mrr_at_k",
     "ndcg_at_k",
     "pooled_recall_at_k",
@@ -99,6 +101,68 @@ def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     """
     t, p = _check_pair(y_true, y_pred)
     return float(np.sqrt(np.mean((t - p) ** 2)))
+
+
+class NLL(NamedTuple):
+    """:func:`mean_nll`'s result."""
+
+    nll: float  # mean negative log-likelihood (nats) of the scored ratings; NaN if none
+    n_scored: int  # held-out ratings that are levels
+    n_excluded: int  # held-out ratings that are no level, left out of the mean
+
+
+def mean_nll(proba: Any, levels: Any, values: Any) -> NLL:
+    """Mean negative log-likelihood of held-out ratings under a predictive distribution.
+
+    ``-mean_k log proba[k, level(values[k])]`` in nats: a proper score of the whole
+    predictive distribution (lower is better; a uniform guess over ``L`` levels scores
+    ``log L``). A held-out value that is not one of ``levels`` (by the rating model's own
+    level rule, :func:`rbmrec.models.rating_infer.level_match`) has no probability under
+    the model: it is left out of the mean and counted in ``n_excluded``. A probability
+    below the smallest normal float64 counts as that value, so the score stays finite.
+
+    Parameters
+    ----------
+    proba : array_like of float, shape (n, n_levels)
+        Predictive distribution of each held-out rating over ``levels`` (e.g.
+        ``RatingRBM.predict_proba``); rows sum to 1.
+    levels : array_like of float, shape (n_levels,)
+        The rating levels of the columns, sorted and distinct, at least two (``values_``).
+    values : array_like of float, shape (n,)
+        The held-out ratings.
+
+    Returns
+    -------
+    NLL
+        ``(nll, n_scored, n_excluded)``; ``nll`` is NaN when no value is a level.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, fewer than two levels, or probabilities that are not
+        finite numbers in [0, 1].
+    """
+    from rbmrec.models.rating_infer import level_match
+
+    p = np.asarray(proba, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64).reshape(-1)
+    y = np.asarray(values, dtype=np.float64).reshape(-1)
+    if lv.size < 2 or not np.all(np.diff(lv) > 0):
+        raise ValueError(f"levels must be at least two sorted distinct values, got {lv.tolist()}")
+    if p.ndim != 2 or p.shape != (y.size, lv.size):
+        raise ValueError(
+            f"proba has shape {p.shape}; expected ({y.size}, {lv.size}) for {y.size} values "
+            f"and {lv.size} levels"
+        )
+    if p.size and not (np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 1 + 1e-9):
+        raise ValueError("proba must hold probabilities: finite numbers in [0, 1]")
+    k, ok = level_match(lv, y)
+    n = int(ok.sum())
+    if n == 0:
+        return NLL(float("nan"), 0, int(y.size))
+    picked = p[np.flatnonzero(ok), k[ok]]
+    nll = float(-np.mean(np.log(np.maximum(picked, np.finfo(np.float64).tiny))))
+    return NLL(nll, n, int(y.size - n))
 
 
 def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:

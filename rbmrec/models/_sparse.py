@@ -49,3 +49,14 @@ def repeated_entry(X: Any) -> RepeatedEntry | None:
     return RepeatedEntry(
         first // n_cols, first % n_cols, int(counts[j]), int(np.sum(counts[repeated] - 1))
     )
+
+
+def stored_entries(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, cols, values)`` of every stored entry of the CSR matrix ``X``, in CSR order.
+
+    rows and cols are int64, shape (nnz,); values are ``X.data``. A stored 0 is an entry
+    (a rating of 0): scipy's ``X.nonzero()`` would skip it.
+    """
+    n = int(X.indptr[-1])
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    return rows, X.indices[:n].astype(np.int64), X.data[:n]

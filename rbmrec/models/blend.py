@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.models import persistence
 from rbmrec.models._estimator import accepts_validation
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.base import Recommender
 from rbmrec.models.ensemble import combine, fit_ridge
 from rbmrec.models.validation import check_csr, check_float, check_int, check_pairs
@@ -130,8 +131,7 @@ class BlendedRatingModel(Recommender):
         if V.shape != X.shape:
             raise DataError(f"validation has shape {V.shape} but user_items has {X.shape}")
         self.n_users_, self.n_items_ = X.shape
-        vu, vi = V.nonzero()
-        vr = np.asarray(V[vu, vi]).ravel()
+        vu, vi, vr = stored_entries(V)
         self._range = (float(X.data.min()), float(X.data.max()))
         self._user_count = np.diff(X.indptr).astype(np.float64)
         self._item_count = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)

@@ -70,11 +70,12 @@ class ImplicitRBM(Recommender, ParamsMixin):
     of Salakhutdinov, Mnih & Hinton (2007) but with binary "has interacted" units over
     every item instead of softmax units over rated items only.
 
-    - Input: a CSR matrix users x items with any positive values (ratings, counts,
-      clicks). Every stored positive entry is a visible unit equal to 1; zeros and
-      missing entries are 0. With ``confidence > 0`` the *positive-phase statistics* of an
-      entry of value ``r`` are weighted by ``1 + confidence * log1p(r)`` (the visible unit
-      stays binary), so heavier interactions pull harder on the weights.
+    - Input: a CSR matrix users x items of any finite values (ratings on any scale,
+      counts, clicks). Every stored entry, an explicit 0 or a negative value too, is a
+      visible unit equal to 1; absent entries are 0. With ``confidence > 0`` the
+      *positive-phase statistics* of an entry of value ``r`` are weighted by
+      ``1 + confidence * log1p(max(r, 0))`` (the visible unit stays binary), so heavier
+      interactions pull harder on the weights.
     - Positive phase: ``p(h | v)`` from the user's items only (sparse kernel).
     - Negative phase (``negative="mean_field"``, default): CD-k whose visible
       reconstruction is the mean field ``p(v | h)`` over *all* items, computed for the
@@ -88,22 +89,14 @@ class ImplicitRBM(Recommender, ParamsMixin):
     - Visible biases start at the log-odds of item popularity, weights at
       ``N(0, init_std^2)``, hidden biases at 0.
 
-    The defaults were chosen on a validation split of ML-1M (``benchmarks/tune_implicit.py
-    --grid issue6``, run against the defaults of the time: 90/10 random split, seed 0, 10 %
-    of train as validation, relevant = ratings >= 4, NDCG@10; 2026-11-26). Validation
-    NDCG@10, ALS tuned on the wide grid 0.2104 on the same carve (0.2003 on the narrower
-    first grid):
-
-    - former defaults (Bernoulli, 300 hidden, 12 epochs, constant learning rate): 0.1918;
-      best Bernoulli found (``learning_rate=0.02, lr_decay=0.9, popularity_weight=0.6``,
-      15 epochs): 0.2017;
-    - replicated softmax alone: 0.178; with ``length_norm=0.5`` (the input scaling that
-      Mult-DAE's normalised input corresponds to; without it 0.193), ``lr_decay=0.9`` (the
-      constant rate peaks after ~10 epochs and then drifts) and ``popularity_weight=1.0``
-      (its logits underweight popularity): 0.2114 after 28 epochs with 300 hidden units,
-      0.2139 after 40 epochs with 500;
-    - the mean of two such RBMs (``n_models=2``): **0.2161** (the defaults; about 140 s on
-      one core for ML-1M, four times the fit time of one 300-unit RBM).
+    The defaults were chosen on a validation carve of ML-1M (``benchmarks/tune_implicit.py``;
+    90/10 random split, seed 0, 10 % of train as validation, relevant = ratings >= 4,
+    NDCG@10; the measurements are in docs/performance.md): replicated softmax visibles with
+    ``length_norm=0.5`` (the input scaling that Mult-DAE's normalised input corresponds to),
+    a learning rate decaying by 10 % per epoch, ``popularity_weight=1.0`` (the softmax logits
+    underweight popularity), 500 hidden units and the mean of two RBMs: validation NDCG@10
+    0.2161, against 0.2104 for ALS tuned on the same carve and 0.2017 for the best Bernoulli
+    RBM found.
 
     Input dropout 0.3 and the decaying learning rate keep the model from copying its input.
 
@@ -187,7 +180,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
     hidden_bias_ : float32 array, shape (n_models_ * n_hidden,)
     user_items_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
         The training interactions with their values as given (the RBM reads every stored
-        positive value as a 1; ``confidence`` weighs by the value); the stored "user
+        entry as a 1; ``confidence`` weighs by the value); the stored "user
         factors" (``E[h | v]`` is computed from them on demand).
     history_ : list of dict
         Per-epoch metrics from the trainer.
@@ -326,10 +319,11 @@ class ImplicitRBM(Recommender, ParamsMixin):
         Parameters
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
-            Interactions; every stored positive value is a 1 (see the class docstring for
-            ``confidence``; a pair stored twice counts the sum of its values). Not modified.
+            Interactions; every stored entry is a 1, whatever its value (see the class
+            docstring for ``confidence``; a pair stored twice counts the sum of its values).
+            Not modified.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
-            Held-out interactions; every stored positive entry counts as relevant. When
+            Held-out interactions; every stored entry counts as relevant. When
             given, NDCG@10 on it (training items excluded) is recorded each epoch as
             ``valid_ndcg`` (and ``valid_loss = 1 - valid_ndcg``), and with ``patience``
             training stops early and keeps the best epoch.
@@ -342,7 +336,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
         config = self._validate()
         X = check_interactions("user_items", user_items)
         if X.nnz == 0:
-            raise DataError("user_items has no positive entries")
+            raise DataError("user_items has no stored entries")
         n_users, n_items = X.shape
         valid = None
         if validation is not None:
@@ -552,11 +546,10 @@ class ImplicitRBM(Recommender, ParamsMixin):
     ) -> np.ndarray:
         """Log-odds (Bernoulli) or logit (softmax) scores of every item, float32
         (len(users), n_items): ``E[h | v]`` from the training rows, or from ``rows`` (every
-        stored positive value is an interaction) with ``recalculate_user``.
+        stored entry is an interaction, whatever its value) with ``recalculate_user``.
 
         Filtering by ``recommend`` excludes every stored entry of ``user_items`` whatever
-        its value (``implicit``'s contract): a stored 0 or negative value is no interaction
-        for the fold-in here, but it is still an item the caller listed for this user.
+        its value (``implicit``'s contract), consistent with the fold-in.
         """
         if recalculate_user:
             src = check_interactions("user_items", rows, self.n_items)

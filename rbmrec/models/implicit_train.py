@@ -53,7 +53,8 @@ class _TrainData:
         n_users, n_items = X.shape
         weight = np.ones_like(X.data)
         if model.confidence > 0:
-            weight = (1.0 + model.confidence * np.log1p(X.data)).astype(np.float32)
+            # A stored value <= 0 is still an interaction, weighted as a value of 0.
+            weight = (1.0 + model.confidence * np.log1p(np.maximum(X.data, 0))).astype(np.float32)
         indptr, indices = X.indptr, X.indices
         W = (model.init_std * rng.standard_normal((n_items, model.n_hidden))).astype(np.float32)
         counts = np.diff(sp.csc_matrix(X).indptr).astype(np.float64)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from rbmrec.errors import ModelFileError
 from rbmrec.models._estimator import seed_generator
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.ensemble import combine, fit_convex_pair, fit_line
 from rbmrec.models.trainer import is_interrupt
 
@@ -240,8 +241,8 @@ def fit_weights(members: dict[str, Any], V: sp.csr_matrix | None) -> tuple[float
     alone = "user" not in members
     if V is None or V.nnz == 0:
         return (1.0 if alone else 0.5), 0.0, 1.0
-    vu, vi = V.nonzero()
-    y = np.asarray(V[vu, vi], dtype=np.float64).ravel()
+    vu, vi, vr = stored_entries(V)
+    y = np.asarray(vr, dtype=np.float64)
     p_item = np.asarray(members["item"].predict(vu, vi), dtype=np.float64)
     if alone:
         return (1.0, *fit_line(p_item, y))

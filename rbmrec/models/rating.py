@@ -15,6 +15,7 @@ from rbmrec.models import persistence
 from rbmrec.models import rating_files as files
 from rbmrec.models import rating_train as T
 from rbmrec.models._estimator import ParamsMixin, epoch_batch, num_threads, seed_generator
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.base import Recommender
 from rbmrec.models.mixture import RatingMixture
 from rbmrec.models.rating_infer import MAX_LEVELS, RatingInference, level_index
@@ -69,24 +70,18 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     whenever its coefficients are non-negative). Without validation ratings (or an empty
     set) ``w = 0.5, a = 0, s = 1``. The calibration matters because mean-field expected
     ratings are shrunk towards the mean: on ML-1M (seed-0 split) the plain convex mixture
-    (``a = 0, s = 1``) had validation RMSE 0.8517, the calibrated one 0.8486 (``s`` about
+    (``a = 0, s = 1``) has validation RMSE 0.8517, the calibrated one 0.8486 (``s`` about
     1.1); on ML-100K u1 0.8927 and 0.8911.
 
     Why the default mixes both orientations: the item-based RBM is the better single model
-    on MovieLens (it was the default until 2026-11-26), but a user-based RBM errs
-    differently, and combining the two gains more than any single-model setting.
-    Validation RMSE (5% carved from each training part, never the test ratings;
-    ``benchmarks/README.md``), conditional I-RBM alone -> ``RatingRBM()``: ML-1M
-    0.8546 -> 0.8411 (mean over 5 90/10 splits); ML-100K u1..u5 0.9012 ->
-    0.8907 (0.8914 when the three mixing parameters are cross-validated instead of fitted
-    on the same ratings). The hyperparameters shared by
-    the members (conditional RBM, 500 hidden units, learning rate decaying by 5% per epoch,
-    weight decay 0.004) were chosen for the item-based RBM on ML-1M and ML-100K u1 and
-    checked on all five ML-100K folds, where no neighbouring setting (more hidden units, a
-    CD-T schedule, other decay, weight decay, learning rate, momentum or batch size) was
-    better by more than 0.001 RMSE. ``orientation="item"`` saves the U-RBM's fit (about a
-    third of the total on ML-1M, half on ML-100K) at a cost of 0.012 (ML-100K) and 0.014
-    (ML-1M) test RMSE.
+    on MovieLens, but a user-based RBM errs differently, and combining the two gains more
+    than any single-model setting (validation RMSE of the conditional item-based RBM alone
+    and of ``RatingRBM()``: ML-1M 0.8546 and 0.8411, ML-100K u1..u5 0.9012 and 0.8907;
+    docs/performance.md). The hyperparameters the members share (conditional RBM, 500 hidden
+    units, learning rate decaying by 5% per epoch, weight decay 0.004) were chosen on
+    validation carves of ML-1M and ML-100K. ``orientation="item"`` saves the user-based
+    member's fit (about a third of the total on ML-1M, half on ML-100K) at a cost of about
+    0.013 test RMSE.
 
     Fold-in of users unseen in ``fit`` (:meth:`predict_user`, :meth:`score_items` with
     ``user_items``, :meth:`recommend` with ``recalculate_user=True``) uses the user-based
@@ -115,12 +110,13 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         far along any direction.
     visible : {"softmax", "gaussian"}, default "softmax"
         "softmax": one K-way unit per rated item over the distinct rating values (the
-        paper's model). "gaussian": one real-valued unit per rated item (energy in
-        ``docs/architecture.md``) for ratings on a continuous or very fine scale (any
-        non-zero real values, e.g. -10..10); values are standardised by the training mean
-        and standard deviation, each unit has unit variance in that scale, and predictions
-        are the mean-field conditional means clipped to the training range. Supports the
-        conditional and factored variants; not ``prediction="exact"`` (no closed form) nor
+        paper's model), at most 127 levels. "gaussian": one real-valued unit per rated item
+        (energy in ``docs/architecture.md``) for ratings on a continuous or very fine scale
+        (any real values, e.g. -10..10 in steps of 0.01); values are standardised by the
+        training mean and standard deviation (negative values and 0 need no shift), each
+        unit has unit variance in that scale, and predictions are the mean-field
+        conditional means clipped to the training range. Supports the conditional and
+        factored variants; not ``prediction="exact"`` (no closed form) nor
         ``recommend_score="p_high"``; its negative phase always uses sampled values (see
         ``negative``).
     cd_steps : int or sequence of (first_epoch, steps), default 1
@@ -364,7 +360,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             if len(values) > MAX_LEVELS:
                 raise DataError(
                     f"user_items has {len(values)} distinct rating values; the softmax model "
-                    f"supports at most {MAX_LEVELS} levels"
+                    f"supports at most {MAX_LEVELS} levels (one softmax state per value). For "
+                    'a real-valued or fine-grained scale use visible="gaussian" (one '
+                    "real-valued unit per rating), or round the ratings to fewer levels"
                 )
             if len(values) < 2:
                 raise DataError(
@@ -392,8 +390,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         Parameters
         ----------
         user_items : scipy.sparse matrix, shape (n_users, n_items)
-            Raw ratings on any finite set of non-zero values (1..5, half stars, ...); the
-            distinct values become the softmax levels. Missing entries mean "not rated". A
+            Raw ratings on any finite scale (1..5, half stars, 0..4, -10..10, ...); the
+            distinct values become the softmax levels. Every stored entry is a rating (an
+            explicit 0 or a negative value too); only absent entries mean "not rated". A
             (user, item) pair stored twice is an error (DataError), not summed.
         validation : scipy.sparse matrix, shape (n_users, n_items), optional
             Held-out ratings for per-epoch validation RMSE and early stopping.
@@ -487,8 +486,8 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             span_step = partial(T.span_step, self)
         evaluate = None
         if V is not None and V.nnz:
-            vu, vi = V.nonzero()
-            evaluate = partial(T.validation_rmse, self, vu, vi, np.asarray(V[vu, vi]).ravel())
+            vu, vi, vr = stored_entries(V)
+            evaluate = partial(T.validation_rmse, self, vu, vi, np.asarray(vr, np.float64))
         else:
             config.patience = None
         t0 = time.perf_counter()

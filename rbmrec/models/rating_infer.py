@@ -303,13 +303,29 @@ class RatingInference:
 _LEVEL_RTOL = 1e-6
 
 
-def level_index(values: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """0-based level (int8) of each rating in ``data``: its nearest value in ``values``.
+def level_match(values: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(level, is_level)``: the nearest level of each rating in ``data`` (0-based int64)
+    and whether the rating counts as that level, both shape (n,).
 
     A rating counts as a level when it lies within ``_LEVEL_RTOL`` of it relative to the
     level's magnitude (at least the smallest gap between levels), and never farther than a
     thousandth of that gap. So a level stored in float32 (rounded up or down) maps to its
-    level at any scale, and a value between levels is refused at any scale.
+    level at any scale, and a value between levels (or NaN) does not, at any scale.
+    ``values`` are sorted, distinct and at least two.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    x = np.asarray(data, dtype=np.float64)
+    hi = np.clip(np.searchsorted(values, x), 1, len(values) - 1)
+    lo = hi - 1
+    lv = np.where(np.abs(x - values[lo]) <= np.abs(values[hi] - x), lo, hi)
+    gap = float(np.min(np.diff(values)))
+    tol = np.minimum(_LEVEL_RTOL * np.maximum(np.abs(values), gap), 1e-3 * gap)
+    return lv, np.abs(x - values[lv]) <= tol[lv]  # NaN compares False
+
+
+def level_index(values: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """0-based level (int8) of each rating in ``data``: its nearest value in ``values``, by
+    the rule of :func:`level_match`.
 
     Parameters
     ----------
@@ -327,16 +343,11 @@ def level_index(values: np.ndarray, data: np.ndarray) -> np.ndarray:
     DataError
         If a rating is not one of the levels.
     """
-    values = np.asarray(values, dtype=np.float64)
-    x = np.asarray(data, dtype=np.float64)
-    hi = np.clip(np.searchsorted(values, x), 1, len(values) - 1)
-    lo = hi - 1
-    lv = np.where(np.abs(x - values[lo]) <= np.abs(values[hi] - x), lo, hi)
-    gap = float(np.min(np.diff(values)))
-    tol = np.minimum(_LEVEL_RTOL * np.maximum(np.abs(values), gap), 1e-3 * gap)
-    bad = ~(np.abs(x - values[lv]) <= tol[lv])  # NaN is bad too
-    if bad.any():
+    lv, ok = level_match(values, data)
+    if not ok.all():
+        x = np.asarray(data, dtype=np.float64)
         raise DataError(
-            f"rating {float(x[bad][0])} is not one of the levels seen in fit: {values.tolist()}"
+            f"rating {float(x[~ok][0])} is not one of the levels seen in fit: "
+            f"{np.asarray(values, dtype=np.float64).tolist()}"
         )
     return lv.astype(np.int8)

@@ -382,33 +382,29 @@ def check_pairs(
 
 
 def check_ratings(name: str, X: Any, *, allow_empty: bool = False) -> sp.csr_matrix:
-    """Explicit ratings: :func:`check_csr` with duplicates refused, and no stored 0.
+    """Explicit ratings: :func:`check_csr` with duplicates refused.
 
-    Duplicates would be summed into a value that is no rating (4 + 5 = a level "9"), and
-    sparse storage cannot tell a 0 rating from a missing one.
+    Every stored entry is a rating, an explicit 0 and negative values included; only absent
+    entries are missing. Duplicates would be summed into a value that is no rating (4 + 5 =
+    a level "9").
 
     Raises
     ------
     TypeError, DataError
-        From :func:`check_csr`, or a stored rating of 0 (DataError).
+        From :func:`check_csr`.
     """
-    X = check_csr(name, X, allow_empty=allow_empty, duplicates="error")
-    if np.any(X.data == 0):
-        raise DataError(
-            f"{name} holds explicit ratings of 0: sparse storage cannot tell a 0 rating from "
-            "a missing one; shift the scale so every rating is non-zero (e.g. 0..4 -> 1..5)"
-        )
-    return X
+    return check_csr(name, X, allow_empty=allow_empty, duplicates="error")
 
 
 def check_interactions(name: str, X: Any, n_items: int | None = None) -> sp.csr_matrix:
     """Canonical CSR copy (float32 data, int32 indices, int64 indptr, sorted, no duplicates)
     of implicit-feedback interactions ``X``.
 
-    Stored entries with a value <= 0 are dropped: an interaction is a positive value. Entries
-    stored twice for one (user, item) are summed (counts of events, scipy's convention). The
-    checks run in float64, and positive values are then clipped into float32's normal range,
-    so a tiny count is still an interaction and a huge one stays finite.
+    Every stored entry is an interaction, whatever its value (an explicit 0 or a negative
+    rating too); only absent entries are not. Values matter only as confidence weights
+    (``ImplicitRBM(confidence=...)``), where a value <= 0 weighs like 0. Entries stored twice
+    for one (user, item) are summed (counts of events, scipy's convention). The checks run
+    in float64, and values are then clipped into float32's finite range.
 
     Raises
     ------
@@ -435,10 +431,8 @@ def check_interactions(name: str, X: Any, n_items: int | None = None) -> sp.csr_
     X.sum_duplicates()
     if X.nnz and not np.all(np.isfinite(X.data)):
         raise DataError(f"{name} contains NaN or infinite values")
-    X.data[X.data <= 0] = 0
-    X.eliminate_zeros()
     f32 = np.finfo(np.float32)
-    np.clip(X.data, f32.tiny, f32.max, out=X.data)
+    np.clip(X.data, -f32.max, f32.max, out=X.data)
     X = X.astype(np.float32)
     X.sort_indices()
     X.indices = X.indices.astype(np.int32, copy=False)

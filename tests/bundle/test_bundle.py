@@ -263,7 +263,7 @@ def test_read_item_ratings_header_comments_and_errors() -> None:
     for bad, message in [
         (b"m1,5\nm1,4\n", "item m1 appears 2 times"),
         (b"m1,7\n", "line 1: rating 7 is not one of the model's rating levels"),
-        (b"m1,0\n", "line 1: rating 0"),
+        (b"m1,0\n", "line 1: rating 0 is not one of the model's rating levels"),
         (b"m1\n", "expected 'item,rating'"),
         (b"m1,five\n", "rating 'five' is not a number"),
         (b"caf\xe9,4\n", "not UTF-8"),

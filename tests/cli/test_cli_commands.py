@@ -510,7 +510,7 @@ def test_announced_models_show_their_parameters() -> None:
     """The ``params`` column of evaluate/benchmark shows the wrapped model, not the wrapper."""
     from rbmrec import RatingRBM
     from rbmrec.cli._models import Announced
-    from rbmrec.evaluation.harness import _params
+    from rbmrec.evaluation.report_rows import model_params as _params
 
     text = _params(Announced("RatingRBM", RatingRBM(n_hidden=3)))
     assert "'n_hidden': 3" in text and "_Announced" not in text
@@ -704,7 +704,7 @@ def test_recommend_damaged_side_files_exit_2_naming_the_file(
         ("item,rating\n100,1\n", "line 2: rating 1 is not one of the model's rating levels"),
         ("item,rating\n100,nan\n", "line 2: rating 'nan' is not a finite number"),
         ("item,rating\n100,inf\n", "line 2: rating 'inf' is not a finite number"),
-        ("item,rating\n100,0\n", "line 2: rating 0"),
+        ("item,rating\n100,0\n", "line 2: rating 0 is not one of the model's rating levels"),
         ("item,rating\n100;5\n", "got '100;5'"),  # item 13: the closing quote is kept
         ("100,five\n101,4\n", "line 1: rating 'five' is not a number"),  # not a header
     ],
@@ -1416,3 +1416,55 @@ def test_fit_off_a_terminal_prints_one_line_per_epoch_and_no_bar(
     assert len(lines) == (0 if quiet else 6)  # ImplicitRBM() trains two RBMs
     if not quiet:
         assert lines[0].strip().startswith("epoch 1/3: ")
+
+
+def _scale_csv(path: Path, values: np.ndarray) -> None:
+    """A ratings table of 40 users x 12 items (half rated) with the given rating values."""
+    rng = np.random.default_rng(3)
+    lines = ["user_id,item_id,rating"]
+    for u in range(40):
+        for i in rng.choice(12, 6, replace=False):
+            lines.append(f"u{u},{i},{rng.choice(values):g}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("visible", ["softmax", "gaussian"])
+def test_fit_keeps_explicit_zero_ratings(
+    tmp_path: Path, visible: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A 0..4 scale (softmax) or a -10..10 scale in steps of 0.01 (gaussian): every 0 rating
+    of the table is a stored entry of the bundle's seen matrix."""
+    from rbmrec.bundle import ModelBundle
+    from rbmrec.data import load_table
+
+    values = np.arange(5.0) if visible == "softmax" else np.round(np.arange(-1000, 1001) / 100, 2)
+    values = np.r_[values, np.zeros(200)]  # plenty of zeros on either scale
+    _scale_csv(tmp_path / "r.csv", values)
+    table = load_table(tmp_path / "r.csv")
+    n_zero = int(np.count_nonzero(table.user_items.data == 0))
+    assert n_zero > 0
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "rating-rbm", "--orientation", "user",
+        "--visible", visible, *FAST, "--out", "m.npz", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    bundle = ModelBundle.load(tmp_path / "m.npz")
+    assert bundle.model.visible == visible
+    assert bundle.seen.nnz == table.n_ratings == 240
+    assert int(np.count_nonzero(bundle.seen.data == 0)) == n_zero
+
+
+def test_fit_points_a_fine_scale_to_visible_gaussian(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _scale_csv(tmp_path / "r.csv", np.round(np.arange(-1000, 1001) / 100, 2))
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "rating-rbm", *FAST, "--out", "m.npz",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "at most 127 rating levels" in err and "--visible gaussian" in err
+    code, _, err = run_here(
+        tmp_path, "fit", "--data", "r.csv", "--model", "implicit-rbm", "--visible", "gaussian",
+        *FAST, "--out", "m.npz", monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "--visible applies only to --model rating-rbm" in err

@@ -78,7 +78,7 @@ def test_netflix_combined_layout(tmp_path):
         ("2:\n-6,1,2003-02-28\n", 2, "negative customer id"),
         ("2:\nsix,1,2003-02-28\n", 2, "customer id is not an integer"),
         ("2:\n6,nan,2003-02-28\n", 2, "rating is not a finite number"),
-        ("2:\n6,0,2003-02-28\n", 2, "rating of 0: sparse storage"),
+        ("2:\n6,0,2003-02-28\n", 2, "rating 0 is not on the 1..5 scale"),
         ("2:\n6,9,2003-02-28\n", 2, "rating 9 is not on the 1..5 scale"),
         ("two:\n6,1,2003-02-28\n", 1, "movie id is not an integer"),
         ("6,1,2003-02-28\n", 1, "rating before the first 'MovieID:' line"),
@@ -208,7 +208,6 @@ def test_parquet_all_null_row_is_an_error_naming_the_row(tmp_path):
     ("body", "match"),
     [
         ("1,10,good\n", r"line 3: rating 'good' is not a number"),
-        ("1,10,0\n", r"line 3: rating of 0: sparse storage"),
         ("1,10,nan\n", r"line 3: rating nan is not a finite number"),
         ("-1,10,4\n", r"line 3: negative user id -1"),
         (",10,4\n", r"line 3: missing user \('user_id'\)"),
@@ -266,9 +265,19 @@ def test_table_blank_lines_at_the_top(tmp_path):
         load_table(f, user=0, item=1, rating=2)
     f.write_text("\n\n1,2,5\n3,4,2\n")
     assert load_table(f, user=0, item=1, rating=2).n_ratings == 2
-    f.write_text("\nuser_id,item_id,rating\n\n1,2,5\n3,4,0\n")
-    with pytest.raises(DataError, match=r"r.csv, line 5: rating of 0"):
+    f.write_text("\nuser_id,item_id,rating\n\n1,2,5\n3,4,x\n")
+    with pytest.raises(DataError, match=r"r.csv, line 5: rating 'x' is not a number"):
         load_table(f)
+
+
+def test_table_zero_and_negative_ratings_are_stored_entries(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("user_id,item_id,rating\n1,10,0\n1,11,-2.5\n2,10,4\n3,12,0.0\n")
+    r = load_table(f)
+    assert r.n_ratings == 4 and r.user_items.nnz == 4
+    assert sorted(r.values.tolist()) == [-2.5, 0.0, 4.0]
+    frame = r.to_frame().sort(["user_id", "item_id"])
+    assert frame["rating"].to_list() == [0.0, -2.5, 4.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,6 @@ def test_duplicates_keep_last_timestamp():
 @pytest.mark.parametrize(
     ("rating", "match"),
     [
-        (0.0, "rating of 0: sparse storage cannot tell a 0 rating from a missing one"),
         (float("nan"), "row 1: rating nan is not a finite number"),
         (float("inf"), "not a finite number"),
     ],
@@ -151,9 +150,10 @@ def test_bad_frames():
         Ratings.from_frame(pl.DataFrame({"user_id": [1], "item_id": [1]}), rating="score")
 
 
-def test_constructor_rejects_stored_zero_and_nan():
-    with pytest.raises(DataError, match="rating of 0"):
-        Ratings(sp.csr_matrix((np.array([0.0]), (np.array([0]), np.array([0]))), shape=(1, 1)))
+def test_constructor_keeps_stored_zero_and_rejects_nan():
+    r = Ratings(sp.csr_matrix((np.array([0.0]), (np.array([0]), np.array([0]))), shape=(1, 1)))
+    assert r.n_ratings == 1 and r.user_items.data.tolist() == [0.0]
+    assert r.values.tolist() == [0.0]
     with pytest.raises(DataError, match="finite"):
         Ratings(sp.csr_matrix(np.array([[np.nan]])))
     with pytest.raises(DataError, match="user id map has 3 ids for 2 users"):
@@ -332,17 +332,23 @@ def test_timestamps_in_an_object_array_are_converted():
 
 
 @pytest.mark.parametrize("tiny", [1e-50, 1e-46])
-def test_rating_that_rounds_to_zero_in_float32_is_refused_with_its_row(tiny):
-    where = lambda k: f"ratings.csv, line {k + 2}"  # noqa: E731
-    with pytest.raises(DataError, match=r"line 3: rating of 0 \(.*rounds to 0 in float32\)"):
-        Ratings.from_arrays([1, 2], [1, 1], [4.0, tiny], where=where)
+def test_rating_that_rounds_to_zero_in_float32_is_a_stored_zero(tiny):
+    r = Ratings.from_arrays([1, 2], [1, 1], [4.0, tiny])
+    assert r.n_ratings == 2 and r.user_items.data.tolist() == [4.0, 0.0]
 
 
-def test_mean_of_duplicates_rounding_to_zero_is_refused():
-    # Each rating survives float32; their mean (~7e-46) does not.
-    small = float(np.float32(1.4e-45))
-    with pytest.raises(DataError, match="average to 0"):
-        Ratings.from_arrays([1, 1], [1, 1], [small, -2 * small + small / 2], duplicates="mean")
+def test_zero_and_negative_ratings_are_explicit_entries():
+    r = Ratings.from_arrays([1, 1, 2, 3], [5, 6, 5, 7], [0.0, -3.25, 2.0, 0.0])
+    assert r.n_ratings == 4 and r.user_items.nnz == 4
+    assert r.user_items.toarray().tolist() == [[0.0, -3.25, 0.0], [2.0, 0.0, 0.0], [0, 0, 0]]
+    assert np.diff(r.user_items.indptr).tolist() == [2, 1, 1]
+    assert r.values.tolist() == [-3.25, 0.0, 2.0]
+    assert r.describe().histogram == {-3.25: 1, 0.0: 2, 2.0: 1}
+
+
+def test_mean_of_duplicates_averaging_to_zero_is_a_stored_zero():
+    r = Ratings.from_arrays([1, 1, 2], [1, 1, 1], [2.0, -2.0, 1.0], duplicates="mean")
+    assert r.n_ratings == 2 and r.user_items.data.tolist() == [0.0, 1.0]
 
 
 def test_mean_of_large_duplicates_does_not_overflow():

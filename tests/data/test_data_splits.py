@@ -40,7 +40,8 @@ def ratings_data(draw, min_nnz: int = 1) -> Ratings:
     if flat.size < min_nnz:
         flat = np.arange(min(min_nnz, n_users * n_items))
     users, items = np.divmod(flat, n_items)
-    ratings = rng.integers(1, 6, size=flat.size)
+    # 0 and negative ratings included: every stored entry is a rating a split must keep.
+    ratings = rng.integers(-1, 5, size=flat.size)
     ts = rng.integers(1, draw(st.integers(2, 30)), size=flat.size)
     r = Ratings.from_arrays(users, items, ratings, ts)
     # Keep the full shape even when a user or item has no rating.
@@ -358,3 +359,23 @@ def test_temporal_cut_between_seconds_keeps_earlier_ratings_in_train():
     assert temporal_split(r, cut=np.datetime64(100, "s")).test.nnz == 4  # a whole second
     with pytest.raises(ValueError, match="NaT"):
         temporal_split(r, cut=np.datetime64("NaT"))
+
+
+def test_every_split_keeps_explicit_zero_ratings():
+    rng = np.random.default_rng(0)
+    users, items = np.divmod(rng.permutation(40 * 15)[:300], 15)
+    values = rng.integers(-2, 3, size=300).astype(float)  # a third are 0
+    data = Ratings.from_arrays(users, items, values, rng.integers(1, 50, size=300))
+    n_zero = int(np.count_nonzero(data.user_items.data == 0))
+    assert n_zero > 50 and data.n_ratings == 300
+    splits = [
+        random_split(data, 0.2, validation_fraction=0.1),
+        user_holdout(data, k=2, validation_fraction=0.1),
+        temporal_split(data, last_k=2),
+        carve_validation(random_split(data, 0.2), 0.25),
+        *kfold(data, 3, validation_fraction=0.1),
+    ]
+    for split in splits:
+        assert_partition(split, data)
+        parts = [split.train, split.test, split.validation]
+        assert sum(int(np.count_nonzero(p.data == 0)) for p in parts if p is not None) == n_zero

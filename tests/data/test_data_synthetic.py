@@ -118,11 +118,36 @@ def test_continuous_scale_and_custom_levels():
     assert ten.user_items.data.max() <= 10
 
 
+def test_zero_based_integer_scale_stores_zero_ratings():
+    r = make_ratings(100, 50, density=0.2, levels=range(5), seed=1)
+    assert r.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    counts = np.bincount(r.user_items.data.astype(int), minlength=5)
+    assert counts[0] > 0 and r.user_items.nnz == r.n_ratings == counts.sum()
+    assert r.info["levels"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_real_valued_scale_with_a_step_and_zeros():
+    r = make_ratings(300, 100, density=0.2, scale=(-10, 10, 0.01), noise=0.5, seed=2)
+    lv = r.values
+    assert lv.size == 2001 and lv[0] == -10 and lv[-1] == 10 and 0.0 in lv
+    d = r.user_items.data
+    assert d.min() >= -10 and d.max() <= 10 and np.all(np.isin(d, lv))
+    assert (d < 0).any() and np.unique(d).size > 500
+    assert r.info["scale"] is None and len(r.info["levels"]) == 2001
+    cont = make_ratings(50, 40, density=0.3, scale=(-1, 1), seed=3)
+    assert cont.user_items.data.min() < 0 and cont.info["scale"] == (-1.0, 1.0)
+    zeros = make_ratings(200, 50, density=0.3, levels=(-1, 0, 1), seed=4)
+    assert np.count_nonzero(zeros.user_items.data == 0) > 0
+    assert zeros.user_items.nnz == zeros.n_ratings
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"levels": (0, 1, 2)}, "must not contain 0"),
-        ({"scale": (0, 5)}, "0 < low < high"),
+        ({"levels": (1, float("nan"))}, "at least two finite values"),
+        ({"scale": (5, 0)}, "low < high"),
+        ({"scale": (1, 2, 3, 4)}, r"\(low, high\) or \(low, high, step\)"),
+        ({"scale": (0, 5, 0)}, r"step must be in \(0, high - low\]"),
         ({"scale": (1, 5), "levels": 5}, "not both"),
         ({"density": 0}, "density must be in"),
         ({"density": 1.5}, "density must be in"),

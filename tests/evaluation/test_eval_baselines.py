@@ -103,6 +103,20 @@ def test_confidence_matrix(small):
         confidence_matrix(small, "log")
 
 
+def test_zero_and_negative_ratings_are_interactions_of_the_top_n_baselines():
+    X = sp.csr_matrix(
+        (np.array([0.0, -2.0, 3.0, 0.0]), ([0, 0, 1, 2], [0, 1, 1, 2])), shape=(3, 3)
+    )
+    b = confidence_matrix(X)
+    assert b.nnz == 4 and np.all(b.data == 1.0)
+    kept = confidence_matrix(X, min_rating=0)
+    assert kept.nnz == 3 and sorted(kept.data.tolist()) == [1.0, 1.0, 1.0]
+    np.testing.assert_array_equal(Popularity().fit(X).item_counts_, [1, 2, 1])
+    with pytest.raises(DataError, match=r"weighting='rating'.*> 0.*weighting='binary'"):
+        confidence_matrix(X, "rating")
+    assert confidence_matrix(X, "rating", min_rating=1).data.tolist() == [3.0]
+
+
 def test_als_recalculate_user_matches_stored_factors(small):
     m = ImplicitALS(factors=3, regularization=0.1, iterations=30, random_state=0).fit(small)
     users = np.array([0, 2])

@@ -656,3 +656,51 @@ def test_evaluate_documents_the_default_thread_counts():
     """fit_seconds compare implicit's 1 thread with the RBMs' all cores by default."""
     doc = " ".join(evaluate.__doc__.split())
     assert "``num_threads=1``" in doc and "``num_threads=0``" in doc
+
+
+# ------------------------------------------------------------------------------- nll
+
+
+def test_evaluate_reports_nll_for_models_with_a_predictive_distribution(split, caplog):
+    from rbmrec.models.rating import RatingRBM
+
+    rbm = RatingRBM(n_hidden=8, n_epochs=3, orientation="user", random_state=0, num_threads=1)
+    gauss = RatingRBM(visible="gaussian", n_hidden=8, n_epochs=3, orientation="user",
+                      random_state=0, num_threads=1)  # fmt: skip
+    models = {"rbm": rbm, "gauss": gauss, "bias": BiasBaseline(), "pop": Popularity()}
+    df = evaluate(models, split, K=5)
+    assert "nll" in METRIC_COLUMNS and "nll_excluded" in df.columns
+    rows = {r["model"]: r for r in df.iter_rows(named=True)}
+    for name in ("gauss", "bias", "pop"):
+        assert rows[name]["nll"] is None and rows[name]["nll_excluded"] is None, name
+    test = split.test.tocoo()
+    want = M.mean_nll(rbm.predict_proba(test.row, test.col), rbm.values_, test.data)
+    assert rows["rbm"]["nll"] == pytest.approx(want.nll)
+    assert rows["rbm"]["nll_excluded"] == 0 and 0 < want.nll < math.log(5)
+    # A held-out value that is no training level is counted and left out, with a warning.
+    off = split.test.copy()
+    off.data[:3] = 3.5
+    with caplog.at_level("WARNING", logger="rbmrec"):
+        again = evaluate({"rbm": rbm}, Split(split.train, off), K=5, fit=False)
+    assert again["nll_excluded"].to_list() == [3]
+    assert any("3 of" in r.getMessage() and "nll" in r.getMessage() for r in caplog.records)
+    kept = np.flatnonzero(off.tocoo().data != 3.5)
+    sub = M.mean_nll(rbm.predict_proba(test.row[kept], test.col[kept]), rbm.values_,
+                     test.data[kept])  # fmt: skip
+    assert again["nll"].to_list()[0] == pytest.approx(sub.nll)
+
+
+def test_evaluate_keeps_explicit_zero_ratings_of_every_part():
+    """A 0..4 scale: a held-out 0 is scored (n_test_ratings, rmse) and a trained 0 is a
+    level of the softmax model, so no held-out 0 is excluded from nll."""
+    from rbmrec.data import make_ratings, random_split
+    from rbmrec.models.rating import RatingRBM
+
+    data = make_ratings(150, 40, density=0.3, levels=range(5), seed=3)
+    split = random_split(data, 0.2, seed=0)
+    assert np.count_nonzero(split.test.data == 0) > 0
+    rbm = RatingRBM(n_hidden=8, n_epochs=2, orientation="user", random_state=0, num_threads=1)
+    df = evaluate({"rbm": rbm, "bias": BiasBaseline()}, split, K=5, relevance_threshold=3)
+    assert df["n_test_ratings"].to_list() == [split.test.nnz] * 2
+    assert rbm.values_.tolist() == [0, 1, 2, 3, 4]
+    assert df["nll_excluded"].to_list() == [0, None] and df["nll"][0] > 0

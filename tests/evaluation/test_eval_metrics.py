@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from rbmrec.evaluation import metrics as M
 from rbmrec.evaluation.baselines import PAD_SCORE, top_n
+from rbmrec.evaluation.metrics import mean_nll
 
 
 def rel_csr(sets: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -306,3 +307,68 @@ def test_catalogue_coverage_checks_K(K):
     with pytest.raises(ValueError, match="K must be a positive integer"):
         M.catalogue_coverage(np.array([[0, 1, 2], [3, 4, -1]]), 5, K=K)
     assert M.catalogue_coverage(np.array([[0, 1, 2], [3, 4, -1]]), 5, K=2) == 0.8
+
+
+# -------------------------------------------------------------------------- mean_nll
+
+
+def test_mean_nll_on_a_hand_made_table():
+    proba = np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8], [0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    got = mean_nll(proba, [-1.0, 0.0, 2.5], [0.0, 2.5, 1.0, -1.0])
+    # 1.0 is no level: excluded; the others score log 4, log 1.25 and log 1.
+    assert got.n_scored == 3 and got.n_excluded == 1
+    assert got.nll == pytest.approx((np.log(4) + np.log(1.25) + 0.0) / 3)
+    # A level stored in float32 is still that level; a zero probability stays finite.
+    assert mean_nll(proba[:1], [-1.0, 0.0, 2.5], np.float32([-1.0])).nll == pytest.approx(
+        np.log(2)
+    )
+    assert np.isfinite(mean_nll([[0.0, 1.0]], [1, 2], [1.0]).nll)
+    none = mean_nll(proba[:1], [-1.0, 0.0, 2.5], [7.0])
+    assert np.isnan(none.nll) and none.n_excluded == 1
+
+
+@pytest.mark.parametrize(
+    ("proba", "levels", "values", "match"),
+    [
+        ([[0.5, 0.5]], [1.0], [1.0], "at least two"),
+        ([[0.5, 0.5]], [2.0, 1.0], [1.0], "sorted"),
+        ([[0.5, 0.5, 0.0]], [1.0, 2.0], [1.0], r"expected \(1, 2\)"),
+        ([[0.5, 0.5]], [1.0, 2.0], [1.0, 2.0], r"expected \(2, 2\)"),
+        ([[np.nan, 0.5]], [1.0, 2.0], [1.0], "probabilities"),
+        ([[1.5, -0.5]], [1.0, 2.0], [1.0], "probabilities"),
+    ],
+)
+def test_mean_nll_bad_input(proba, levels, values, match):
+    with pytest.raises(ValueError, match=match):
+        mean_nll(proba, levels, values)
+
+
+def test_mean_nll_of_a_tiny_rating_rbm_by_hand():
+    """Two levels (0 and 1: a scale with 0), three hidden units, exact prediction:
+    p(v_i = k | v_obs) is proportional to exp(b_ik) prod_j (1 + exp(c_j + x_j + W_ikj)),
+    x_j summing W over the user's observed ratings."""
+    from rbmrec.models.rating import RatingRBM
+
+    X = sp.csr_matrix(
+        (np.array([0.0, 1.0, 1.0, 0.0, 0.0]), ([0, 0, 1, 1, 2], [0, 1, 0, 2, 3])), shape=(3, 4)
+    )
+    m = RatingRBM(n_hidden=3, n_epochs=1, batch_size=3, prediction="exact", orientation="user",
+                  conditional=False, random_state=0, dtype=np.float64).fit(X)  # fmt: skip
+    rng = np.random.default_rng(5)
+    for name in ("W", "b", "c"):
+        m._params[name][...] = rng.normal(0, 1.0, m._params[name].shape)
+    m._set_public()
+    assert m.values_.tolist() == [0.0, 1.0]
+    W, b, c = m.weights_, m.visible_bias_, m.hidden_bias_
+    users, items = np.array([0, 1, 2, 2]), np.array([2, 1, 0, 1])
+    held = np.array([1.0, 0.0, 1.0, 0.5])  # 0.5 is no level
+    nll = []
+    for u, i, r in zip(users[:3], items[:3], held[:3], strict=True):
+        row = X[u]
+        x = sum(W[j, int(v)] for j, v in zip(row.indices, row.data, strict=True))
+        logp = np.array([b[i, k] + np.sum(np.log1p(np.exp(c + x + W[i, k]))) for k in (0, 1)])
+        logp -= np.logaddexp.reduce(logp)
+        nll.append(-logp[int(r)])
+    got = mean_nll(m.predict_proba(users, items), m.values_, held)
+    assert got.n_scored == 3 and got.n_excluded == 1
+    assert got.nll == pytest.approx(np.mean(nll), rel=1e-9)

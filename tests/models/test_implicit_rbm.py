@@ -860,6 +860,18 @@ def test_invalid_scoring_settings_set_after_fit_are_refused(name, value):
         m.score_items(X[:2])
 
 
+def test_stored_zero_and_negative_values_are_interactions(small):
+    X = small[0]
+    Z = X.copy()
+    Z.data[::3] = 0.0  # the same pattern, some values 0 or negative
+    Z.data[1::3] = -2.0
+    a = ImplicitRBM(n_hidden=4, n_epochs=2, random_state=0).fit(X)
+    b = ImplicitRBM(n_hidden=4, n_epochs=2, random_state=0).fit(Z)
+    assert b.user_items_.nnz == X.nnz
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    np.testing.assert_array_equal(a.hidden_probs(X[:3]), b.hidden_probs(Z[:3]))
+
+
 def test_recommend_excludes_every_stored_entry_whatever_its_value(small):
     X = small[0]
     m = ImplicitRBM(n_hidden=4, n_epochs=1, random_state=0).fit(X)
@@ -868,6 +880,6 @@ def test_recommend_excludes_every_stored_entry_whatever_its_value(small):
         row = X[0].tolil()
         row[0, top] = 1.0
         row = row.tocsr()
-        row.data[row.indices == top] = value  # stored, but not an interaction
+        row.data[row.indices == top] = value  # stored: an interaction, whatever its value
         ids, _ = m.recommend(0, row, N=5)
         assert top not in ids.tolist(), value

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import rbmrec
-from rbmrec.evaluation.harness import _params
+from rbmrec.evaluation.report_rows import model_params as _params
 
 MODELS = [rbmrec.RBM, rbmrec.RatingRBM, rbmrec.ImplicitRBM]
 

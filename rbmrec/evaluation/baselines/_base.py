@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.engine.topn import top_n as _engine_top_n
-from rbmrec.errors import NotFittedError
+from rbmrec.errors import DataError, NotFittedError
 from rbmrec.evaluation.metrics import check_threshold
 from rbmrec.models.base import Recommender
 from rbmrec.models.validation import (
@@ -68,48 +68,6 @@ def top_n(
     return _engine_top_n(scores, N, exclude.indptr, exclude.indices, mask)
 
 
-def confidence_matrix(
-    user_items: sp.csr_matrix,
-    weighting: Literal["binary", "rating"] = "binary",
-    min_rating: float | None = None,
-) -> sp.csr_matrix:
-    """Turn raw ratings into the confidence matrix ``implicit`` models fit on.
-
-    Parameters
-    ----------
-    user_items : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        Raw ratings.
-    weighting : {"binary", "rating"}, default "binary"
-        ``"binary"``: confidence 1 for every rated item; ``"rating"``: the rating value.
-    min_rating : float, optional
-        Drop ratings below this value first (default: keep every rated item).
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix of float32, shape (n_users, n_items)
-        A new matrix; the input is not modified. It may be empty (every rating below
-        ``min_rating``); the wrappers' ``fit`` refuses that with a DataError.
-
-    Raises
-    ------
-    TypeError
-        ``min_rating`` is not a real number (e.g. a string or a bool).
-    ValueError
-        Unknown ``weighting`` or a non-finite ``min_rating``.
-    """
-    if weighting not in ("binary", "rating"):
-        raise ValueError(f"weighting must be 'binary' or 'rating', got {weighting!r}")
-    min_rating = _check_min_rating(min_rating)
-    m = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    if min_rating is not None:
-        m.data[m.data < min_rating] = 0.0
-        m.eliminate_zeros()
-    if weighting == "binary":
-        m.data[:] = 1.0
-    m.sort_indices()
-    return m
-
-
 class _Base(Recommender):
     """Fit-input check, fitted check, ``save`` and repr shared by the baselines; each
     subclass supplies ``_score_block`` (``recommend`` is :class:`Recommender`'s)."""
@@ -138,3 +96,58 @@ class _Base(Recommender):
         """
         names = inspect.signature(type(self).__init__).parameters
         return {k: getattr(self, k) for k in names if k != "self"}
+
+
+def confidence_matrix(
+    user_items: sp.csr_matrix,
+    weighting: Literal["binary", "rating"] = "binary",
+    min_rating: float | None = None,
+) -> sp.csr_matrix:
+    """Turn raw ratings into the confidence matrix ``implicit`` models fit on.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        Raw ratings.
+    weighting : {"binary", "rating"}, default "binary"
+        ``"binary"``: confidence 1 for every stored entry (a rating of 0 or below too);
+        ``"rating"``: the rating value, which must then be > 0 (DataError otherwise).
+    min_rating : float, optional
+        Drop ratings below this value first (default: keep every rated item).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float32, shape (n_users, n_items)
+        A new matrix; the input is not modified. It may be empty (every rating below
+        ``min_rating``); the wrappers' ``fit`` refuses that with a DataError.
+
+    Raises
+    ------
+    TypeError
+        ``min_rating`` is not a real number (e.g. a string or a bool).
+    ValueError
+        Unknown ``weighting`` or a non-finite ``min_rating``.
+    DataError
+        ``weighting="rating"`` with a kept rating <= 0 (no valid confidence).
+    """
+    if weighting not in ("binary", "rating"):
+        raise ValueError(f"weighting must be 'binary' or 'rating', got {weighting!r}")
+    min_rating = _check_min_rating(min_rating)
+    m = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+    m.sum_duplicates()
+    if min_rating is not None:
+        # A mask, not zeroing and eliminate_zeros(): a kept rating of 0 is an entry too.
+        keep = m.data >= min_rating
+        m = sp.csr_matrix(
+            (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(keep)][m.indptr]), shape=m.shape
+        )
+    if weighting == "binary":
+        m.data[:] = 1.0
+    elif m.nnz and m.data.min() <= 0:
+        raise DataError(
+            f"weighting='rating' uses each rating as its confidence, which must be > 0, but "
+            f"a rating of {float(m.data.min()):g} is kept; use weighting='binary' or a "
+            "min_rating above 0"
+        )
+    m.sort_indices()
+    return m

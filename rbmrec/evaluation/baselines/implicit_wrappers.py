@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.errors import TrainingDivergedError
-from rbmrec.evaluation.baselines._base import _Base, _check_min_rating
+from rbmrec.evaluation.baselines._base import _Base, _check_min_rating, confidence_matrix
 from rbmrec.models.persistence import register
 from rbmrec.models.validation import (
     check_float,
@@ -21,48 +21,6 @@ from rbmrec.models.validation import (
     check_kept,
     check_seed_int,
 )
-
-
-def confidence_matrix(
-    user_items: sp.csr_matrix,
-    weighting: Literal["binary", "rating"] = "binary",
-    min_rating: float | None = None,
-) -> sp.csr_matrix:
-    """Turn raw ratings into the confidence matrix ``implicit`` models fit on.
-
-    Parameters
-    ----------
-    user_items : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        Raw ratings.
-    weighting : {"binary", "rating"}, default "binary"
-        ``"binary"``: confidence 1 for every rated item; ``"rating"``: the rating value.
-    min_rating : float, optional
-        Drop ratings below this value first (default: keep every rated item).
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix of float32, shape (n_users, n_items)
-        A new matrix; the input is not modified. It may be empty (every rating below
-        ``min_rating``); the wrappers' ``fit`` refuses that with a DataError.
-
-    Raises
-    ------
-    TypeError
-        ``min_rating`` is not a real number (e.g. a string or a bool).
-    ValueError
-        Unknown ``weighting`` or a non-finite ``min_rating``.
-    """
-    if weighting not in ("binary", "rating"):
-        raise ValueError(f"weighting must be 'binary' or 'rating', got {weighting!r}")
-    min_rating = _check_min_rating(min_rating)
-    m = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    if min_rating is not None:
-        m.data[m.data < min_rating] = 0.0
-        m.eliminate_zeros()
-    if weighting == "binary":
-        m.data[:] = 1.0
-    m.sort_indices()
-    return m
 
 
 def _import_implicit():
