@@ -43,7 +43,7 @@ from rbmrec.models.persistence import (
     model_from_arrays,
     model_to_arrays,
     read_npz,
-    write_atomically,
+    write_npz,
 )
 
 BUNDLE_FORMAT = "rbmrec-bundle"
@@ -438,15 +438,7 @@ class ModelBundle:
             arrays["seen_indptr"] = seen.indptr.astype(np.int64)
             arrays["seen_indices"] = seen.indices.astype(np.int32)
             arrays["seen_data"] = seen.data.astype(np.float32)
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-
-        return write_atomically(path, write)
+        return write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ModelBundle:

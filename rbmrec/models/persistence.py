@@ -458,14 +458,31 @@ def save(model: Persistable, path: str | os.PathLike) -> Path:
     pathlib.Path
         The path written.
     """
-    payload = model_to_arrays(model)
+    return write_npz(path, model_to_arrays(model))
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to an uncompressed ``.npz`` atomically (:func:`write_atomically`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination; ``.npz`` is appended when the name has another suffix.
+    arrays : mapping of str to ndarray
+        The file's arrays, by name.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
+            np.savez(fh, **arrays)
 
     return write_atomically(path, write)
 
