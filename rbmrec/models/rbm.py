@@ -458,6 +458,12 @@ class RBM(ParamsMixin):
         persistent chains carry over between calls, and through :func:`rbmrec.save` /
         :func:`rbmrec.load`: a loaded model continues exactly as the saved one would have.
 
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
+        y : ignored
+
         Returns
         -------
         RBM
@@ -542,6 +548,11 @@ class RBM(ParamsMixin):
     def transform(self, X: Any) -> np.ndarray:
         """Hidden activation probabilities ``p(h_j = 1 | v)``.
 
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
+
         Returns
         -------
         ndarray, shape (n_samples, n_hidden), the model's dtype
@@ -567,6 +578,11 @@ class RBM(ParamsMixin):
         For softmax rows that observe a subset of the groups, ``F`` is that of the row's RBM
         over its observed groups.
 
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
+
         Returns
         -------
         ndarray of float64, shape (n_samples,)
@@ -578,6 +594,11 @@ class RBM(ParamsMixin):
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Mean-field reconstruction ``E[v | h = p(h | v)]``.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
 
         Returns
         -------
@@ -621,6 +642,13 @@ class RBM(ParamsMixin):
     def gibbs(self, X: Any, steps: int = 1) -> np.ndarray:
         """Run ``steps`` Gibbs sweeps (``h ~ p(h|v)``, ``v ~ p(v|h)``) from each row of ``X``.
 
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
+        steps : int, default 1
+            Gibbs sweeps (>= 1).
+
         Returns
         -------
         ndarray, shape (n_samples, n_visible)
@@ -638,6 +666,13 @@ class RBM(ParamsMixin):
 
         Starts are uniform random bits (bernoulli), ``b + sigma * N(0, 1)`` (gaussian) or
         uniform levels of every group (softmax).
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+            Vectors to draw (>= 1).
+        steps : int, default 100
+            Gibbs sweeps from each start (>= 1).
 
         Returns
         -------
@@ -670,6 +705,11 @@ class RBM(ParamsMixin):
         Sums over the hidden states or the visible states, whichever are fewer (Gaussian:
         hidden states, the visible integral in closed form). Softmax: the RBM over all groups.
 
+        Parameters
+        ----------
+        max_states : int, default ``rbmrec.engine.exact.MAX_STATES``
+            Most states the enumeration may visit.
+
         Raises
         ------
         ValueError
@@ -683,6 +723,13 @@ class RBM(ParamsMixin):
 
         Softmax rows observing a subset of the groups are scored under the RBM of their
         observed groups (one partition function per distinct subset).
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse, shape (n_samples, n_visible)
+            Rows in the encoding of :meth:`fit` (see the class docstring).
+        max_states : int, default ``rbmrec.engine.exact.MAX_STATES``
+            Most states the enumeration may visit.
 
         Returns
         -------
