@@ -37,7 +37,18 @@ class Popularity(_Base):
         self.n_items_ = None  # type: ignore[assignment]
 
     def fit(self, user_items: sp.csr_matrix) -> Popularity:
-        """Fit on raw ratings, CSR shape (n_users, n_items)."""
+        """Fit on raw ratings.
+
+        Parameters
+        ----------
+        user_items : scipy.sparse matrix, shape (n_users, n_items)
+            Raw ratings; every stored entry is a rating.
+
+        Returns
+        -------
+        Popularity
+            ``self``.
+        """
         m = self._fit_input(user_items)
         if self.min_rating is not None:
             min_rating = _check_min_rating(self.min_rating)

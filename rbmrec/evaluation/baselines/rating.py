@@ -32,14 +32,35 @@ class GlobalMean(_Base):
         self.n_items_ = None  # type: ignore[assignment]
 
     def fit(self, user_items: sp.csr_matrix) -> GlobalMean:
-        """Fit on raw ratings, CSR shape (n_users, n_items)."""
+        """Fit on raw ratings.
+
+        Parameters
+        ----------
+        user_items : scipy.sparse matrix, shape (n_users, n_items)
+            Raw ratings; every stored entry is a rating.
+
+        Returns
+        -------
+        GlobalMean
+            ``self``.
+        """
         m = self._fit_input(user_items)
         self.mean_ = float(np.mean(m.data, dtype=np.float64))
         self.n_users_, self.n_items_ = m.shape
         return self
 
     def predict(self, userids: Sequence[int], itemids: Sequence[int]) -> np.ndarray:
-        """Predicted ratings, float64 shape (n,), for pairs ``(userids[k], itemids[k])``."""
+        """Predicted ratings of the pairs ``(userids[k], itemids[k])``.
+
+        Parameters
+        ----------
+        userids, itemids : array_like of int, shape (n,)
+            User and item indices.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+        """
         self._check_fitted()
         u, _ = check_pairs(userids, itemids, self.n_users_, self.n_items_)
         return np.full(u.size, self.mean_, dtype=np.float64)
@@ -100,7 +121,18 @@ class BiasBaseline(_Base):
         self.n_items_ = None  # type: ignore[assignment]
 
     def fit(self, user_items: sp.csr_matrix) -> BiasBaseline:
-        """Fit on raw ratings, CSR shape (n_users, n_items)."""
+        """Fit on raw ratings.
+
+        Parameters
+        ----------
+        user_items : scipy.sparse matrix, shape (n_users, n_items)
+            Raw ratings; every stored entry is a rating.
+
+        Returns
+        -------
+        BiasBaseline
+            ``self``.
+        """
         reg_u = check_float("reg_user", self.reg_user, 0.0)
         reg_i = check_float("reg_item", self.reg_item, 0.0)
         n_iter = check_int("n_iter", self.n_iter, 1)
@@ -130,7 +162,17 @@ class BiasBaseline(_Base):
         return np.clip(x, *self.rating_range_) if self.clip else x
 
     def predict(self, userids: Sequence[int], itemids: Sequence[int]) -> np.ndarray:
-        """Predicted ratings, float64 shape (n,), for pairs ``(userids[k], itemids[k])``."""
+        """Predicted ratings of the pairs ``(userids[k], itemids[k])``.
+
+        Parameters
+        ----------
+        userids, itemids : array_like of int, shape (n,)
+            User and item indices.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+        """
         self._check_fitted()
         u, i = check_pairs(userids, itemids, self.n_users_, self.n_items_)
         return self._clip(self.mean_ + self.user_bias_[u] + self.item_bias_[i])
