@@ -329,6 +329,17 @@ def kfold(data: Any, k: int = 5, seed: int = 0, validation_fraction: float = 0.0
 
     Fold sizes differ by at most one rating.
 
+    Parameters
+    ----------
+    data : Ratings or scipy.sparse matrix, shape (n_users, n_items)
+        The ratings to split.
+    k : int, default 5
+        Number of folds (>= 2).
+    seed : int, default 0
+        Seed of the fold assignment.
+    validation_fraction : float, default 0.0
+        Fraction of each fold's training part moved to its validation part.
+
     Returns
     -------
     list of Split
@@ -355,6 +366,20 @@ def carve_validation(split: Split, fraction: float, seed: int = 0) -> Split:
 
     Gives the same parts as passing ``validation_fraction=fraction, seed=seed`` to the
     splitter that made ``split`` (except for k-fold, whose folds use per-fold streams).
+
+    Parameters
+    ----------
+    split : Split
+        A split without a validation part.
+    fraction : float
+        Fraction of the training ratings to move, in (0, 1).
+    seed : int, default 0
+        Seed of the draw.
+
+    Returns
+    -------
+    Split
+        The same test part; ``info`` gains the validation fraction, seed and part sizes.
     """
     if split.validation is not None:
         raise DataError(f"split {split.name!r} already has a validation part")
