@@ -243,13 +243,15 @@ def epoch_lines(enabled: bool) -> Iterator[None]:
     if not enabled or stderr_is_terminal():
         yield
         return
-    logger = logging.getLogger("rbmrec.models.trainer")
-    handler, level = _StderrLines(), logger.level
+    # The level is set on the package logger, not the trainer's: the harness silences the
+    # package logger while it warms up clones, and the trainer inherits that.
+    logger, package = logging.getLogger("rbmrec.models.trainer"), logging.getLogger("rbmrec")
+    handler, level = _StderrLines(), package.level
     handler.setFormatter(logging.Formatter("  %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    package.setLevel(logging.INFO)
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        package.setLevel(level)

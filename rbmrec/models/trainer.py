@@ -473,9 +473,8 @@ class _BestEpoch:
 
 
 class _EpochReport:
-    """Progress of the epochs: one line per epoch on this module's logger (INFO with
-    ``config.progress``, DEBUG without) and, with ``config.progress`` on a terminal
-    (:func:`rbmrec._progress.show_bar`), a tqdm bar.
+    """Progress of the epochs: one INFO line per epoch on this module's logger and, with
+    ``config.progress`` on a terminal (:func:`rbmrec._progress.show_bar`), a tqdm bar.
 
     Off a terminal no bar is drawn: its carriage-return frames would fill a redirected
     stderr, while the log line (shown when logging is configured) says the same once.
@@ -483,9 +482,6 @@ class _EpochReport:
 
     def __init__(self, config: TrainerConfig, start_epoch: int) -> None:
         self.last = start_epoch + config.n_epochs
-        # The line per epoch is INFO when progress was asked for, DEBUG otherwise (a fit
-        # without progress, e.g. a warm-up clone, stays quiet at INFO).
-        self.level = logging.INFO if config.progress else logging.DEBUG
         self.bar = None
         if show_bar(config.progress):
             from tqdm.auto import tqdm
@@ -495,7 +491,7 @@ class _EpochReport:
     def epoch(self, record: Mapping[str, float]) -> None:
         """Report a finished epoch's record."""
         metrics = ", ".join(f"{k}={v:.6g}" for k, v in record.items() if k != "epoch")
-        log.log(self.level, "epoch %d/%d: %s", int(record["epoch"]), self.last, metrics)
+        log.info("epoch %d/%d: %s", int(record["epoch"]), self.last, metrics)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
