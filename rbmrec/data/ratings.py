@@ -18,33 +18,12 @@ import scipy.sparse as sp
 
 from rbmrec.data.idmap import IdMap, _as_id_array
 from rbmrec.errors import DataError
-from rbmrec.models._sparse import repeated_entry
+from rbmrec.models._sparse import keep_entries, make_csr, repeated_entry
 
 Duplicates = Literal["error", "last", "mean"]
 
 
 # --------------------------------------------------------------------------- CSR matrices
-
-
-def make_csr(
-    data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]
-) -> sp.csr_matrix:
-    """A ``csr_matrix`` from its arrays, keeping int32 indices (scipy may widen them).
-
-    ``indices`` must already be sorted within each row and free of duplicates.
-    """
-    m = sp.csr_matrix(
-        (data, indices.astype(np.int32, copy=False), indptr.astype(np.int32, copy=False)),
-        shape=shape,
-        copy=False,
-    )
-    if m.indices.dtype != np.int32:
-        m.indices = m.indices.astype(np.int32)
-    if m.indptr.dtype != np.int32:
-        m.indptr = m.indptr.astype(np.int32)
-    m.has_sorted_indices = True
-    m.has_canonical_format = True
-    return m
 
 
 def as_rating_csr(matrix: Any) -> sp.csr_matrix:
@@ -464,9 +443,9 @@ class Ratings:
         if not np.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         keep = self.user_items.data >= threshold
-        m = _mask_csr(self.user_items, keep)
+        m = keep_entries(self.user_items, keep)
         m.data[:] = 1.0
-        t = _mask_csr(self.timestamps, keep) if self.timestamps is not None else None
+        t = keep_entries(self.timestamps, keep) if self.timestamps is not None else None
         info = dict(self.info, binarized_at=float(threshold))
         return self._derive(m, t, values=np.ones(1, np.float32), info=info)
 
@@ -637,14 +616,6 @@ class _Entries:
 
 
 # --------------------------------------------------------------------------- internals
-
-
-def _mask_csr(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """The stored entries of ``m`` where ``keep`` (shape (nnz,)) is True, same shape."""
-    kept_before = np.zeros(keep.size + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    indptr = kept_before[m.indptr]
-    return make_csr(m.data[keep], m.indices[keep], indptr, m.shape)
 
 
 def _id_map(ids: Any, n: int, what: str) -> IdMap:

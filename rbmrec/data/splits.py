@@ -28,11 +28,11 @@ from rbmrec.data._io import Source
 from rbmrec.data.movielens import ML100K_FOLDS, load_movielens, read_fold_part
 from rbmrec.data.ratings import (
     _aligned_timestamps,
-    _mask_csr,
     as_rating_csr,
     row_of_entries,
 )
 from rbmrec.errors import DataError
+from rbmrec.models._sparse import held_out_positions, keep_entries
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,9 @@ def _parts(
     validation_fraction = _check_fraction(validation_fraction, "validation_fraction")
     if validation_fraction > 0:
         _carve(part, validation_fraction, _rng(seed, _VALIDATION_STREAM, *stream))
-    train = _mask_csr(m, part == TRAIN)
-    test = _mask_csr(m, part == TEST)
-    val = _mask_csr(m, part == VALIDATION) if validation_fraction > 0 else None
+    train = keep_entries(m, part == TRAIN)
+    test = keep_entries(m, part == TEST)
+    val = keep_entries(m, part == VALIDATION) if validation_fraction > 0 else None
     info = dict(info)
     info.update(
         seed=int(seed),
@@ -145,9 +145,7 @@ def _parts(
 def _carve(part: np.ndarray, fraction: float, rng: np.random.Generator) -> None:
     """Move ``round(fraction * n_train)`` random train entries of ``part`` to validation."""
     train = np.flatnonzero(part == TRAIN)
-    n_val = int(np.floor(fraction * train.size + 0.5))
-    if n_val:
-        part[train[rng.choice(train.size, size=n_val, replace=False)]] = VALIDATION
+    part[train[held_out_positions(train.size, fraction, rng)]] = VALIDATION
 
 
 def _rank_in_row(
@@ -388,8 +386,8 @@ def carve_validation(split: Split, fraction: float, seed: int = 0) -> Split:
     part = np.zeros(train.nnz, dtype=np.int8)
     _carve(part, fraction, _rng(seed, _VALIDATION_STREAM))
     info = dict(split.info)
-    new_train = _mask_csr(train, part == TRAIN)
-    val = _mask_csr(train, part == VALIDATION)
+    new_train = keep_entries(train, part == TRAIN)
+    val = keep_entries(train, part == VALIDATION)
     info.update(
         validation_fraction=fraction,
         validation_seed=int(seed),

@@ -169,3 +169,26 @@ def seed_generator(random_state: Any) -> np.random.Generator:
         f"random_state must be None, an int, a SeedSequence or a Generator, got "
         f"{type(random_state).__name__}"
     )
+
+
+def side_generator(random_state: Any, key: int) -> np.random.Generator:
+    """A Generator for a side draw of ``fit`` (e.g. its own validation part), independent of
+    the streams :func:`seed_generator` and ``SeedSequence.spawn`` give for ``random_state``.
+
+    An int or SeedSequence gives the child with spawn key ``key`` (the same generator every
+    time; a SeedSequence is not advanced); a Generator spawns a child (advancing its spawn
+    counter); None draws fresh entropy.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state.spawn(1)[0]
+    seed_generator(random_state)  # type check, with its error message
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.SeedSequence):
+        ss = random_state
+        child = np.random.SeedSequence(
+            ss.entropy, spawn_key=(*ss.spawn_key, key), pool_size=ss.pool_size
+        )
+    else:
+        child = np.random.SeedSequence(int(random_state), spawn_key=(key,))
+    return np.random.default_rng(child)

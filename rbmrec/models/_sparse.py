@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 
 class RepeatedEntry(NamedTuple):
@@ -60,3 +61,49 @@ def stored_entries(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = int(X.indptr[-1])
     rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
     return rows, X.indices[:n].astype(np.int64), X.data[:n]
+
+
+def make_csr(
+    data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A ``csr_matrix`` from its arrays, keeping int32 indices (scipy may widen them).
+
+    ``indices`` must already be sorted within each row and free of duplicates.
+    """
+    m = sp.csr_matrix(
+        (data, indices.astype(np.int32, copy=False), indptr.astype(np.int32, copy=False)),
+        shape=shape,
+        copy=False,
+    )
+    if m.indices.dtype != np.int32:
+        m.indices = m.indices.astype(np.int32)
+    if m.indptr.dtype != np.int32:
+        m.indptr = m.indptr.astype(np.int32)
+    m.has_sorted_indices = True
+    m.has_canonical_format = True
+    return m
+
+
+def keep_entries(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """The stored entries of the CSR matrix ``m`` where ``keep`` (bool, shape (nnz,)) is
+    True, in a matrix of the same shape (explicit zeros stay entries)."""
+    kept_before = np.zeros(keep.size + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    indptr = kept_before[m.indptr]
+    n = int(m.indptr[-1])
+    return make_csr(m.data[:n][keep], m.indices[:n][keep], indptr, m.shape)
+
+
+def held_out_positions(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """``round(fraction * n)`` distinct positions in ``range(n)``, drawn uniformly by ``rng``
+    (the one rule by which rbmrec holds entries out: validation carves and ``fit``'s own
+    validation part).
+
+    Returns
+    -------
+    ndarray of int64, shape (round(fraction * n),)
+    """
+    n_held = int(np.floor(fraction * n + 0.5))
+    if not n_held:
+        return np.zeros(0, dtype=np.int64)
+    return rng.choice(n, size=n_held, replace=False).astype(np.int64, copy=False)

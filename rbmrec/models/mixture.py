@@ -225,7 +225,7 @@ def member_of(model: Any, orientation: str, seed: np.random.SeedSequence) -> Any
     kw = {k: getattr(model, k) for k in model._HYPER}
     kw.update(
         orientation=orientation, cd_steps=model.cd_steps, random_state=seed, dtype=model.dtype,
-        progress=model.progress, callbacks=model.callbacks,
+        progress=model.progress, callbacks=model.callbacks, validation_fraction=0.0,
     )  # fmt: skip
     return type(model)(**kw)
 

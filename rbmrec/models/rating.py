@@ -14,8 +14,14 @@ from rbmrec.errors import DataError
 from rbmrec.models import persistence
 from rbmrec.models import rating_files as files
 from rbmrec.models import rating_train as T
-from rbmrec.models._estimator import ParamsMixin, epoch_batch, num_threads, seed_generator
-from rbmrec.models._sparse import stored_entries
+from rbmrec.models._estimator import (
+    ParamsMixin,
+    epoch_batch,
+    num_threads,
+    seed_generator,
+    side_generator,
+)
+from rbmrec.models._sparse import held_out_positions, keep_entries, stored_entries
 from rbmrec.models.base import Recommender
 from rbmrec.models.mixture import RatingMixture
 from rbmrec.models.rating_infer import MAX_LEVELS, RatingInference, level_index
@@ -25,6 +31,7 @@ from rbmrec.models.validation import (
     check_choice,
     check_csr,
     check_fitted,
+    check_float,
     check_high_rating,
     check_high_threshold,
     check_int,
@@ -148,8 +155,19 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     weight_decay : float, default 0.004
         L2 penalty on ``W`` (or ``A``, ``B``) and ``D``.
     patience : int or None, default 5
-        Early stopping on validation RMSE when ``fit`` gets ``validation``; the best epoch's
-        parameters are kept. None disables early stopping (the last epoch is kept).
+        Early stopping on the validation RMSE (of the ``validation`` given to ``fit``, or of
+        the part carved by ``validation_fraction``); the best epoch's parameters are kept.
+        None disables early stopping (the last epoch is kept).
+    validation_fraction : float, default 0.1
+        When ``fit`` gets no ``validation``, this fraction of the training ratings, drawn
+        uniformly at random (from an independent stream of ``random_state``), is held out
+        as the validation part: early stopping, and for ``orientation="both"`` the mixing
+        weight and the calibration, use it; the model trains on the rest. The held-out
+        pairs stay in the conditional RBM's rated pattern (which items a user rated is
+        known, only the value is held out). Entries of a rating level that would leave
+        training altogether stay in training. 0 trains on everything with no validation
+        (no early stopping, ``w = 0.5``, no calibration). Ignored when ``validation`` is
+        given.
     recommend_score : {"expected", "p_high"}, default "expected"
         Ranking score of :meth:`recommend`: the expected rating, or the probability of a
         rating at or above ``high_rating``.
@@ -229,6 +247,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         lr_decay: float = 0.95,
         weight_decay: float = 0.004,
         patience: int | None = 5,
+        validation_fraction: float = 0.1,
         recommend_score: str = "expected",
         high_rating: float | None = None,
         random_state: Any = None,
@@ -253,6 +272,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         self.lr_decay = lr_decay
         self.weight_decay = weight_decay
         self.patience = patience
+        self.validation_fraction = validation_fraction
         self.recommend_score = recommend_score
         self.high_rating = high_rating
         self.random_state = random_state
@@ -267,12 +287,15 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     _PARAMS = (
         "n_hidden", "orientation", "conditional", "n_factors", "visible", "cd_steps",
         "persistent", "negative", "prediction", "n_epochs", "batch_size", "learning_rate",
-        "momentum", "lr_decay", "weight_decay", "patience", "recommend_score", "high_rating",
+        "momentum", "lr_decay", "weight_decay", "patience", "validation_fraction",
+        "recommend_score", "high_rating",
         "random_state", "num_threads", "dtype", "progress", "callbacks",
     )  # fmt: skip
 
     def _check_params(self) -> None:
         check_int("n_hidden", self.n_hidden, 1)
+        if check_float("validation_fraction", self.validation_fraction, 0.0, high=1.0) == 1.0:
+            raise ValueError("validation_fraction must be below 1: nothing would be left to train")
         check_choice("orientation", self.orientation, _ORIENTATIONS)
         check_choice("negative", self.negative, ("mean_field", "sample"))
         check_choice("visible", self.visible, ("softmax", "gaussian"))
@@ -421,6 +444,8 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         # Every check runs before the model changes: a fit that fails on its input leaves a
         # fitted model exactly as it was.
         X, V, values, known_pairs = self._prepare(user_items, validation, known_pairs)
+        if V is None and self.validation_fraction > 0:
+            X, V, known_pairs = self._carve(X, known_pairs)
         if self.orientation == "both":
             t0 = time.perf_counter()
             mixture, interrupted = RatingMixture.fit(self, X, V, known_pairs)
@@ -431,6 +456,26 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         config = self._init_fit(X, values, known_pairs)
         self._train_fitted(config, V)
         return self
+
+    #: Spawn key of the stream that draws ``fit``'s own validation part.
+    _VALIDATION_STREAM = 0x76616C
+
+    def _carve(
+        self, X: sp.csr_matrix, known_pairs: sp.spmatrix | None
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.spmatrix | None]:
+        """``fit``'s own validation part (``validation_fraction``): the training ratings,
+        the held-out ratings and the conditional model's known pairs (the held-out pairs
+        added)."""
+        rng = side_generator(self.random_state, self._VALIDATION_STREAM)
+        held = np.zeros(X.nnz, dtype=bool)
+        held[held_out_positions(X.nnz, self.validation_fraction, rng)] = True
+        if self.visible == "softmax":  # a level must keep training data (its visible bias)
+            lost = np.setdiff1d(np.unique(X.data), np.unique(X.data[~held]))
+            held &= ~np.isin(X.data, lost)
+        train, V = keep_entries(X, ~held), keep_entries(X, held)
+        if self.conditional:
+            known_pairs = V if known_pairs is None else (known_pairs + V).tocsr()
+        return train, V, known_pairs
 
     def _init_fit(
         self, X: sp.csr_matrix, values: np.ndarray, known_pairs: sp.spmatrix | None
@@ -684,6 +729,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
         "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
         "patience", "recommend_score", "high_rating", "num_threads", "lr_decay", "visible",
+        "validation_fraction",
     )  # fmt: skip
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

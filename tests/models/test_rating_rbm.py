@@ -40,7 +40,7 @@ def tiny_model(prediction):
     X = sp.csr_matrix(np.array([[1, 2, 0, 3], [3, 0, 1, 2], [0, 3, 2, 1]], dtype=float))
     m = RatingRBM(n_hidden=3, n_epochs=1, batch_size=3, prediction=prediction,
                   orientation="user", conditional=False, random_state=0,
-                  dtype=np.float64).fit(X)  # fmt: skip
+                  dtype=np.float64, validation_fraction=0).fit(X)  # fmt: skip
     rng = np.random.default_rng(7)
     m._params["W"][...] = rng.normal(0, 1.0, m._params["W"].shape)
     m._params["b"][...] = rng.normal(0, 1.0, m._params["b"].shape)
@@ -129,7 +129,7 @@ def test_learns_planted_groups_better_than_item_means(kwargs):
     train, test = holdout(X)
     # Constant learning rate: 25 short epochs, not the defaults' 60 decaying ones.
     m = RatingRBM(n_hidden=20, n_epochs=25, batch_size=20, learning_rate=0.05, lr_decay=1.0,
-                  random_state=0, **kwargs).fit(train)  # fmt: skip
+                  random_state=0, validation_fraction=0, **kwargs).fit(train)  # fmt: skip
     base = item_mean_rmse(train, test)
     got = rmse(m, test)
     assert got < 0.85 * base, (got, base)
@@ -160,7 +160,8 @@ def test_callbacks_see_the_reconstruction_rmse_of_the_history():
 def test_fold_in_equals_in_training_prediction():
     X, _, _ = planted(n_users=60, n_items=30)
     m = RatingRBM(
-        n_hidden=8, n_epochs=3, batch_size=20, random_state=0, conditional=True, orientation="user"
+        n_hidden=8, n_epochs=3, batch_size=20, random_state=0, conditional=True,
+        orientation="user", validation_fraction=0,
     )
     m.fit(X)
     items = np.arange(30)
@@ -390,7 +391,7 @@ def test_gaussian_visible_learns_real_valued_ratings(kwargs):
     base = np.sqrt(np.mean((col_mean[ti] - truth) ** 2))
     m = RatingRBM(visible="gaussian", n_hidden=20, n_epochs=30, batch_size=20,
                   learning_rate=0.01, lr_decay=1.0, random_state=0, num_threads=1,
-                  **kwargs).fit(X)  # fmt: skip
+                  validation_fraction=0, **kwargs).fit(X)  # fmt: skip
     pred = m.predict(tu, ti)
     got = np.sqrt(np.mean((pred - truth) ** 2))
     assert got < 0.6 * base, (got, base)
@@ -595,7 +596,8 @@ def test_both_weight_is_the_validation_least_squares_optimum():
 
 def test_both_weight_without_validation_is_one_half():
     X, _, _ = planted(n_users=60, n_items=20)
-    kw = dict(n_hidden=4, n_epochs=2, batch_size=20, random_state=0, num_threads=1)
+    kw = dict(n_hidden=4, n_epochs=2, batch_size=20, random_state=0, num_threads=1,
+              validation_fraction=0)  # fmt: skip
     m = RatingRBM(**kw).fit(X)
     assert (m.blend_weight_, m.calibration_) == (0.5, (0.0, 1.0))
     u, i = X.nonzero()
@@ -793,7 +795,7 @@ def test_interrupt_inside_a_kernel_callback_counts_as_ctrl_c(monkeypatch):
 
     monkeypatch.setattr(rating.KB, "softmax_train_batches", flaky)
     m = RatingRBM(n_hidden=4, n_epochs=50, batch_size=10, orientation="item",
-                  random_state=0, num_threads=1).fit(X)  # fmt: skip
+                  validation_fraction=0, random_state=0, num_threads=1).fit(X)  # fmt: skip
     assert m.interrupted_ and 1 <= len(m.history_) < 50
     assert np.all(np.isfinite(m.predict(*X.nonzero())))
     # Other SystemErrors are not swallowed.
