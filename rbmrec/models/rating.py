@@ -72,10 +72,11 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     mixture of the members' scores; ``predict`` is an affine calibration of ``P``'s mean
     (``s >= 0``, so it ranks items as ``P``'s expected rating does), clipped to the rating
     range. ``(w, a, s)``, with ``w`` in [0, 1], are the least squares of the validation
-    ratings given to ``fit`` (closed form; the same fit as an unconstrained least-squares
+    ratings (those given to ``fit``, else the part it holds out, ``validation_fraction``;
+    closed form; the same fit as an unconstrained least-squares
     blend with intercept of the two members, :class:`~rbmrec.models.blend.BlendedRatingModel`,
-    whenever its coefficients are non-negative). Without validation ratings (or an empty
-    set) ``w = 0.5, a = 0, s = 1``. The calibration matters because mean-field expected
+    whenever its coefficients are non-negative). With no validation ratings at all
+    (``validation_fraction=0``, or an empty set) ``w = 0.5, a = 0, s = 1``. The calibration matters because mean-field expected
     ratings are shrunk towards the mean: on ML-1M (seed-0 split) the plain convex mixture
     (``a = 0, s = 1``) has validation RMSE 0.8517, the calibrated one 0.8486 (``s`` about
     1.1); on ML-100K u1 0.8927 and 0.8911.
