@@ -84,3 +84,29 @@ def test_explicit_validation_wins_over_the_fraction():
 def test_bad_fraction_is_refused_before_any_work(bad, err):
     with pytest.raises(err, match="validation_fraction"):
         RatingRBM(validation_fraction=bad, **KW).fit(ratings())
+
+
+def test_refit_trains_again_on_everything_for_the_chosen_epochs():
+    X = ratings()
+    kw = dict(KW, n_epochs=6, patience=2, random_state=4)
+    carved = RatingRBM(orientation="user", **kw).fit(X)
+    m = RatingRBM(orientation="user", refit=True, **kw).fit(X)
+    assert m._train[0][-1] == X.nnz  # the refit saw every rating
+    first = [h for h in m.history_ if not h.get("refit")]
+    again = [h for h in m.history_ if h.get("refit")]
+    assert [h["valid_rmse"] for h in first] == [h["valid_rmse"] for h in carved.history_]
+    assert len(again) == m.best_epoch_ == carved.best_epoch_
+    # The refit equals a fit on everything for that many epochs from the same seed.
+    ref = RatingRBM(orientation="user", validation_fraction=0, **dict(kw, n_epochs=len(again)))
+    ref.fit(X)
+    u = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    np.testing.assert_array_equal(m.predict(u, X.indices), ref.predict(u, X.indices))
+
+
+def test_refit_of_both_keeps_the_weights_fitted_on_the_held_out_part():
+    X = ratings()
+    kw = dict(KW, random_state=2)
+    carved = RatingRBM(**kw).fit(X)
+    m = RatingRBM(refit=True, **kw).fit(X)
+    assert (m.blend_weight_, m.calibration_) == (carved.blend_weight_, carved.calibration_)
+    assert all(member._train[0][-1] == X.nnz for member in m.members_.values())
