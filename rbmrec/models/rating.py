@@ -21,7 +21,7 @@ from rbmrec.models._estimator import (
     seed_generator,
     side_generator,
 )
-from rbmrec.models._sparse import held_out_positions, keep_entries, stored_entries
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.base import Recommender
 from rbmrec.models.mixture import RatingMixture
 from rbmrec.models.rating_infer import MAX_LEVELS, RatingInference, level_index
@@ -494,19 +494,12 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     def _carve(
         self, X: sp.csr_matrix, known_pairs: sp.spmatrix | None
     ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.spmatrix | None]:
-        """``fit``'s own validation part (``validation_fraction``): the training ratings,
-        the held-out ratings and the conditional model's known pairs (the held-out pairs
-        added)."""
+        """``fit``'s own validation part (``validation_fraction``, :func:`T.own_validation`)."""
         rng = side_generator(self.random_state, self._VALIDATION_STREAM)
-        held = np.zeros(X.nnz, dtype=bool)
-        held[held_out_positions(X.nnz, self.validation_fraction, rng)] = True
-        if self.visible == "softmax":  # a level must keep training data (its visible bias)
-            lost = np.setdiff1d(np.unique(X.data), np.unique(X.data[~held]))
-            held &= ~np.isin(X.data, lost)
-        train, V = keep_entries(X, ~held), keep_entries(X, held)
-        if self.conditional:
-            known_pairs = V if known_pairs is None else (known_pairs + V).tocsr()
-        return train, V, known_pairs
+        return T.own_validation(
+            X, known_pairs, self.validation_fraction, rng,
+            keep_levels=self.visible == "softmax", conditional=self.conditional,
+        )  # fmt: skip
 
     def _init_fit(
         self, X: sp.csr_matrix, values: np.ndarray, known_pairs: sp.spmatrix | None

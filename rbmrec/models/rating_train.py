@@ -20,6 +20,7 @@ from rbmrec.engine import softmax as K
 from rbmrec.engine import softmax_batches as KB
 from rbmrec.engine._random import row_states
 from rbmrec.errors import DataError
+from rbmrec.models._sparse import held_out_positions, keep_entries
 
 
 def gaussian_scale(X: sp.csr_matrix) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -95,6 +96,39 @@ def rated_pattern(
         pattern = pattern + kp
         pattern.data[:] = 1.0
     return sp.csr_matrix(pattern, dtype=dtype)
+
+
+def own_validation(
+    X: sp.csr_matrix,
+    known_pairs: sp.spmatrix | None,
+    fraction: float,
+    rng: np.random.Generator,
+    *,
+    keep_levels: bool,
+    conditional: bool,
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.spmatrix | None]:
+    """``fit``'s own validation part: ``round(fraction * nnz)`` ratings of ``X`` drawn by
+    ``rng`` (:func:`~rbmrec.models._sparse.held_out_positions`).
+
+    With ``keep_levels`` the held-out entries of a rating value that would leave the training
+    part altogether go back to it (a softmax level needs training data for its visible bias).
+    With ``conditional`` the held-out pairs join ``known_pairs``: which items a user rated is
+    known, only the values are held out.
+
+    Returns
+    -------
+    train, validation : csr_matrix, shape X.shape
+    known_pairs : sparse matrix, shape X.shape, or None
+    """
+    held = np.zeros(X.nnz, dtype=bool)
+    held[held_out_positions(X.nnz, fraction, rng)] = True
+    if keep_levels:
+        lost = np.setdiff1d(np.unique(X.data), np.unique(X.data[~held]))
+        held &= ~np.isin(X.data, lost)
+    train, V = keep_entries(X, ~held), keep_entries(X, held)
+    if conditional:
+        known_pairs = V if known_pairs is None else (known_pairs + V).tocsr()
+    return train, V, known_pairs
 
 
 def gradient_buffers(model: Any) -> dict[str, np.ndarray]:
