@@ -314,14 +314,17 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     #: ``batch_size=None`` shrinks batches so an epoch has at least this many updates.
     _MIN_UPDATES = 10
 
-    def _batch_for(self, n_rows: int) -> int:
-        """The mini-batch size used on ``n_rows`` training rows."""
-        return epoch_batch(self.batch_size, n_rows, self._DEFAULT_BATCH, self._MIN_UPDATES)
+    def _batch_for(self, n_rows: int, density: float | None = None) -> int:
+        """The mini-batch size used on ``n_rows`` training rows that observe a ``density``
+        fraction of the visible groups (:func:`~rbmrec.models.rating_train.dense_batch`)."""
+        default = T.dense_batch(self._DEFAULT_BATCH, density)
+        return epoch_batch(self.batch_size, n_rows, default, self._MIN_UPDATES)
 
-    def _config(self, n_rows: int | None = None) -> TrainerConfig:
+    def _config(self, n_rows: int | None = None, density: float | None = None) -> TrainerConfig:
         return TrainerConfig(
             n_epochs=self.n_epochs,
-            batch_size=self._batch_for(n_rows if n_rows is not None else 10**9),
+            batch_size=self._batch_for(n_rows if n_rows is not None else 10**9, density),
+            max_copy_bytes=T.MAX_COPY_BYTES,
             learning_rate=self.learning_rate,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
@@ -451,10 +454,10 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         )
         R = None
         if self.conditional:
-            R = T.rated_pattern(Xo, known_pairs, self._orient, dtype)
-            params["D"] = np.zeros((R.shape[1], self.n_hidden), dtype=dtype)
+            R = T.rated_pattern(train_arrays, known_pairs, self._orient, Xo.shape)
+            params["D"] = np.zeros((n_groups, self.n_hidden), dtype=dtype)
             decay.append("D")
-        config = self._config(n_rows)
+        config = self._config(n_rows, Xo.nnz / (n_rows * n_groups))
         # Commit: plain assignments only from here to training.
         self._mixture = None
         self.members_ = None

@@ -13,12 +13,12 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from rbmrec.errors import ModelFileError
 from rbmrec.models import persistence
 from rbmrec.models.mixture import RatingMixture, finite_floats
 from rbmrec.models.rating_infer import MAX_LEVELS
+from rbmrec.models.rating_train import Pattern
 from rbmrec.models.trainer import cd_schedule_json
 from rbmrec.models.validation import check_int
 
@@ -132,7 +132,7 @@ def checked_arrays(
     np.ndarray,
     tuple[np.ndarray, np.ndarray, np.ndarray],
     dict[str, np.ndarray],
-    sp.csr_matrix | None,
+    Pattern | None,
 ]:
     """``values_``, ``_train``, ``_params`` and ``_R`` of a single RBM from a model file.
 
@@ -192,8 +192,7 @@ def checked_arrays(
         r_indptr, r_indices = persistence.check_file_csr(
             arrays, prefix + "r_indptr", prefix + "r_indices", n_rows, n_groups
         )
-        data = np.ones(len(r_indices), dtype=dtype)
-        R = sp.csr_matrix((data, r_indices, r_indptr), shape=(n_rows, n_groups))
+        R = Pattern(r_indptr.astype(np.int64), r_indices.astype(np.int32))
     elif has_r:
         raise ModelFileError(
             f"the file holds {prefix}r_indptr/{prefix}r_indices but the model is not conditional"
