@@ -344,10 +344,16 @@ def level_index(values: np.ndarray, data: np.ndarray) -> np.ndarray:
         If a rating is not one of the levels.
     """
     out = np.empty(len(data), dtype=np.int8)
+    values = np.asarray(values, dtype=np.float64)
     # In blocks: level_match's float64 and int64 temporaries are 40 bytes per rating (4 GB
     # at 100M ratings), and blocks that stay in cache are also faster.
     for a in range(0, len(data), _LEVEL_BLOCK):
         part = data[a : a + _LEVEL_BLOCK]
+        # Ratings that equal a level exactly (all of them in fit) need no nearest-level rule.
+        lv = np.minimum(np.searchsorted(values, part), len(values) - 1)
+        if np.array_equal(values[lv], part):
+            out[a : a + len(part)] = lv
+            continue
         lv, ok = level_match(values, part)
         if not ok.all():
             x = np.asarray(part, dtype=np.float64)
