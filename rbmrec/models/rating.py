@@ -135,11 +135,14 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         units summed out (the paper's Eq. 7).
     n_epochs : int, default 60
     batch_size : int or None, default None
-        Rows (users, or items) per mini-batch. None: 100, or fewer on small data so that
-        every epoch makes at least 10 updates (``ceil(n_rows / 10)``): the learning-rate
-        schedule and early stopping count epochs, and with a handful of updates per epoch
-        the rate decays (and patience runs out) before training has left its initial
-        plateau. The size used is ``batch_size_`` after ``fit``.
+        Rows (users, or items) per mini-batch. None: 100, or more on sparse data so that a
+        batch observes each visible unit 3.5 times on average (``ceil(3.5 / density)``:
+        299 at Netflix's shape, where every batch's momentum step streams all of ``W``),
+        or fewer on small data so that every epoch makes at least 10 updates
+        (``ceil(n_rows / 10)``): the learning-rate schedule and early stopping count epochs,
+        and with a handful of updates per epoch the rate decays (and patience runs out)
+        before training has left its initial plateau. The size used is ``batch_size_``
+        after ``fit``.
     learning_rate : float, default 0.05
         Step size applied to the batch-averaged gradient.
     momentum : float, default 0.9
@@ -164,6 +167,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     num_threads : int, default 0
         Numba threads (0: numba's default). Results do not depend on it.
     dtype : numpy dtype, default float32
+        Of the parameters and training. A float32 model's weights ``W`` and ``D`` are
+        rounded to float16 values at the end of ``fit`` (each moves by at most 2^-11 of its
+        size), so that its file stores them as float16 without loss: half the size.
     progress : bool, default False
         Show a tqdm bar over epochs.
     callbacks : sequence of callables, default ()
@@ -503,6 +509,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
                     span_step=span_step, history=self.history_,  # kept if a callback raises
                 )  # fmt: skip
         finally:
+            files.round_weights(self._params)  # stored as float16 without loss
             self._set_public()  # also when training raises: weights_ = A @ B as predicted
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
         self.interrupted_ = result.interrupted

@@ -159,3 +159,47 @@ def test_rated_pattern_is_the_union_of_ratings_and_known_pairs():
     np.testing.assert_array_equal(both.indptr, want.indptr)
     np.testing.assert_array_equal(both.indices, want.indices)
     assert both.indptr.dtype == np.int64 and both.indices.dtype == np.int32
+
+
+def _tiny_ratings(seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(40, 25, density=0.3, random_state=seed, format="csr", dtype=np.float64)
+    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weights_are_stored_in_float16_only_when_that_loses_nothing(tmp_path, dtype):
+    from rbmrec import load
+    from rbmrec.models.persistence import read_npz
+
+    X = _tiny_ratings()
+    m = RatingRBM(n_hidden=6, n_epochs=2, orientation="user", random_state=0, dtype=dtype)
+    m.fit(X)
+    arrays = read_npz(m.save(tmp_path / "m"))
+    half = dtype == np.float32
+    for name in ("param_W", "param_D"):
+        assert (arrays[name].dtype == np.float16) == half
+    assert arrays["param_b"].dtype == np.dtype(dtype)
+    back = load(tmp_path / "m.npz")
+    for name in ("W", "D", "b", "c"):
+        assert back._params[name].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(back._params[name], m._params[name])
+    u, i = X.nonzero()
+    np.testing.assert_array_equal(back.predict(u, i), m.predict(u, i))
+
+
+def test_round_weights_moves_each_weight_to_its_nearest_float16():
+    from rbmrec.models import rating_files as F
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(0, 0.05, (7, 3, 5)).astype(np.float32)
+    big = np.array([1.0, 7e4], dtype=np.float32)
+    params = {"W": W.copy(), "D": big.copy(), "b": W[:, :, 0].copy()}
+    F.round_weights(params)
+    np.testing.assert_array_equal(params["W"], W.astype(np.float16).astype(np.float32))
+    assert np.max(np.abs(params["W"] - W) / np.abs(W)) <= 2.0**-11
+    np.testing.assert_array_equal(params["D"], big)  # beyond float16's range: unchanged
+    np.testing.assert_array_equal(params["b"], W[:, :, 0])  # biases are not rounded
+    assert F._half_if_exact("W", W) is W  # not float16 values: stored as they are
+    assert F._half_if_exact("W", params["W"]).dtype == np.float16
