@@ -438,6 +438,16 @@ class _EpochLoop:
             f"cd_steps={k}); lower the learning rate. {outcome}"
         )
 
+    def interrupted(self) -> None:
+        """After Ctrl-C: undo the running epoch if a copy allows, and say what is kept."""
+        if self.undo_epoch():
+            log.warning("training interrupted; keeping the best parameters so far")
+        else:
+            log.warning(
+                "training interrupted; the parameters exceed max_copy_bytes, so no copy was "
+                "kept: they stay as the interrupted epoch left them"
+            )
+
     def undo_epoch(self) -> bool:
         """Back to where the running epoch started (nothing between epochs); False when an
         epoch is under way without a snapshot (the parameters stay as they are)."""
@@ -491,10 +501,15 @@ class _BestEpoch:
             self.stopped_early = True
         return self.stopped_early
 
-    def snapshot_of(self, epoch: int) -> dict[str, np.ndarray] | None:
-        """The best copy when it holds the parameters as ``epoch`` starts (the previous
-        epoch was the best), else None."""
-        return self.params if self.epoch == epoch - 1 else None
+    def epoch_start(
+        self, epoch: int, params: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """The parameters as ``epoch`` starts, to undo it: the best copy when the previous
+        epoch was the best (shared, not copied again), else a copy, or None when copies are
+        not allowed."""
+        if self.params is not None and self.epoch == epoch - 1:
+            return self.params
+        return {n: p.copy() for n, p in params.items()} if self.may_copy else None
 
     def restore(self, params: dict[str, np.ndarray]) -> None:
         """The best epoch's values back into ``params`` (nothing without a copy)."""
@@ -589,9 +604,8 @@ def train(
         Runs :data:`SPAN_BATCHES` batches per call in place of ``step`` and the momentum
         steps (same results, less Python per batch).
     history : list, optional
-        The caller's list to append each finished epoch's record to, as it finishes (so the
-        records survive an exception from a callback or a divergence); it is also the
-        returned ``TrainResult.history``. A new list when absent.
+        The caller's list to append each epoch's record to as it finishes (so the records
+        survive an exception), returned as ``TrainResult.history``; a new list when absent.
 
     Returns
     -------
@@ -610,26 +624,21 @@ def train(
     values at the start of that epoch and resets the momentum, so the model matches the
     last record of its history; ``TrainResult.interrupted`` is then True. Under early
     stopping, an epoch whose monitored metric is NaN or infinite never counts as the best.
+    Parameters over ``config.max_copy_bytes`` get no copies: no undo, no best-epoch copy.
     """
     schedule = config.validate()
-    cap = config.max_copy_bytes
-    may_copy = cap is None or _nbytes(params) <= cap
+    may_copy = config.max_copy_bytes is None or _nbytes(params) <= config.max_copy_bytes
     best = _BestEpoch(config, start_epoch, evaluate is not None, may_copy)
     loop = _EpochLoop(params, velocity, step, span_step, n_rows, config, rng, decay, describe)
     history = [] if history is None else history
     report = _EpochReport(config, start_epoch)
-    interrupted = False
-    last_done = None
+    interrupted, last_done = False, None
     try:
         for epoch in range(start_epoch, start_epoch + config.n_epochs):
-            # The previous epoch's best copy is this epoch's start: shared, not copied again.
-            snapshot = best.snapshot_of(epoch)
-            if snapshot is None and may_copy:
-                snapshot = {n: p.copy() for n, p in params.items()}
+            snapshot = best.epoch_start(epoch, params)
             record = loop.run(epoch, cd_steps_at(schedule, epoch), derive, evaluate, snapshot)
             history.append(record)
-            last_done = epoch
-            loop.snapshot, loop.running = None, False  # done: a Ctrl-C from here on keeps it
+            last_done, loop.snapshot, loop.running = epoch, None, False  # Ctrl-C keeps it
             report.epoch(record)
             # The best epoch is noted before the callbacks run, so a Ctrl-C or an error in
             # a callback keeps this epoch if it is the best. Every callback runs.
@@ -640,13 +649,7 @@ def train(
         if not is_interrupt(exc):
             raise
         interrupted = True
-        if loop.undo_epoch():
-            log.warning("training interrupted; keeping the best parameters so far")
-        else:
-            log.warning(
-                "training interrupted; the parameters exceed max_copy_bytes, so no copy was "
-                "kept: they stay as the interrupted epoch left them"
-            )
+        loop.interrupted()
     finally:
         report.close()
     best.restore(params)
