@@ -68,7 +68,7 @@ def round_weights(params: dict[str, np.ndarray]) -> None:
     in place, at the end of ``fit``, so that its file stores them as float16 losslessly.
 
     A weight moves by at most 2^-11 of its size (about 2e-5 for a typical 0.05); on ML-1M
-    the default model's validation RMSE changes by under 1e-5 (docs/performance.md).
+    the default model's validation and test RMSE change by under 1e-6 (docs/performance.md).
     Arrays with an entry beyond float16's range (65504) are left as they are.
     """
     for name in HALF_WEIGHTS:
