@@ -144,11 +144,14 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         units summed out (the paper's Eq. 7).
     n_epochs : int, default 60
     batch_size : int or None, default None
-        Rows (users, or items) per mini-batch. None: 100, or fewer on small data so that
-        every epoch makes at least 10 updates (``ceil(n_rows / 10)``): the learning-rate
-        schedule and early stopping count epochs, and with a handful of updates per epoch
-        the rate decays (and patience runs out) before training has left its initial
-        plateau. The size used is ``batch_size_`` after ``fit``.
+        Rows (users, or items) per mini-batch. None: 100, or more on sparse data so that a
+        batch observes each visible unit 3.5 times on average (``ceil(3.5 / density)``:
+        299 at Netflix's shape, where every batch's momentum step streams all of ``W``),
+        or fewer on small data so that every epoch makes at least 10 updates
+        (``ceil(n_rows / 10)``): the learning-rate schedule and early stopping count epochs,
+        and with a handful of updates per epoch the rate decays (and patience runs out)
+        before training has left its initial plateau. The size used is ``batch_size_``
+        after ``fit``.
     learning_rate : float, default 0.05
         Step size applied to the batch-averaged gradient.
     momentum : float, default 0.9
@@ -189,6 +192,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     num_threads : int, default 0
         Numba threads (0: numba's default). Results do not depend on it.
     dtype : numpy dtype, default float32
+        Of the parameters and training. A float32 model's weights ``W`` and ``D`` are
+        rounded to float16 values at the end of ``fit`` (each moves by at most 2^-11 of its
+        size), so that its file stores them as float16 without loss: half the size.
     progress : bool, default False
         Show a tqdm bar over epochs.
     callbacks : sequence of callables, default ()
@@ -348,14 +354,17 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     #: ``batch_size=None`` shrinks batches so an epoch has at least this many updates.
     _MIN_UPDATES = 10
 
-    def _batch_for(self, n_rows: int) -> int:
-        """The mini-batch size used on ``n_rows`` training rows."""
-        return epoch_batch(self.batch_size, n_rows, self._DEFAULT_BATCH, self._MIN_UPDATES)
+    def _batch_for(self, n_rows: int, density: float | None = None) -> int:
+        """The mini-batch size used on ``n_rows`` training rows that observe a ``density``
+        fraction of the visible groups (:func:`~rbmrec.models.rating_train.dense_batch`)."""
+        default = T.dense_batch(self._DEFAULT_BATCH, density)
+        return epoch_batch(self.batch_size, n_rows, default, self._MIN_UPDATES)
 
-    def _config(self, n_rows: int | None = None) -> TrainerConfig:
+    def _config(self, n_rows: int | None = None, density: float | None = None) -> TrainerConfig:
         return TrainerConfig(
             n_epochs=self.n_epochs,
-            batch_size=self._batch_for(n_rows if n_rows is not None else 10**9),
+            batch_size=self._batch_for(n_rows if n_rows is not None else 10**9, density),
+            max_copy_bytes=T.MAX_COPY_BYTES,
             learning_rate=self.learning_rate,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
@@ -520,10 +529,10 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         )
         R = None
         if self.conditional:
-            R = T.rated_pattern(Xo, known_pairs, self._orient, dtype)
-            params["D"] = np.zeros((R.shape[1], self.n_hidden), dtype=dtype)
+            R = T.rated_pattern(train_arrays, known_pairs, self._orient, Xo.shape)
+            params["D"] = np.zeros((n_groups, self.n_hidden), dtype=dtype)
             decay.append("D")
-        config = self._config(n_rows)
+        config = self._config(n_rows, Xo.nnz / (n_rows * n_groups))
         # Commit: plain assignments only from here to training.
         self._mixture = None
         self.members_ = None
@@ -569,6 +578,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
                     span_step=span_step, history=self.history_,  # kept if a callback raises
                 )  # fmt: skip
         finally:
+            files.round_weights(self._params)  # stored as float16 without loss
             self._set_public()  # also when training raises: weights_ = A @ B as predicted
         self.best_epoch_ = None if result.best_epoch is None else result.best_epoch + 1
         self.interrupted_ = result.interrupted

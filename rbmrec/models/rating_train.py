@@ -9,7 +9,7 @@ the model's parameters and training arrays, which ``RatingRBM.fit`` sets before 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,13 +65,14 @@ def init_params(
         tot = np.bincount(indices, weights=data, minlength=n_groups)
         b = (tot / (cnt + 1.0)).astype(dtype)
     else:
-        counts = np.zeros((n_groups, n_levels))
-        np.add.at(counts, (indices, data), 1.0)
+        cell = indices.astype(np.int64) * n_levels + data
+        counts = np.bincount(cell, minlength=n_groups * n_levels).reshape(n_groups, n_levels)
+        counts = counts.astype(np.float64)
         prior = counts.sum(0) / counts.sum()
         b = np.log((counts + prior) / (counts.sum(1, keepdims=True) + 1.0)).astype(dtype)
     params: dict[str, np.ndarray] = {"b": b, "c": np.zeros(n_hidden, dtype=dtype)}
     if n_factors is None:
-        params["W"] = rng.normal(0.0, 0.01, (*unit, n_hidden)).astype(dtype)
+        params["W"] = normal_rows(rng, 0.01, (*unit, n_hidden), dtype)
         return params, ["W"]
     # Entries of A and B with std s give W = A B entries of std s^2 sqrt(C): choose s so W
     # starts like the full model's N(0, 0.01^2).
@@ -81,21 +82,82 @@ def init_params(
     return params, ["A", "B"]
 
 
+#: Float64 draws per chunk of :func:`normal_rows` (32 MB of temporaries).
+_DRAW_CHUNK = 1 << 22
+
+
+def normal_rows(
+    rng: np.random.Generator, std: float, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """``rng.normal(0, std, shape).astype(dtype)`` drawn a block of rows at a time.
+
+    The same numbers (a generator's draws do not depend on how they are split into calls),
+    without the float64 array of the whole shape: for the item-based member at Netflix
+    shape (480,189 x 5 x 500) that temporary alone is 9.6 GB.
+    """
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(shape[0], -1)
+    step = max(1, _DRAW_CHUNK // max(1, flat.shape[1]))
+    for a in range(0, shape[0], step):
+        block = flat[a : a + step]
+        block[...] = rng.normal(0.0, std, block.shape)
+    return out
+
+
+#: Average observations of each visible group per mini-batch that the automatic batch size
+#: keeps at least (:func:`dense_batch`).
+BATCH_VISITS = 3.5
+
+#: Parameters larger than this (bytes, the softmax member's ``W``, ``b``, ``c`` and ``D``)
+#: are trained without copies: no epoch-start snapshot to undo an interrupted or diverged
+#: epoch, no best-epoch copy (:class:`~rbmrec.models.trainer.TrainerConfig`). At Netflix
+#: shape the item-based member's parameters are 5.8 GB, and two copies would not fit 16 GB.
+MAX_COPY_BYTES = 4 << 30
+
+
+def dense_batch(default: int, density: float | None) -> int:
+    """Rows per mini-batch so that a batch observes each visible group
+    :data:`BATCH_VISITS` times on average (``batch * density``), at least ``default``.
+
+    Every mini-batch's momentum step streams all of ``W`` (and ``D``) with its velocity, so
+    an epoch costs ``n_rows / batch`` passes over them: in proportion to the ratings only
+    while a batch holds a fixed multiple of the groups. ML-1M (density 0.04) keeps the
+    default 100; Netflix's shape (density 0.0117) gets 299 rows per batch.
+    """
+    if density is None or not density > 0:
+        return default
+    return max(default, int(np.ceil(BATCH_VISITS / density)))
+
+
+class Pattern(NamedTuple):
+    """The conditional model's binary "rated" matrix ``R`` (rows x groups) as CSR structure
+    only (its values are all 1): the kernels read nothing else."""
+
+    indptr: np.ndarray  # int64, (n_rows + 1,)
+    indices: np.ndarray  # int32, (nnz,)
+
+
 def rated_pattern(
-    Xo: sp.csr_matrix, known_pairs: sp.spmatrix | None, orient: Any, dtype: np.dtype
-) -> sp.csr_matrix:
-    """The conditional model's binary "rated" matrix (rows x groups): the training pairs
-    plus ``known_pairs`` (users x items, oriented by ``orient``)."""
-    pattern = Xo.copy()
-    pattern.data[:] = 1.0
-    if known_pairs is not None:
-        # A copy: csr_matrix(a float64 CSR) is the caller's matrix, whose ratings the next
-        # line would overwrite with 1.
-        kp = orient(sp.csr_matrix(known_pairs, dtype=np.float64, copy=True))
-        kp.data[:] = 1.0
-        pattern = pattern + kp
-        pattern.data[:] = 1.0
-    return sp.csr_matrix(pattern, dtype=dtype)
+    train_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    known_pairs: sp.spmatrix | None,
+    orient: Any,
+    shape: tuple[int, int],
+) -> Pattern:
+    """``R``: the training pairs plus ``known_pairs`` (users x items, oriented by ``orient``),
+    rows x groups of ``shape``. Without ``known_pairs`` it shares the training arrays'
+    structure (no copy: at 100M ratings a copy is 0.8 GB)."""
+    indptr, indices, _ = train_arrays
+    if known_pairs is None:
+        return Pattern(indptr, indices)
+    ones = np.ones(len(indices), dtype=np.float32)
+    pattern = sp.csr_matrix((ones, indices, indptr), shape=shape)
+    # A copy: csr_matrix(a float64 CSR) is the caller's matrix, whose ratings the next
+    # line would overwrite with 1.
+    kp = orient(sp.csr_matrix(known_pairs, dtype=np.float64, copy=True))
+    kp.data[:] = 1.0
+    pattern = sp.csr_matrix(pattern + kp)
+    pattern.sort_indices()
+    return Pattern(pattern.indptr.astype(np.int64), pattern.indices.astype(np.int32))
 
 
 def own_validation(

@@ -185,6 +185,10 @@ class TrainerConfig:
     monitor: str = "valid_rmse"
     progress: bool = False
     callbacks: Sequence[EpochCallback] = field(default_factory=tuple)
+    #: Largest total size (bytes) of the parameters of which the trainer keeps copies (the
+    #: epoch start's, to undo an interrupted or diverged epoch, and the best epoch's);
+    #: None: no limit. See :func:`train`, Notes.
+    max_copy_bytes: int | None = None
 
     def validate(self) -> list[tuple[int, int]]:
         """Check every field; return the parsed CD schedule."""
@@ -347,6 +351,7 @@ class _EpochLoop:
         self.n_rows, self.config, self.rng = n_rows, config, rng
         self.decay, self.describe = frozenset(decay), describe
         self.snapshot: dict[str, np.ndarray] | None = None
+        self.running = False  # an epoch is under way (its snapshot may be None)
 
     def run(
         self,
@@ -354,11 +359,13 @@ class _EpochLoop:
         k: int,
         derive: Callable[[dict[str, float]], None] | None,
         evaluate: Callable[[int], Mapping[str, float]] | None,
+        snapshot: dict[str, np.ndarray] | None,
     ) -> dict[str, float]:
-        """Train 0-based ``epoch`` with CD-``k``; return its history record."""
+        """Train 0-based ``epoch`` with CD-``k``; return its history record. ``snapshot``:
+        the parameters' values now (never written), or None when no copy is kept."""
         lr, mom = _rates(self.config, epoch)
         t0 = time.perf_counter()
-        self.snapshot = {n: p.copy() for n, p in self.params.items()}
+        self.snapshot, self.running = snapshot, True
         order = self.rng.permutation(self.n_rows)
         wd = self.config.weight_decay
         lr_wd = {n: lr * wd if n in self.decay else 0.0 for n in self.params}
@@ -415,40 +422,68 @@ class _EpochLoop:
         bad = [n for n, p in self.params.items() if not np.all(np.isfinite(p))]
         if not bad:
             return
-        self.undo_epoch()
+        undone = self.undo_epoch()
         cfg = self.config
+        outcome = (
+            "Parameters were restored to their values before that epoch and their momentum "
+            "reset to zero."
+            if undone
+            else f"The parameters ({_nbytes(self.params) / 2**30:.1f} GiB) exceed the "
+            f"trainer's max_copy_bytes, so no copy was kept: they hold the diverged values."
+        )
         raise TrainingDivergedError(
             f"training diverged at epoch {epoch + 1}: non-finite values in "
             f"{', '.join(bad)} ({self.describe}learning_rate={cfg.learning_rate}, "
             f"momentum={cfg.momentum}, weight_decay={cfg.weight_decay}, "
-            f"cd_steps={k}); lower the learning rate. Parameters were restored to "
-            f"their values before that epoch and their momentum reset to zero."
+            f"cd_steps={k}); lower the learning rate. {outcome}"
         )
 
-    def undo_epoch(self) -> None:
-        """Back to where the running epoch started (nothing between epochs)."""
+    def interrupted(self) -> None:
+        """After Ctrl-C: undo the running epoch if a copy allows, and say what is kept."""
+        if self.undo_epoch():
+            log.warning("training interrupted; keeping the best parameters so far")
+        else:
+            log.warning(
+                "training interrupted; the parameters exceed max_copy_bytes, so no copy was "
+                "kept: they stay as the interrupted epoch left them"
+            )
+
+    def undo_epoch(self) -> bool:
+        """Back to where the running epoch started (nothing between epochs); False when an
+        epoch is under way without a snapshot (the parameters stay as they are)."""
+        running, self.running = self.running, False
         if self.snapshot is not None:
             _restore(self.params, self.velocity, self.snapshot)
             self.snapshot = None
+            return True
+        return not running
 
 
 class _BestEpoch:
     """Early stopping: the best epoch by ``config.monitor`` (lower is better) and its
     parameters; inactive when ``config.patience`` is None."""
 
-    def __init__(self, config: TrainerConfig, start_epoch: int, monitored: bool) -> None:
-        """``monitored``: whether the trainer has an ``evaluate`` (required with patience)."""
+    def __init__(
+        self, config: TrainerConfig, start_epoch: int, monitored: bool, may_copy: bool
+    ) -> None:
+        """``monitored``: whether the trainer has an ``evaluate`` (required with patience);
+        ``may_copy``: whether the parameters are small enough to keep a copy of."""
         if config.patience is not None and not monitored:
             raise ValueError("early stopping (patience) needs validation data to monitor")
         self.patience, self.monitor = config.patience, config.monitor
         self.start_epoch = start_epoch
+        self.last_epoch = start_epoch + config.n_epochs - 1
+        self.may_copy = may_copy
         self.value = np.inf
         self.epoch: int | None = None
         self.params: dict[str, np.ndarray] | None = None
         self.stopped_early = False
 
     def update(self, epoch: int, record: Mapping[str, float], params: dict) -> bool:
-        """Note ``epoch`` if it is the best so far; whether patience has run out."""
+        """Note ``epoch`` if it is the best so far; whether patience has run out.
+
+        The best epoch's parameters are copied only when a later epoch may change them (not
+        after the last epoch) and the copy is allowed."""
         if self.patience is None:
             return False
         if self.monitor not in record:
@@ -458,18 +493,36 @@ class _BestEpoch:
         value = record[self.monitor]
         if np.isfinite(value) and value < self.value:  # NaN never counts as best
             self.value, self.epoch = value, epoch
-            self.params = {n: p.copy() for n, p in params.items()}
+            copy = self.may_copy and epoch < self.last_epoch
+            self.params = {n: p.copy() for n, p in params.items()} if copy else None
             return False
         last = self.start_epoch - 1 if self.epoch is None else self.epoch
         if epoch - last >= self.patience:
             self.stopped_early = True
         return self.stopped_early
 
+    def epoch_start(
+        self, epoch: int, params: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """The parameters as ``epoch`` starts, to undo it: the best copy when the previous
+        epoch was the best (shared, not copied again), else a copy, or None when copies are
+        not allowed."""
+        if self.params is not None and self.epoch == epoch - 1:
+            return self.params
+        return {n: p.copy() for n, p in params.items()} if self.may_copy else None
+
     def restore(self, params: dict[str, np.ndarray]) -> None:
-        """The best epoch's values back into ``params`` (nothing without one)."""
+        """The best epoch's values back into ``params`` (nothing without a copy)."""
         if self.params is not None:
             for n, p in params.items():
                 p[...] = self.params[n]
+
+    def kept(self, last_epoch: int | None) -> int | None:
+        """The epoch whose parameters the model keeps: the best one, or ``last_epoch`` (the
+        last finished) when the parameters were too large to copy."""
+        if self.epoch is None or self.may_copy:
+            return self.epoch
+        return last_epoch
 
 
 class _EpochReport:
@@ -551,9 +604,8 @@ def train(
         Runs :data:`SPAN_BATCHES` batches per call in place of ``step`` and the momentum
         steps (same results, less Python per batch).
     history : list, optional
-        The caller's list to append each finished epoch's record to, as it finishes (so the
-        records survive an exception from a callback or a divergence); it is also the
-        returned ``TrainResult.history``. A new list when absent.
+        The caller's list to append each epoch's record to as it finishes (so the records
+        survive an exception), returned as ``TrainResult.history``; a new list when absent.
 
     Returns
     -------
@@ -572,18 +624,21 @@ def train(
     values at the start of that epoch and resets the momentum, so the model matches the
     last record of its history; ``TrainResult.interrupted`` is then True. Under early
     stopping, an epoch whose monitored metric is NaN or infinite never counts as the best.
+    Parameters over ``config.max_copy_bytes`` get no copies: no undo, no best-epoch copy.
     """
     schedule = config.validate()
-    best = _BestEpoch(config, start_epoch, evaluate is not None)
+    may_copy = config.max_copy_bytes is None or _nbytes(params) <= config.max_copy_bytes
+    best = _BestEpoch(config, start_epoch, evaluate is not None, may_copy)
     loop = _EpochLoop(params, velocity, step, span_step, n_rows, config, rng, decay, describe)
     history = [] if history is None else history
     report = _EpochReport(config, start_epoch)
-    interrupted = False
+    interrupted, last_done = False, None
     try:
         for epoch in range(start_epoch, start_epoch + config.n_epochs):
-            record = loop.run(epoch, cd_steps_at(schedule, epoch), derive, evaluate)
+            snapshot = best.epoch_start(epoch, params)
+            record = loop.run(epoch, cd_steps_at(schedule, epoch), derive, evaluate, snapshot)
             history.append(record)
-            loop.snapshot = None  # the epoch is done: a Ctrl-C from here on keeps it
+            last_done, loop.snapshot, loop.running = epoch, None, False  # Ctrl-C keeps it
             report.epoch(record)
             # The best epoch is noted before the callbacks run, so a Ctrl-C or an error in
             # a callback keeps this epoch if it is the best. Every callback runs.
@@ -594,9 +649,13 @@ def train(
         if not is_interrupt(exc):
             raise
         interrupted = True
-        loop.undo_epoch()
-        log.warning("training interrupted; keeping the best parameters so far")
+        loop.interrupted()
     finally:
         report.close()
     best.restore(params)
-    return TrainResult(history, best.epoch, best.stopped_early, interrupted)
+    return TrainResult(history, best.kept(last_done), best.stopped_early, interrupted)
+
+
+def _nbytes(params: Mapping[str, np.ndarray]) -> int:
+    """Total size of the parameter arrays in bytes."""
+    return sum(p.nbytes for p in params.values())

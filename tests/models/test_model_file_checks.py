@@ -160,7 +160,8 @@ CASES = [
     ("rating_user", _replace("param_b", _short), "param_b"),
     ("rating_user", _replace("param_W", _nan_at_0), "param_W"),
     ("rating_user", _replace("param_W", _first_slice), "param_W"),
-    ("rating_user", _replace("param_W", _f16), "param_W"),
+    ("rating_user", _replace("param_W", _f64), "param_W"),
+    ("rating_user", _replace("param_b", _f16), "param_b"),  # float16 only for W and D
     ("rating_user", _replace("param_c", _f64), "param_c"),
     ("rating_user", _replace("param_D", _short), "param_D"),
     ("rating_user", _drop("param_D"), "param_D"),
@@ -170,7 +171,7 @@ CASES = [
     # item orientation: groups are users
     ("rating_item", _set("train_indices", 0, 30), "train_indices"),
     ("rating_item", _replace("param_b", _short), "param_b"),
-    ("rating_item", _replace("param_W", _f16), "param_W"),
+    ("rating_item", _replace("param_W", _f64), "param_W"),
     # both: the members' arrays carry their prefix
     ("rating_both", _replace("user__param_W", _nan_at_0), "user__param_W"),
     ("rating_both", _set("item__train_indices", 0, BIG), "item__train_indices"),
