@@ -267,7 +267,8 @@ def _cd_chains(
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
         _scatter_levels(W, gptr, ge, cur, tg, acc)
-        _hidden_from_tasks(base, acc, hneg, True, states, hs, keys)
+        # use_chain (True here), not a literal True: one compiled specialisation, not two.
+        _hidden_from_tasks(base, acc, hneg, use_chain, states, hs, keys)
     else:
         cur = levels_b.copy()
         # An element loop, not `hneg[:] = hpos`: array-to-array assignment compiles Numba's
