@@ -96,7 +96,7 @@ def softmax_cd_phases(
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def softmax_cd_phases_grouped(
     indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
     chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, scattered,
