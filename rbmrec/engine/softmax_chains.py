@@ -71,19 +71,28 @@ def _hidden_from_tasks(base, acc, out, sample, states, hs, keys):
     z = np.empty((n_batch, n_hidden), dtype=out.dtype)
     bits = np.empty((n_batch, n_hidden), dtype=np.int32)
     for r in prange(n_batch):
+        _hidden_row(np.int64(r), base, acc, out, sample, states, hs, keys, z, bits)
+
+
+@njit(cache=True, fastmath=_DOT_MATH)
+def _hidden_row(r, base, acc, out, sample, states, hs, keys, z, bits):
+    """Row ``r`` of :func:`_hidden_from_tasks` (scratch ``z``, ``bits``). A serial function
+    called from the parallel loop, not the loop's body: Numba's parallel passes on the
+    inlined exponential and random draws took seconds of a cold start."""
+    n_hidden = out.shape[1]
+    for j in range(n_hidden):
+        v = base[r, j]
+        for t in range(_N_TASKS):
+            v += acc[t, r, j]
+        out[r, j] = v
+        z[r, j] = -abs(v)
+    exp_nonpositive(z[r], bits[r])
+    for j in range(n_hidden):
+        out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
+    if sample:
         for j in range(n_hidden):
-            v = base[r, j]
-            for t in range(_N_TASKS):
-                v += acc[t, r, j]
-            out[r, j] = v
-            z[r, j] = -abs(v)
-        exp_nonpositive(z[r], bits[r])
-        for j in range(n_hidden):
-            out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
-        if sample:
-            for j in range(n_hidden):
-                hs[r, j] = 1.0 if uniform(states, r) < out[r, j] else 0.0
-            keys[r] = next_u64(states, r)
+            hs[r, j] = 1.0 if uniform(states, r) < out[r, j] else 0.0
+        keys[r] = next_u64(states, r)
 
 
 @njit(cache=True, fastmath=_DOT_MATH)
