@@ -88,13 +88,15 @@ def softmax_cd_phases(
     off = _batch_offsets(indptr, rows)
     gptr, ge, levels_b = _group_entries(indptr, indices, levels, rows, off, W.shape[0])
     acc = np.empty((_N_TASKS, rows.shape[0], c.shape[0]), dtype=W.dtype)
+    # ``cd_steps < 0`` is a False typed bool, as in the span kernel: a literal False would
+    # compile the chains' kernel tree a second time.
     return softmax_cd_phases_grouped(
         indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
-        chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, False,
+        chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, cd_steps < 0,
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def softmax_cd_phases_grouped(
     indptr, rows, off, gptr, ge, levels_b, W, b, c, hidden_offset, cd_steps, states,
     chain_levels, use_chain, gb, gc, h_diff, neg_mode, acc, scattered,

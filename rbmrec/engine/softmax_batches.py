@@ -131,7 +131,10 @@ def softmax_train_batches(
     starts, gptr, ge, levels_b = _group_span(indptr, indices, levels, order, batch_size, W.shape[0])
     n_batches = starts.shape[0] - 1
     acc = np.empty((_N_TASKS, min(n, batch_size), n_hidden), dtype=W.dtype)
-    scattered = False  # acc holds this batch's positive sums (fused into the last update)
+    # acc holds this batch's positive sums (fused into the last update). A computed False:
+    # typed from the literal ``False``, Numba compiles the whole chain kernel tree twice
+    # (for Literal[bool](False) and for bool) on a cold start.
+    scattered = n < 0
     t = 0
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)

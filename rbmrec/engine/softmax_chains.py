@@ -71,19 +71,149 @@ def _hidden_from_tasks(base, acc, out, sample, states, hs, keys):
     z = np.empty((n_batch, n_hidden), dtype=out.dtype)
     bits = np.empty((n_batch, n_hidden), dtype=np.int32)
     for r in prange(n_batch):
+        _hidden_row(np.int64(r), base, acc, out, sample, states, hs, keys, z, bits)
+
+
+@njit(cache=True, fastmath=_DOT_MATH)
+def _hidden_row(r, base, acc, out, sample, states, hs, keys, z, bits):
+    """Row ``r`` of :func:`_hidden_from_tasks` (scratch ``z``, ``bits``). A serial function
+    called from the parallel loop, not the loop's body: Numba's parallel passes on the
+    inlined exponential and random draws took seconds of a cold start."""
+    n_hidden = out.shape[1]
+    for j in range(n_hidden):
+        v = base[r, j]
+        for t in range(_N_TASKS):
+            v += acc[t, r, j]
+        out[r, j] = v
+        z[r, j] = -abs(v)
+    exp_nonpositive(z[r], bits[r])
+    for j in range(n_hidden):
+        out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
+    if sample:
         for j in range(n_hidden):
-            v = base[r, j]
-            for t in range(_N_TASKS):
-                v += acc[t, r, j]
-            out[r, j] = v
-            z[r, j] = -abs(v)
-        exp_nonpositive(z[r], bits[r])
+            hs[r, j] = 1.0 if uniform(states, r) < out[r, j] else 0.0
+        keys[r] = next_u64(states, r)
+
+
+@njit(cache=True, fastmath=_DOT_MATH)
+def _visible_task(
+    t, W, b, hs, gptr, ge, off, keys, lv_data, cur, probs, draw, sqe, last, mean_field,
+    onehot, tg, acc, gb, xbuf, bits, scale,
+):  # fmt: skip
+    """Task ``t``'s run of groups in :func:`_visible_step` (``scale``: ``bits`` viewed as
+    float32). A serial function called once per task from the parallel loop, not the loop's
+    body: Numba's parallel passes on a body this large took about 15 s of a cold start."""
+    n_levels = W.shape[1]
+    n_hidden = W.shape[2]
+    n_batch = acc.shape[1]
+    for r in range(n_batch):
         for j in range(n_hidden):
-            out[r, j] = (1.0 if out[r, j] >= 0.0 else z[r, j]) / (1.0 + z[r, j])
-        if sample:
-            for j in range(n_hidden):
-                hs[r, j] = 1.0 if uniform(states, r) < out[r, j] else 0.0
-            keys[r] = next_u64(states, r)
+            acc[t, r, j] = 0.0
+    for i in range(tg[t], tg[t + 1]):
+        if last:
+            for kk in range(n_levels):
+                gb[i, kk] = 0.0
+        e0 = gptr[i]
+        m = gptr[i + 1] - e0
+        if m == 0:
+            continue  # (and the zeros below read xbuf[t, 0], written only for entries)
+        # Five levels: entries four at a time, then a pair, then one by one.
+        n4 = (m // 4) * 4 if n_levels == 5 else 0
+        n2 = (m // 2) * 2 if n_levels == 5 else 0
+        for u in range(0, n4, 4):
+            e = e0 + u
+            _shifted_logits5x4(
+                i, hs, ge[e, 0], ge[e + 1, 0], ge[e + 2, 0], ge[e + 3, 0], W, b, xbuf, t, u * 5
+            )
+        if n2 > n4:
+            e = e0 + n4
+            _shifted_logits5x2(i, hs, ge[e, 0], ge[e + 1, 0], W, b, xbuf, t, n4 * 5)
+        for u in range(n2, m):
+            _shifted_logits(i, hs, ge[e0 + u, 0], W, b, xbuf, t, u * n_levels)
+        exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
+        if n_levels == 5:
+            # The 1-5 star scale in scalars: one pass per entry, and the group's visible-bias
+            # statistics summed in registers (13 % of this step at one thread).
+            s0 = s1 = s2 = s3 = s4 = xbuf[t, 0] - xbuf[t, 0]  # zeros of xbuf's dtype
+            for u in range(m):
+                e = e0 + u
+                r = ge[e, 0]
+                q = ge[e, 1]
+                o = u * 5
+                x0, x1, x2 = xbuf[t, o], xbuf[t, o + 1], xbuf[t, o + 2]
+                x3, x4 = xbuf[t, o + 3], xbuf[t, o + 4]
+                tot = (((x0 + x1) + x2) + x3) + x4
+                p0, p1, p2, p3, p4 = x0 / tot, x1 / tot, x2 / tot, x3 / tot, x4 / tot
+                probs[q, 0], probs[q, 1], probs[q, 2] = p0, p1, p2
+                probs[q, 3], probs[q, 4] = p3, p4
+                if draw:
+                    cur[q] = _draw_level(probs, q, stream_uniform(keys[r], q - off[r]))
+                if mean_field:
+                    for j in range(n_hidden):
+                        sv = p0 * W[i, 0, j] + p1 * W[i, 1, j] + p2 * W[i, 2, j]
+                        sv += p3 * W[i, 3, j]
+                        acc[t, r, j] += sv + p4 * W[i, 4, j]
+                else:
+                    k = cur[q]
+                    for j in range(n_hidden):
+                        acc[t, r, j] += W[i, k, j]
+                if last:
+                    d = (np.float64(p1) + 2.0 * p2 + 3.0 * p3 + 4.0 * p4) - lv_data[q]
+                    sqe[q] = d * d
+                if onehot:
+                    probs[q, 0] = probs[q, 1] = probs[q, 2] = probs[q, 3] = probs[q, 4] = 0.0
+                    probs[q, cur[q]] = 1.0
+                    p0, p1, p2 = probs[q, 0], probs[q, 1], probs[q, 2]
+                    p3, p4 = probs[q, 3], probs[q, 4]
+                if last:
+                    gb[i, lv_data[q]] += 1.0
+                    s0 -= p0
+                    s1 -= p1
+                    s2 -= p2
+                    s3 -= p3
+                    s4 -= p4
+            if last:
+                gb[i, 0] += s0
+                gb[i, 1] += s1
+                gb[i, 2] += s2
+                gb[i, 3] += s3
+                gb[i, 4] += s4
+            continue
+        for u in range(m):
+            e = e0 + u
+            r = ge[e, 0]
+            q = ge[e, 1]
+            o = u * n_levels
+            total = xbuf[t, o] - xbuf[t, o]  # a zero of xbuf's dtype
+            for kk in range(n_levels):
+                total += xbuf[t, o + kk]
+            for kk in range(n_levels):
+                probs[q, kk] = xbuf[t, o + kk] / total
+            if draw:
+                cur[q] = _draw_level(probs, q, stream_uniform(keys[r], q - off[r]))
+            if mean_field:
+                for k in range(n_levels):
+                    pk = probs[q, k]
+                    for j in range(n_hidden):
+                        acc[t, r, j] += pk * W[i, k, j]
+            else:
+                k = cur[q]
+                for j in range(n_hidden):
+                    acc[t, r, j] += W[i, k, j]
+            if last:
+                mean = 0.0
+                for kk in range(n_levels):
+                    mean += kk * probs[q, kk]
+                d = mean - lv_data[q]
+                sqe[q] = d * d
+            if onehot:
+                for kk in range(n_levels):
+                    probs[q, kk] = 0.0
+                probs[q, cur[q]] = 1.0
+            if last:
+                gb[i, lv_data[q]] += 1.0
+                for kk in range(n_levels):
+                    gb[i, kk] -= probs[q, kk]
 
 
 @njit(cache=True, parallel=True, fastmath=_DOT_MATH)
@@ -109,122 +239,15 @@ def _visible_step(
     row views: each view made in a loop costs Numba an atomic reference-count update on the
     parent array, and the two threads contend for that cache line (about 20 % of this step).
     """
-    n_levels = W.shape[1]
-    n_hidden = W.shape[2]
-    n_batch = acc.shape[1]
     scale = bits.view(np.float32)  # the powers of two of the float32 exponentials
     for t in prange(_N_TASKS):
-        for r in range(n_batch):
-            for j in range(n_hidden):
-                acc[t, r, j] = 0.0
-        for i in range(tg[t], tg[t + 1]):
-            if last:
-                for kk in range(n_levels):
-                    gb[i, kk] = 0.0
-            e0 = gptr[i]
-            m = gptr[i + 1] - e0
-            if m == 0:
-                continue  # (and the zeros below read xbuf[t, 0], written only for entries)
-            # Five levels: entries four at a time, then a pair, then one by one.
-            n4 = (m // 4) * 4 if n_levels == 5 else 0
-            n2 = (m // 2) * 2 if n_levels == 5 else 0
-            for u in range(0, n4, 4):
-                e = e0 + u
-                _shifted_logits5x4(
-                    i, hs, ge[e, 0], ge[e + 1, 0], ge[e + 2, 0], ge[e + 3, 0], W, b, xbuf, t, u * 5
-                )
-            if n2 > n4:
-                e = e0 + n4
-                _shifted_logits5x2(i, hs, ge[e, 0], ge[e + 1, 0], W, b, xbuf, t, n4 * 5)
-            for u in range(n2, m):
-                _shifted_logits(i, hs, ge[e0 + u, 0], W, b, xbuf, t, u * n_levels)
-            exp_nonpositive_row(xbuf, bits, scale, t, m * n_levels)
-            if n_levels == 5:
-                # The 1-5 star scale in scalars: one pass per entry, and the group's visible-bias
-                # statistics summed in registers (13 % of this step at one thread).
-                s0 = s1 = s2 = s3 = s4 = xbuf[t, 0] - xbuf[t, 0]  # zeros of xbuf's dtype
-                for u in range(m):
-                    e = e0 + u
-                    r = ge[e, 0]
-                    q = ge[e, 1]
-                    o = u * 5
-                    x0, x1, x2 = xbuf[t, o], xbuf[t, o + 1], xbuf[t, o + 2]
-                    x3, x4 = xbuf[t, o + 3], xbuf[t, o + 4]
-                    tot = (((x0 + x1) + x2) + x3) + x4
-                    p0, p1, p2, p3, p4 = x0 / tot, x1 / tot, x2 / tot, x3 / tot, x4 / tot
-                    probs[q, 0], probs[q, 1], probs[q, 2] = p0, p1, p2
-                    probs[q, 3], probs[q, 4] = p3, p4
-                    if draw:
-                        cur[q] = _draw_level(probs, q, stream_uniform(keys[r], q - off[r]))
-                    if mean_field:
-                        for j in range(n_hidden):
-                            sv = p0 * W[i, 0, j] + p1 * W[i, 1, j] + p2 * W[i, 2, j]
-                            sv += p3 * W[i, 3, j]
-                            acc[t, r, j] += sv + p4 * W[i, 4, j]
-                    else:
-                        k = cur[q]
-                        for j in range(n_hidden):
-                            acc[t, r, j] += W[i, k, j]
-                    if last:
-                        d = (np.float64(p1) + 2.0 * p2 + 3.0 * p3 + 4.0 * p4) - lv_data[q]
-                        sqe[q] = d * d
-                    if onehot:
-                        probs[q, 0] = probs[q, 1] = probs[q, 2] = probs[q, 3] = probs[q, 4] = 0.0
-                        probs[q, cur[q]] = 1.0
-                        p0, p1, p2 = probs[q, 0], probs[q, 1], probs[q, 2]
-                        p3, p4 = probs[q, 3], probs[q, 4]
-                    if last:
-                        gb[i, lv_data[q]] += 1.0
-                        s0 -= p0
-                        s1 -= p1
-                        s2 -= p2
-                        s3 -= p3
-                        s4 -= p4
-                if last:
-                    gb[i, 0] += s0
-                    gb[i, 1] += s1
-                    gb[i, 2] += s2
-                    gb[i, 3] += s3
-                    gb[i, 4] += s4
-                continue
-            for u in range(m):
-                e = e0 + u
-                r = ge[e, 0]
-                q = ge[e, 1]
-                o = u * n_levels
-                total = xbuf[t, o] - xbuf[t, o]  # a zero of xbuf's dtype
-                for kk in range(n_levels):
-                    total += xbuf[t, o + kk]
-                for kk in range(n_levels):
-                    probs[q, kk] = xbuf[t, o + kk] / total
-                if draw:
-                    cur[q] = _draw_level(probs, q, stream_uniform(keys[r], q - off[r]))
-                if mean_field:
-                    for k in range(n_levels):
-                        pk = probs[q, k]
-                        for j in range(n_hidden):
-                            acc[t, r, j] += pk * W[i, k, j]
-                else:
-                    k = cur[q]
-                    for j in range(n_hidden):
-                        acc[t, r, j] += W[i, k, j]
-                if last:
-                    mean = 0.0
-                    for kk in range(n_levels):
-                        mean += kk * probs[q, kk]
-                    d = mean - lv_data[q]
-                    sqe[q] = d * d
-                if onehot:
-                    for kk in range(n_levels):
-                        probs[q, kk] = 0.0
-                    probs[q, cur[q]] = 1.0
-                if last:
-                    gb[i, lv_data[q]] += 1.0
-                    for kk in range(n_levels):
-                        gb[i, kk] -= probs[q, kk]
+        _visible_task(
+            np.int64(t), W, b, hs, gptr, ge, off, keys, lv_data, cur, probs, draw, sqe, last,
+            mean_field, onehot, tg, acc, gb, xbuf, bits, scale,
+        )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cd_chains(
     indptr, rows, W, b, c, hidden_offset, cd_steps, states, chain_levels, use_chain, neg_mode,
     off, gptr, ge, levels_b, vneg, hpos, hneg, recon, gb, acc, scattered,
@@ -267,7 +290,8 @@ def _cd_chains(
     if use_chain:
         cur = _gather_levels(indptr, chain_levels, rows, off)
         _scatter_levels(W, gptr, ge, cur, tg, acc)
-        _hidden_from_tasks(base, acc, hneg, True, states, hs, keys)
+        # use_chain (True here), not a literal True: one compiled specialisation, not two.
+        _hidden_from_tasks(base, acc, hneg, use_chain, states, hs, keys)
     else:
         cur = levels_b.copy()
         # An element loop, not `hneg[:] = hpos`: array-to-array assignment compiles Numba's

@@ -161,7 +161,6 @@ def softmax_visible_probs(indptr, indices, rows, W, b, hprob):
     return out
 
 
-@njit(cache=True, parallel=True)
 def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
     """Predictive distribution over levels of unobserved groups.
 
@@ -184,7 +183,29 @@ def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
     Returns
     -------
     ndarray of float64, shape (n_pairs, n_levels)
+
+    Notes
+    -----
+    A Python function choosing one of two compiled kernels, so a model compiles only the
+    prediction it makes (a cold start of the default, mean-field model skips the exact one).
     """
+    kernel = _pair_probs_exact if exact else _pair_probs_mean_field
+    return kernel(hidden, pair_row, pair_item, W, b)
+
+
+@njit(cache=True, parallel=True)
+def _pair_probs_mean_field(hidden, pair_row, pair_item, W, b):
+    """:func:`softmax_pair_probs` with ``exact=False``."""
+    n_pairs = pair_row.shape[0]
+    out = np.empty((n_pairs, W.shape[1]), dtype=np.float64)
+    for t in prange(n_pairs):
+        _visible_softmax(pair_item[t], hidden, pair_row[t], W, b, out, t)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _pair_probs_exact(hidden, pair_row, pair_item, W, b):
+    """:func:`softmax_pair_probs` with ``exact=True``."""
     n_pairs = pair_row.shape[0]
     n_levels = W.shape[1]
     n_hidden = W.shape[2]
@@ -192,24 +213,21 @@ def softmax_pair_probs(hidden, pair_row, pair_item, W, b, exact):
     for t in prange(n_pairs):
         r = pair_row[t]
         i = pair_item[t]
-        if exact:
-            top = -np.inf
-            for k in range(n_levels):
-                a = np.float64(b[i, k])
-                for j in range(n_hidden):
-                    a += softplus(np.float64(hidden[r, j]) + W[i, k, j])
-                out[t, k] = a
-                if a > top:
-                    top = a
-            total = 0.0
-            for k in range(n_levels):
-                e = np.exp(out[t, k] - top)
-                out[t, k] = e
-                total += e
-            for k in range(n_levels):
-                out[t, k] /= total
-        else:
-            _visible_softmax(i, hidden, r, W, b, out, t)
+        top = -np.inf
+        for k in range(n_levels):
+            a = np.float64(b[i, k])
+            for j in range(n_hidden):
+                a += softplus(np.float64(hidden[r, j]) + W[i, k, j])
+            out[t, k] = a
+            if a > top:
+                top = a
+        total = 0.0
+        for k in range(n_levels):
+            e = np.exp(out[t, k] - top)
+            out[t, k] = e
+            total += e
+        for k in range(n_levels):
+            out[t, k] /= total
     return out
 
 
@@ -238,32 +256,41 @@ def softmax_level_scores(logits, bias, weights, out):
     out : ndarray, shape (n_a, n_c)
         Filled with the scores.
     """
-    n_a, n_levels, n_c = logits.shape
+    n_a = logits.shape[0]
     n_chunks = (n_a + _SCORE_CHUNK - 1) // _SCORE_CHUNK
     for ch in prange(n_chunks):
-        top = np.empty(n_c, dtype=logits.dtype)
-        x = np.empty(n_c, dtype=logits.dtype)
-        tot = np.empty(n_c, dtype=logits.dtype)
-        wsum = np.empty(n_c, dtype=logits.dtype)
-        bits = np.empty(n_c, dtype=np.int32)
-        for a in range(ch * _SCORE_CHUNK, min(n_a, (ch + 1) * _SCORE_CHUNK)):
-            la = logits[a]
+        _score_chunk(np.int64(ch), logits, bias, weights, out)
+
+
+@njit(cache=True, fastmath=_DOT_MATH)
+def _score_chunk(ch, logits, bias, weights, out):
+    """Rows ``ch * _SCORE_CHUNK`` onwards of :func:`softmax_level_scores`. A serial function
+    called from the parallel loop, not the loop's body: Numba's parallel passes cost seconds
+    of a cold start."""
+    n_a, n_levels, n_c = logits.shape
+    top = np.empty(n_c, dtype=logits.dtype)
+    x = np.empty(n_c, dtype=logits.dtype)
+    tot = np.empty(n_c, dtype=logits.dtype)
+    wsum = np.empty(n_c, dtype=logits.dtype)
+    bits = np.empty(n_c, dtype=np.int32)
+    for a in range(ch * _SCORE_CHUNK, min(n_a, (ch + 1) * _SCORE_CHUNK)):
+        la = logits[a]
+        for c in range(n_c):
+            top[c] = la[0, c] + bias[0, c]
+        for k in range(1, n_levels):
             for c in range(n_c):
-                top[c] = la[0, c] + bias[0, c]
-            for k in range(1, n_levels):
-                for c in range(n_c):
-                    v = la[k, c] + bias[k, c]
-                    top[c] = v if v > top[c] else top[c]
-            tot[:] = 0.0
-            wsum[:] = 0.0
-            for k in range(n_levels):
-                wk = weights[k]
-                for c in range(n_c):
-                    x[c] = la[k, c] + bias[k, c] - top[c]
-                # float32: a vectorised Cephes polynomial; float64: np.exp.
-                exp_nonpositive(x, bits)
-                for c in range(n_c):
-                    tot[c] += x[c]
-                    wsum[c] += wk * x[c]
+                v = la[k, c] + bias[k, c]
+                top[c] = v if v > top[c] else top[c]
+        tot[:] = 0.0
+        wsum[:] = 0.0
+        for k in range(n_levels):
+            wk = weights[k]
             for c in range(n_c):
-                out[a, c] = wsum[c] / tot[c]
+                x[c] = la[k, c] + bias[k, c] - top[c]
+            # float32: a vectorised Cephes polynomial; float64: np.exp.
+            exp_nonpositive(x, bits)
+            for c in range(n_c):
+                tot[c] += x[c]
+                wsum[c] += wk * x[c]
+        for c in range(n_c):
+            out[a, c] = wsum[c] / tot[c]

@@ -101,20 +101,17 @@ def _accumulate(phases, gW):
         _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, gW, i)
 
 
-#: Groups per parallel chunk of :func:`softmax_update_weights` (a constant, so the work split
-#: and hence the results never depend on the thread count).
-_GROUP_CHUNK = 64
-
-
-@njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
+@njit(cache=True, inline="always")
 def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     """Fused weight statistics and momentum step: ``vW = mom vW + scale gW - lr_wd W; W += vW``.
 
     ``gW`` (the batch's positive minus negative statistics, see
-    :func:`~rbmrec.engine.softmax.softmax_cd`) is built one group at a time in a small per-chunk
+    :func:`~rbmrec.engine.softmax.softmax_cd`) is built one group at a time in a small per-task
     buffer and applied at once, so the full gradient array is never written or read: per mini-batch
     the weights and velocities are streamed once. Groups the batch does not observe have
-    ``gW[i] = 0`` and only decay.
+    ``gW[i] = 0`` and only decay. The groups are cut into ``_N_TASKS`` runs of equal length (a
+    constant split, so the results never depend on the thread count), and the work is
+    :func:`softmax_update_then_scatter`'s with no next batch: one compiled kernel serves both.
 
     Parameters
     ----------
@@ -126,28 +123,17 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     scale, mom, lr_wd : float
         ``learning_rate / batch_size``, momentum and ``learning_rate * weight_decay``.
     """
-    _, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels = phases
-    n_visible, n_levels, n_hidden = W.shape
-    n_chunks = (n_visible + _GROUP_CHUNK - 1) // _GROUP_CHUNK
-    g = np.empty((n_chunks, n_levels, n_hidden), dtype=W.dtype)  # one buffer per chunk
-    for ch in prange(n_chunks):
-        for i in range(ch * _GROUP_CHUNK, min(n_visible, (ch + 1) * _GROUP_CHUNK)):
-            if gptr[i + 1] > gptr[i]:
-                _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, ch)
-                for k in range(n_levels):
-                    for j in range(n_hidden):
-                        vt = mom * vW[i, k, j] + scale * g[ch, k, j] - lr_wd * W[i, k, j]
-                        vW[i, k, j] = vt
-                        W[i, k, j] += vt
-            else:
-                for k in range(n_levels):
-                    for j in range(n_hidden):
-                        vt = mom * vW[i, k, j] - lr_wd * W[i, k, j]
-                        vW[i, k, j] = vt
-                        W[i, k, j] += vt
+    n_visible = W.shape[0]
+    tg = np.empty(_N_TASKS + 1, dtype=np.int64)
+    for t in range(_N_TASKS + 1):
+        tg[t] = (n_visible * t) // _N_TASKS
+    no_entries = np.zeros(n_visible + 1, dtype=np.int64)
+    ge = phases[5]
+    no_acc = np.empty((_N_TASKS, 0, W.shape[2]), dtype=W.dtype)
+    _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, no_entries, ge[:0], phases[6][:0], no_acc)
 
 
-@njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
+@njit(cache=True, inline="always")
 def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, levels2, acc2):
     """:func:`softmax_update_weights` of one batch fused with
     :func:`~rbmrec.engine.softmax_chains._scatter_levels` of the next: each row ``W[i]`` is
@@ -156,7 +142,7 @@ def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, le
 
     Same numbers as the two calls in turn: every row's update is the same arithmetic, only split by
     the next batch's tasks (:func:`~rbmrec.engine.softmax_grouping._task_groups` of ``gptr2``, which
-    cover all groups) instead of fixed chunks, and each task's sums take the same entries in the
+    cover all groups) instead of equal runs, and each task's sums take the same entries in the
     same order as :func:`~rbmrec.engine.softmax_chains._scatter_levels`. One pass over ``W`` per
     batch less.
 
@@ -171,34 +157,54 @@ def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, le
         Output: the next batch's per-task positive sums (``softmax_cd_phases_grouped``'s
         ``acc`` with ``scattered=True``).
     """
+    tg = _task_groups(gptr2)
+    _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, gptr2, ge2, levels2, acc2)
+
+
+@njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
+def _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, gptr2, ge2, levels2, acc2):
+    """The parallel loop of :func:`softmax_update_then_scatter` over the tasks' group runs
+    ``tg`` (both public kernels are inlined wrappers of this one, so a cold start compiles it
+    once)."""
     _, hpos, hneg, vneg, gptr, ge, levels_b, neg_levels = phases
     n_levels, n_hidden = W.shape[1], W.shape[2]
-    n_batch2 = acc2.shape[1]
-    tg = _task_groups(gptr2)
-    # The row update below repeats softmax_update_weights' on purpose: shared as an inlined
-    # helper (taking the phases tuple), the span kernel's epoch was 6 % slower (median of 20
-    # alternations, 134.3 against 123.8 ms).
     g = np.empty((_N_TASKS, n_levels, n_hidden), dtype=W.dtype)  # one buffer per task
     for t in prange(_N_TASKS):
-        for r in range(n_batch2):
-            for j in range(n_hidden):
-                acc2[t, r, j] = 0.0
-        for i in range(tg[t], tg[t + 1]):
-            if gptr[i + 1] > gptr[i]:
-                _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, t)
-                for k in range(n_levels):
-                    for j in range(n_hidden):
-                        vt = mom * vW[i, k, j] + scale * g[t, k, j] - lr_wd * W[i, k, j]
-                        vW[i, k, j] = vt
-                        W[i, k, j] += vt
-            else:
-                for k in range(n_levels):
-                    for j in range(n_hidden):
-                        vt = mom * vW[i, k, j] - lr_wd * W[i, k, j]
-                        vW[i, k, j] = vt
-                        W[i, k, j] += vt
-            for e in range(gptr2[i], gptr2[i + 1]):
-                r = ge2[e, 0]
-                k = levels2[ge2[e, 1]]
+        _update_scatter_task(
+            np.int64(t), W, vW, scale, mom, lr_wd, levels_b, neg_levels, gptr, ge, hpos, hneg,
+            vneg, g, tg, gptr2, ge2, levels2, acc2,
+        )  # fmt: skip
+
+
+@njit(cache=True, fastmath=_UPDATE_MATH)
+def _update_scatter_task(
+    t, W, vW, scale, mom, lr_wd, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, tg,
+    gptr2, ge2, levels2, acc2,
+):  # fmt: skip
+    """Task ``t``'s groups in :func:`_update_tasks` (statistics in ``g[t]``). A serial
+    function called once per task from the parallel loop, not the loop's body: Numba's
+    parallel passes on this body took seconds of a cold start."""
+    n_levels, n_hidden = W.shape[1], W.shape[2]
+    n_batch2 = acc2.shape[1]
+    for r in range(n_batch2):
+        for j in range(n_hidden):
+            acc2[t, r, j] = 0.0
+    for i in range(tg[t], tg[t + 1]):
+        if gptr[i + 1] > gptr[i]:
+            _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, t)
+            for k in range(n_levels):
                 for j in range(n_hidden):
-                    acc2[t, r, j] += W[i, k, j]
+                    vt = mom * vW[i, k, j] + scale * g[t, k, j] - lr_wd * W[i, k, j]
+                    vW[i, k, j] = vt
+                    W[i, k, j] += vt
+        else:
+            for k in range(n_levels):
+                for j in range(n_hidden):
+                    vt = mom * vW[i, k, j] - lr_wd * W[i, k, j]
+                    vW[i, k, j] = vt
+                    W[i, k, j] += vt
+        for e in range(gptr2[i], gptr2[i + 1]):
+            r = ge2[e, 0]
+            k = levels2[ge2[e, 1]]
+            for j in range(n_hidden):
+                acc2[t, r, j] += W[i, k, j]

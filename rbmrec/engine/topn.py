@@ -101,6 +101,26 @@ def _select_row(scores, r, skip, n, hs, hi, ids, best):
         _sift_down(hs, hi, 0, m)
 
 
+@njit(cache=True)
+def _select_chunk(scores, ch, excl_indptr, excl_indices, excluded, has_global, n, ids, best):
+    """Rows ``ch * _ROWS_PER_CHUNK`` onwards of :func:`topn_kernel`, sharing one exclusion
+    buffer. A serial function called from the parallel loop, not the loop's body: Numba's
+    parallel passes on the inlined heap code took seconds of a cold start."""
+    n_rows, n_items = scores.shape
+    skip = excluded.copy() if has_global else np.zeros(n_items, dtype=np.bool_)
+    hs = np.empty(n, dtype=np.float64)
+    hi = np.empty(n, dtype=np.int64)
+    for r in range(ch * _ROWS_PER_CHUNK, min((ch + 1) * _ROWS_PER_CHUNK, n_rows)):
+        p0, p1 = excl_indptr[r], excl_indptr[r + 1]
+        for p in range(p0, p1):
+            skip[excl_indices[p]] = True
+        _select_row(scores, r, skip, n, hs, hi, ids, best)
+        # Undo this row's exclusions so the buffer serves the next row.
+        for p in range(p0, p1):
+            i = excl_indices[p]
+            skip[i] = excluded[i] if has_global else False
+
+
 @njit(cache=True, parallel=True)
 def topn_kernel(scores, excl_indptr, excl_indices, excluded, n):
     """The ``n`` best items of each row of ``scores``, skipping excluded items.
@@ -127,7 +147,7 @@ def topn_kernel(scores, excl_indptr, excl_indices, excluded, n):
     best : float32 array, shape (n_rows, n)
         Their scores, :data:`PAD_SCORE` in empty slots.
     """
-    n_rows, n_items = scores.shape
+    n_rows = scores.shape[0]
     ids = np.full((n_rows, n), -1, dtype=np.int32)
     best = np.full((n_rows, n), -np.finfo(np.float32).max, dtype=np.float32)
     if n == 0 or n_rows == 0:
@@ -135,18 +155,9 @@ def topn_kernel(scores, excl_indptr, excl_indices, excluded, n):
     has_global = excluded.shape[0] > 0
     n_chunks = (n_rows + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
     for ch in prange(n_chunks):
-        skip = excluded.copy() if has_global else np.zeros(n_items, dtype=np.bool_)
-        hs = np.empty(n, dtype=np.float64)
-        hi = np.empty(n, dtype=np.int64)
-        for r in range(ch * _ROWS_PER_CHUNK, min((ch + 1) * _ROWS_PER_CHUNK, n_rows)):
-            p0, p1 = excl_indptr[r], excl_indptr[r + 1]
-            for p in range(p0, p1):
-                skip[excl_indices[p]] = True
-            _select_row(scores, r, skip, n, hs, hi, ids, best)
-            # Undo this row's exclusions so the buffer serves the next row.
-            for p in range(p0, p1):
-                i = excl_indices[p]
-                skip[i] = excluded[i] if has_global else False
+        _select_chunk(
+            scores, np.int64(ch), excl_indptr, excl_indices, excluded, has_global, n, ids, best
+        )
     return ids, best
 
 

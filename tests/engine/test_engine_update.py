@@ -73,7 +73,7 @@ def test_fused_softmax_update_equals_gradient_then_momentum_step():
     from rbmrec.engine._random import row_states
 
     rng = np.random.default_rng(3)
-    n, nv, nl, nh = 40, 150, 5, 7  # 150 groups: several update chunks, some groups untouched
+    n, nv, nl, nh = 40, 150, 5, 7  # 150 groups: several update tasks, some groups untouched
     A = sp.random(n, nv, density=0.05, random_state=4, format="csr")
     indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
     levels = rng.integers(0, nl, A.nnz).astype(np.int8)
