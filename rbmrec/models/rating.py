@@ -473,29 +473,16 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             mixture, interrupted = RatingMixture.fit(self, X, V, known_pairs)
             if self.refit and everything is not None and not interrupted:
                 for member in mixture.members.values():
-                    member._refit_on(*everything)
+                    T.refit_on(member, *everything)
             self._adopt(mixture)
             self.interrupted_ = interrupted
         else:
             config = self._init_fit(X, values, known_pairs)
             self._train_fitted(config, V)
             if self.refit and everything is not None and not self.interrupted_:
-                self._refit_on(*everything)
+                T.refit_on(self, *everything)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
-
-    def _refit_on(self, X: sp.csr_matrix, known_pairs: sp.spmatrix | None) -> None:
-        """Train this fitted single RBM again, from its initial parameters (same seed), on
-        all of ``X`` for the epochs its fit kept (``refit``); the history gains the new
-        epochs with ``"refit": True``."""
-        epochs = self.best_epoch_ if self.best_epoch_ is not None else len(self.history_)
-        history, best = self.history_, self.best_epoch_
-        values = self.values_ if self.visible == "softmax" else np.zeros(0)
-        config = self._init_fit(X, values, known_pairs)
-        config.n_epochs, config.patience = epochs, None
-        self._train_fitted(config, None)
-        self.history_ = history + [{**rec, "refit": True} for rec in self.history_]
-        self.best_epoch_ = best
 
     #: Spawn key of the stream that draws ``fit``'s own validation part.
     _VALIDATION_STREAM = 0x76616C

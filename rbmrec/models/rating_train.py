@@ -193,6 +193,20 @@ def own_validation(
     return train, V, known_pairs
 
 
+def refit_on(model: Any, X: sp.csr_matrix, known_pairs: sp.spmatrix | None) -> None:
+    """Train the fitted single-orientation RatingRBM ``model`` again (``refit``), from its
+    seed, on all of ``X`` for the epochs its fit kept; its history gains the new epochs with
+    ``"refit": True`` and ``best_epoch_`` stays the chosen epoch."""
+    epochs = model.best_epoch_ if model.best_epoch_ is not None else len(model.history_)
+    history, best = model.history_, model.best_epoch_
+    values = model.values_ if model.visible == "softmax" else np.zeros(0)
+    config = model._init_fit(X, values, known_pairs)
+    config.n_epochs, config.patience = epochs, None
+    model._train_fitted(config, None)
+    model.history_ = history + [{**rec, "refit": True} for rec in model.history_]
+    model.best_epoch_ = best
+
+
 def gradient_buffers(model: Any) -> dict[str, np.ndarray]:
     """Reusable gradient arrays of ``model``'s freshly initialised parameters."""
     p = model._params
