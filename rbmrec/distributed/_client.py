@@ -58,7 +58,9 @@ def using_client(client: Any = None) -> Iterator[Any]:
     distributed = import_distributed()
     if client is not None:
         if not isinstance(client, distributed.Client):
-            raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+            raise TypeError(
+                f"client must be a dask.distributed.Client, got {type(client).__name__}"
+            )
         yield client
         return
     try:

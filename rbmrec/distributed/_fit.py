@@ -152,5 +152,4 @@ def fit(
         else:
             fit_single(cluster, model, data, sync)
         X, users, items = data.X, data.users, data.items
-        del data
     return ModelBundle(model, users, items, seen=X)

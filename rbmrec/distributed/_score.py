@@ -116,8 +116,10 @@ def _all_columns(data: Any, frame: Any) -> Any:
 
     if isinstance(data, dd.DataFrame):
         return data
-    return frame if not hasattr(data, "columns") else D.as_dask_frame(
-        data, list(data.columns), "pairs", frame.npartitions
+    return (
+        frame
+        if not hasattr(data, "columns")
+        else D.as_dask_frame(data, list(data.columns), "pairs", frame.npartitions)
     )
 
 
