@@ -19,8 +19,13 @@ class Prepared:
     """Ratings on the cluster: id maps, the partitions, the shards of whole rows (built on
     their workers, once per orientation) and the whole matrix for the driver's model."""
 
-    def __init__(self, cluster: Cluster, frame: Any, cols: D.Columns) -> None:
+    def __init__(
+        self, cluster: Cluster, frame: Any, cols: D.Columns, orientations: tuple[bool, ...]
+    ) -> None:
+        """Id maps and shards (``orientations``: False for users, True for items); the
+        input partitions are released once the shards are built."""
         import dask
+        from distributed import wait
 
         self.cluster, self.cols = cluster, cols
         users, items = dask.compute(
@@ -33,6 +38,9 @@ class Prepared:
         self._parts = client.compute(frame.to_delayed())
         self._shards: dict[bool, list[Any]] = {}
         self._X: sp.csr_matrix | None = None
+        for by_item in orientations:
+            wait(self.shards(by_item))
+        del self._parts  # only the shards are kept: memory per worker is bounded by them
 
     def shards(self, by_item: bool) -> list[Any]:
         """Futures of the shards' CSR matrices (:func:`rbmrec.distributed._data.shard_matrix`),
@@ -146,7 +154,8 @@ def fit(
     with using_client(client) as c:
         cluster = Cluster(c, worker_ranks(c))
         frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", cluster.n)
-        data = Prepared(cluster, frame, cols)
+        orientations = {"user": (False,), "item": (True,), "both": (True, False)}
+        data = Prepared(cluster, frame, cols, orientations[model.orientation])
         if model.orientation == "both":
             R.fit_both(model, lambda member: fit_single(cluster, member, data, sync))
         else:
