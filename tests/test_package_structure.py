@@ -1,6 +1,6 @@
 """The package's shape (docs/architecture.md): layers import only downwards (engine ->
-models -> data/evaluation -> bundle/distributed -> cli), no module over 800 lines, no function outside
-the kernels over 100 lines."""
+models -> data/evaluation -> bundle/distributed -> cli), no module over 800 lines, no
+function outside the kernels over 100 lines."""
 
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ def import_distributed() -> Any:
 
 def local_cluster(n_workers: int) -> Any:
     """A local cluster of ``n_workers`` worker processes with one thread each, on
-    127.0.0.1, without a dashboard."""
+    127.0.0.1, without a dashboard (the scheduler's small HTTP API, which it always serves,
+    on a free loopback port rather than 8787, so that clusters side by side do not clash)."""
     distributed = import_distributed()
     env = {**WORKER_ENV}
     cache = os.environ.get("NUMBA_CACHE_DIR")
@@ -47,6 +48,7 @@ def local_cluster(n_workers: int) -> Any:
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         env=env,
     )
 

@@ -197,3 +197,35 @@ def test_bad_input_is_refused_clearly(one, data):
         rd.predict(_small(), df, client=one)
     with pytest.raises(TypeError, match="DataFrame"):
         rd.fit(_small(), [1, 2, 3], client=one)
+
+
+def test_cli_fit_and_recommend_on_a_scheduler_address(one, tmp_path):
+    from rbmrec.cli import main
+
+    address = one.scheduler.address
+    common = ["--dataset", "demo", "--orientation", "user", "--epochs", "1", "--n-hidden", "8"]
+    on_cluster, in_process = tmp_path / "c.npz", tmp_path / "p.npz"
+    assert main(["fit", *common, "--quiet", "--cluster", address, "--out", str(on_cluster)]) == 0
+    assert main(["fit", *common, "--quiet", "--out", str(in_process)]) == 0
+    bundle = ModelBundle.load(on_cluster)
+    assert np.array_equal(bundle.model.weights_, ModelBundle.load(in_process).model.weights_)
+    assert bundle.titles is not None  # the data's metadata travels as without --cluster
+    out = tmp_path / "lists.parquet"
+    args = ["recommend", "--model", str(on_cluster), "--cluster", address, "-n", "3"]
+    assert main([*args, "--out", str(out)]) == 0
+    lists = pd.read_parquet(out)
+    assert lists["user"].nunique() == bundle.n_users
+    for user, group in list(lists.groupby("user"))[:25]:
+        items, _ = bundle.recommend(user, N=3)
+        assert group.sort_values("rank")["item"].tolist() == items.tolist()
+
+
+def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
+    from rbmrec.cli import main
+
+    model = tmp_path / "m.npz"
+    assert main(["fit", "--dataset", "demo", "--cluster", "local:x", "--out", str(model)]) == 2
+    assert "local:N" in capsys.readouterr().err
+    fit = ["fit", "--dataset", "demo", "--model", "implicit-rbm", "--epochs", "1"]
+    assert main([*fit, "--cluster", one.scheduler.address, "--out", str(model)]) == 2
+    assert "RatingRBM" in capsys.readouterr().err
