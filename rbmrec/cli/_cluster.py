@@ -94,7 +94,8 @@ def recommend_all(bundle: Any, args: argparse.Namespace) -> int:
             "--user, --ratings and --include-seen apply to one user without --cluster"
         )
     with cluster_client(args.cluster) as client:
-        lists = rd.recommend(bundle, _seen_frame(bundle), N=args.n, client=client).compute()
+        lists = rd.recommend(bundle, _seen_frame(bundle), N=args.n, client=client)
+        lists = client.compute(lists).result()
     lists = lists.sort_values(["user", "rank"], kind="stable")
     if out.suffix.lower() == ".parquet":
         lists.to_parquet(out, index=False)

@@ -20,22 +20,28 @@ import scipy.sparse as sp
 
 from rbmrec.data.idmap import IdMap
 from rbmrec.data.ratings import _check_id_values, _checked_ratings, _id_column, make_csr
+from rbmrec.distributed._client import worker_ranks
 from rbmrec.errors import DataError
 
 
-def as_dask_frame(data: Any, columns: Sequence[str], what: str, n_partitions: int) -> Any:
+def as_dask_frame(
+    data: Any, columns: Sequence[str], what: str, client: Any, keep_all: bool = False
+) -> Any:
     """``data`` as a Dask DataFrame holding ``columns``.
 
     Parameters
     ----------
     data : dask DataFrame, pandas or polars DataFrame, or str / PathLike
-        A path is a parquet file, a folder of them or a glob (``data/*.parquet``).
+        A path is a parquet file, a folder of them or a glob (``data/*.parquet``). An
+        in-memory frame is cut into one partition per worker and scattered to the workers
+        (not embedded in the task graph).
     columns : sequence of str
         Columns that must be present.
     what : str
         The argument's name, for messages.
-    n_partitions : int
-        Partitions of a Dask DataFrame made from an in-memory frame.
+    client : dask.distributed.Client
+    keep_all : bool, default False
+        Keep every column (else only ``columns``).
 
     Raises
     ------
@@ -53,10 +59,12 @@ def as_dask_frame(data: Any, columns: Sequence[str], what: str, n_partitions: in
         frame = dd.read_parquet(path)
     elif isinstance(data, dd.DataFrame):
         frame = data
-    elif isinstance(data, pl.DataFrame):
-        frame = dd.from_pandas(data.to_pandas(), npartitions=n_partitions)
-    elif hasattr(data, "iloc") and hasattr(data, "columns"):
-        frame = dd.from_pandas(data, npartitions=max(1, min(n_partitions, len(data))))
+    elif isinstance(data, pl.DataFrame) or (hasattr(data, "iloc") and hasattr(data, "columns")):
+        pdf = data.to_pandas() if isinstance(data, pl.DataFrame) else data
+        n = max(1, min(len(worker_ranks(client)), len(pdf)))
+        step = -(-len(pdf) // n)
+        chunks = [pdf.iloc[k * step : (k + 1) * step] for k in range(n)]
+        frame = dd.from_delayed(client.scatter(chunks, hash=False), meta=pdf.iloc[:0])
     else:
         raise TypeError(
             f"{what} must be a Dask DataFrame, a pandas or polars DataFrame, or a path/glob "
@@ -67,7 +75,17 @@ def as_dask_frame(data: Any, columns: Sequence[str], what: str, n_partitions: in
         raise DataError(
             f"{what}: column(s) {missing} not in the frame (columns: {list(frame.columns)})"
         )
-    return frame[list(columns)]
+    return frame if keep_all else frame[list(columns)]
+
+
+def _drop_duplicates(ids: Any) -> Any:
+    return ids.drop_duplicates()
+
+
+def distinct(column: Any) -> Any:
+    """A Dask Series of a column's distinct values per partition (one pass, no shuffle;
+    a value may repeat across partitions)."""
+    return column.map_partitions(_drop_duplicates)
 
 
 def id_array(values: Any, column: str) -> np.ndarray:

@@ -24,16 +24,15 @@ class Prepared:
     ) -> None:
         """Id maps and shards (``orientations``: False for users, True for items); the
         input partitions are released once the shards are built."""
-        import dask
         from distributed import wait
 
         self.cluster, self.cols = cluster, cols
-        users, items = dask.compute(
-            frame[cols.user].map_partitions(_distinct), frame[cols.item].map_partitions(_distinct)
+        client = cluster.client
+        users, items = client.gather(
+            client.compute([D.distinct(frame[cols.user]), D.distinct(frame[cols.item])])
         )
         self.users: IdMap = D.id_map(users, cols.user, "user")
         self.items: IdMap = D.id_map(items, cols.item, "item")
-        client = cluster.client
         self._maps = client.scatter([self.users, self.items], broadcast=True, hash=False)
         self._parts = client.compute(frame.to_delayed())
         self._shards: dict[bool, list[Any]] = {}
@@ -78,11 +77,6 @@ class Prepared:
             parts = self.cluster.client.gather(self.shards(by_item))
             self._X = D.assemble(parts, len(self.users), len(self.items), by_item)
         return self._X
-
-
-def _distinct(ids: Any) -> Any:
-    """A partition's distinct ids (one pass per partition, no shuffle)."""
-    return ids.drop_duplicates()
 
 
 def _build_shard(
@@ -153,7 +147,7 @@ def fit(
     cols = D.Columns(user_col, item_col, rating_col)
     with using_client(client) as c:
         cluster = Cluster(c, worker_ranks(c))
-        frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", cluster.n)
+        frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", c)
         orientations = {"user": (False,), "item": (True,), "both": (True, False)}
         data = Prepared(cluster, frame, cols, orientations[model.orientation])
         if model.orientation == "both":

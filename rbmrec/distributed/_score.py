@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from rbmrec.bundle import ModelBundle
 from rbmrec.data.idmap import UnknownIdError
 from rbmrec.distributed import _data as D
-from rbmrec.distributed._client import using_client, worker_ranks
+from rbmrec.distributed._client import using_client
 
 
 def _light(model: Any, need: str) -> ModelBundle:
@@ -81,13 +81,13 @@ def predict(
     -------
     dask DataFrame
         The pairs' columns and a float64 ``prediction``; NaN for a pair whose user or item
-        the model does not know. A ``UserWarning`` counts those pairs (counted when the call
-        is made: one pass over ``pairs``).
+        the model does not know; a ``UserWarning`` counts those pairs (counted when the call
+        is made: one pass over ``pairs``). Lazy: compute it with the same client
+        (``client.compute(result)``, or ``result.to_parquet(...)`` with that client current).
     """
     bundle = _light(model, "predict")
     with using_client(client) as c:
-        frame = D.as_dask_frame(pairs, [user_col, item_col], "pairs", len(worker_ranks(c)))
-        frame = _all_columns(pairs, frame)
+        frame = D.as_dask_frame(pairs, [user_col, item_col], "pairs", c, keep_all=True)
         [shared] = c.scatter([bundle], broadcast=True, hash=False)
         meta = frame._meta.assign(prediction=np.float64())
         out = frame.map_partitions(_predict_part, shared, user_col, item_col, meta=meta)
@@ -95,7 +95,7 @@ def predict(
             _count_unknown, shared, user_col, item_col,
             meta=pd.Series([0, 0], index=["unknown", "total"]),
         )  # fmt: skip
-        unknown, total = (int(v) for v in _sum_counts(counts.compute()))
+        unknown, total = _sum_counts(c.compute(counts).result())
         if unknown:
             warnings.warn(
                 f"{unknown} of {total} pairs have a user or item id the model does not know; "
@@ -110,26 +110,13 @@ def _sum_counts(counts: pd.Series) -> tuple[int, int]:
     return int(counts["unknown"].sum()), int(counts["total"].sum())
 
 
-def _all_columns(data: Any, frame: Any) -> Any:
-    """The whole input frame (``as_dask_frame`` keeps only the named columns)."""
-    import dask.dataframe as dd
-
-    if isinstance(data, dd.DataFrame):
-        return data
-    return (
-        frame
-        if not hasattr(data, "columns")
-        else D.as_dask_frame(data, list(data.columns), "pairs", frame.npartitions)
-    )
-
-
 def _own(client: Any, out: Any) -> Any:
     """``out``, computed into memory when the call runs its own cluster (closed on return)."""
     if not getattr(client, "_rbmrec_own", False):
         return out
     import dask.dataframe as dd
 
-    return dd.from_pandas(out.compute(), npartitions=1)
+    return dd.from_pandas(client.compute(out).result(), npartitions=1)
 
 
 def _user_rows(
@@ -194,9 +181,9 @@ def _user_dtype(bundle: ModelBundle) -> Any:
     return np.int64 if bundle.user_ids.dtype.kind == "i" else object
 
 
-def _check_unknown_users(frame: Any, bundle: ModelBundle, ucol: str) -> None:
+def _check_unknown_users(client: Any, frame: Any, bundle: ModelBundle, ucol: str) -> None:
     """An error naming the users absent from training when the model cannot fold them in."""
-    distinct = D.id_array(frame[ucol].unique().compute(), ucol)
+    distinct = np.unique(D.id_array(client.compute(D.distinct(frame[ucol])).result(), ucol))
     index = bundle.user_ids.to_index(distinct, unknown="minus_one")
     new = distinct[np.asarray(index) < 0]
     if not new.size:
@@ -241,7 +228,8 @@ def recommend(
     dask DataFrame
         Columns ``user`` (raw id), ``rank`` (int32, 1..N), ``item`` (raw id) and ``score``
         (float32), best first within each user; fewer than N rows for a user with fewer
-        candidates. Users are shuffled into partitions (each user whole in one).
+        candidates. Users are shuffled into partitions (each user whole in one). Lazy, as
+        :func:`predict`'s result.
 
     Raises
     ------
@@ -253,10 +241,8 @@ def recommend(
     bundle = _light(model, "recommend")
     cols = D.Columns(user_col, item_col, rating_col)
     with using_client(client) as c:
-        frame = D.as_dask_frame(
-            ratings, [user_col, item_col, rating_col], "ratings", len(worker_ranks(c))
-        )
-        _check_unknown_users(frame, bundle, user_col)
+        frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", c)
+        _check_unknown_users(c, frame, bundle, user_col)
         [shared] = c.scatter([bundle], broadcast=True, hash=False)
         udt = _user_dtype(bundle)
         meta = _recommend_part(frame._meta, bundle, int(N), cols, udt)

@@ -1,9 +1,12 @@
 """Data-parallel training of a RatingRBM by synchronous model averaging.
 
 Every round, each worker trains ``sync_every`` mini-batches of its shard's rows, in the
-epoch's shuffled order, from the same broadcast parameters and momentum buffers; the driver
-then averages both, weighted by the rows each worker trained, summing in worker-rank order
-(Zinkevich et al. 2010; Stich 2018, "Local SGD converges fast and communicates little").
+epoch's shuffled order, from the same broadcast parameters and momentum buffers. The driver
+then averages the workers' updates of the parameters, weighted by the rows each trained,
+and applies that mean update times the number of workers (the linear scaling rule, Goyal et
+al. 2017: a round moves the parameters as far as its batches would in one process); the
+momentum buffers become the rows-weighted mean of the workers'. Sums run in worker-rank
+order in float64 (local SGD: Zinkevich et al. 2010; Stich 2018).
 All replicas start from the driver's initial weights, so averaging never mixes replicas
 whose hidden units are permuted against each other.
 """
@@ -58,10 +61,7 @@ class Cluster:
 def _make_replica(
     shard: sp.csr_matrix, cls: type, params: dict, values: np.ndarray
 ) -> Any:  # runs on a worker
-    from distributed import get_worker
-
-    threads = int(get_worker().state.nthreads)
-    return R.make_replica(cls, params, shard, values, threads)
+    return R.make_replica(cls, params, shard, values)
 
 
 def _train_round(
@@ -83,16 +83,24 @@ def _train_round(
     }
 
 
-def _average(
-    target: dict[str, np.ndarray], results: Sequence[dict[str, np.ndarray]], weights: list[float]
+def _combine(
+    target: dict[str, np.ndarray],
+    results: Sequence[dict[str, np.ndarray]],
+    weights: list[float],
+    scale: float = 1.0,
 ) -> None:
-    """``target[name] = sum_w weights[w] * results[w][name]`` in float64, in rank order
-    (a single replica of weight 1 is copied exactly)."""
+    """``target += scale * sum_w weights[w] * (results[w] - target)`` in float64, summed in
+    rank order: with ``scale = 1`` the rows-weighted average of the results. A single
+    result is copied exactly (one worker trains bitwise as one process)."""
     for name, p in target.items():
+        if len(results) == 1:
+            p[...] = results[0][name]
+            continue
+        base = p.astype(np.float64)
         acc = np.zeros(p.shape, dtype=np.float64)
         for res, wt in zip(results, weights, strict=True):
-            acc += wt * res[name].astype(np.float64)
-        p[...] = acc
+            acc += wt * (res[name].astype(np.float64) - base)
+        p[...] = base + scale * acc
 
 
 def _nbytes(arrays: dict[str, np.ndarray]) -> int:
@@ -175,8 +183,10 @@ class _Rounds:
         trained = [len(chunks[w]) for w in active]
         total = float(sum(trained))
         weights = [t / total for t in trained]
-        _average(self.params, [res["params"] for res in results], weights)
-        _average(self.velocity, [res["velocity"] for res in results], weights)
+        # The parameters move by the workers' rows-weighted mean update times the number of
+        # workers: as far as the round's batches would move them in one process.
+        _combine(self.params, [res["params"] for res in results], weights, float(len(active)))
+        _combine(self.velocity, [res["velocity"] for res in results], weights)
         stats: dict[str, float] = {}
         for res in results:
             for key, val in res["stats"].items():

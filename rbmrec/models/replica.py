@@ -33,7 +33,8 @@ from rbmrec.models.mixture import MEMBERS, RatingMixture, fit_weights, member_of
 from rbmrec.models.trainer import TrainerConfig, _EpochLoop, _rates
 
 #: Constructor arguments a replica never takes from the driver's model: a replica reports
-#: nothing and calls nothing back (the driver does), and uses its worker's threads.
+#: nothing and calls nothing back (the driver does). Its ``num_threads`` is the model's: 0,
+#: the default, uses every Numba thread of the worker process (``NUMBA_NUM_THREADS``).
 _DRIVER_ONLY = {"progress": False, "callbacks": ()}
 
 
@@ -67,7 +68,7 @@ def replica_params(model: Any) -> dict[str, Any]:
 
 
 def make_replica(
-    cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray, threads: int
+    cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray
 ) -> Any:
     """A single-orientation model of class ``cls`` set up on one shard.
 
@@ -83,15 +84,13 @@ def make_replica(
         in the order of their global indices.
     values : ndarray, shape (n_levels,)
         The rating levels of the whole data set.
-    threads : int
-        Numba threads of the replica.
 
     Returns
     -------
     The replica: its training arrays, conditional pattern and persistent chains are the
     shard's; its parameters are overwritten by every :func:`train_rows`.
     """
-    replica = cls(**{**params, "num_threads": threads})
+    replica = cls(**params)
     replica._init_fit(X, values, None)
     return replica
 

@@ -135,7 +135,7 @@ def fitted(two, data) -> ModelBundle:
 
 def test_recommend_lists_equal_the_in_memory_model(two, data, fitted):
     df = _frame(data)
-    out = rd.recommend(fitted, df, N=5, client=two).compute()
+    out = two.compute(rd.recommend(fitted, df, N=5, client=two)).result()
     assert list(out.columns) == ["user", "rank", "item", "score"]
     X = data.user_items
     with_candidates = np.diff(X.indptr) < X.shape[1]
@@ -152,7 +152,7 @@ def test_recommend_lists_equal_the_in_memory_model(two, data, fitted):
 
 def test_recommend_folds_in_unknown_users(two, data, fitted):
     new = pd.DataFrame({"user": [10_000] * 3, "item": data.item_ids.raw[:3], "rating": 5.0})
-    out = rd.recommend(fitted, new, N=4, client=two).compute()
+    out = two.compute(rd.recommend(fitted, new, N=4, client=two)).result()
     row = fitted.new_user_row([(i, 5.0) for i in data.item_ids.raw[:3]])
     ids, _ = fitted.model.recommend(fitted.n_users, row, N=4, recalculate_user=True)
     assert out["item"].tolist() == fitted.item_ids.to_raw(ids).tolist()
@@ -170,12 +170,12 @@ def test_predict_matches_the_bundle_and_gives_nan_for_unknown_ids(two, data, fit
     users, items = data.user_ids.raw[:6], data.item_ids.raw[:6]
     pairs = pd.DataFrame({"user": [*users, -5], "item": [*items, items[0]], "k": range(7)})
     with pytest.warns(UserWarning, match="1 of 7 pairs"):
-        out = rd.predict(fitted, pairs, client=two).compute().sort_values("k")
+        out = two.compute(rd.predict(fitted, pairs, client=two)).result().sort_values("k")
     np.testing.assert_array_equal(out["prediction"].to_numpy()[:6], fitted.predict(users, items))
     assert np.isnan(out["prediction"].to_numpy()[6])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rd.predict(fitted, pairs.iloc[:6], client=two).compute()
+        two.compute(rd.predict(fitted, pairs.iloc[:6], client=two)).result()
 
 
 def test_bad_input_is_refused_clearly(one, data):
