@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rbmrec.distributed._client import worker_ranks
 from rbmrec.engine._random import row_states
 from rbmrec.errors import TrainingDivergedError
 from rbmrec.models import replica as R
@@ -29,6 +30,11 @@ from rbmrec.models.rating_train import recon_rmse
 from rbmrec.models.trainer import SPAN_BATCHES, cd_steps_at
 
 log = logging.getLogger("rbmrec.distributed")
+
+#: Tries of a round that loses workers before the fit gives up.
+MAX_ROUND_ATTEMPTS = 3
+#: Seconds a round waits to hand the parameters to its workers before it counts one lost.
+SCATTER_TIMEOUT = 20
 
 #: Mini-batches per worker between two averages when ``sync_every=None`` (see
 #: docs/distributed.md, "Choosing sync_every").
@@ -110,13 +116,37 @@ def _nbytes(arrays: dict[str, np.ndarray]) -> int:
 class _Rounds:
     """The epoch loop of one single-orientation model on the cluster."""
 
-    def __init__(self, cluster: Cluster, model: Any, replicas: list[Any], n_rows: int,
-                 config: Any, sync_every: int) -> None:  # fmt: skip
-        self.cluster, self.model, self.replicas = cluster, model, replicas
+
+class _Rounds:
+    """The epoch loop of one single-orientation model on the cluster."""
+
+    def __init__(self, cluster: Cluster, model: Any, shards: list[Any], n_rows: int,
+                 config: Any, sync_every: int, X: sp.csr_matrix) -> None:  # fmt: skip
+        """``shards``: futures of the shards' matrices, shard ``w`` on worker ``w``; ``X``:
+        the whole ratings (users x items), from which a lost shard is rebuilt."""
+        self.cluster, self.model, self.X = cluster, model, X
+        self.by_item = model.orientation == "item"
+        self.replica_params = R.replica_params(model)
         self.params, self.decay, self.rng = R.driver_state(model)
         self.velocity = {n: np.zeros_like(p) for n, p in self.params.items()}
         self.n_rows, self.config, self.sync_every = n_rows, config, sync_every
         self.schedule = config.validate()
+        self.homes = list(cluster.workers)
+        self.replicas = [self.make_replica(s, h) for s, h in zip(shards, self.homes, strict=True)]
+
+    def make_replica(self, shard: Any, home: str) -> Any:
+        """A future of the replica of ``shard`` (a future or matrix) on worker ``home``."""
+        model = self.model
+        return self.cluster.client.submit(
+            _make_replica, shard, type(model), self.replica_params, model.values_,
+            workers=[home], allow_other_workers=True, pure=False,
+        )  # fmt: skip
+
+    def rebuild(self, w: int) -> sp.csr_matrix:
+        """Shard ``w`` cut from the driver's ratings as the workers build it: rows
+        ``w, w + P, ...`` (columns, for an item shard) of the users x items matrix."""
+        X, n = self.X, self.cluster.n
+        return sp.csr_matrix(X[:, w::n]) if self.by_item else X[w::n]
 
     def epoch(self, epoch: int) -> dict[str, float]:
         """Train 0-based ``epoch``; its history record."""
@@ -145,8 +175,9 @@ class _Rounds:
                 p[...] = snapshot[name]
             raise TrainingDivergedError(
                 f"training diverged at epoch {epoch + 1}: non-finite values in {', '.join(bad)}"
-                f" (learning_rate={cfg.learning_rate}); lower the learning rate. Parameters "
-                "were restored to their values before that epoch."
+                f" (learning_rate={cfg.learning_rate}, sync_every={self.sync_every}); lower "
+                "the learning rate or sync_every. Parameters were restored to their values "
+                "before that epoch."
             )
         count = sums.pop("count", float(self.n_rows))
         record = {"epoch": float(epoch + 1), "cd_steps": float(k), "learning_rate": rates[0]}
@@ -159,27 +190,31 @@ class _Rounds:
     def _round(self, chunks: list[np.ndarray], rates: tuple, k: int, epoch: int,
                r: int) -> dict:  # fmt: skip
         """One round: the active workers' batches from the current state, then the
-        average. Returns the summed stats, the bytes moved and the slowest worker's
-        seconds."""
-        client = self.cluster.client
+        combination. Returns the summed stats, the bytes moved and the slowest worker's
+        seconds. A round that loses a worker is rerun (:meth:`_recover`) from the same
+        state, rows and random states, so it computes what it would have."""
         active = [w for w in range(self.cluster.n) if len(chunks[w])]
         rng_states = {}
         for w in active:  # rank order: each worker's stream continues the driver's
             rng_states[w] = self.rng.bit_generator.state
             row_states(self.rng, len(chunks[w]))
-        state = {"params": self.params, "velocity": self.velocity}
-        [future] = client.scatter(
-            [state], broadcast=True, hash=False, workers=[self.cluster.workers[w] for w in active]
-        )
-        futures = [
-            client.submit(
-                _train_round, self.replicas[w], future, chunks[w], rng_states[w],
-                self.config.batch_size, k, rates, workers=[self.cluster.workers[w]],
-                allow_other_workers=True, pure=False,
-            )
-            for w in active
-        ]  # fmt: skip
-        results = _gather(client, futures, epoch, r)
+        for attempt in range(1, MAX_ROUND_ATTEMPTS + 1):
+            try:
+                results = self._dispatch(active, chunks, rng_states, rates, k)
+                break
+            except _lost_worker_errors() as exc:
+                if attempt == MAX_ROUND_ATTEMPTS:
+                    raise RuntimeError(
+                        f"Dask workers failed {attempt} times in round {r + 1} of epoch "
+                        f"{epoch + 1} ({type(exc).__name__}: {exc}); the fit is abandoned "
+                        "and no parameters of that round were kept"
+                    ) from exc
+                log.warning(
+                    "round %d of epoch %d lost a worker (%s: %s); rebuilding lost shards from "
+                    "the driver's ratings and rerunning the round",
+                    r + 1, epoch + 1, type(exc).__name__, exc,
+                )  # fmt: skip
+                self._recover()
         trained = [len(chunks[w]) for w in active]
         total = float(sum(trained))
         weights = [t / total for t in trained]
@@ -198,19 +233,50 @@ class _Rounds:
             "seconds": max(res["seconds"] for res in results),
         }
 
+    def _dispatch(self, active: list[int], chunks: list[np.ndarray], rng_states: dict,
+                  rates: tuple, k: int) -> list[dict]:  # fmt: skip
+        """The active replicas' results of a round, in rank order."""
+        client = self.cluster.client
+        if not set(self.homes) <= set(worker_ranks(client)):
+            self._recover()  # a worker left between rounds (scattering to it would wait)
+        state = {"params": self.params, "velocity": self.velocity}
+        # One copy per worker, each scattered on its own: Dask's broadcast keeps retrying a
+        # worker that has died, a plain scatter fails (here after SCATTER_TIMEOUT).
+        copies = {
+            home: client.scatter([state], hash=False, workers=[home], timeout=SCATTER_TIMEOUT)[0]
+            for home in sorted({self.homes[w] for w in active})
+        }
+        futures = [
+            client.submit(
+                _train_round, self.replicas[w], copies[self.homes[w]], chunks[w], rng_states[w],
+                self.config.batch_size, k, rates, workers=[self.homes[w]],
+                allow_other_workers=True, pure=False,
+            )
+            for w in active
+        ]  # fmt: skip
+        return client.gather(futures)
 
-def _gather(client: Any, futures: list[Any], epoch: int, r: int) -> list[dict]:
-    """The results in rank order; a clear error when a worker was lost for good."""
+    def _recover(self) -> None:
+        """Rebuild every replica that is not in memory on a live worker: its shard cut from
+        the driver's ratings and scattered to a live worker (the shards of lost workers go
+        round the live ones in rank order)."""
+        client = self.cluster.client
+        live = worker_ranks(client)
+        for w, replica in enumerate(self.replicas):
+            if replica.status == "finished" and self.homes[w] in live:
+                continue
+            home = live[w % len(live)]
+            [shard] = client.scatter([self.rebuild(w)], workers=[home], hash=False)
+            self.replicas[w] = self.make_replica(shard, home)
+            self.homes[w] = home
+
+
+def _lost_worker_errors() -> tuple[type[BaseException], ...]:
+    """What a round raises when a worker (and the data it held) is lost."""
+    from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    try:
-        return client.gather(futures)
-    except (KilledWorker, OSError) as exc:
-        raise RuntimeError(
-            f"a Dask worker failed during round {r + 1} of epoch {epoch + 1} and the round "
-            f"could not be retried ({type(exc).__name__}: {exc}); the fit is abandoned and "
-            "no averaged parameters of that round were kept"
-        ) from exc
+    return (KilledWorker, FutureCancelledError, OSError)
 
 
 def fit_single(cluster: Cluster, model: Any, data: Any, sync_every: int) -> None:
@@ -218,18 +284,9 @@ def fit_single(cluster: Cluster, model: Any, data: Any, sync_every: int) -> None
     ratings prepared on it, :class:`rbmrec.distributed._fit.Prepared`)."""
     by_item = model.orientation == "item"
     X = data.X
-    config, values = R.start_fit(model, X)
-    shards = data.shards(by_item)
-    params = R.replica_params(model)
-    replicas = [
-        cluster.client.submit(
-            _make_replica, shards[w], type(model), params, values,
-            workers=[cluster.workers[w]], allow_other_workers=True, pure=False,
-        )
-        for w in range(cluster.n)
-    ]  # fmt: skip
+    config, _ = R.start_fit(model, X)
     n_rows = X.shape[1] if by_item else X.shape[0]
-    loop = _Rounds(cluster, model, replicas, n_rows, config, sync_every)
+    loop = _Rounds(cluster, model, data.shards(by_item), n_rows, config, sync_every, X)
     history = model.history_
     t0 = time.perf_counter()
     for epoch in range(config.n_epochs):
@@ -239,5 +296,4 @@ def fit_single(cluster: Cluster, model: Any, data: Any, sync_every: int) -> None
         log.info("epoch %d/%d: %s", epoch + 1, config.n_epochs, metrics)
         if any([cb(epoch, record) for cb in config.callbacks]):
             break
-    del replicas
     R.finish_fit(model, history, time.perf_counter() - t0)

@@ -98,7 +98,7 @@ def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
 def test_two_workers_are_reproducible_and_agree_with_one_process(two, data):
     split = random_split(data, test_fraction=0.1, seed=0)
     train = Ratings(split.train, data.user_ids, data.item_ids)
-    kw = dict(orientation="user", n_hidden=20, n_epochs=12)
+    kw = dict(orientation="user", n_hidden=20, n_epochs=8)
     single = _small(**kw).fit(train.user_items)
     first = rd.fit(_small(**kw), _frame(train), client=two)
     again = rd.fit(_small(**kw), _frame(train), client=two)
@@ -229,3 +229,23 @@ def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
     fit = ["fit", "--dataset", "demo", "--model", "implicit-rbm", "--epochs", "1"]
     assert main([*fit, "--cluster", one.scheduler.address, "--out", str(model)]) == 2
     assert "RatingRBM" in capsys.readouterr().err
+
+
+def test_a_round_that_loses_a_worker_is_rerun_to_the_same_result(two, data):
+    """Last in the module: it kills a worker of the shared cluster (its nanny restarts it)."""
+    import os
+    import signal
+
+    df = _frame(data)
+    kw = dict(orientation="user", n_epochs=3)
+    reference = rd.fit(_small(**kw), df, client=two, sync_every=2)
+    victim = sorted(two.scheduler_info()["workers"])[1]
+    pid = two.run(os.getpid, workers=[victim])[victim]
+
+    def kill_after_first_epoch(epoch, record):
+        if epoch == 0:
+            os.kill(pid, signal.SIGKILL)
+
+    got = rd.fit(_small(**kw, callbacks=[kill_after_first_epoch]), df, client=two, sync_every=2)
+    assert np.array_equal(got.model.weights_, reference.model.weights_)
+    assert len(got.model.history_) == 3
