@@ -101,8 +101,10 @@ def fit(
     The ratings are sharded by the model's rows (users for a user-based RBM, items for an
     item-based one; each row whole on one worker, row ``g`` on worker ``g % n_workers`` of
     the workers sorted by address). Each round, every worker trains ``sync_every``
-    mini-batches of its rows from the same broadcast parameters and momentum buffers, and
-    the driver averages both, weighted by the rows each worker trained, in worker order.
+    mini-batches of its rows from the same parameters and momentum buffers; the driver then
+    moves the parameters by the workers' mean update (weighted by the rows each trained)
+    times the number of workers, and sets the momentum buffers to their weighted mean,
+    summing in worker order. A round that loses a worker is rerun.
     With one worker the result is bitwise the one-process ``fit`` of the same data; with
     more it is reproducible for a fixed ``random_state`` and number of workers.
 
@@ -130,7 +132,10 @@ def fit(
         ``bundle.model`` is ``model``, fitted; ``bundle.user_ids`` / ``item_ids`` the raw-id
         maps (sorted distinct ids, as :class:`rbmrec.data.Ratings` maps them) and
         ``bundle.seen`` the training ratings, so ``bundle.recommend``, ``bundle.predict``,
-        ``bundle.save`` and this module's ``predict`` / ``recommend`` take raw ids.
+        ``bundle.save`` and this module's ``predict`` / ``recommend`` take raw ids. Each
+        record of ``model.history_`` also holds the epoch's ``rounds``, ``bytes_moved``
+        (parameters and momentum buffers to and from the workers) and ``worker_seconds``
+        (the slowest worker's compute time, summed over rounds).
 
     Raises
     ------
@@ -140,7 +145,7 @@ def fit(
         Bad input (missing columns, missing or float ids, non-finite ratings, a pair rated
         twice, fewer than two rating values), as one process raises them.
     RuntimeError
-        A worker was lost and its round could not be rerun.
+        Workers were lost in three tries of one round.
     """
     R.check_supported(model)
     sync = check_sync_every(sync_every)

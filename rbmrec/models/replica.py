@@ -67,9 +67,7 @@ def replica_params(model: Any) -> dict[str, Any]:
     return params
 
 
-def make_replica(
-    cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray
-) -> Any:
+def make_replica(cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray) -> Any:
     """A single-orientation model of class ``cls`` set up on one shard.
 
     Parameters
