@@ -6,7 +6,7 @@ rows (users of a user-based RBM, items of an item-based one; each row whole in o
 Every round, each replica trains some mini-batches of its rows from the driver's parameters
 and momentum buffers with the model's own step (:func:`rbmrec.models.rating_train.span_step`
 or :func:`~rbmrec.models.rating_train.train_step` and the trainer's momentum update, through
-the trainer's batch loop), and the driver averages the results.
+the trainer's batch loop), and the driver combines the results.
 
 This module is the whole interface between that fit and the model's internals: setting up
 the driver's model and a replica (:func:`start_fit`, :func:`make_replica`), one round of
