@@ -133,6 +133,18 @@ def test_string_ids_from_parquet_map_as_one_process(one, data, tmp_path):
     assert np.array_equal(bundle.model.weights_, single.weights_)
 
 
+@pytest.mark.parametrize("kind", ["dask", "polars"])
+def test_dask_and_polars_frames_fit_as_pandas(one, data, kind):
+    import dask.dataframe as dd
+    import polars as pl
+
+    df = _frame(data)
+    given = dd.from_pandas(df, npartitions=3) if kind == "dask" else pl.from_pandas(df)
+    bundle = rd.fit(_small(orientation="user", n_epochs=1), given, client=one)
+    single = _small(orientation="user", n_epochs=1).fit(data.user_items)
+    assert np.array_equal(bundle.model.weights_, single.weights_)
+
+
 @pytest.fixture(scope="module")
 def fitted(two, data) -> ModelBundle:
     return rd.fit(_small(orientation="both", n_epochs=2), _frame(data), client=two)
