@@ -155,9 +155,14 @@ def fit(
         frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", c)
         orientations = {"user": (False,), "item": (True,), "both": (True, False)}
         data = Prepared(cluster, frame, cols, orientations[model.orientation])
-        if model.orientation == "both":
-            R.fit_both(model, lambda member: fit_single(cluster, member, data, sync))
-        else:
-            fit_single(cluster, model, data, sync)
         X, users, items = data.X, data.users, data.items
+        train, V, known, values = R.carve(model, X)
+
+        def fit_one(single: Any) -> None:
+            fit_single(cluster, single, data, sync, train, V, known, values)
+
+        if model.orientation == "both":
+            R.fit_both(model, fit_one, V)
+        else:
+            fit_one(model)
     return ModelBundle(model, users, items, seen=X)

@@ -65,9 +65,9 @@ class Cluster:
 
 
 def _make_replica(
-    shard: sp.csr_matrix, cls: type, params: dict, values: np.ndarray
+    shard: sp.csr_matrix, cls: type, params: dict, values: np.ndarray, known: Any
 ) -> Any:  # runs on a worker
-    return R.make_replica(cls, params, shard, values)
+    return R.make_replica(cls, params, shard, values, known)
 
 
 def _train_round(
@@ -120,11 +120,12 @@ class _Rounds:
 class _Rounds:
     """The epoch loop of one single-orientation model on the cluster."""
 
-    def __init__(self, cluster: Cluster, model: Any, shards: list[Any], n_rows: int,
-                 config: Any, sync_every: int, X: sp.csr_matrix) -> None:  # fmt: skip
-        """``shards``: futures of the shards' matrices, shard ``w`` on worker ``w``; ``X``:
-        the whole ratings (users x items), from which a lost shard is rebuilt."""
-        self.cluster, self.model, self.X = cluster, model, X
+    def __init__(self, cluster: Cluster, model: Any, shards: list[Any] | None, n_rows: int,
+                 config: Any, sync_every: int, X: sp.csr_matrix, known: Any) -> None:  # fmt: skip
+        """``shards``: futures of the shards' matrices, shard ``w`` on worker ``w`` (None: cut
+        them from ``X``); ``X``: the training ratings (users x items), from which a lost
+        shard is rebuilt; ``known``: a conditional model's known pairs, or None."""
+        self.cluster, self.model, self.X, self.known = cluster, model, X, known
         self.by_item = model.orientation == "item"
         self.replica_params = R.replica_params(model)
         self.params, self.decay, self.rng = R.driver_state(model)
@@ -132,21 +133,30 @@ class _Rounds:
         self.n_rows, self.config, self.sync_every = n_rows, config, sync_every
         self.schedule = config.validate()
         self.homes = list(cluster.workers)
-        self.replicas = [self.make_replica(s, h) for s, h in zip(shards, self.homes, strict=True)]
+        self.replicas = [None] * cluster.n
+        for w, home in enumerate(self.homes):
+            self.place(w, home, None if shards is None else shards[w])
 
-    def make_replica(self, shard: Any, home: str) -> Any:
-        """A future of the replica of ``shard`` (a future or matrix) on worker ``home``."""
-        model = self.model
-        return self.cluster.client.submit(
-            _make_replica, shard, type(model), self.replica_params, model.values_,
+    def place(self, w: int, home: str, shard: Any = None) -> None:
+        """Make the replica of shard ``w`` on worker ``home``, from ``shard`` (a future) or
+        cut from the driver's ratings."""
+        client, model = self.cluster.client, self.model
+        if shard is None:
+            [shard] = client.scatter([self.cut(self.X, w)], workers=[home], hash=False)
+        known = None
+        if self.known is not None:
+            [known] = client.scatter([self.cut(self.known, w)], workers=[home], hash=False)
+        self.replicas[w] = client.submit(
+            _make_replica, shard, type(model), self.replica_params, model.values_, known,
             workers=[home], allow_other_workers=True, pure=False,
         )  # fmt: skip
+        self.homes[w] = home
 
-    def rebuild(self, w: int) -> sp.csr_matrix:
-        """Shard ``w`` cut from the driver's ratings as the workers build it: rows
-        ``w, w + P, ...`` (columns, for an item shard) of the users x items matrix."""
-        X, n = self.X, self.cluster.n
-        return sp.csr_matrix(X[:, w::n]) if self.by_item else X[w::n]
+    def cut(self, M: Any, w: int) -> sp.csr_matrix:
+        """Shard ``w`` of a users x items matrix as the workers build it: rows ``w, w + P,
+        ...`` (columns, for an item shard)."""
+        M, n = sp.csr_matrix(M), self.cluster.n
+        return sp.csr_matrix(M[:, w::n]) if self.by_item else M[w::n]
 
     def epoch(self, epoch: int) -> dict[str, float]:
         """Train 0-based ``epoch``; its history record."""
@@ -265,10 +275,7 @@ class _Rounds:
         for w, replica in enumerate(self.replicas):
             if replica.status == "finished" and self.homes[w] in live:
                 continue
-            home = live[w % len(live)]
-            [shard] = client.scatter([self.rebuild(w)], workers=[home], hash=False)
-            self.replicas[w] = self.make_replica(shard, home)
-            self.homes[w] = home
+            self.place(w, live[w % len(live)])
 
 
 def _lost_worker_errors() -> tuple[type[BaseException], ...]:
@@ -279,21 +286,31 @@ def _lost_worker_errors() -> tuple[type[BaseException], ...]:
     return (KilledWorker, FutureCancelledError, OSError)
 
 
-def fit_single(cluster: Cluster, model: Any, data: Any, sync_every: int) -> None:
-    """Fit a single-orientation RatingRBM ``model`` on the cluster (``data``: the
-    ratings prepared on it, :class:`rbmrec.distributed._fit.Prepared`)."""
+def fit_single(
+    cluster: Cluster, model: Any, data: Any, sync_every: int, train: Any, V: Any, known: Any,
+    values: np.ndarray,
+) -> None:  # fmt: skip
+    """Fit a single-orientation RatingRBM ``model`` on the cluster: ``data`` the ratings
+    prepared on it (:class:`rbmrec.distributed._fit.Prepared`), ``train``, ``V`` and
+    ``known`` the training part, validation part and known pairs of
+    :func:`rbmrec.models.replica.carve` (``train`` is ``data.X`` without a validation
+    part: the workers' shards are used as built, else they are cut from ``train``)."""
     by_item = model.orientation == "item"
-    X = data.X
-    config, _ = R.start_fit(model, X)
-    n_rows = X.shape[1] if by_item else X.shape[0]
-    loop = _Rounds(cluster, model, data.shards(by_item), n_rows, config, sync_every, X)
+    config = R.start_fit(model, train, values, known)
+    evaluate, best = R.validation(model, V, config)
+    n_rows = train.shape[1] if by_item else train.shape[0]
+    shards = data.shards(by_item) if train is data.X and known is None else None
+    loop = _Rounds(cluster, model, shards, n_rows, config, sync_every, train, known)
     history = model.history_
     t0 = time.perf_counter()
     for epoch in range(config.n_epochs):
         record = loop.epoch(epoch)
+        if evaluate is not None:
+            record.update({key: float(v) for key, v in evaluate(epoch).items()})
         history.append(record)
         metrics = ", ".join(f"{k}={v:.6g}" for k, v in record.items() if k != "epoch")
         log.info("epoch %d/%d: %s", epoch + 1, config.n_epochs, metrics)
-        if any([cb(epoch, record) for cb in config.callbacks]):
+        stop = best.update(epoch, record, loop.params)
+        if any([cb(epoch, record) for cb in config.callbacks]) or stop:
             break
-    R.finish_fit(model, history, time.perf_counter() - t0)
+    R.finish_fit(model, history, best, time.perf_counter() - t0)

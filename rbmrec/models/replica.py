@@ -29,8 +29,9 @@ import scipy.sparse as sp
 
 from rbmrec.models import rating_train as T
 from rbmrec.models._estimator import num_threads
+from rbmrec.models._sparse import stored_entries
 from rbmrec.models.mixture import MEMBERS, RatingMixture, fit_weights, member_of, spawn_seeds
-from rbmrec.models.trainer import TrainerConfig, _EpochLoop, _rates
+from rbmrec.models.trainer import TrainerConfig, _BestEpoch, _EpochLoop, _rates
 
 #: Constructor arguments a replica never takes from the driver's model: a replica reports
 #: nothing and calls nothing back (the driver does). Its ``num_threads`` is the model's: 0,
@@ -67,7 +68,9 @@ def replica_params(model: Any) -> dict[str, Any]:
     return params
 
 
-def make_replica(cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray) -> Any:
+def make_replica(
+    cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values: np.ndarray, known: Any = None
+) -> Any:
     """A single-orientation model of class ``cls`` set up on one shard.
 
     Parameters
@@ -82,6 +85,8 @@ def make_replica(cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values:
         in the order of their global indices.
     values : ndarray, shape (n_levels,)
         The rating levels of the whole data set.
+    known : sparse matrix, shape X.shape, optional
+        The shard's known pairs without ratings (a conditional model's held-out pairs).
 
     Returns
     -------
@@ -89,23 +94,54 @@ def make_replica(cls: type, params: Mapping[str, Any], X: sp.csr_matrix, values:
     shard's; its parameters are overwritten by every :func:`train_rows`.
     """
     replica = cls(**params)
-    replica._init_fit(X, values, None)
+    replica._init_fit(X, values, known)
     return replica
 
 
-def start_fit(model: Any, X: sp.csr_matrix) -> tuple[TrainerConfig, np.ndarray]:
-    """Check the whole data ``X`` (users x items) and set up the driver's single-orientation
-    ``model`` on it exactly as its ``fit`` does (parameters, generator, history).
+def carve(model: Any, X: sp.csr_matrix) -> tuple[sp.csr_matrix, Any, Any, np.ndarray]:
+    """Check the whole data ``X`` (users x items) as ``model.fit`` does and carve its own
+    validation part when the model holds one out (``validation_fraction``).
 
     Returns
     -------
-    config : TrainerConfig
-        The training loop's settings (the mini-batch size of the whole data).
+    train : csr_matrix, shape X.shape
+        The ratings to train on (``X`` itself without a validation part).
+    validation : csr_matrix or None
+    known_pairs : sparse matrix or None
+        The held-out pairs of a conditional model (their ratings are unknown, the pairs known).
     values : ndarray, shape (n_levels,)
         The rating levels.
     """
-    _, _, values, _ = model._prepare(X, None, None)
-    return model._init_fit(X, values, None), values
+    X, _, values, _ = model._prepare(X, None, None)
+    if getattr(model, "refit", False):
+        raise NotImplementedError("data-parallel fit does not support refit=True")
+    if getattr(model, "validation_fraction", 0) and hasattr(model, "_carve"):
+        train, V, known = model._carve(X, None)
+        return train, V, known, values
+    return X, None, None, values
+
+
+def start_fit(model: Any, X: sp.csr_matrix, values: np.ndarray, known_pairs: Any) -> TrainerConfig:
+    """Set up the driver's single-orientation ``model`` on the training ratings ``X`` exactly
+    as its ``fit`` does (parameters, generator, history); the training loop's settings."""
+    return model._init_fit(X, values, known_pairs)
+
+
+def validation(model: Any, V: Any, config: TrainerConfig) -> tuple[Any, Any]:
+    """The per-epoch validation of the driver's ``model`` on ``V`` (``evaluate(epoch)`` or
+    None, as the trainer takes it) and early stopping (the trainer's), as its ``fit`` sets
+    them up: without validation ratings, no early stopping."""
+    if V is None or not V.nnz:
+        config.patience = None
+        return None, _BestEpoch(config, 0, False)
+    vu, vi, vr = stored_entries(V)
+    vr = np.asarray(vr, np.float64)
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        model._infer = {}  # the parameters were combined in place since the last call
+        return T.validation_rmse(model, vu, vi, vr, epoch)
+
+    return evaluate, _BestEpoch(config, 0, True)
 
 
 def driver_state(model: Any) -> tuple[dict[str, np.ndarray], list[str], np.random.Generator]:
@@ -181,20 +217,23 @@ def train_rows(
     return out, loop.velocity, sums
 
 
-def finish_fit(model: Any, history: list[dict[str, float]], seconds: float) -> None:
+def finish_fit(model: Any, history: list[dict[str, float]], best: Any, seconds: float) -> None:
     """End a data-parallel fit of the driver's single-orientation ``model`` as its ``fit``
-    ends: public parameters from the trained ones, the history, no early stopping."""
+    ends: the best epoch's parameters under early stopping (``best``, from
+    :func:`validation`), public parameters, the history."""
+    best.restore(model._params)
     model._set_public()
     model.history_ = history
-    model.best_epoch_ = None
+    model.best_epoch_ = None if best.epoch is None else best.epoch + 1
     model.interrupted_ = False
     model.fit_seconds_ = seconds
 
 
-def fit_both(model: Any, fit_member: Callable[[Any], None]) -> None:
+def fit_both(model: Any, fit_member: Callable[[Any], None], V: Any) -> None:
     """Fit an ``orientation="both"`` ``model`` as its ``fit`` does: the item member, then
     the user member (seeds spawned from ``random_state``), each by ``fit_member(member)``;
-    then the mixture (no validation ratings: weight 0.5, no calibration)."""
+    then the mixture's weights on the validation ratings ``V`` (None: weight 0.5, no
+    calibration)."""
     t0 = time.perf_counter()
     seeds = spawn_seeds(model.random_state, len(MEMBERS))
     members: dict[str, Any] = {}
@@ -202,6 +241,6 @@ def fit_both(model: Any, fit_member: Callable[[Any], None]) -> None:
         member = member_of(model, name, seed)
         fit_member(member)
         members[name] = member
-    model._adopt(RatingMixture(members, *fit_weights(members, None)))
+    model._adopt(RatingMixture(members, *fit_weights(members, V)))
     model.interrupted_ = False
     model.fit_seconds_ = time.perf_counter() - t0

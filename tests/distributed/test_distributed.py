@@ -112,11 +112,12 @@ def test_two_workers_are_reproducible_and_agree_with_one_process(two):
         return float(np.sqrt(np.mean((model.predict(u, i) - y) ** 2)))
 
     untrained = rmse(_small(**{**kw, "n_epochs": 1, "learning_rate": 1e-9}).fit(train.user_items))
-    # Both learn (1.6 untrained). Stated tolerance 0.2: at this learning rate training is
-    # still in its fast early phase, where the combined fit lags one process (momentum
-    # builds up over each worker's 5 batches per epoch, not 10): measured 1.12 against 0.99.
-    assert rmse(single) < untrained - 0.4
-    assert rmse(first.model) < untrained - 0.3
+    # Both learn (about 1.55 untrained). Stated tolerance 0.2: at this learning rate training
+    # is still in its fast early phase, where the combined fit lags one process (momentum
+    # builds up over each worker's 5 batches per epoch, not 10): measured 1.12 against 0.99
+    # (1.24 against 1.11 when fit holds out a validation part).
+    assert rmse(single) < untrained - 0.3
+    assert rmse(first.model) < untrained - 0.2
     assert abs(rmse(first.model) - rmse(single)) < 0.2
     rec = first.model.history_[-1]
     assert rec["rounds"] == 3 and rec["bytes_moved"] > 0
