@@ -113,7 +113,9 @@ def fit(
     model : RatingRBM
         Unfitted (a fitted one is refitted), ``visible="softmax"``, any orientation:
         ``"both"`` fits the item-based member, then the user-based one, and mixes them as
-        its ``fit`` does without validation ratings (weight 0.5, no calibration).
+        its ``fit`` does. Validation as in its ``fit``: the part it holds out of ``ratings``
+        (carved on the driver with the same draw) gives the per-epoch validation RMSE,
+        early stopping and the mixture's weights; none without it.
     ratings : dask DataFrame, pandas or polars DataFrame, or str / PathLike
         One rating per row; a path is a parquet file, folder or glob. Ids are integers or
         strings; ratings any finite numbers (each distinct value a level).
