@@ -65,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
         train, validation = split.train, split.test
     _common.compile_note([key])
     t0 = time.perf_counter()
-    if validation is not None:
+    if args.cluster:
+        if validation is not None:
+            raise UsageError("--validation-fraction is not available with --cluster")
+        from rbmrec.cli._cluster import fit_on_cluster
+
+        fit_on_cluster(model, data, args.cluster)
+    elif validation is not None:
         model.fit(train, validation=validation)
     else:
         model.fit(train)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rbmrec.cli import datasets, demo, evaluate, fit, recommend
+from rbmrec.cli._cluster import add_cluster_arg
 
 #: What ``fit --model`` accepts (canonical names and the short spellings).
 FIT_MODELS = ("rating-rbm", "implicit-rbm", "rbm", "irbm")
@@ -178,6 +179,7 @@ def _add_fit(sub: Any) -> None:
         default=0.0,
         help="hold out this fraction for early stopping (0: fit on everything)",
     )
+    add_cluster_arg(p)
     p.add_argument(
         "--out",
         required=True,
@@ -197,7 +199,9 @@ def _add_recommend(sub: Any) -> None:
         "rbmrec 0.1.0 are read too).",
     )
     p.add_argument("--model", required=True, metavar="MODEL.npz", help="written by rbmrec fit")
-    p.add_argument("--user", required=True, metavar="RAW_ID", help="user id as in the data")
+    p.add_argument(
+        "--user", metavar="RAW_ID", help="user id as in the data (required without --cluster)"
+    )
     p.add_argument(
         "-n", type=_positive_int, default=10, help="how many items (10; at most all items)"
     )
@@ -226,6 +230,13 @@ def _add_recommend(sub: Any) -> None:
         "where both rate an item), and all of them are excluded unless --include-seen",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_cluster_arg(p)
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="with --cluster: write the lists of every user of the training data (columns "
+        "user, rank, item, score) to this .parquet or .csv file",
+    )
     p.set_defaults(func=recommend.run)
 
 

@@ -84,6 +84,16 @@ def _fold_in(bundle: Any, args: argparse.Namespace, known_user: bool) -> tuple[A
 
 def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
+    if args.cluster:
+        from rbmrec.cli._cluster import recommend_all
+
+        n = recommend_all(bundle, args)
+        print(f"{n} recommendations for every user of {bundle.source} written to {args.out}")
+        return EXIT_OK
+    if not args.user:
+        raise UsageError("--user is required (or --cluster SPEC --out FILE for every user)")
+    if args.out:
+        raise UsageError("--out writes the lists of every user: it needs --cluster")
     user = args.user.strip()
     known = bundle.user_index(user) is not None
     if args.ratings:
