@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from rbmrec.models import rating_files as files
 from rbmrec.models import rating_train as T
 from rbmrec.models._estimator import num_threads
 from rbmrec.models._sparse import stored_entries
 from rbmrec.models.mixture import MEMBERS, RatingMixture, fit_weights, member_of, spawn_seeds
-from rbmrec.models.trainer import TrainerConfig, _BestEpoch, _EpochLoop, _rates
+from rbmrec.models.trainer import TrainerConfig, _BestEpoch, _EpochLoop, _rates, copies_allowed
 
 #: Constructor arguments a replica never takes from the driver's model: a replica reports
 #: nothing and calls nothing back (the driver does). Its ``num_threads`` is the model's: 0,
@@ -133,7 +134,7 @@ def validation(model: Any, V: Any, config: TrainerConfig) -> tuple[Any, Any]:
     them up: without validation ratings, no early stopping."""
     if V is None or not V.nnz:
         config.patience = None
-        return None, _BestEpoch(config, 0, False)
+        return None, _BestEpoch(config, 0, False, copies_allowed(config, model._params))
     vu, vi, vr = stored_entries(V)
     vr = np.asarray(vr, np.float64)
 
@@ -141,7 +142,7 @@ def validation(model: Any, V: Any, config: TrainerConfig) -> tuple[Any, Any]:
         model._infer = {}  # the parameters were combined in place since the last call
         return T.validation_rmse(model, vu, vi, vr, epoch)
 
-    return evaluate, _BestEpoch(config, 0, True)
+    return evaluate, _BestEpoch(config, 0, True, copies_allowed(config, model._params))
 
 
 def driver_state(model: Any) -> tuple[dict[str, np.ndarray], list[str], np.random.Generator]:
@@ -222,9 +223,11 @@ def finish_fit(model: Any, history: list[dict[str, float]], best: Any, seconds: 
     ends: the best epoch's parameters under early stopping (``best``, from
     :func:`validation`), public parameters, the history."""
     best.restore(model._params)
+    files.round_weights(model._params)  # as fit ends: stored as float16 without loss
     model._set_public()
     model.history_ = history
-    model.best_epoch_ = None if best.epoch is None else best.epoch + 1
+    kept = best.kept(len(history) - 1 if history else None)
+    model.best_epoch_ = None if kept is None else kept + 1
     model.interrupted_ = False
     model.fit_seconds_ = seconds
 

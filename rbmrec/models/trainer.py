@@ -627,7 +627,7 @@ def train(
     Parameters over ``config.max_copy_bytes`` get no copies: no undo, no best-epoch copy.
     """
     schedule = config.validate()
-    may_copy = config.max_copy_bytes is None or _nbytes(params) <= config.max_copy_bytes
+    may_copy = copies_allowed(config, params)
     best = _BestEpoch(config, start_epoch, evaluate is not None, may_copy)
     loop = _EpochLoop(params, velocity, step, span_step, n_rows, config, rng, decay, describe)
     history = [] if history is None else history
@@ -654,6 +654,11 @@ def train(
         report.close()
     best.restore(params)
     return TrainResult(history, best.kept(last_done), best.stopped_early, interrupted)
+
+
+def copies_allowed(config: TrainerConfig, params: Mapping[str, np.ndarray]) -> bool:
+    """Whether the trainer keeps copies of ``params`` (``config.max_copy_bytes``)."""
+    return config.max_copy_bytes is None or _nbytes(params) <= config.max_copy_bytes
 
 
 def _nbytes(params: Mapping[str, np.ndarray]) -> int:
