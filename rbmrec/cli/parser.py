@@ -176,8 +176,10 @@ def _add_fit(sub: Any) -> None:
     p.add_argument(
         "--validation-fraction",
         type=_fraction,
-        default=0.0,
-        help="hold out this fraction for early stopping (0: fit on everything)",
+        default=None,
+        help="hold out this fraction of the ratings for early stopping (0: fit on "
+        "everything); rating-rbm: its validation_fraction (default 0.1, also the mixing "
+        "weights); implicit-rbm: default 0",
     )
     add_cluster_arg(p)
     p.add_argument(

@@ -321,7 +321,7 @@ def test_fit_ctrl_c_keeps_model(work: Path, model: str) -> None:
             [
                 sys.executable, "-m", "rbmrec", "fit", "--data", "ratings.csv",
                 "--model", model, "--epochs", "100000", "--n-hidden", "8",
-                "--threads", "1", "--out", str(out),
+                "--threads", "1", "--validation-fraction", "0", "--out", str(out),
             ],
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
