@@ -464,14 +464,15 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         # Every check runs before the model changes: a fit that fails on its input leaves a
         # fitted model exactly as it was.
         X, V, values, known_pairs = self._prepare(user_items, validation, known_pairs)
-        everything = None
+        everything = None  # kept for refit only: at 100M ratings X is 1.2 GB
         if V is None and self.validation_fraction > 0:
-            everything = (X, known_pairs)
+            if self.refit:
+                everything = (X, known_pairs)
             X, V, known_pairs = self._carve(X, known_pairs)
         t0 = time.perf_counter()
         if self.orientation == "both":
             mixture, interrupted = RatingMixture.fit(self, X, V, known_pairs)
-            if self.refit and everything is not None and not interrupted:
+            if everything is not None and not interrupted:
                 for member in mixture.members.values():
                     T.refit_on(member, *everything)
             self._adopt(mixture)
@@ -479,7 +480,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         else:
             config = self._init_fit(X, values, known_pairs)
             self._train_fitted(config, V)
-            if self.refit and everything is not None and not self.interrupted_:
+            if everything is not None and not self.interrupted_:
                 T.refit_on(self, *everything)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
