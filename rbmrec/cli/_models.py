@@ -51,6 +51,10 @@ def make_model(name: str, args: argparse.Namespace, progress: bool) -> Any:
         for param in ("orientation", "visible"):
             if getattr(args, param, None):
                 kw[param] = getattr(args, param)
+        # 0 means "no validation" for the model's own held-out part too; a fraction the
+        # command carves itself is passed to fit, which then ignores this one.
+        if getattr(args, "validation_fraction", None) is not None:
+            kw["validation_fraction"] = args.validation_fraction
     return registry.make(name, random_state=seed, **kw)
 
 

@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
     model = make_model(key, args, progress=not args.quiet)
     validation = None
     train = data.user_items
-    if key == "rating-rbm":  # the model holds out its own part (and fits its mixture on it)
-        if args.validation_fraction is not None:
-            model.set_params(validation_fraction=args.validation_fraction)
-    elif args.validation_fraction:
+    # rating-rbm holds out its own part (make_model passes --validation-fraction to it).
+    if key != "rating-rbm" and args.validation_fraction:
         from rbmrec.data import random_split
 
         split = random_split(data, test_fraction=args.validation_fraction, seed=args.seed)

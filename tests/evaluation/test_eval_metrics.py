@@ -353,6 +353,7 @@ def test_mean_nll_of_a_tiny_rating_rbm_by_hand():
         (np.array([0.0, 1.0, 1.0, 0.0, 0.0]), ([0, 0, 1, 1, 2], [0, 1, 0, 2, 3])), shape=(3, 4)
     )
     m = RatingRBM(n_hidden=3, n_epochs=1, batch_size=3, prediction="exact", orientation="user",
+                  validation_fraction=0,
                   conditional=False, random_state=0, dtype=np.float64).fit(X)  # fmt: skip
     rng = np.random.default_rng(5)
     for name in ("W", "b", "c"):

@@ -848,12 +848,14 @@ def test_scoring_cache_reset_by_training_steps():
     """A callback scoring during fit sees each epoch's parameters, not the first cached ones."""
     X, _, _ = planted(n_users=40, n_items=20)
     seen = []
-    m = RatingRBM(n_hidden=5, n_epochs=3, orientation="item", random_state=0)
+    m = RatingRBM(n_hidden=5, n_epochs=3, orientation="item", random_state=0,
+                  validation_fraction=0)  # fmt: skip
     m.callbacks = [lambda epoch, metrics: seen.append(m.score_items(0).copy())]
     m.fit(X)
     assert len(seen) == 3
     assert not np.allclose(seen[0], seen[1]) and not np.allclose(seen[1], seen[2])
-    np.testing.assert_allclose(seen[-1], m.score_items(0), rtol=1e-6)
+    # fit ends with the weights rounded to float16 values (a relative change under 2^-11).
+    np.testing.assert_allclose(seen[-1], m.score_items(0), rtol=1e-4)
 
 
 def test_get_params_and_repr_rebuild_the_model():

@@ -17,7 +17,7 @@ from test_rating_rbm import planted
 from rbmrec.errors import DataError
 from rbmrec.models.rating import RatingRBM
 
-KW = {"n_hidden": 3, "n_epochs": 1, "random_state": 0}
+KW = {"n_hidden": 3, "n_epochs": 1, "random_state": 0, "validation_fraction": 0}
 
 
 @pytest.fixture(scope="module")
