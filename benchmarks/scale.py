@@ -19,7 +19,8 @@ in that process compiled (or loaded) every kernel, then saves it. Columns:
   sensitive to other processes on a shared machine); **item, user s/epoch**: each member's
   mean epoch (``history_``).
 - **batch**: each member's ``batch_size_``.
-- **peak RSS**: ``ru_maxrss`` of the process, data and model included.
+- **peak RSS GiB**: ``ru_maxrss`` of the process in GiB (2^30 bytes), data and model
+  included.
 - **file MB, save s**: size and write time of ``model.save``.
 
 Synthetic matrices are generated once into ``--cache`` (kept, reused by later runs) or a
@@ -137,7 +138,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| data | ratings | users x items | epochs | fit s | ns/rating | CPU ns/rating "
         "| item s/epoch "
-        "| user s/epoch | batch (item, user) | peak RSS GB | file MB | save s |"
+        "| user s/epoch | batch (item, user) | peak RSS GiB | file MB | save s |"
     )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
