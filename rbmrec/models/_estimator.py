@@ -184,11 +184,15 @@ def side_generator(random_state: Any, key: int) -> np.random.Generator:
     seed_generator(random_state)  # type check, with its error message
     if random_state is None:
         return np.random.default_rng()
+    return np.random.default_rng(child_seed(random_state, key))
+
+
+def child_seed(random_state: Any, key: int) -> np.random.SeedSequence:
+    """The child of an int or SeedSequence ``random_state`` with spawn key ``key``: what
+    ``SeedSequence.spawn`` makes as child ``key``, without advancing anything."""
     if isinstance(random_state, np.random.SeedSequence):
         ss = random_state
-        child = np.random.SeedSequence(
+        return np.random.SeedSequence(
             ss.entropy, spawn_key=(*ss.spawn_key, key), pool_size=ss.pool_size
         )
-    else:
-        child = np.random.SeedSequence(int(random_state), spawn_key=(key,))
-    return np.random.default_rng(child)
+    return np.random.SeedSequence(int(random_state), spawn_key=(key,))

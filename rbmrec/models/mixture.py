@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rbmrec.errors import ModelFileError
-from rbmrec.models._estimator import seed_generator
+from rbmrec.models._estimator import child_seed, seed_generator
 from rbmrec.models._sparse import stored_entries
 from rbmrec.models.ensemble import combine, fit_convex_pair, fit_line
 from rbmrec.models.trainer import is_interrupt
@@ -259,14 +259,9 @@ def spawn_seeds(random_state: Any, n: int) -> list[Any]:
     if isinstance(random_state, np.random.Generator):
         return random_state.spawn(n)
     seed_generator(random_state)  # type check, with its error message
-    if isinstance(random_state, np.random.SeedSequence):
-        ss = random_state
-        return [
-            np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, k), pool_size=ss.pool_size)
-            for k in range(n)
-        ]
-    entropy = None if random_state is None else int(random_state)
-    return np.random.SeedSequence(entropy).spawn(n)
+    if random_state is None:
+        return np.random.SeedSequence().spawn(n)
+    return [child_seed(random_state, k) for k in range(n)]
 
 
 def finite_floats(name: str, value: Any, n: int) -> list[float]:
