@@ -40,6 +40,7 @@ from rbmrec.errors import DataError, ModelFileError
 from rbmrec.models.persistence import (
     check_file_array,
     check_file_csr,
+    json_header,
     model_from_arrays,
     model_to_arrays,
     read_npz,
@@ -487,18 +488,7 @@ def merge_rows(stored: sp.csr_matrix, given: sp.csr_matrix) -> sp.csr_matrix:
 
 def _header(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, Any]:
     """The checked ``__bundle__`` document of a bundle file."""
-    try:
-        doc = json.loads(np.asarray(arrays[_HEADER]).tobytes().decode("utf-8"))
-    except ValueError as exc:
-        raise ModelFileError(f"{source} is corrupted (unreadable bundle header: {exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
-        raise ModelFileError(f"{source} is not an rbmrec model bundle")
-    version = doc.get("format_version")
-    if version != BUNDLE_FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source} has bundle format version {version}; this rbmrec reads version "
-            f"{BUNDLE_FORMAT_VERSION}"
-        )
+    doc = json_header(arrays[_HEADER], source, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, "bundle")
     for key in ("n_users", "n_items"):
         if not isinstance(doc.get(key), int) or isinstance(doc[key], bool) or doc[key] < 0:
             raise ModelFileError(f"{source} has a malformed bundle header ({key!r})")

@@ -388,6 +388,51 @@ def model_to_arrays(model: Persistable) -> dict[str, np.ndarray]:
     return payload
 
 
+def json_header(
+    blob: np.ndarray, source: str, fmt: str, version: int, kind: str
+) -> dict[str, Any]:
+    """The JSON document a file stores as bytes, checked for its format and version.
+
+    The one reader of the self-describing headers of model files and model bundles.
+
+    Parameters
+    ----------
+    blob : ndarray of uint8, shape (n_bytes,)
+        The UTF-8 encoded JSON object.
+    source : str
+        Where the bytes come from, for error messages (a path).
+    fmt : str
+        The expected ``"format"`` field.
+    version : int
+        The ``"format_version"`` this rbmrec reads.
+    kind : str
+        ``"model"`` or ``"bundle"``, for error messages.
+
+    Returns
+    -------
+    dict
+        The document.
+
+    Raises
+    ------
+    ModelFileError
+        If the bytes are not a JSON object, or name another format or version.
+    """
+    try:
+        doc = json.loads(np.asarray(blob).tobytes().decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ModelFileError(f"{source} is corrupted (unreadable {kind} header: {exc})") from None
+    name = "model file" if kind == "model" else f"model {kind}"
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ModelFileError(f"{source} is not an rbmrec {name}")
+    found = doc.get("format_version")
+    if found != version:
+        raise ModelFileError(
+            f"{source} has {kind} format version {found}; this rbmrec reads version {version}"
+        )
+    return doc
+
+
 def model_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "the model file") -> Any:
     """The model held by ``arrays`` (as :func:`model_to_arrays` gives them).
 
@@ -409,18 +454,7 @@ def model_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "the model
     """
     if _META_KEY not in arrays:
         raise ModelFileError(f"{source} is not an rbmrec model file (no metadata)")
-    try:
-        doc = json.loads(np.asarray(arrays[_META_KEY]).tobytes().decode("utf-8"))
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ModelFileError(f"{source} is corrupted or not an rbmrec model file: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelFileError(f"{source} is not an rbmrec model file")
-    version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source} has model format version {version}; this rbmrec reads version "
-            f"{FORMAT_VERSION}"
-        )
+    doc = json_header(arrays[_META_KEY], source, FORMAT, FORMAT_VERSION, "model")
     key = doc.get("class", "")
     if not isinstance(key, str):
         raise ModelFileError(f"{source} has a malformed model class {key!r}")
