@@ -110,12 +110,15 @@ def fit(
 
     Parameters
     ----------
-    model : RatingRBM
-        Unfitted (a fitted one is refitted), ``visible="softmax"``, any orientation:
-        ``"both"`` fits the item-based member, then the user-based one, and mixes them as
-        its ``fit`` does. Validation as in its ``fit``: the part it holds out of ``ratings``
-        (carved on the driver with the same draw) gives the per-epoch validation RMSE,
-        early stopping and the mixture's weights; none without it.
+    model : RatingRBM or ImplicitRBM
+        Unfitted (a fitted one is refitted). A RatingRBM with ``visible="softmax"``, any
+        orientation: ``"both"`` fits the item-based member, then the user-based one, and
+        mixes them as its ``fit`` does. An ImplicitRBM with ``negative="mean_field"`` and
+        ``patience=None``: its members one after the other, each sharded by users, as its
+        ``fit`` does without validation (every rating an interaction). Validation as in
+        its ``fit``: the part a RatingRBM holds out of ``ratings`` (carved on the driver
+        with the same draw) gives the per-epoch validation RMSE, early stopping and the
+        mixture's weights; none without it.
     ratings : dask DataFrame, pandas or polars DataFrame, or str / PathLike
         One rating per row; a path is a parquet file, folder or glob. Ids are integers or
         strings; ratings any finite numbers (each distinct value a level).
@@ -142,7 +145,7 @@ def fit(
     Raises
     ------
     NotImplementedError
-        A model other than a softmax RatingRBM.
+        A model other than a softmax RatingRBM or a mean-field ImplicitRBM.
     DataError, TypeError, ValueError
         Bad input (missing columns, missing or float ids, non-finite ratings, a pair rated
         twice, fewer than two rating values), as one process raises them.
@@ -156,14 +159,16 @@ def fit(
         cluster = Cluster(c, worker_ranks(c))
         frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", c)
         orientations = {"user": (False,), "item": (True,), "both": (True, False)}
-        data = Prepared(cluster, frame, cols, orientations[model.orientation])
+        data = Prepared(cluster, frame, cols, orientations[getattr(model, "orientation", "user")])
         X, users, items = data.X, data.users, data.items
         train, V, known, values = R.carve(model, X)
 
         def fit_one(single: Any) -> None:
             fit_single(cluster, single, data, sync, train, V, known, values)
 
-        if model.orientation == "both":
+        if R.is_implicit(model):
+            R.fit_implicit(model, fit_one, train)
+        elif model.orientation == "both":
             R.fit_both(model, fit_one, V)
         else:
             fit_one(model)

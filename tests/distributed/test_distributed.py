@@ -95,6 +95,24 @@ def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     assert recon == pytest.approx([r["train_recon_rmse"] for r in single.history_], rel=1e-12)
 
 
+def _implicit(**kw) -> ImplicitRBM:
+    return ImplicitRBM(**{"n_hidden": 12, "n_epochs": 2, "random_state": 5, **kw})
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, dict(visible="bernoulli", confidence=0.5, n_models=1)], ids=["default", "bernoulli"]
+)
+def test_one_worker_fits_implicit_bitwise_as_one_process(one, data, kw):
+    single = _implicit(**kw).fit(data.user_items)
+    bundle = rd.fit(_implicit(**kw), _frame(data), client=one, sync_every=3)
+    got = bundle.model
+    for name in ("weights_", "visible_bias_", "hidden_bias_"):
+        assert np.array_equal(getattr(got, name), getattr(single, name)), name
+    assert got.n_models_ == single.n_models_ and got.batch_size_ == single.batch_size_
+    assert (got.user_items_ != single.user_items_).nnz == 0
+    assert len(got.history_) == len(single.history_)
+
+
 def test_two_workers_are_reproducible_and_agree_with_one_process(two):
     data = make_ratings(600, 120, density=0.12, seed=3)
     split = random_split(data, test_fraction=0.1, seed=0)
@@ -168,6 +186,20 @@ def test_recommend_lists_equal_the_in_memory_model(two, data, fitted):
         np.testing.assert_allclose(group["score"].to_numpy(), scores[ids >= 0], rtol=1e-6)
 
 
+def test_implicit_recommend_lists_equal_the_in_memory_model(two, data):
+    df = _frame(data)
+    bundle = rd.fit(_implicit(), df, client=two, sync_every=2)
+    assert bundle.model.n_models_ == 2 and bundle.model.history_[-1]["rounds"] > 1
+    out = two.compute(rd.recommend(bundle, df, N=5, client=two)).result()
+    X = data.user_items
+    assert out["user"].nunique() == int(np.sum(np.diff(X.indptr) < X.shape[1]))
+    for user, group in out.groupby("user"):
+        u = bundle.user_index(user)
+        ids, _ = bundle.model.recommend(u, X[u], N=5)
+        got = group.sort_values("rank")["item"].tolist()
+        assert got == bundle.item_ids.to_raw(ids[ids >= 0]).tolist()
+
+
 def test_recommend_folds_in_unknown_users(two, data, fitted):
     new = pd.DataFrame({"user": [10_000] * 3, "item": data.item_ids.raw[:3], "rating": 5.0})
     out = two.compute(rd.recommend(fitted, new, N=4, client=two)).result()
@@ -200,8 +232,14 @@ def test_bad_input_is_refused_clearly(one, data):
     df = _frame(data)
     with pytest.raises(DataError, match="rating"):
         rd.fit(_small(), df.drop(columns="rating"), client=one)
+    from rbmrec.evaluation.baselines.popularity import Popularity
+
     with pytest.raises(NotImplementedError, match="RatingRBM"):
-        rd.fit(ImplicitRBM(), df, client=one)
+        rd.fit(Popularity(), df, client=one)
+    with pytest.raises(NotImplementedError, match="mean_field"):
+        rd.fit(_implicit(visible="bernoulli", negative="pcd", length_norm=0.0), df, client=one)
+    with pytest.raises(ValueError, match="patience"):
+        rd.fit(_implicit(patience=2), df, client=one)
     with pytest.raises(NotImplementedError, match="gaussian"):
         rd.fit(_small(visible="gaussian"), df, client=one)
     with pytest.raises(ValueError, match="sync_every"):
@@ -244,9 +282,9 @@ def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
     model = tmp_path / "m.npz"
     assert main(["fit", "--dataset", "demo", "--cluster", "local:x", "--out", str(model)]) == 2
     assert "local:N" in capsys.readouterr().err
-    fit = ["fit", "--dataset", "demo", "--model", "implicit-rbm", "--epochs", "1"]
+    fit = ["fit", "--dataset", "demo", "--visible", "gaussian", "--epochs", "1"]
     assert main([*fit, "--cluster", one.scheduler.address, "--out", str(model)]) == 2
-    assert "RatingRBM" in capsys.readouterr().err
+    assert "gaussian" in capsys.readouterr().err
 
 
 def test_a_round_that_loses_a_worker_is_rerun_to_the_same_result(two, data):
