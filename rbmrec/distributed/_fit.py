@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from rbmrec.bundle import ModelBundle
@@ -20,19 +22,23 @@ class Prepared:
     their workers, once per orientation) and the whole matrix for the driver's model."""
 
     def __init__(
-        self, cluster: Cluster, frame: Any, cols: D.Columns, orientations: tuple[bool, ...]
-    ) -> None:
-        """Id maps and shards (``orientations``: False for users, True for items); the
-        input partitions are released once the shards are built."""
+        self, cluster: Cluster, frame: Any, cols: D.Columns, orientations: tuple[bool, ...],
+        maps: tuple[IdMap, IdMap] | None = None,
+    ) -> None:  # fmt: skip
+        """Id maps (``maps``, or the sorted distinct ids) and shards (``orientations``:
+        False for users, True for items); the input partitions are released once the
+        shards are built."""
         from distributed import wait
 
         self.cluster, self.cols = cluster, cols
         client = cluster.client
-        users, items = client.gather(
-            client.compute([D.distinct(frame[cols.user]), D.distinct(frame[cols.item])])
-        )
-        self.users: IdMap = D.id_map(users, cols.user, "user")
-        self.items: IdMap = D.id_map(items, cols.item, "item")
+        if maps is None:
+            users, items = client.gather(
+                client.compute([D.distinct(frame[cols.user]), D.distinct(frame[cols.item])])
+            )
+            maps = D.id_map(users, cols.user, "user"), D.id_map(items, cols.item, "item")
+        self.users: IdMap = maps[0]
+        self.items: IdMap = maps[1]
         self._maps = client.scatter([self.users, self.items], broadcast=True, hash=False)
         self._parts = client.compute(frame.to_delayed())
         self._shards: dict[bool, list[Any]] = {}
@@ -152,16 +158,46 @@ def fit(
     RuntimeError
         Workers were lost in three tries of one round.
     """
+    cols = D.Columns(user_col, item_col, rating_col)
+    return _fit(model, ratings, client, cols, sync_every)
+
+
+def fit_matrix(
+    model: Any, user_items: sp.spmatrix, validation: sp.spmatrix | None = None, *,
+    client: Any = None, sync_every: int | None = None,
+) -> Any:  # fmt: skip
+    """:func:`fit` on a users x items matrix held in memory, in its indices (every row and
+    column of ``user_items`` is one of the model's, rated or not), with ``validation`` in
+    the same indices as its ``fit`` takes it (a RatingRBM's; an ImplicitRBM's is not
+    used); the fitted ``model``."""
+    X = sp.csr_matrix(user_items)
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    frame = pd.DataFrame({
+        "user": rows, "item": X.indices.astype(np.int64), "rating": np.asarray(X.data),
+    })  # fmt: skip
+    maps = tuple(
+        IdMap._from_sorted_unique(np.arange(n, dtype=np.int64), name)
+        for n, name in zip(X.shape, ("user", "item"), strict=True)
+    )
+    cols = D.Columns("user", "item", "rating")
+    _fit(model, frame, client, cols, sync_every, maps, validation)
+    return model
+
+
+def _fit(
+    model: Any, ratings: Any, client: Any, cols: D.Columns, sync_every: int | None,
+    maps: tuple[IdMap, IdMap] | None = None, validation: Any = None,
+) -> ModelBundle:  # fmt: skip
     R.check_supported(model)
     sync = check_sync_every(sync_every)
-    cols = D.Columns(user_col, item_col, rating_col)
     with using_client(client) as c:
         cluster = Cluster(c, worker_ranks(c))
-        frame = D.as_dask_frame(ratings, [user_col, item_col, rating_col], "ratings", c)
+        frame = D.as_dask_frame(ratings, [cols.user, cols.item, cols.rating], "ratings", c)
         orientations = {"user": (False,), "item": (True,), "both": (True, False)}
-        data = Prepared(cluster, frame, cols, orientations[getattr(model, "orientation", "user")])
+        by = orientations[getattr(model, "orientation", "user")]
+        data = Prepared(cluster, frame, cols, by, maps)
         X, users, items = data.X, data.users, data.items
-        train, V, known, values = R.carve(model, X)
+        train, V, known, values = R.carve(model, X, validation)
 
         def fit_one(single: Any) -> None:
             fit_single(cluster, single, data, sync, train, V, known, values)

@@ -170,9 +170,13 @@ def make_replica(spec: tuple[Any, ...], X: sp.csr_matrix, known: Any = None) -> 
     return replica
 
 
-def carve(model: Any, X: sp.csr_matrix) -> tuple[sp.csr_matrix, Any, Any, np.ndarray]:
+def carve(
+    model: Any, X: sp.csr_matrix, validation: Any = None
+) -> tuple[sp.csr_matrix, Any, Any, np.ndarray | None]:
     """Check the whole data ``X`` (users x items) as ``model.fit`` does and carve its own
-    validation part when the model holds one out (``validation_fraction``).
+    validation part when the model holds one out (``validation_fraction``) and no
+    ``validation`` ratings are given (a RatingRBM's ``fit(X, validation)``; an ImplicitRBM's
+    validation matrix is not used).
 
     Returns
     -------
@@ -188,9 +192,11 @@ def carve(model: Any, X: sp.csr_matrix) -> tuple[sp.csr_matrix, Any, Any, np.nda
     if isinstance(model, _implicit_class()):
         model._start_fit(X, None)  # checked as its fit checks them; X is canonical already
         return X, None, None, None
-    X, _, values, _ = model._prepare(X, None, None)
+    X, V, values, _ = model._prepare(X, validation, None)
     if getattr(model, "refit", False):
         raise NotImplementedError("data-parallel fit does not support refit=True")
+    if V is not None:
+        return X, V, None, values
     if getattr(model, "validation_fraction", 0) and hasattr(model, "_carve"):
         train, V, known = model._carve(X, None)
         return train, V, known, values

@@ -96,7 +96,8 @@ def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
 
 
 def _implicit(**kw) -> ImplicitRBM:
-    return ImplicitRBM(**{"n_hidden": 12, "n_epochs": 2, "random_state": 5, **kw})
+    base = {"n_hidden": 12, "n_epochs": 2, "batch_size": 40, "random_state": 5}
+    return ImplicitRBM(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -193,9 +194,9 @@ def test_implicit_recommend_lists_equal_the_in_memory_model(two, data):
     out = two.compute(rd.recommend(bundle, df, N=5, client=two)).result()
     X = data.user_items
     assert out["user"].nunique() == int(np.sum(np.diff(X.indptr) < X.shape[1]))
+    want, _ = bundle.model.recommend(np.arange(X.shape[0]), X, N=5)
     for user, group in out.groupby("user"):
-        u = bundle.user_index(user)
-        ids, _ = bundle.model.recommend(u, X[u], N=5)
+        ids = want[bundle.user_index(user)]
         got = group.sort_values("rank")["item"].tolist()
         assert got == bundle.item_ids.to_raw(ids[ids >= 0]).tolist()
 
@@ -274,6 +275,26 @@ def test_cli_fit_and_recommend_on_a_scheduler_address(one, tmp_path):
     for user, group in list(lists.groupby("user"))[:25]:
         items, _ = bundle.recommend(user, N=3)
         assert group.sort_values("rank")["item"].tolist() == items.tolist()
+
+
+def test_cli_evaluate_fits_the_supported_models_on_the_cluster(one, tmp_path, capsys):
+    from rbmrec.cli import main
+
+    table = tmp_path / "ratings.csv"
+    make_ratings(150, 60, density=0.15, seed=1).to_frame().write_csv(table)
+    args = ["evaluate", "--data", str(table), "--models", "rating-rbm,implicit-rbm,popularity",
+            "--epochs", "2", "--n-hidden", "8", "--quiet"]  # fmt: skip
+    local, remote = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    assert main([*args, "--out", str(local)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--cluster", one.scheduler.address, "--out", str(remote)]) == 0
+    out = capsys.readouterr().out
+    assert "Popularity: fitted in this process" in out
+    assert "RatingRBM: fitted in this process" not in out
+    a, b = pd.read_csv(local), pd.read_csv(remote)
+    # One worker fits as one process: every metric equal (the times aside).
+    for col in ("rmse", "mae", "ndcg", "precision", "recall"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
 
 
 def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
