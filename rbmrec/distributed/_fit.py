@@ -18,16 +18,17 @@ from rbmrec.models import replica as R
 
 
 class Prepared:
-    """Ratings on the cluster: id maps, the partitions, the shards of whole rows (built on
-    their workers, once per orientation) and the whole matrix for the driver's model."""
+    """Ratings on the cluster: id maps, the shards of whole rows (built on their workers
+    from the input partitions, once per orientation) and the whole matrix for the driver's
+    model."""
 
     def __init__(
         self, cluster: Cluster, frame: Any, cols: D.Columns, orientations: tuple[bool, ...],
         maps: tuple[IdMap, IdMap] | None = None,
     ) -> None:  # fmt: skip
         """Id maps (``maps``, or the sorted distinct ids) and shards (``orientations``:
-        False for users, True for items); the input partitions are released once the
-        shards are built."""
+        False for users, True for items). Each input partition is read, cut by shard and
+        released in one task (read again for a second orientation)."""
         from distributed import wait
 
         self.cluster, self.cols = cluster, cols
@@ -40,26 +41,26 @@ class Prepared:
         self.users: IdMap = maps[0]
         self.items: IdMap = maps[1]
         self._maps = client.scatter([self.users, self.items], broadcast=True, hash=False)
-        self._parts = client.compute(frame.to_delayed())
+        self._frame = frame
         self._shards: dict[bool, list[Any]] = {}
         self._X: sp.csr_matrix | None = None
         for by_item in orientations:
             wait(self.shards(by_item))
-        del self._parts  # only the shards are kept: memory per worker is bounded by them
 
     def shards(self, by_item: bool) -> list[Any]:
         """Futures of the shards' CSR matrices (:func:`rbmrec.distributed._data.shard_matrix`),
         shard ``w`` on worker ``w``: by users, or by items (``by_item``)."""
         if by_item in self._shards:
             return self._shards[by_item]
+        import dask
+
         client, n = self.cluster.client, self.cluster.n
         users_f, items_f = self._maps
-        splits = [
-            client.submit(
-                D.split_partition, part, self.cols, users_f, items_f, by_item, n, pure=False
-            )
-            for part in self._parts
-        ]
+        split = dask.delayed(D.split_partition, pure=False)
+        splits = client.compute([
+            split(part, self.cols, users_f, items_f, by_item, n)
+            for part in self._frame.to_delayed()
+        ])  # fmt: skip
         n_rows = len(self.items) if by_item else len(self.users)
         n_other = len(self.users) if by_item else len(self.items)
         shards = []
@@ -74,6 +75,11 @@ class Prepared:
             )  # fmt: skip
         self._shards[by_item] = shards
         return shards
+
+    def release(self) -> None:
+        """Drop the shards built on the workers (when the training part is not the whole
+        data, the fit cuts its shards from it instead)."""
+        self._shards.clear()
 
     @property
     def X(self) -> sp.csr_matrix:
@@ -198,6 +204,8 @@ def _fit(
         data = Prepared(cluster, frame, cols, by, maps)
         X, users, items = data.X, data.users, data.items
         train, V, known, values = R.carve(model, X, validation)
+        if train is not X:
+            data.release()
 
         def fit_one(single: Any) -> None:
             fit_single(cluster, single, data, sync, train, V, known, values)
