@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import time
 from typing import Any
 
 import numpy as np
@@ -123,14 +124,14 @@ def fit(
     Parameters
     ----------
     model : RatingRBM or ImplicitRBM
-        Unfitted (a fitted one is refitted). A RatingRBM with ``visible="softmax"``, any
-        orientation: ``"both"`` fits the item-based member, then the user-based one, and
-        mixes them as its ``fit`` does. An ImplicitRBM with ``negative="mean_field"`` and
-        ``patience=None``: its members one after the other, each sharded by users, as its
-        ``fit`` does without validation (every rating an interaction). Validation as in
+        Unfitted (a fitted one is refitted). A RatingRBM, any orientation: ``"both"`` fits
+        the item-based member, then the user-based one, and mixes them as its ``fit`` does
+        (``refit=True`` as its ``fit``: a second fit on all the ratings). Validation as in
         its ``fit``: the part a RatingRBM holds out of ``ratings`` (carved on the driver
         with the same draw) gives the per-epoch validation RMSE, early stopping and the
-        mixture's weights; none without it.
+        mixture's weights; none without it. An ImplicitRBM with ``negative="mean_field"``
+        and ``patience=None``: its members one after the other, each sharded by users, as
+        its ``fit`` does without validation (every rating an interaction).
     ratings : dask DataFrame, pandas or polars DataFrame, or str / PathLike
         One rating per row; a path is a parquet file, folder or glob. Ids are integers or
         strings; ratings any finite numbers (each distinct value a level).
@@ -157,7 +158,7 @@ def fit(
     Raises
     ------
     NotImplementedError
-        A model other than a softmax RatingRBM or a mean-field ImplicitRBM.
+        A model other than a RatingRBM or a mean-field ImplicitRBM.
     DataError, TypeError, ValueError
         Bad input (missing columns, missing or float ids, non-finite ratings, a pair rated
         twice, fewer than two rating values), as one process raises them.
@@ -204,16 +205,27 @@ def _fit(
         data = Prepared(cluster, frame, cols, by, maps)
         X, users, items = data.X, data.users, data.items
         train, V, known, values = R.carve(model, X, validation)
-        if train is not X:
-            data.release()
+        refit = bool(getattr(model, "refit", False))
+        if train is not X and not refit:
+            data.release()  # the shards are cut from the training part instead
 
         def fit_one(single: Any) -> None:
             fit_single(cluster, single, data, sync, train, V, known, values)
 
+        def on_all(single: Any, n_epochs: int) -> None:
+            fit_single(cluster, single, data, sync, X, None, None, values, n_epochs)
+
+        def refit_one(single: Any) -> None:
+            R.refit(single, on_all)
+
+        t0 = time.perf_counter()
         if R.is_implicit(model):
             R.fit_implicit(model, fit_one, train)
         elif model.orientation == "both":
-            R.fit_both(model, fit_one, V)
+            R.fit_both(model, fit_one, V, refit_one if refit else None)
         else:
             fit_one(model)
+            if refit:
+                refit_one(model)
+                model.fit_seconds_ = time.perf_counter() - t0
     return ModelBundle(model, users, items, seen=X)

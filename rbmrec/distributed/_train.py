@@ -286,16 +286,19 @@ def _lost_worker_errors() -> tuple[type[BaseException], ...]:
 
 def fit_single(
     cluster: Cluster, model: Any, data: Any, sync_every: int, train: Any, V: Any, known: Any,
-    values: np.ndarray,
+    values: np.ndarray, n_epochs: int | None = None,
 ) -> None:  # fmt: skip
     """Fit a single-orientation RatingRBM ``model`` (or an ImplicitRBM's member,
     :class:`rbmrec.models.replica.ImplicitMember`) on the cluster: ``data`` the ratings
     prepared on it (:class:`rbmrec.distributed._fit.Prepared`), ``train``, ``V`` and
     ``known`` the training part, validation part and known pairs of
     :func:`rbmrec.models.replica.carve` (``train`` is ``data.X`` without a validation
-    part: the workers' shards are used as built, else they are cut from ``train``)."""
+    part: the workers' shards are used as built, else they are cut from ``train``).
+    ``n_epochs``: that many epochs without early stopping (a refit), else the model's."""
     by_item = model.orientation == "item"
     config = R.start_fit(model, train, values, known)
+    if n_epochs is not None:
+        config.n_epochs, config.patience = n_epochs, None
     evaluate, best = R.validation(model, V, config)
     n_rows = train.shape[1] if by_item else train.shape[0]
     shards = data.shards(by_item) if train is data.X and known is None else None

@@ -56,9 +56,10 @@ _DRIVER_ONLY = {"progress": False, "callbacks": ()}
 def check_supported(model: Any) -> None:
     """NotImplementedError naming what a data-parallel fit supports, unless ``model`` is.
 
-    Supported: :class:`~rbmrec.models.rating.RatingRBM` with softmax visibles, any
-    orientation (``"both"`` fits its members one after the other), conditional or not,
-    factored or not, CD or persistent CD; :class:`~rbmrec.models.implicit.ImplicitRBM` with
+    Supported: :class:`~rbmrec.models.rating.RatingRBM`, any orientation (``"both"`` fits
+    its members one after the other), softmax or Gaussian visibles, conditional or not,
+    factored or not, CD or persistent CD, refit or not;
+    :class:`~rbmrec.models.implicit.ImplicitRBM` with
     ``negative="mean_field"`` (any ``visible``, ``n_models``), without ``patience`` (it has
     no validation matrix to stop on: ValueError, as its ``fit`` without one).
     """
@@ -81,16 +82,10 @@ def check_supported(model: Any) -> None:
         return
     if not isinstance(model, RatingRBM):
         raise NotImplementedError(
-            f"data-parallel fit supports RatingRBM (visible='softmax', any orientation) and "
-            f"ImplicitRBM (negative='mean_field'), not {type(model).__name__}; fit it in one "
-            "process"
+            f"data-parallel fit supports RatingRBM and ImplicitRBM (negative='mean_field'), "
+            f"not {type(model).__name__}; fit it in one process"
         )
     model._check_params()
-    if model.visible != "softmax":
-        raise NotImplementedError(
-            "data-parallel fit supports RatingRBM with visible='softmax', not "
-            f"visible={model.visible!r}; fit it in one process"
-        )
 
 
 class ImplicitMember:
@@ -129,7 +124,10 @@ def replica_spec(model: Any) -> tuple[Any, ...]:
     single-orientation ``model`` (a RatingRBM or an :class:`ImplicitMember`): picklable."""
     if isinstance(model, ImplicitMember):
         return ("implicit", replica_params(model.model), model.data.length_ref)
-    return ("rating", type(model), replica_params(model), model.values_)
+    gaussian = None
+    if model.visible == "gaussian":  # the whole training data's standardisation
+        gaussian = (model._scale, model.value_range_)
+    return ("rating", type(model), replica_params(model), model.values_, gaussian)
 
 
 def make_replica(spec: tuple[Any, ...], X: sp.csr_matrix, known: Any = None) -> Any:
@@ -164,9 +162,9 @@ def make_replica(spec: tuple[Any, ...], X: sp.csr_matrix, known: Any = None) -> 
             np.zeros(H, np.float32),
         )
         return _ImplicitReplica(_TrainData.on_rows(model, X, length_ref, zeros), model.num_threads)
-    _, cls, params, values = spec
+    _, cls, params, values, gaussian = spec
     replica = cls(**params)
-    replica._init_fit(X, values, known)
+    replica._init_fit(X, values, known, gaussian)
     return replica
 
 
@@ -193,8 +191,6 @@ def carve(
         model._start_fit(X, None)  # checked as its fit checks them; X is canonical already
         return X, None, None, None
     X, V, values, _ = model._prepare(X, validation, None)
-    if getattr(model, "refit", False):
-        raise NotImplementedError("data-parallel fit does not support refit=True")
     if V is not None:
         return X, V, None, values
     if getattr(model, "validation_fraction", 0) and hasattr(model, "_carve"):
@@ -336,11 +332,21 @@ def finish_fit(model: Any, history: list[dict[str, float]], best: Any, seconds: 
     model.fit_seconds_ = seconds
 
 
-def fit_both(model: Any, fit_member: Callable[[Any], None], V: Any) -> None:
+def refit(model: Any, retrain: Callable[[Any, int], None]) -> None:
+    """``refit=True`` of a fitted single-orientation ``model`` as its ``fit`` does it
+    (:func:`rbmrec.models.rating_train.refit_on`), the training by ``retrain(model,
+    n_epochs)``: from its seed on all the ratings."""
+    T.refit_on(model, None, None, retrain)
+
+
+def fit_both(
+    model: Any, fit_member: Callable[[Any], None], V: Any,
+    refit_member: Callable[[Any], None] | None = None,
+) -> None:  # fmt: skip
     """Fit an ``orientation="both"`` ``model`` as its ``fit`` does: the item member, then
     the user member (seeds spawned from ``random_state``), each by ``fit_member(member)``;
     then the mixture's weights on the validation ratings ``V`` (None: weight 0.5, no
-    calibration)."""
+    calibration); then, with ``refit_member``, each member refitted by it."""
     t0 = time.perf_counter()
     seeds = spawn_seeds(model.random_state, len(MEMBERS))
     members: dict[str, Any] = {}
@@ -348,7 +354,11 @@ def fit_both(model: Any, fit_member: Callable[[Any], None], V: Any) -> None:
         member = member_of(model, name, seed)
         fit_member(member)
         members[name] = member
-    model._adopt(RatingMixture(members, *fit_weights(members, V)))
+    mixture = RatingMixture(members, *fit_weights(members, V))
+    if refit_member is not None:
+        for member in members.values():
+            refit_member(member)
+    model._adopt(mixture)
     model.interrupted_ = False
     model.fit_seconds_ = time.perf_counter() - t0
 

@@ -79,8 +79,20 @@ def _arrays(model: RatingRBM) -> dict[str, np.ndarray]:
         dict(orientation="both"),
         dict(orientation="user", persistent=True, cd_steps=2, negative="sample"),
         dict(orientation="user", n_factors=4),
+        dict(orientation="item", visible="gaussian"),
+        dict(orientation="both", refit=True, validation_fraction=0.2, patience=1, n_epochs=4),
+        dict(orientation="user", refit=True, validation_fraction=0.2),
     ],
-    ids=["user", "item-conditional", "both", "user-pcd", "user-factored"],
+    ids=[
+        "user",
+        "item-conditional",
+        "both",
+        "user-pcd",
+        "user-factored",
+        "item-gaussian",
+        "both-refit",
+        "user-refit",
+    ],
 )
 def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     single = _small(**kw).fit(data.user_items)
@@ -90,6 +102,9 @@ def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     for name in want:
         assert np.array_equal(got[name], want[name]), name
     assert (bundle.seen != data.user_items).nnz == 0
+    if kw.get("refit"):
+        model = bundle.model.members_["user"] if kw["orientation"] == "both" else bundle.model
+        assert any(r.get("refit") for r in model.history_)
     # The epoch's statistics are summed round by round: equal up to the sum's rounding.
     recon = [r["train_recon_rmse"] for r in bundle.model.history_]
     assert recon == pytest.approx([r["train_recon_rmse"] for r in single.history_], rel=1e-12)
@@ -241,8 +256,6 @@ def test_bad_input_is_refused_clearly(one, data):
         rd.fit(_implicit(visible="bernoulli", negative="pcd", length_norm=0.0), df, client=one)
     with pytest.raises(ValueError, match="patience"):
         rd.fit(_implicit(patience=2), df, client=one)
-    with pytest.raises(NotImplementedError, match="gaussian"):
-        rd.fit(_small(visible="gaussian"), df, client=one)
     with pytest.raises(ValueError, match="sync_every"):
         rd.fit(_small(), df, client=one, sync_every=0)
     with pytest.raises(DataError, match="duplicate"):
@@ -303,9 +316,9 @@ def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
     model = tmp_path / "m.npz"
     assert main(["fit", "--dataset", "demo", "--cluster", "local:x", "--out", str(model)]) == 2
     assert "local:N" in capsys.readouterr().err
-    fit = ["fit", "--dataset", "demo", "--visible", "gaussian", "--epochs", "1"]
+    fit = ["fit", "--dataset", "demo", "--model", "irbm", "--validation-fraction", "0.1"]
     assert main([*fit, "--cluster", one.scheduler.address, "--out", str(model)]) == 2
-    assert "gaussian" in capsys.readouterr().err
+    assert "--validation-fraction" in capsys.readouterr().err
 
 
 def test_a_round_that_loses_a_worker_is_rerun_to_the_same_result(two, data):
