@@ -65,15 +65,21 @@ def _data(args: argparse.Namespace) -> tuple[Ratings, Any]:
     return data, random_split(data, test_fraction=0.1, seed=args.seed)
 
 
+def _entries(m: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and values of a canonical CSR matrix, row by row (no fancy indexing:
+    at 100M ratings that costs gigabytes)."""
+    m = sp.csr_matrix(m)
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
+    return rows, m.indices, m.data
+
+
 def _train_frame(data: Ratings, train: Any) -> pl.DataFrame:
     """The training ratings with raw ids."""
-    u, i = train.nonzero()
-    order = np.lexsort((i, u))
-    u, i = u[order], i[order]
+    u, i, r = _entries(train)
     frame = pl.DataFrame({
         "user": data.user_ids.to_raw(u),
         "item": data.item_ids.to_raw(i),
-        "rating": np.asarray(train[u, i]).ravel().astype(np.float32),
+        "rating": r.astype(np.float32),
     })  # fmt: skip
     return frame
 
@@ -94,10 +100,10 @@ def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred) - y) ** 2)))
 
 
-def _model(args: argparse.Namespace) -> RatingRBM:
+def _model(args: argparse.Namespace, callbacks: tuple = ()) -> RatingRBM:
     return RatingRBM(
         orientation="user", conditional=False, n_hidden=args.n_hidden, n_epochs=args.epochs,
-        patience=None, random_state=args.seed,
+        patience=None, random_state=args.seed, callbacks=callbacks,
     )  # fmt: skip
 
 
@@ -105,14 +111,13 @@ def _in_process(args: argparse.Namespace, train: Ratings, test: Any) -> dict[str
     t0 = time.perf_counter()
     model = _model(args).fit(train.user_items)
     fit = time.perf_counter() - t0
-    u, i = test.nonzero()
-    y = np.asarray(test[u, i]).ravel()
+    u, i, y = _entries(test)
     row = {
         "run": "one process",
         "s_per_epoch": float(np.median([r["seconds"] for r in model.history_])),
         "fit_s_incl_setup": fit,
         "rmse": _rmse(model.predict(u, i), y),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": _peak_rss(),
     }
     if not args.skip_topn:
         users = np.arange(train.n_users)
@@ -125,11 +130,11 @@ def _same_index(data: Ratings, split: Any, frame: pl.DataFrame) -> tuple[Ratings
     """The training part as one process reads the parquet frame (ids of rated users and
     items only), and the test ratings of those users and items in its indices."""
     train = Ratings.from_frame(frame, user="user", item="item")
-    u, i = split.test.nonzero()
+    u, i, y = _entries(split.test)
     tu = train.user_ids.to_index(data.user_ids.to_raw(u), unknown="minus_one")
     ti = train.item_ids.to_index(data.item_ids.to_raw(i), unknown="minus_one")
     keep = (tu >= 0) & (ti >= 0)
-    y = np.asarray(split.test[u, i]).ravel()[keep]
+    y = y[keep]
     test = sp.csr_matrix((y, (tu[keep], ti[keep])), shape=train.shape)
     print(f"test ratings of users and items without training ratings: {int((~keep).sum())} "
           f"dropped (of {keep.size})", flush=True)  # fmt: skip
@@ -137,20 +142,43 @@ def _same_index(data: Ratings, split: Any, frame: pl.DataFrame) -> tuple[Ratings
 
 
 def _peak_rss() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM`` of /proc/self/status (a worker
+    process's own; ``ru_maxrss`` keeps the driver's peak from before it was spawned)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _on_cluster(args: argparse.Namespace, train: Ratings, test: Any, path: str) -> dict:
     from distributed import Client
 
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
+        during: list[dict] = []
+
+        def training_rss(epoch: int, record: dict) -> None:  # the workers' RSS after epoch 1
+            if not during:
+                during.append(client.run(_rss))
+
         t0 = time.perf_counter()
-        bundle = rd.fit(_model(args), path, client=client, sync_every=args.sync_every)
+        model = _model(args, (training_rss,))
+        bundle = rd.fit(model, path, client=client, sync_every=args.sync_every)
         fit = time.perf_counter() - t0
+        bundle.model.callbacks = ()  # the closure over the client does not travel
         hist = bundle.model.history_
         peaks = client.run(_peak_rss)
-        u, i = test.nonzero()
-        y = np.asarray(test[u, i]).ravel()
+        driver_fit_peak = _peak_rss()
+        u, i, y = _entries(test)
         pairs = pl.DataFrame({"user": train.user_ids.to_raw(u), "item": train.item_ids.to_raw(i)})
         pred = client.compute(rd.predict(bundle, pairs.to_pandas(), client=client)).result()
         rounds = sum(r["rounds"] for r in hist)
@@ -164,7 +192,11 @@ def _on_cluster(args: argparse.Namespace, train: Ratings, test: Any, path: str) 
             "mb_per_round": moved / rounds / 1e6,
             "mb_per_epoch": moved / len(hist) / 1e6,
             "rmse": _rmse(pred["prediction"].to_numpy(), y),
-            "peak_rss_mb_per_worker": "/".join(f"{v:.0f}" for v in peaks.values()),
+            "peak_rss_mib_per_worker": "/".join(f"{v:.0f}" for v in peaks.values()),
+            "rss_mib_per_worker_after_epoch_1": "/".join(
+                f"{v:.0f}" for v in (during[0] if during else {}).values()
+            ),
+            "driver_peak_rss_mib_after_fit": driver_fit_peak,
         }
         if not args.skip_topn:
             lists = client.compute(rd.recommend(bundle, path, N=10, client=client)).result()
@@ -181,16 +213,21 @@ def _ids_matrix(lists: Any, bundle: Any, shape: tuple[int, int]) -> np.ndarray:
     return ids
 
 
-def _projection(one: dict, dist: dict, workers: int) -> list[str]:
+def _projection(one: dict | None, dist: dict, workers: int) -> list[str]:
     """Projected epoch time on P machines: compute scales as 1/P (the measured one-process
-    epoch), communication per epoch is P-independent at a fixed sync_every (rounds per epoch
-    fall as 1/P while each round moves 2 P copies of the state through the driver)."""
-    t1 = one["s_per_epoch"]
+    epoch; without it, the cluster's slowest worker's compute times the workers), communication
+    per epoch is P-independent at a fixed sync_every (rounds per epoch fall as 1/P while each
+    round moves 2 P copies of the state through the driver)."""
+    if one is not None:
+        t1, what = one["s_per_epoch"], "the one-process epoch"
+    else:
+        t1 = dist["worker_s_per_epoch"] * workers
+        what = f"the slowest worker's compute per epoch x {workers} workers"
     comm_local = max(dist["s_per_epoch"] - dist["worker_s_per_epoch"], 0.0)
     comm_net = dist["mb_per_epoch"] * 1e6 / BANDWIDTH
     lines = [
-        "Projection (a model, not a measurement): epoch = T1 / P + C, with T1 the one-process",
-        f"epoch ({t1:.2f} s) and C the communication per epoch: measured overhead on this "
+        "Projection (a model, not a measurement): epoch = T1 / P + C, with T1",
+        f"{what} ({t1:.2f} s) and C the communication per epoch: measured overhead on this "
         f"machine's loopback with {workers} workers ({comm_local:.2f} s), or "
         f"{dist['mb_per_epoch']:.0f} MB at 10 Gbit/s ({comm_net:.2f} s).",
         "",
@@ -246,8 +283,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     print(dist, flush=True)
     lines = [f"{train!r}, {args.epochs} epochs, n_hidden={args.n_hidden}, seed {args.seed}", ""]
     lines += _table(rows)
-    if one is not None:
-        lines += ["", *_projection(one, dist, args.workers)]
+    lines += ["", *_projection(one, dist, args.workers)]
     text = "\n".join(lines)
     print(text)
     if args.out:

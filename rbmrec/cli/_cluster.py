@@ -1,5 +1,5 @@
-"""``--cluster``: ``rbmrec fit`` and ``rbmrec recommend`` on a Dask cluster
-(:mod:`rbmrec.distributed`).
+"""``--cluster``: ``rbmrec fit``, ``rbmrec recommend`` and ``rbmrec evaluate`` on a Dask
+cluster (:mod:`rbmrec.distributed`).
 
 The command line reads the data in its own process, as without ``--cluster``, and sends the
 ratings to the cluster; data too large for one machine goes to
@@ -61,6 +61,43 @@ def fit_on_cluster(model: Any, data: Any, spec: str) -> Any:
     if bundle.user_ids != data.user_ids or bundle.item_ids != data.item_ids:
         raise RuntimeError("the cluster's id maps differ from the data's")  # pragma: no cover
     return bundle.model
+
+
+class OnCluster:
+    """A model whose ``fit`` runs on the cluster (in the training matrix's indices, with the
+    validation ratings its ``fit`` would get); scoring runs in this process."""
+
+    def __init__(self, model: Any, client: Any) -> None:
+        self._model, self._client = model, client
+
+    def fit(self, user_items: Any, validation: Any = None) -> Any:
+        from rbmrec.distributed._fit import fit_matrix
+
+        fit_matrix(self._model, user_items, validation, client=self._client)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def __repr__(self) -> str:
+        return repr(self._model)
+
+
+def on_cluster(models: dict[str, Any], client: Any) -> dict[str, Any]:
+    """``models`` with those the cluster supports wrapped in :class:`OnCluster`; the
+    others stay as they are (fitted in this process), each named on stdout."""
+    from rbmrec.models.replica import check_supported
+
+    out = {}
+    for name, model in models.items():
+        try:
+            check_supported(model)
+        except (NotImplementedError, ValueError) as exc:
+            print(f"{name}: fitted in this process, not on the cluster ({exc})", flush=True)
+            out[name] = model
+            continue
+        out[name] = OnCluster(model, client)
+    return out
 
 
 def _seen_frame(bundle: Any) -> Any:

@@ -7,6 +7,7 @@ hand (printed, never written to a result file).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -84,11 +85,9 @@ def _check_test_split(data: Any, split: Any, args: argparse.Namespace) -> None:
 
 
 def run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> Any:
-    """Split, fit and score the models; Ctrl-C raises :class:`Interrupted` (finished rows)."""
-    import polars as pl
-
-    from rbmrec.evaluation import evaluate
-
+    """Split, fit and score the models; Ctrl-C raises :class:`Interrupted` (finished rows).
+    With ``--cluster``, the models the cluster supports are fitted there, the others in
+    this process."""
     split = _split(data, args)
     print(
         f"split: {split.train.nnz:,} train, "
@@ -97,8 +96,32 @@ def run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> 
         flush=True,
     )
     _check_test_split(data, split, args)
-    models = {label(k): Announced(label(k), make_model(k, args, not args.quiet)) for k in keys}
-    _common.compile_note(keys)
+    with _maybe_cluster(getattr(args, "cluster", None)) as client:
+        models = {label(k): make_model(k, args, not args.quiet) for k in keys}
+        if client is not None:
+            from rbmrec.cli._cluster import on_cluster
+
+            models = on_cluster(models, client)
+        models = {name: Announced(name, model) for name, model in models.items()}
+        _common.compile_note(keys)
+        return _fit_and_score(models, split, args), split, models
+
+
+def _maybe_cluster(spec: str | None) -> Any:
+    """The Dask client of ``--cluster SPEC`` (closed on exit), or None without it."""
+    if not spec:
+        return contextlib.nullcontext(None)
+    from rbmrec.cli._cluster import cluster_client
+
+    return cluster_client(spec)
+
+
+def _fit_and_score(models: dict[str, Any], split: Any, args: argparse.Namespace) -> Any:
+    """Fit and score ``models`` one after the other: the table of their rows."""
+    import polars as pl
+
+    from rbmrec.evaluation import evaluate
+
     # One model at a time, so Ctrl-C stops the comparison with the finished rows in hand.
     frames: list[Any] = []
     for name, model in models.items():
@@ -115,9 +138,7 @@ def run_comparison(data: Any, keys: Sequence[str], args: argparse.Namespace) -> 
             if not _common.CTRL_C.caused(exc):
                 raise
             raise Interrupted(pl.concat(frames) if frames else None, name) from None
-    return pl.concat(frames), split, models
-
-
+    return pl.concat(frames)
 
 
 def write_outputs(df: Any, args: argparse.Namespace, meta: dict[str, Any]) -> None:

@@ -251,6 +251,7 @@ def _add_comparisons(sub: Any) -> None:
         _add_data_args(p)
         _add_hyper_args(p)
         _add_eval_args(p, models)
+        add_cluster_arg(p)
         p.set_defaults(func=evaluate.run)
 
 

@@ -2,9 +2,10 @@
 
 Needs the ``dask`` extra (``pip install 'rbmrec[dask]'``). The public surface:
 
-- :func:`fit`: train a RatingRBM on ratings held by the cluster (a Dask DataFrame, a pandas
-  or polars frame, or parquet files); returns a :class:`~rbmrec.bundle.ModelBundle`, the
-  fitted model with its raw-id maps and training ratings.
+- :func:`fit`: train a RatingRBM or an ImplicitRBM on ratings held by the cluster (a Dask
+  DataFrame, a pandas or polars frame, or parquet files); returns a
+  :class:`~rbmrec.bundle.ModelBundle`, the fitted model with its raw-id maps and training
+  ratings.
 - :func:`predict`: ratings of raw (user, item) pairs, as a Dask DataFrame.
 - :func:`recommend`: top-N lists of every user of a ratings frame, as a Dask DataFrame.
 

@@ -36,21 +36,38 @@ def import_distributed() -> Any:
 def local_cluster(n_workers: int) -> Any:
     """A local cluster of ``n_workers`` worker processes with one thread each, on
     127.0.0.1, without a dashboard (the scheduler's small HTTP API, which it always serves,
-    on a free loopback port rather than 8787, so that clusters side by side do not clash)."""
+    on a free loopback port rather than 8787, so that clusters side by side do not clash).
+
+    The worker processes get :data:`WORKER_ENV` from their start: a spawned process
+    imports the driver's main script before Dask applies a worker's ``env``, and a script
+    that imports rbmrec (hence Numba) would fix Numba's thread count there, so that Numba
+    refuses to compile any kernel later (its configuration no longer matches the
+    environment). The variables are set in this process while the workers start, then
+    restored.
+    """
     distributed = import_distributed()
     env = {**WORKER_ENV}
     cache = os.environ.get("NUMBA_CACHE_DIR")
     if cache:
         env["NUMBA_CACHE_DIR"] = cache
-    return distributed.LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        env=env,
-    )
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+            env=env,
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager

@@ -134,20 +134,22 @@ def split_partition(
     Returns
     -------
     list of ``n_shards`` tuples ``(local_row, other, rating)``
-        Arrays of shape (n_w,): the RBM row's index within shard ``w`` (global row
-        ``local_row * n_shards + w``), the other index (item, or user when ``by_item``) and
-        the float32 rating. Row ``g`` (user, or item when ``by_item``) is in shard
+        Arrays of shape (n_w,): the RBM row's index within shard ``w`` (int32; global row
+        ``local_row * n_shards + w``), the other index (int32: item, or user when
+        ``by_item``) and the float32 rating. Row ``g`` (user, or item when ``by_item``) is in shard
         ``g % n_shards``.
     """
     u = users.to_index(id_array(part[cols.user], cols.user)).astype(np.int64)
     i = items.to_index(id_array(part[cols.item], cols.item)).astype(np.int64)
     r = rating_array(part[cols.rating], cols.rating)
     row, other = (i, u) if by_item else (u, i)
+    del u, i
     shard = row % n_shards
     out = []
     for w in range(n_shards):
         keep = shard == w
-        out.append((row[keep] // n_shards, other[keep].astype(np.int32), r[keep]))
+        local = (row[keep] // n_shards).astype(np.int32)
+        out.append((local, other[keep].astype(np.int32), r[keep]))
     return out
 
 
@@ -171,25 +173,43 @@ def shard_matrix(
     DataError
         A (user, item) pair is rated twice (named by its raw ids).
     """
-    rows = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
-    other = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int32)
-    vals = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0, np.float32)
-    key = rows * n_other + other
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    dup = np.flatnonzero(key[1:] == key[:-1])
-    if dup.size:
-        g = int(key[dup[0]] // n_other) * n_shards + shard
-        o = int(key[dup[0]] % n_other)
+    # A counting sort by row, piece by piece, into the CSR arrays; then each row's columns
+    # sorted in place: beyond the pieces, 8 bytes per rating and one piece's temporaries.
+    indptr = np.zeros(n_local + 1, dtype=np.int64)
+    for rows, _, _ in pieces:
+        indptr[1:] += np.bincount(rows, minlength=n_local)
+    np.cumsum(indptr, out=indptr)
+    indptr = indptr.astype(np.int32)  # as make_csr keeps it: scipy would widen indices too
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    cursor = indptr[:-1].copy()
+    for rows, other, vals in pieces:
+        if not len(rows):
+            continue
+        order = np.argsort(rows, kind="stable")
+        r = rows[order]
+        first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        runs = np.diff(np.r_[first, r.size])
+        pos = cursor[r] + (np.arange(r.size) - np.repeat(first, runs))
+        indices[pos] = other[order]
+        data[pos] = vals[order]
+        cursor[r[first]] += runs
+    m = sp.csr_matrix((data, indices, indptr), shape=(n_local, n_other), copy=False)
+    m.has_sorted_indices = False
+    m.sort_indices()
+    same = m.indices[1:] == m.indices[:-1]
+    same[m.indptr[1:-1][m.indptr[1:-1] > 0] - 1] = False  # across a row boundary
+    if same.any():
+        at = int(np.argmax(same))
+        local = int(np.searchsorted(m.indptr, at, side="right")) - 1
+        g, o = local * n_shards + shard, int(m.indices[at])
         u, i = (o, g) if by_item else (g, o)
         raise DataError(
             f"duplicate rating of item {items.to_raw(i)!r} by user {users.to_raw(u)!r}; keep "
             "one rating per pair"
         )
-    local, cols = key // n_other, (key % n_other).astype(np.int32)
-    indptr = np.zeros(n_local + 1, dtype=np.int64)
-    np.cumsum(np.bincount(local, minlength=n_local), out=indptr[1:])
-    m = make_csr(vals[order], cols, indptr, (n_local, n_other))
+    del same
+    m = make_csr(m.data, m.indices, m.indptr, (n_local, n_other))
     return sp.csr_matrix(m.T) if by_item else m
 
 

@@ -64,10 +64,8 @@ class Cluster:
         return len(self.workers)
 
 
-def _make_replica(
-    shard: sp.csr_matrix, cls: type, params: dict, values: np.ndarray, known: Any
-) -> Any:  # runs on a worker
-    return R.make_replica(cls, params, shard, values, known)
+def _make_replica(shard: sp.csr_matrix, spec: tuple, known: Any) -> Any:  # runs on a worker
+    return R.make_replica(spec, shard, known)
 
 
 def _train_round(
@@ -127,7 +125,7 @@ class _Rounds:
         shard is rebuilt; ``known``: a conditional model's known pairs, or None."""
         self.cluster, self.model, self.X, self.known = cluster, model, X, known
         self.by_item = model.orientation == "item"
-        self.replica_params = R.replica_params(model)
+        self.spec = R.replica_spec(model)
         self.params, self.decay, self.rng = R.driver_state(model)
         self.velocity = {n: np.zeros_like(p) for n, p in self.params.items()}
         self.n_rows, self.config, self.sync_every = n_rows, config, sync_every
@@ -140,15 +138,15 @@ class _Rounds:
     def place(self, w: int, home: str, shard: Any = None) -> None:
         """Make the replica of shard ``w`` on worker ``home``, from ``shard`` (a future) or
         cut from the driver's ratings."""
-        client, model = self.cluster.client, self.model
+        client = self.cluster.client
         if shard is None:
             [shard] = client.scatter([self.cut(self.X, w)], workers=[home], hash=False)
         known = None
         if self.known is not None:
             [known] = client.scatter([self.cut(self.known, w)], workers=[home], hash=False)
         self.replicas[w] = client.submit(
-            _make_replica, shard, type(model), self.replica_params, model.values_, known,
-            workers=[home], allow_other_workers=True, pure=False,
+            _make_replica, shard, self.spec, known, workers=[home], allow_other_workers=True,
+            pure=False,
         )  # fmt: skip
         self.homes[w] = home
 
@@ -288,15 +286,19 @@ def _lost_worker_errors() -> tuple[type[BaseException], ...]:
 
 def fit_single(
     cluster: Cluster, model: Any, data: Any, sync_every: int, train: Any, V: Any, known: Any,
-    values: np.ndarray,
+    values: np.ndarray, n_epochs: int | None = None,
 ) -> None:  # fmt: skip
-    """Fit a single-orientation RatingRBM ``model`` on the cluster: ``data`` the ratings
+    """Fit a single-orientation RatingRBM ``model`` (or an ImplicitRBM's member,
+    :class:`rbmrec.models.replica.ImplicitMember`) on the cluster: ``data`` the ratings
     prepared on it (:class:`rbmrec.distributed._fit.Prepared`), ``train``, ``V`` and
     ``known`` the training part, validation part and known pairs of
     :func:`rbmrec.models.replica.carve` (``train`` is ``data.X`` without a validation
-    part: the workers' shards are used as built, else they are cut from ``train``)."""
+    part: the workers' shards are used as built, else they are cut from ``train``).
+    ``n_epochs``: that many epochs without early stopping (a refit), else the model's."""
     by_item = model.orientation == "item"
     config = R.start_fit(model, train, values, known)
+    if n_epochs is not None:
+        config.n_epochs, config.patience = n_epochs, None
     evaluate, best = R.validation(model, V, config)
     n_rows = train.shape[1] if by_item else train.shape[0]
     shards = data.shards(by_item) if train is data.X and known is None else None

@@ -333,6 +333,14 @@ class ImplicitRBM(Recommender, ParamsMixin):
         ImplicitRBM
             ``self``.
         """
+        X, valid, config, rng = self._start_fit(user_items, validation)
+        return self._fit_members(X, valid, config, rng, self._train_one)
+
+    def _start_fit(
+        self, user_items: sp.spmatrix, validation: sp.spmatrix | None
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix | None, TrainerConfig, np.random.Generator]:
+        """Checked interactions and validation, the training loop's settings (batch size
+        from the number of users) and the random generator, as :meth:`fit` starts."""
         config = self._validate()
         X = check_interactions("user_items", user_items)
         if X.nnz == 0:
@@ -347,17 +355,28 @@ class ImplicitRBM(Recommender, ParamsMixin):
                 )
         elif self.patience is not None:
             raise ValueError("patience (early stopping) needs a validation matrix in fit()")
-
         config.batch_size = epoch_batch(
             self.batch_size, n_users, self._DEFAULT_BATCH, self._MIN_UPDATES
         )
-        rng = seed_generator(self.random_state)
         self.batch_size_ = config.batch_size
+        return X, valid, config, seed_generator(self.random_state)
+
+    def _fit_members(
+        self,
+        X: sp.csr_matrix,
+        valid: sp.csr_matrix | None,
+        config: TrainerConfig,
+        rng: np.random.Generator,
+        train_one: Any,
+    ) -> ImplicitRBM:
+        """Train the ``n_models`` members one after the other from ``rng`` with
+        ``train_one(X, valid, config, rng) -> (W, b, c, TrainResult)`` (:meth:`_train_one`
+        in one process) and set the fitted attributes from them."""
         parts, history, best = [], [], []
         self.interrupted_ = False
         for m in range(self.n_models):
             # one random stream for all members, so n_models=1 is the plain single model
-            W, b, c, result = self._train_one(X, valid, config, rng)
+            W, b, c, result = train_one(X, valid, config, rng)
             parts.append((W, b, c))
             if self.n_models > 1:
                 history += [{**r, "model": float(m)} for r in result.history]

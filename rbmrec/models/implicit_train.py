@@ -51,16 +51,10 @@ class _TrainData:
         interactions (softmax); persistent chains start at the popularity.
         """
         n_users, n_items = X.shape
-        weight = np.ones_like(X.data)
-        if model.confidence > 0:
-            # A stored value <= 0 is still an interaction, weighted as a value of 0.
-            weight = (1.0 + model.confidence * np.log1p(np.maximum(X.data, 0))).astype(np.float32)
-        indptr, indices = X.indptr, X.indices
         W = (model.init_std * rng.standard_normal((n_items, model.n_hidden))).astype(np.float32)
         counts = np.diff(sp.csc_matrix(X).indptr).astype(np.float64)
         pop = (counts + 1.0) / (n_users + 2.0)
-        softmax = model.visible == "softmax"
-        if softmax:
+        if model.visible == "softmax":
             # log of the items' share of all interactions: the softmax of b alone is then
             # the (smoothed) popularity distribution, the counterpart of the log-odds below
             b = np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32)
@@ -70,15 +64,46 @@ class _TrainData:
         chains = None
         if model.negative == "pcd":
             chains = (rng.random((model.n_chains, n_items)) < pop).astype(np.float32)
+        return cls.on_rows(model, X, float(np.diff(X.indptr).mean()), (W, b, c), chains)
+
+    @classmethod
+    def on_rows(
+        cls,
+        model: Any,
+        X: sp.csr_matrix,
+        length_ref: float,
+        params: tuple[np.ndarray, np.ndarray, np.ndarray],
+        chains: np.ndarray | None = None,
+    ) -> _TrainData:
+        """The training arrays of ``model`` (an ImplicitRBM) on the users of ``X`` with
+        parameters ``params = (W, b, c)`` (used in place) and ``chains``.
+
+        Parameters
+        ----------
+        X : scipy.sparse.csr_matrix, shape (n_rows, n_items)
+            Canonical interactions: every user of the fit, or a shard of them.
+        length_ref : float
+            The mean number of items per user over the whole training data (the reference
+            of ``length_norm`` and of the softmax hidden-bias step).
+        params : (ndarray (n_items, n_hidden), ndarray (n_items,), ndarray (n_hidden,))
+        chains : ndarray, shape (n_chains, n_items), optional
+            Persistent chains (``negative="pcd"``).
+        """
+        weight = np.ones_like(X.data)
+        if model.confidence > 0:
+            # A stored value <= 0 is still an interaction, weighted as a value of 0.
+            weight = (1.0 + model.confidence * np.log1p(np.maximum(X.data, 0))).astype(np.float32)
+        indptr, indices = X.indptr, X.indices
+        W, b, c = params
         gamma = float(model.length_norm)
-        length_ref = float(np.diff(indptr).mean())
+        rows = np.arange(X.shape[0], dtype=np.int64)
         return cls(
             indptr=indptr, indices=indices, weight=weight, W=W, b=b, c=c, chains=chains,
             sample_hidden=bool(model.sample_hidden), keep=1.0 - float(model.input_dropout),
-            gamma=gamma, length_ref=length_ref,
-            scale_all=_row_scale(indptr, np.arange(n_users, dtype=np.int64), gamma, length_ref),
+            gamma=gamma, length_ref=float(length_ref),
+            scale_all=_row_scale(indptr, rows, gamma, float(length_ref)),
             draws_all=np.diff(indptr).astype(np.float64),  # D of every user (softmax)
-            softmax=softmax, n_items=n_items,
+            softmax=model.visible == "softmax", n_items=X.shape[1],
         )  # fmt: skip
 
 

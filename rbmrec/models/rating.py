@@ -499,14 +499,16 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         )  # fmt: skip
 
     def _init_fit(
-        self, X: sp.csr_matrix, values: np.ndarray, known_pairs: sp.spmatrix | None
-    ) -> TrainerConfig:
+        self, X: sp.csr_matrix, values: np.ndarray, known_pairs: sp.spmatrix | None,
+        gaussian: tuple | None = None,
+    ) -> TrainerConfig:  # fmt: skip
         """Initial parameters and training arrays of a single RBM, made this model's state
-        (the new state is built in local variables first, then committed)."""
+        (the new state is built in local variables first, then committed). ``gaussian``:
+        the standardisation and range of ``visible="gaussian"`` (default: ``X``'s)."""
         gauss = self.visible == "gaussian"
         scale = value_range = None
         if gauss:
-            scale, value_range = T.gaussian_scale(X)
+            scale, value_range = gaussian if gaussian is not None else T.gaussian_scale(X)
         rng = seed_generator(self.random_state)
         dtype = np.dtype(self.dtype)
         Xo = self._orient(X)

@@ -8,6 +8,7 @@ the model's parameters and training arrays, which ``RatingRBM.fit`` sets before 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -193,16 +194,23 @@ def own_validation(
     return train, V, known_pairs
 
 
-def refit_on(model: Any, X: sp.csr_matrix, known_pairs: sp.spmatrix | None) -> None:
+def refit_on(
+    model: Any, X: Any, known_pairs: sp.spmatrix | None,
+    retrain: Callable[[Any, int], None] | None = None,
+) -> None:  # fmt: skip
     """Train the fitted single-orientation RatingRBM ``model`` again (``refit``), from its
     seed, on all of ``X`` for the epochs its fit kept; its history gains the new epochs with
-    ``"refit": True`` and ``best_epoch_`` stays the chosen epoch."""
+    ``"refit": True`` and ``best_epoch_`` stays the chosen epoch. ``retrain(model,
+    n_epochs)``: that training done elsewhere (a data-parallel fit; ``X`` is then unused)."""
     epochs = model.best_epoch_ if model.best_epoch_ is not None else len(model.history_)
     history, best = model.history_, model.best_epoch_
-    values = model.values_ if model.visible == "softmax" else np.zeros(0)
-    config = model._init_fit(X, values, known_pairs)
-    config.n_epochs, config.patience = epochs, None
-    model._train_fitted(config, None)
+    if retrain is not None:
+        retrain(model, epochs)
+    else:
+        values = model.values_ if model.visible == "softmax" else np.zeros(0)
+        config = model._init_fit(X, values, known_pairs)
+        config.n_epochs, config.patience = epochs, None
+        model._train_fitted(config, None)
     model.history_ = history + [{**rec, "refit": True} for rec in model.history_]
     model.best_epoch_ = best
 

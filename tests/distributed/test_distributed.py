@@ -79,8 +79,20 @@ def _arrays(model: RatingRBM) -> dict[str, np.ndarray]:
         dict(orientation="both"),
         dict(orientation="user", persistent=True, cd_steps=2, negative="sample"),
         dict(orientation="user", n_factors=4),
+        dict(orientation="item", visible="gaussian"),
+        dict(orientation="both", refit=True, validation_fraction=0.2, patience=1, n_epochs=4),
+        dict(orientation="user", refit=True, validation_fraction=0.2),
     ],
-    ids=["user", "item-conditional", "both", "user-pcd", "user-factored"],
+    ids=[
+        "user",
+        "item-conditional",
+        "both",
+        "user-pcd",
+        "user-factored",
+        "item-gaussian",
+        "both-refit",
+        "user-refit",
+    ],
 )
 def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     single = _small(**kw).fit(data.user_items)
@@ -90,9 +102,31 @@ def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     for name in want:
         assert np.array_equal(got[name], want[name]), name
     assert (bundle.seen != data.user_items).nnz == 0
+    if kw.get("refit"):
+        model = bundle.model.members_["user"] if kw["orientation"] == "both" else bundle.model
+        assert any(r.get("refit") for r in model.history_)
     # The epoch's statistics are summed round by round: equal up to the sum's rounding.
     recon = [r["train_recon_rmse"] for r in bundle.model.history_]
     assert recon == pytest.approx([r["train_recon_rmse"] for r in single.history_], rel=1e-12)
+
+
+def _implicit(**kw) -> ImplicitRBM:
+    base = {"n_hidden": 12, "n_epochs": 2, "batch_size": 40, "random_state": 5}
+    return ImplicitRBM(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, dict(visible="bernoulli", confidence=0.5, n_models=1)], ids=["default", "bernoulli"]
+)
+def test_one_worker_fits_implicit_bitwise_as_one_process(one, data, kw):
+    single = _implicit(**kw).fit(data.user_items)
+    bundle = rd.fit(_implicit(**kw), _frame(data), client=one, sync_every=3)
+    got = bundle.model
+    for name in ("weights_", "visible_bias_", "hidden_bias_"):
+        assert np.array_equal(getattr(got, name), getattr(single, name)), name
+    assert got.n_models_ == single.n_models_ and got.batch_size_ == single.batch_size_
+    assert (got.user_items_ != single.user_items_).nnz == 0
+    assert len(got.history_) == len(single.history_)
 
 
 def test_two_workers_are_reproducible_and_agree_with_one_process(two):
@@ -168,6 +202,20 @@ def test_recommend_lists_equal_the_in_memory_model(two, data, fitted):
         np.testing.assert_allclose(group["score"].to_numpy(), scores[ids >= 0], rtol=1e-6)
 
 
+def test_implicit_recommend_lists_equal_the_in_memory_model(two, data):
+    df = _frame(data)
+    bundle = rd.fit(_implicit(), df, client=two, sync_every=2)
+    assert bundle.model.n_models_ == 2 and bundle.model.history_[-1]["rounds"] > 1
+    out = two.compute(rd.recommend(bundle, df, N=5, client=two)).result()
+    X = data.user_items
+    assert out["user"].nunique() == int(np.sum(np.diff(X.indptr) < X.shape[1]))
+    want, _ = bundle.model.recommend(np.arange(X.shape[0]), X, N=5)
+    for user, group in out.groupby("user"):
+        ids = want[bundle.user_index(user)]
+        got = group.sort_values("rank")["item"].tolist()
+        assert got == bundle.item_ids.to_raw(ids[ids >= 0]).tolist()
+
+
 def test_recommend_folds_in_unknown_users(two, data, fitted):
     new = pd.DataFrame({"user": [10_000] * 3, "item": data.item_ids.raw[:3], "rating": 5.0})
     out = two.compute(rd.recommend(fitted, new, N=4, client=two)).result()
@@ -200,10 +248,14 @@ def test_bad_input_is_refused_clearly(one, data):
     df = _frame(data)
     with pytest.raises(DataError, match="rating"):
         rd.fit(_small(), df.drop(columns="rating"), client=one)
+    from rbmrec.evaluation.baselines.popularity import Popularity
+
     with pytest.raises(NotImplementedError, match="RatingRBM"):
-        rd.fit(ImplicitRBM(), df, client=one)
-    with pytest.raises(NotImplementedError, match="gaussian"):
-        rd.fit(_small(visible="gaussian"), df, client=one)
+        rd.fit(Popularity(), df, client=one)
+    with pytest.raises(NotImplementedError, match="mean_field"):
+        rd.fit(_implicit(visible="bernoulli", negative="pcd", length_norm=0.0), df, client=one)
+    with pytest.raises(ValueError, match="patience"):
+        rd.fit(_implicit(patience=2), df, client=one)
     with pytest.raises(ValueError, match="sync_every"):
         rd.fit(_small(), df, client=one, sync_every=0)
     with pytest.raises(DataError, match="duplicate"):
@@ -238,15 +290,35 @@ def test_cli_fit_and_recommend_on_a_scheduler_address(one, tmp_path):
         assert group.sort_values("rank")["item"].tolist() == items.tolist()
 
 
+def test_cli_evaluate_fits_the_supported_models_on_the_cluster(one, tmp_path, capsys):
+    from rbmrec.cli import main
+
+    table = tmp_path / "ratings.csv"
+    make_ratings(150, 60, density=0.15, seed=1).to_frame().write_csv(table)
+    args = ["evaluate", "--data", str(table), "--models", "rating-rbm,implicit-rbm,popularity",
+            "--epochs", "2", "--n-hidden", "8", "--quiet"]  # fmt: skip
+    local, remote = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    assert main([*args, "--out", str(local)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--cluster", one.scheduler.address, "--out", str(remote)]) == 0
+    out = capsys.readouterr().out
+    assert "Popularity: fitted in this process" in out
+    assert "RatingRBM: fitted in this process" not in out
+    a, b = pd.read_csv(local), pd.read_csv(remote)
+    # One worker fits as one process: every metric equal (the times aside).
+    for col in ("rmse", "mae", "ndcg", "precision", "recall"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
+
+
 def test_cli_cluster_errors_are_usage_errors(one, tmp_path, capsys):
     from rbmrec.cli import main
 
     model = tmp_path / "m.npz"
     assert main(["fit", "--dataset", "demo", "--cluster", "local:x", "--out", str(model)]) == 2
     assert "local:N" in capsys.readouterr().err
-    fit = ["fit", "--dataset", "demo", "--model", "implicit-rbm", "--epochs", "1"]
+    fit = ["fit", "--dataset", "demo", "--model", "irbm", "--validation-fraction", "0.1"]
     assert main([*fit, "--cluster", one.scheduler.address, "--out", str(model)]) == 2
-    assert "RatingRBM" in capsys.readouterr().err
+    assert "--validation-fraction" in capsys.readouterr().err
 
 
 def test_a_round_that_loses_a_worker_is_rerun_to_the_same_result(two, data):
