@@ -113,7 +113,7 @@ def softmax_train_batches(
     stats : ndarray of float64, shape (n_batches, 2)
         Output: per batch, what :func:`~rbmrec.engine.softmax.softmax_cd` returns (squared
         reconstruction error summed over the batch's entries, number of entries).
-       ordinal : bool
+    ordinal : bool
         Ordinal sharing of ``W``'s statistics across levels
         (:func:`~rbmrec.engine.softmax_weight_update.softmax_update_weights`), whose step
         then uses ``scale * ordinal_gain``.

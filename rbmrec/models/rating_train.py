@@ -247,8 +247,6 @@ def _update_W(phases: Any, ordinal: bool, gain: float, p: np.ndarray, v: np.ndar
     K.softmax_update_weights(phases, p, v, t(s), t(mom), t(lr_wd), ordinal)
 
 
-
-
 def _update_D(R: sp.csr_matrix, rows: np.ndarray, hd: np.ndarray, p: np.ndarray, v: np.ndarray,
               scale: float, mom: float, lr_wd: float) -> None:  # fmt: skip
     """= apply_momentum(p, v, R[rows].T @ hd, ...), bitwise, without the dense (n_cols, H)
