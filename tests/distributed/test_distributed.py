@@ -79,8 +79,9 @@ def _arrays(model: RatingRBM) -> dict[str, np.ndarray]:
         dict(orientation="both"),
         dict(orientation="user", persistent=True, cd_steps=2, negative="sample"),
         dict(orientation="user", n_factors=4),
+        dict(orientation="item", ordinal=True),
     ],
-    ids=["user", "item-conditional", "both", "user-pcd", "user-factored"],
+    ids=["user", "item-conditional", "both", "user-pcd", "user-factored", "item-ordinal"],
 )
 def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):
     single = _small(**kw).fit(data.user_items)
