@@ -26,7 +26,8 @@ phases live in modules of their own:
 - :mod:`rbmrec.engine.softmax_chains`: the item-major Gibbs chains (hidden passes, visible
   steps);
 - :mod:`rbmrec.engine.softmax_weight_update`: the weight statistics and the fused momentum
-  step (:func:`softmax_update_weights`, :func:`softmax_update_then_scatter`);
+  step (:func:`softmax_update_weights`, :func:`softmax_update_then_scatter`), with optional
+  ordinal sharing across levels;
 - :mod:`rbmrec.engine.softmax_inference`: the row-by-row kernels of a trained model (hidden
   probabilities, free energy, Gibbs sampling, visible and predictive level distributions,
   level scores for ranking);

@@ -66,7 +66,7 @@ def _group_span(indptr, indices, levels, order, batch_size, n_visible):
 def softmax_train_batches(
     indptr, indices, levels, order, batch_size, states, W, b, c, vW, vb, vc,
     r_indptr, r_indices, D, vD, lr, mom, lr_wd_W, lr_wd_D, cd_steps, chain_levels,
-    use_chain, neg_mode, stats,
+    use_chain, neg_mode, stats, ordinal, ordinal_gain,
 ):  # fmt: skip
     """CD-k statistics and momentum steps of the mini-batches ``order[s:s + batch_size]``.
 
@@ -113,6 +113,12 @@ def softmax_train_batches(
     stats : ndarray of float64, shape (n_batches, 2)
         Output: per batch, what :func:`~rbmrec.engine.softmax.softmax_cd` returns (squared
         reconstruction error summed over the batch's entries, number of entries).
+    ordinal : bool
+        Ordinal sharing of ``W``'s statistics across levels
+        (:func:`~rbmrec.engine.softmax_weight_update.softmax_update_weights`), whose step
+        then uses ``scale * ordinal_gain``.
+    ordinal_gain : float
+        Factor of the ordinal step's ``scale`` (unused without ordinal sharing).
     """
     n = order.shape[0]
     n_hidden = c.shape[0]
@@ -123,7 +129,7 @@ def softmax_train_batches(
     b1, vb1, gb1 = b.reshape(-1), vb.reshape(-1), gb.reshape(-1)
     # The scalars of the momentum steps in the parameters' dtype, rounded from float64 as
     # the Python loop rounds them (``dtype.type(lr / len(rows))``).
-    sc = np.empty(5, dtype=W.dtype)
+    sc = np.empty(6, dtype=W.dtype)
     sc[1] = mom
     sc[2] = lr_wd_W
     sc[3] = lr_wd_D
@@ -152,6 +158,8 @@ def softmax_train_batches(
             acc, scattered,
         )  # fmt: skip
         sc[0] = lr / n_batch
+        # W's scale, rounded from float64 as the Python loop rounds ``scale * gain``.
+        sc[5] = lr / n_batch * ordinal_gain if ordinal else lr / n_batch
         momentum_update_serial(b1, vb1, gb1, sc[0], sc[1], sc[4])
         momentum_update_serial(c, vc, gc, sc[0], sc[1], sc[4])
         if t + 1 < n_batches:
@@ -159,11 +167,12 @@ def softmax_train_batches(
             # The next batch's positive sums, sized for it (the last batch may be shorter).
             acc = np.empty((_N_TASKS, min(n, e + batch_size) - e, n_hidden), dtype=W.dtype)
             softmax_update_then_scatter(
-                phases, W, vW, sc[0], sc[1], sc[2], gptr[t + 1], ge[a:z], levels_b[a:z], acc
+                phases, W, vW, sc[5], sc[1], sc[2], ordinal, gptr[t + 1], ge[a:z],
+                levels_b[a:z], acc,
             )  # fmt: skip
             scattered = True
         else:
-            softmax_update_weights(phases, W, vW, sc[0], sc[1], sc[2])
+            softmax_update_weights(phases, W, vW, sc[5], sc[1], sc[2], ordinal)
         if conditional:
             pattern_momentum_update(r_indptr, r_indices, rows, h_diff, D, vD, sc[0], sc[1], sc[3])
         stats[t, 0] = phases[0][0]

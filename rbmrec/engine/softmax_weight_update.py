@@ -3,8 +3,9 @@
 Built group by group from the chains' phases (:func:`rbmrec.engine.softmax.softmax_cd_phases`):
 :func:`_accumulate` writes the full statistics ``gW``; :func:`softmax_update_weights` applies
 ``vW = mom vW + scale gW - lr_wd W; W += vW`` one group at a time without materialising
-``gW``; :func:`softmax_update_then_scatter` also sums the next mini-batch's positive hidden
-input while each ``W[i]`` is in cache. Work is split into a fixed number of chunks, so the
+``gW`` (optionally with CF-NADE's ordinal sharing across levels, :func:`_ordinal_levels`);
+:func:`softmax_update_then_scatter` also sums the next mini-batch's positive hidden input
+while each ``W[i]`` is in cache. Work is split into a fixed number of chunks, so the
 results do not depend on the thread count.
 """
 
@@ -93,6 +94,25 @@ def _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, gi):
                     g[gi, k, j] -= vk * hneg[r, j]
 
 
+@njit(cache=True, inline="always", fastmath=_UPDATE_MATH)
+def _ordinal_levels(g, t):
+    """In place, ``g[t]`` (n_levels, n_hidden) becomes ``C C^T g[t]`` along the level axis,
+    ``C`` the lower-triangular ones (level ``k``'s row: ``sum_k' (min(k, k') + 1) g[t, k']``):
+    a reverse prefix sum, then a prefix sum, each element-wise over hidden units.
+
+    That is the ordinal weight sharing of CF-NADE (Zheng et al. 2016), ``W_k = sum_{j<=k}
+    U_j``, trained in ``W``: a momentum step ``v_U = mom v_U + s C^T g - d U`` on ``U`` is
+    ``v_W = mom v_W + s C C^T g - d W`` on ``W = C U`` (``v_W = C v_U``).
+    """
+    n_levels, n_hidden = g.shape[1], g.shape[2]
+    for k in range(n_levels - 2, -1, -1):
+        for j in range(n_hidden):
+            g[t, k, j] += g[t, k + 1, j]
+    for k in range(1, n_levels):
+        for j in range(n_hidden):
+            g[t, k, j] += g[t, k - 1, j]
+
+
 @njit(cache=True, parallel=True)
 def _accumulate(phases, gW):
     """gW[i] = sum over group i's entries of onehot(data) hpos - vneg hneg (parallel over i)."""
@@ -102,7 +122,7 @@ def _accumulate(phases, gW):
 
 
 @njit(cache=True, inline="always")
-def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
+def softmax_update_weights(phases, W, vW, scale, mom, lr_wd, ordinal):
     """Fused weight statistics and momentum step: ``vW = mom vW + scale gW - lr_wd W; W += vW``.
 
     ``gW`` (the batch's positive minus negative statistics, see
@@ -122,6 +142,10 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
         Weights and their velocities, updated in place.
     scale, mom, lr_wd : float
         ``learning_rate / batch_size``, momentum and ``learning_rate * weight_decay``.
+    ordinal : bool
+        Ordinal weight sharing: each observed group's statistics ``gW[i]`` become
+        ``C C^T gW[i]`` along the levels first (:func:`_ordinal_levels`). A runtime value
+        (not a literal), so one compiled kernel serves both settings.
     """
     n_visible = W.shape[0]
     tg = np.empty(_N_TASKS + 1, dtype=np.int64)
@@ -130,11 +154,15 @@ def softmax_update_weights(phases, W, vW, scale, mom, lr_wd):
     no_entries = np.zeros(n_visible + 1, dtype=np.int64)
     ge = phases[5]
     no_acc = np.empty((_N_TASKS, 0, W.shape[2]), dtype=W.dtype)
-    _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, no_entries, ge[:0], phases[6][:0], no_acc)
+    _update_tasks(
+        phases, W, vW, scale, mom, lr_wd, ordinal, tg, no_entries, ge[:0], phases[6][:0], no_acc
+    )
 
 
 @njit(cache=True, inline="always")
-def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, levels2, acc2):
+def softmax_update_then_scatter(
+    phases, W, vW, scale, mom, lr_wd, ordinal, gptr2, ge2, levels2, acc2
+):
     """:func:`softmax_update_weights` of one batch fused with
     :func:`~rbmrec.engine.softmax_chains._scatter_levels` of the next: each row ``W[i]`` is
     updated and, while in cache, added to the next batch's positive hidden input of every entry
@@ -148,7 +176,7 @@ def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, le
 
     Parameters
     ----------
-    phases, W, vW, scale, mom, lr_wd
+    phases, W, vW, scale, mom, lr_wd, ordinal
         As :func:`softmax_update_weights`.
     gptr2, ge2, levels2 : ndarray
         The next batch's grouping (:func:`~rbmrec.engine.softmax_grouping._group_entries`) and data
@@ -158,11 +186,11 @@ def softmax_update_then_scatter(phases, W, vW, scale, mom, lr_wd, gptr2, ge2, le
         ``acc`` with ``scattered=True``).
     """
     tg = _task_groups(gptr2)
-    _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, gptr2, ge2, levels2, acc2)
+    _update_tasks(phases, W, vW, scale, mom, lr_wd, ordinal, tg, gptr2, ge2, levels2, acc2)
 
 
 @njit(cache=True, parallel=True, fastmath=_UPDATE_MATH)
-def _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, gptr2, ge2, levels2, acc2):
+def _update_tasks(phases, W, vW, scale, mom, lr_wd, ordinal, tg, gptr2, ge2, levels2, acc2):
     """The parallel loop of :func:`softmax_update_then_scatter` over the tasks' group runs
     ``tg`` (both public kernels are inlined wrappers of this one, so a cold start compiles it
     once)."""
@@ -171,14 +199,14 @@ def _update_tasks(phases, W, vW, scale, mom, lr_wd, tg, gptr2, ge2, levels2, acc
     g = np.empty((_N_TASKS, n_levels, n_hidden), dtype=W.dtype)  # one buffer per task
     for t in prange(_N_TASKS):
         _update_scatter_task(
-            np.int64(t), W, vW, scale, mom, lr_wd, levels_b, neg_levels, gptr, ge, hpos, hneg,
-            vneg, g, tg, gptr2, ge2, levels2, acc2,
+            np.int64(t), W, vW, scale, mom, lr_wd, ordinal, levels_b, neg_levels, gptr, ge, hpos,
+            hneg, vneg, g, tg, gptr2, ge2, levels2, acc2,
         )  # fmt: skip
 
 
 @njit(cache=True, fastmath=_UPDATE_MATH)
 def _update_scatter_task(
-    t, W, vW, scale, mom, lr_wd, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, tg,
+    t, W, vW, scale, mom, lr_wd, ordinal, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, tg,
     gptr2, ge2, levels2, acc2,
 ):  # fmt: skip
     """Task ``t``'s groups in :func:`_update_tasks` (statistics in ``g[t]``). A serial
@@ -192,6 +220,8 @@ def _update_scatter_task(
     for i in range(tg[t], tg[t + 1]):
         if gptr[i + 1] > gptr[i]:
             _group_gradient(i, levels_b, neg_levels, gptr, ge, hpos, hneg, vneg, g, t)
+            if ordinal:
+                _ordinal_levels(g, t)
             for k in range(n_levels):
                 for j in range(n_hidden):
                     vt = mom * vW[i, k, j] + scale * g[t, k, j] - lr_wd * W[i, k, j]

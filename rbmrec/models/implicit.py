@@ -41,6 +41,7 @@ from rbmrec.models.trainer import (
 )
 from rbmrec.models.validation import (
     as_index_array,
+    check_bool,
     check_choice,
     check_float,
     check_int,
@@ -277,10 +278,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
                 "visible='softmax' needs negative='mean_field' (a persistent replicated-softmax "
                 "chain would need a number of draws per chain; not implemented)"
             )
-        if not isinstance(self.sample_hidden, bool | np.bool_):
-            raise TypeError(
-                f"sample_hidden must be a bool, got {type(self.sample_hidden).__name__}"
-            )
+        check_bool("sample_hidden", self.sample_hidden)
         check_float("confidence", self.confidence, 0.0)
         check_float("init_std", self.init_std, 0.0, strict=True)
         if check_float("input_dropout", self.input_dropout, 0.0) >= 1.0:

@@ -28,6 +28,7 @@ from rbmrec.models.rating_infer import MAX_LEVELS, RatingInference, level_index
 from rbmrec.models.trainer import TrainerConfig, train
 from rbmrec.models.validation import (
     as_index_array,
+    check_bool,
     check_choice,
     check_csr,
     check_fitted,
@@ -78,9 +79,8 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     whenever its coefficients are non-negative). With no validation ratings at all
     (``validation_fraction=0``, or an empty set) ``w = 0.5, a = 0, s = 1``. The calibration
     matters because mean-field expected ratings are shrunk towards the mean: on ML-1M
-    (seed-0 split) the plain convex mixture
-    (``a = 0, s = 1``) has validation RMSE 0.8517, the calibrated one 0.8486 (``s`` about
-    1.1); on ML-100K u1 0.8927 and 0.8911.
+    (seed-0 split) the plain convex mixture (``a = 0, s = 1``) has validation RMSE 0.8517,
+    the calibrated one 0.8486 (``s`` about 1.1); on ML-100K u1 0.8927 and 0.8911.
 
     Why the default mixes both orientations: the item-based RBM is the better single model
     on MovieLens, but a user-based RBM errs differently, and combining the two gains more
@@ -117,6 +117,10 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         factorisation would restrict nothing). Each factor's gradient is scaled so that a step
         moves ``W`` about as far as a step on the full ``W``, and never more than 4 times as
         far along any direction.
+    ordinal : bool, default False
+        CF-NADE's ordinal weight sharing across levels (Zheng et al. 2016), ``W[:, k] =
+        sum_{j<=k} U[:, j]`` trained in ``U`` (a preconditioned step of ``W``); softmax with
+        the full ``W`` only. Measured in ``docs/performance.md``.
     visible : {"softmax", "gaussian"}, default "softmax"
         "softmax": one K-way unit per rated item over the distinct rating values (the
         paper's model), at most 127 levels. "gaussian": one real-valued unit per rated item
@@ -248,6 +252,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         orientation: str = "both",
         conditional: bool = True,
         n_factors: int | None = None,
+        ordinal: bool = False,
         visible: str = "softmax",
         cd_steps: int | Sequence[tuple[int, int]] = 1,
         persistent: bool = False,
@@ -274,6 +279,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         self.orientation = orientation
         self.conditional = conditional
         self.n_factors = n_factors
+        self.ordinal = ordinal
         self.visible = visible
         self.cd_steps = cd_steps
         self.persistent = persistent
@@ -300,7 +306,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     # ------------------------------------------------------------------ validation
     #: Constructor arguments, in signature order.
     _PARAMS = (
-        "n_hidden", "orientation", "conditional", "n_factors", "visible", "cd_steps",
+        "n_hidden", "orientation", "conditional", "n_factors", "ordinal", "visible", "cd_steps",
         "persistent", "negative", "prediction", "n_epochs", "batch_size", "learning_rate",
         "momentum", "lr_decay", "weight_decay", "patience", "validation_fraction", "refit",
         "recommend_score", "high_rating",
@@ -315,12 +321,13 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         check_choice("negative", self.negative, ("mean_field", "sample"))
         check_choice("visible", self.visible, ("softmax", "gaussian"))
         self._check_inference_settings()
-        if not isinstance(self.conditional, bool | np.bool_):
-            raise TypeError(f"conditional must be a bool, got {type(self.conditional).__name__}")
-        if not isinstance(self.refit, bool | np.bool_):
-            raise TypeError(f"refit must be a bool, got {type(self.refit).__name__}")
-        if not isinstance(self.persistent, bool | np.bool_):
-            raise TypeError(f"persistent must be a bool, got {type(self.persistent).__name__}")
+        for name in ("conditional", "refit", "persistent", "ordinal"):
+            check_bool(name, getattr(self, name))
+        if self.ordinal and (self.visible != "softmax" or self.n_factors is not None):
+            raise ValueError(
+                'ordinal=True needs visible="softmax" and n_factors=None (it shares the full '
+                "weights across rating levels)"
+            )
         if self.n_factors is not None:
             check_int("n_factors", self.n_factors, 1)
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -753,7 +760,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         "n_hidden", "orientation", "conditional", "n_factors", "persistent", "negative",
         "prediction", "n_epochs", "batch_size", "learning_rate", "momentum", "weight_decay",
         "patience", "recommend_score", "high_rating", "num_threads", "lr_decay", "visible",
-        "validation_fraction", "refit",
+        "validation_fraction", "refit", "ordinal",
     )  # fmt: skip
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

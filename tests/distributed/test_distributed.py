@@ -82,6 +82,7 @@ def _arrays(model: RatingRBM) -> dict[str, np.ndarray]:
         dict(orientation="item", visible="gaussian"),
         dict(orientation="both", refit=True, validation_fraction=0.2, patience=1, n_epochs=4),
         dict(orientation="user", refit=True, validation_fraction=0.2),
+        dict(orientation="item", ordinal=True),
     ],
     ids=[
         "user",
@@ -92,6 +93,7 @@ def _arrays(model: RatingRBM) -> dict[str, np.ndarray]:
         "item-gaussian",
         "both-refit",
         "user-refit",
+        "item-ordinal",
     ],
 )
 def test_one_worker_is_bitwise_the_single_process_fit(one, data, kw):

@@ -96,10 +96,69 @@ def test_fused_softmax_update_equals_gradient_then_momentum_step():
         p, v = W.copy(), vW.copy()
         phases = S.softmax_cd_phases(indptr, indices, levels, rows, p, b, c, off, 2, st,
                                      no_chain, False, gb2, gc2, hd2, mode)  # fmt: skip
-        S.softmax_update_weights(phases, p, v, scale, mom, lr_wd)
+        S.softmax_update_weights(phases, p, v, scale, mom, lr_wd, False)
         assert np.abs(gW).max() > 0  # the batch really produced statistics
         np.testing.assert_allclose(p, want_p, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(v, want_v, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(gb2, gb, atol=1e-12)
         np.testing.assert_allclose(gc2, gc, atol=1e-12)
         np.testing.assert_allclose(hd2, hd, atol=1e-12)
+
+
+def _u_space_steps(W, vW, grads, scale, mom, lr_wd):
+    """The textbook momentum steps on ``U`` with ``W = C U`` (``C`` lower-triangular ones
+    over the levels, CF-NADE's ``W_k = sum_{j<=k} U_j``), mapped back to ``W``."""
+    L = W.shape[1]
+    C = np.tril(np.ones((L, L)))
+    Ci = np.linalg.inv(C)
+    U = np.einsum("kl,ilh->ikh", Ci, W)
+    vU = np.einsum("kl,ilh->ikh", Ci, vW)
+    for gW in grads:
+        gU = np.einsum("lk,ilh->ikh", C, gW)  # chain rule: dL/dU = C^T dL/dW
+        vU = mom * vU + scale * gU - lr_wd * U
+        U = U + vU
+    return np.einsum("kl,ilh->ikh", C, U), np.einsum("kl,ilh->ikh", C, vU)
+
+
+def test_ordinal_update_is_a_momentum_step_on_the_cumulative_parameterisation():
+    """softmax_update_weights(ordinal=True), three batches in turn == momentum SGD with
+    weight decay on U where W = C U: the gradient becomes C C^T gW along the levels, the
+    velocity is C vU and the decay stays lr_wd W."""
+    import scipy.sparse as sp
+
+    from rbmrec.engine import softmax as S
+    from rbmrec.engine._random import row_states
+
+    rng = np.random.default_rng(6)
+    n, nv, nl, nh = 30, 60, 5, 6
+    A = sp.random(n, nv, density=0.1, random_state=7, format="csr")
+    indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+    levels = rng.integers(0, nl, A.nnz).astype(np.int8)
+    W0 = rng.normal(0, 0.3, (nv, nl, nh))
+    vW0 = rng.normal(0, 0.01, W0.shape)
+    b, c = rng.normal(0, 1, (nv, nl)), rng.normal(0, 1, nh)
+    off, no_chain = np.zeros((0, nh)), np.zeros(0, np.int8)
+    scale, mom, lr_wd = 0.02, 0.9, 1e-3
+    W, vW, grads = W0.copy(), vW0.copy(), []
+    for step in range(3):
+        rows = rng.permutation(n)[:12].astype(np.int64)
+        args = (indptr, indices, levels, rows)
+        gW, gb, gc, hd = np.empty_like(W), np.empty_like(b), np.empty_like(c), np.empty((12, nh))
+        S.softmax_cd(*args, W, b, c, off, 1, row_states(np.random.default_rng(step), 12),
+                     no_chain, False, gW, gb, gc, hd, S.NEG_MEAN_FIELD)  # fmt: skip
+        phases = S.softmax_cd_phases(
+            *args, W, b, c, off, 1, row_states(np.random.default_rng(step), 12), no_chain,
+            False, gb, gc, hd, S.NEG_MEAN_FIELD,
+        )  # fmt: skip
+        # The reference's gradient at this step's W (the statistics depend on W).
+        ref_W, ref_vW = _u_space_steps(W, vW, [gW], scale, mom, lr_wd)
+        S.softmax_update_weights(phases, W, vW, scale, mom, lr_wd, True)
+        grads.append(gW)
+        np.testing.assert_allclose(W, ref_W, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(vW, ref_vW, rtol=1e-10, atol=1e-12)
+    # The same three steps from the start in U alone (momentum carried in U-space).
+    ref_W, ref_vW = _u_space_steps(W0, vW0, grads, scale, mom, lr_wd)
+    np.testing.assert_allclose(W, ref_W, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(vW, ref_vW, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(W, W0 + 0.0)  # the steps moved the weights
+

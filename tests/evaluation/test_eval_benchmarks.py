@@ -124,6 +124,27 @@ def test_tune_rating_reports_validation_only(data_dir, ml100k_dir, capsys):
 
 
 @pytest.mark.realdata
+def test_tune_rating_nested_protocol_scores_the_outer_carve(data_dir, ml100k_dir, capsys):
+    """``--protocol nested``: fit(train) alone per setting, interleaved, one summary line
+    per setting with the fit-time ratio to the first setting (1.00 for itself)."""
+    import re
+
+    tune_rating = load_script("tune_rating")
+    tune_rating.main(
+        ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--folds", "u1",
+         "--protocol", "nested", "--params", "n_hidden=8, n_epochs=2",
+         "n_hidden=8, n_epochs=2, ordinal=True"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    summary = [line for line in out.splitlines() if line.startswith("ml-100k nested")]
+    assert len(summary) == 2 and "test" not in out
+    assert "fit_time_ratio=1.00" in summary[0]
+    for line in summary:
+        rmse = float(re.search(r"valid_rmse=([0-9.]+)", line).group(1))
+        assert 0.85 < rmse < 1.2, line
+
+
+@pytest.mark.realdata
 @pytest.mark.slow
 def test_rating_script_rbm_rows_on_u1(data_dir, ml100k_dir):
     """RatingRBM() ("both") on fold u1 reaches the documented accuracy: better than the

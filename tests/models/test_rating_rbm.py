@@ -256,6 +256,9 @@ def test_bad_fit_input(matrix, error, match):
         ({"n_factors": 0}, "n_factors"),
         ({"n_hidden": 4, "n_factors": 4}, "n_factors=4 must be smaller than n_hidden=4"),
         ({"n_hidden": 4, "n_factors": 9, "orientation": "user"}, "n_factors=9 must be smaller"),
+        ({"ordinal": 1}, "ordinal must be a bool"),
+        ({"ordinal": True, "visible": "gaussian"}, 'ordinal=True needs visible="softmax"'),
+        ({"ordinal": True, "n_factors": 2}, "n_factors=None"),
     ],
 )
 def test_bad_hyperparameters(kwargs, match):
@@ -289,6 +292,8 @@ def test_bad_predict_input():
         {"persistent": True, "cd_steps": 2},
         {"dtype": np.float64, "negative": "sample"},
         {"orientation": "item", "lr_decay": 0.9, "weight_decay": 0.01},
+        {"ordinal": True, "negative": "sample"},
+        {"ordinal": True, "orientation": "item", "dtype": np.float64},
     ],
 )
 def test_span_kernel_trains_bitwise_like_the_batch_loop(monkeypatch, kwargs):
@@ -992,3 +997,19 @@ def test_a_factored_model_whose_fit_raises_shows_the_weights_it_predicts_with():
     with pytest.raises(RuntimeError):
         m.fit(X)
     np.testing.assert_allclose(m.weights_, m._weights(), rtol=1e-6)
+
+
+def test_ordinal_option_trains_other_weights_and_is_saved(tmp_path):
+    """ordinal=True changes training (same seed, other weights), is passed to both
+    members, and a saved model loads with it and predicts the same."""
+    X, _, _ = planted(n_users=60, n_items=15)
+    kw = dict(n_hidden=6, n_epochs=3, random_state=2)
+    plain = RatingRBM(**kw).fit(X)
+    ordinal = RatingRBM(ordinal=True, **kw).fit(X)
+    assert all(m.ordinal for m in ordinal.members_.values())
+    w_plain, w_ord = plain.members_["user"].weights_, ordinal.members_["user"].weights_
+    assert np.all(np.isfinite(w_ord)) and not np.array_equal(w_plain, w_ord)
+    loaded = load(ordinal.save(tmp_path / "ordinal.npz"))
+    assert loaded.ordinal is True and loaded.members_["item"].ordinal is True
+    u, i = X.nonzero()
+    np.testing.assert_array_equal(loaded.predict(u, i), ordinal.predict(u, i))
