@@ -78,19 +78,15 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     blend with intercept of the two members, :class:`~rbmrec.models.blend.BlendedRatingModel`,
     whenever its coefficients are non-negative). With no validation ratings at all
     (``validation_fraction=0``, or an empty set) ``w = 0.5, a = 0, s = 1``. The calibration
-    matters because mean-field expected ratings are shrunk towards the mean: on ML-1M
-    (seed-0 split) the plain convex mixture (``a = 0, s = 1``) has validation RMSE 0.8517,
-    the calibrated one 0.8486 (``s`` about 1.1); on ML-100K u1 0.8927 and 0.8911.
+    matters because mean-field expected ratings are shrunk towards the mean.
 
-    Why the default mixes both orientations: the item-based RBM is the better single model
-    on MovieLens, but a user-based RBM errs differently, and combining the two gains more
-    than any single-model setting (validation RMSE of the conditional item-based RBM alone
-    and of ``RatingRBM()``: ML-1M 0.8546 and 0.8411, ML-100K u1..u5 0.9012 and 0.8907;
-    docs/performance.md). The hyperparameters the members share (conditional RBM, 500 hidden
-    units, learning rate decaying by 5% per epoch, weight decay 0.004) were chosen on
-    validation carves of ML-1M and ML-100K. ``orientation="item"`` saves the user-based
-    member's fit (about a third of the total on ML-1M, half on ML-100K) at a cost of about
-    0.013 test RMSE.
+    Why these defaults (validation evidence in docs/performance.md): a user-based RBM errs
+    differently from the better item-based one, and mixing the two gains more than any
+    single-model setting; ordinal weight sharing gains about 0.012 validation RMSE on
+    ML-1M and ML-100K and stops early sooner; the shared member settings (conditional RBM,
+    500 hidden units, learning rate decaying by 5% per epoch, weight decay 0.004) were
+    chosen on validation carves of ML-1M and ML-100K. ``orientation="item"`` saves the
+    user-based member's fit at a cost in accuracy.
 
     Fold-in of users unseen in ``fit`` (:meth:`predict_user`, :meth:`score_items` with
     ``user_items``, :meth:`recommend` with ``recalculate_user=True``) uses the user-based
@@ -117,10 +113,12 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         factorisation would restrict nothing). Each factor's gradient is scaled so that a step
         moves ``W`` about as far as a step on the full ``W``, and never more than 4 times as
         far along any direction.
-    ordinal : bool, default False
+    ordinal : bool or None, default None
         CF-NADE's ordinal weight sharing across levels (Zheng et al. 2016), ``W[:, k] =
         sum_{j<=k} U[:, j]`` trained in ``U`` (a preconditioned step of ``W``); softmax with
-        the full ``W`` only. Measured in ``docs/performance.md``.
+        the full ``W`` only. None: on where it applies (softmax visibles, ``n_factors=None``),
+        off otherwise. It changes training only: the fitted ``W`` is a full ``W`` either way.
+        Measured in ``docs/performance.md``.
     visible : {"softmax", "gaussian"}, default "softmax"
         "softmax": one K-way unit per rated item over the distinct rating values (the
         paper's model), at most 127 levels. "gaussian": one real-valued unit per rated item
@@ -252,7 +250,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         orientation: str = "both",
         conditional: bool = True,
         n_factors: int | None = None,
-        ordinal: bool = False,
+        ordinal: bool | None = None,
         visible: str = "softmax",
         cd_steps: int | Sequence[tuple[int, int]] = 1,
         persistent: bool = False,
@@ -322,12 +320,10 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         check_choice("visible", self.visible, ("softmax", "gaussian"))
         self._check_inference_settings()
         for name in ("conditional", "refit", "persistent", "ordinal"):
-            check_bool(name, getattr(self, name))
+            if name != "ordinal" or self.ordinal is not None:
+                check_bool(name, getattr(self, name))
         if self.ordinal and (self.visible != "softmax" or self.n_factors is not None):
-            raise ValueError(
-                'ordinal=True needs visible="softmax" and n_factors=None (it shares the full '
-                "weights across rating levels)"
-            )
+            raise ValueError('ordinal=True needs visible="softmax" and n_factors=None')
         if self.n_factors is not None:
             check_int("n_factors", self.n_factors, 1)
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):

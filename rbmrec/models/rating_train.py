@@ -235,6 +235,14 @@ def _ordinal_top(n_levels: int) -> float:
     return float(1.0 / (4.0 * np.sin(np.pi / (4 * n_levels + 2)) ** 2))
 
 
+def uses_ordinal(model: Any) -> bool:
+    """Whether ``model`` trains with ordinal sharing (``ordinal``; None: where it applies,
+    softmax visibles with the full ``W``)."""
+    if model.ordinal is not None:
+        return bool(model.ordinal)
+    return model.visible == "softmax" and model.n_factors is None
+
+
 def ordinal_gain(n_levels: int) -> float:
     """Factor of ``W``'s learning rate with ordinal sharing: :data:`ORDINAL_GAIN` at five
     levels, scaled for other level counts so that the step along the preconditioner's
@@ -277,7 +285,7 @@ def train_step(
     off = model._offset(rows)
     hd = np.empty((len(rows), H), dtype=dtype)
     grads: dict[str, Any] = {"b": gbuf["b"], "c": gbuf["c"]}
-    ordinal = bool(model.ordinal)
+    ordinal = uses_ordinal(model)
     gain = ordinal_gain(params["b"].shape[-1]) if ordinal else 1.0
     states = row_states(rng_, len(rows))
     args = (indptr, indices, levels, rows)
@@ -332,7 +340,7 @@ def span_step(
     )  # fmt: skip
     neg_mode = K.NEG_MEAN_FIELD if model.negative == "mean_field" else K.NEG_SAMPLE
     stats = np.empty((-(-len(rows) // batch_size), 2))
-    ordinal = bool(model.ordinal)
+    ordinal = uses_ordinal(model)
     gain = ordinal_gain(params["b"].shape[-1]) if ordinal else 1.0
     KB.softmax_train_batches(
         indptr, indices, levels, rows, batch_size, row_states(rng_, len(rows)),
