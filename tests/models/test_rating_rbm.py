@@ -292,8 +292,8 @@ def test_bad_predict_input():
         {"persistent": True, "cd_steps": 2},
         {"dtype": np.float64, "negative": "sample"},
         {"orientation": "item", "lr_decay": 0.9, "weight_decay": 0.01},
-        {"ordinal": True, "negative": "sample"},
-        {"ordinal": True, "orientation": "item", "dtype": np.float64},
+        {"ordinal": False, "negative": "sample"},
+        {"ordinal": False, "orientation": "item", "dtype": np.float64},
     ],
 )
 def test_span_kernel_trains_bitwise_like_the_batch_loop(monkeypatch, kwargs):
@@ -1001,11 +1001,15 @@ def test_a_factored_model_whose_fit_raises_shows_the_weights_it_predicts_with():
 
 def test_ordinal_option_trains_other_weights_and_is_saved(tmp_path):
     """ordinal=True changes training (same seed, other weights), is passed to both
-    members, and a saved model loads with it and predicts the same."""
+    members, and a saved model loads with it and predicts the same; the default (None)
+    trains as True with softmax visibles and the full W."""
     X, _, _ = planted(n_users=60, n_items=15)
     kw = dict(n_hidden=6, n_epochs=3, random_state=2)
-    plain = RatingRBM(**kw).fit(X)
+    plain = RatingRBM(ordinal=False, **kw).fit(X)
     ordinal = RatingRBM(ordinal=True, **kw).fit(X)
+    default = RatingRBM(**kw).fit(X)
+    np.testing.assert_array_equal(default.members_["user"].weights_,
+                                  ordinal.members_["user"].weights_)  # fmt: skip
     assert all(m.ordinal for m in ordinal.members_.values())
     w_plain, w_ord = plain.members_["user"].weights_, ordinal.members_["user"].weights_
     assert np.all(np.isfinite(w_ord)) and not np.array_equal(w_plain, w_ord)
