@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, cold_start
+
 NETFLIX_USERS, NETFLIX_ITEMS = 480_189, 17_770
 SYNTH = {"synth-1m": 1_000_000, "synth-10m": 10_000_000, "synth-100m": 100_000_000}
 _TAG = "SCALE_RESULT "
@@ -84,7 +86,6 @@ def _load(spec: dict[str, Any]) -> Any:
     import scipy.sparse as sp
 
     if spec["dataset"] in MOVIELENS:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _common import load_split
 
         return load_split(spec["dataset"], spec["data_dir"], 0.1, 0).train
@@ -166,7 +167,6 @@ def _run(spec: dict[str, Any], threads: int) -> dict[str, Any]:
 
 def _cold(model: str, threads: int) -> float:
     """Seconds of ``cold_start.py``'s first fit + predict + recommend on an empty cache."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from cold_start import _run as cold_run
 
     with tempfile.TemporaryDirectory() as cache:

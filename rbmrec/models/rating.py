@@ -319,9 +319,10 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         check_choice("negative", self.negative, ("mean_field", "sample"))
         check_choice("visible", self.visible, ("softmax", "gaussian"))
         self._check_inference_settings()
-        for name in ("conditional", "refit", "persistent", "ordinal"):
-            if name != "ordinal" or self.ordinal is not None:
-                check_bool(name, getattr(self, name))
+        for name in ("conditional", "refit", "persistent"):
+            check_bool(name, getattr(self, name))
+        if self.ordinal is not None:
+            check_bool("ordinal", self.ordinal)
         if self.ordinal and (self.visible != "softmax" or self.n_factors is not None):
             raise ValueError('ordinal=True needs visible="softmax" and n_factors=None')
         if self.n_factors is not None:

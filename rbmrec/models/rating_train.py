@@ -235,12 +235,14 @@ def _ordinal_top(n_levels: int) -> float:
     return float(1.0 / (4.0 * np.sin(np.pi / (4 * n_levels + 2)) ** 2))
 
 
-def uses_ordinal(model: Any) -> bool:
+def ordinal_step(model: Any) -> tuple[bool, float]:
     """Whether ``model`` trains with ordinal sharing (``ordinal``; None: where it applies,
-    softmax visibles with the full ``W``)."""
-    if model.ordinal is not None:
-        return bool(model.ordinal)
-    return model.visible == "softmax" and model.n_factors is None
+    softmax visibles with the full ``W``), and the factor of ``W``'s learning rate that goes
+    with it (:func:`ordinal_gain` of the model's levels, else 1)."""
+    on = model.ordinal if model.ordinal is not None else (
+        model.visible == "softmax" and model.n_factors is None
+    )  # fmt: skip
+    return bool(on), ordinal_gain(model._params["b"].shape[-1]) if on else 1.0
 
 
 def ordinal_gain(n_levels: int) -> float:
@@ -285,8 +287,7 @@ def train_step(
     off = model._offset(rows)
     hd = np.empty((len(rows), H), dtype=dtype)
     grads: dict[str, Any] = {"b": gbuf["b"], "c": gbuf["c"]}
-    ordinal = uses_ordinal(model)
-    gain = ordinal_gain(params["b"].shape[-1]) if ordinal else 1.0
+    ordinal, gain = ordinal_step(model)
     states = row_states(rng_, len(rows))
     args = (indptr, indices, levels, rows)
     neg_mode = K.NEG_MEAN_FIELD if model.negative == "mean_field" else K.NEG_SAMPLE
@@ -340,8 +341,7 @@ def span_step(
     )  # fmt: skip
     neg_mode = K.NEG_MEAN_FIELD if model.negative == "mean_field" else K.NEG_SAMPLE
     stats = np.empty((-(-len(rows) // batch_size), 2))
-    ordinal = uses_ordinal(model)
-    gain = ordinal_gain(params["b"].shape[-1]) if ordinal else 1.0
+    ordinal, gain = ordinal_step(model)
     KB.softmax_train_batches(
         indptr, indices, levels, rows, batch_size, row_states(rng_, len(rows)),
         params["W"], params["b"], params["c"], velocity["W"], velocity["b"],

@@ -11,37 +11,29 @@ import numpy as np
 import pytest
 
 pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
 
 import rbmrec.distributed as rd  # noqa: E402
 from rbmrec import ImplicitRBM, RatingRBM  # noqa: E402
 from rbmrec.bundle import ModelBundle  # noqa: E402
 from rbmrec.data import Ratings, UnknownIdError, make_ratings, random_split  # noqa: E402
-from rbmrec.distributed._client import local_cluster  # noqa: E402
+from rbmrec.distributed._client import close, connect  # noqa: E402
 from rbmrec.errors import DataError  # noqa: E402
-
-
-def _client(n_workers: int):
-    cluster = local_cluster(n_workers)
-    client = distributed.Client(cluster)
-    return cluster, client
 
 
 @pytest.fixture(scope="module")
 def one():
-    cluster, client = _client(1)
+    client = connect("local:1")
     yield client
-    client.close()
-    cluster.close()
+    close(client)
 
 
 @pytest.fixture(scope="module")
 def two():
-    cluster, client = _client(2)
+    client = connect("local:2")
     yield client
-    client.close()
-    cluster.close()
+    close(client)
 
 
 @pytest.fixture(scope="module")
