@@ -153,8 +153,11 @@ class ChooseAndLike(Recommender):
         betas = self._check_params()
         X = check_ratings("user_items", user_items)
         seeds = spawn_seeds(self.random_state, 2)
-        rating = RatingRBM(random_state=seeds[0]) if self.rating_model is None else self.rating_model
-        chooser = ImplicitRBM(random_state=seeds[1]) if self.chooser is None else self.chooser
+        rating, chooser = self.rating_model, self.chooser
+        if rating is None:
+            rating = RatingRBM(random_state=seeds[0])
+        if chooser is None:
+            chooser = ImplicitRBM(random_state=seeds[1])
         rng = side_generator(self.random_state, self._VALIDATION_STREAM)
         train, V, known = own_validation(
             X, None, self.validation_fraction, rng,
