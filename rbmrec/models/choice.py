@@ -123,7 +123,9 @@ class ChooseAndLike(Recommender):
             ("chooser", self.chooser, ImplicitRBM),
         ):
             if value is not None and not isinstance(value, cls):
-                raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+                raise TypeError(
+                    f"{name} must be a {cls.__name__} instance, got {type(value).__name__}"
+                )
         if self.rating_model is not None and self.rating_model.visible != "softmax":
             raise ValueError(
                 "rating_model needs visible='softmax': the held-out part's relevant items are "
