@@ -44,9 +44,12 @@ class ChooseAndLike(Recommender):
 
         score(u, i) = log P_choose(i | u) + beta * s_rate(u, i)
 
-    where ``P_choose(i | u)`` is the softmax over the catalogue of the chooser's scores
-    (an :class:`~rbmrec.models.implicit.ImplicitRBM`, whose replicated-softmax default
-    scores are the logits of exactly that softmax) and ``s_rate`` the rating model's
+    where ``P_choose(i | u)`` is the softmax over the catalogue of the chooser's ranking
+    scores (an :class:`~rbmrec.models.implicit.ImplicitRBM`: with its replicated-softmax
+    default these are the logits of its distribution over items, the visible biases
+    weighted by ``1 + popularity_weight``; with ``visible="bernoulli"`` they are log-odds,
+    and the softmax is a normalisation, not the model's own distribution) and ``s_rate``
+    the rating model's
     ranking score (``recommend_score``; the expected rating by default). The two terms are
     combined with :func:`rbmrec.models.ensemble.combine`. ``beta`` is chosen from ``betas``
     by NDCG@10 on a held-out part of the ratings (relevant: held-out ratings at or above
