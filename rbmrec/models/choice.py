@@ -13,6 +13,7 @@ from rbmrec.engine.topn import top_n
 from rbmrec.errors import DataError, ModelFileError, NotFittedError
 from rbmrec.models import persistence
 from rbmrec.models._estimator import side_generator
+from rbmrec.models._ranking import ndcg_sum
 from rbmrec.models.base import Recommender
 from rbmrec.models.ensemble import combine
 from rbmrec.models.implicit import ImplicitRBM
@@ -26,7 +27,7 @@ from rbmrec.models.validation import (
     check_user_rows,
 )
 
-__all__ = ["ChooseAndLike", "log_softmax", "ndcg_sum"]
+__all__ = ["ChooseAndLike", "log_softmax"]
 
 #: Default grid of ``beta``, the weight of the rating model's score.
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
@@ -303,29 +304,3 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
     top = s.max(axis=1, keepdims=True)
     shifted = s - top
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def ndcg_sum(ids: np.ndarray, rel_indptr: np.ndarray, rel_indices: np.ndarray) -> float:
-    """Sum over rows of NDCG of the lists ``ids`` against binary relevant sets.
-
-    Parameters
-    ----------
-    ids : ndarray of int, shape (n_rows, k)
-        Ranked item ids, best first; ``-1`` pads short lists.
-    rel_indptr, rel_indices : ndarray of int, shapes (n_rows + 1,) and (n_relevant,)
-        CSR structure of each row's relevant items.
-
-    Returns
-    -------
-    float
-        Sum of the rows' NDCG@k (a row with no relevant item adds 0).
-    """
-    k = ids.shape[1]
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for r in range(ids.shape[0]):
-        rel = rel_indices[rel_indptr[r] : rel_indptr[r + 1]]
-        if rel.size:
-            hits = np.isin(ids[r], rel)
-            total += float(hits @ disc) / float(disc[: min(k, rel.size)].sum())
-    return total

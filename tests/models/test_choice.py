@@ -11,7 +11,8 @@ import rbmrec
 from rbmrec.data import make_ratings
 from rbmrec.errors import DataError, NotFittedError
 from rbmrec.models._estimator import side_generator
-from rbmrec.models.choice import ChooseAndLike, log_softmax, ndcg_sum
+from rbmrec.models._ranking import ndcg_sum
+from rbmrec.models.choice import ChooseAndLike, log_softmax
 from rbmrec.models.implicit import ImplicitRBM
 from rbmrec.models.rating import RatingRBM
 from rbmrec.models.rating_train import own_validation
