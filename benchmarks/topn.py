@@ -10,7 +10,11 @@ carved at random from the training ratings (``--validation-fraction``, never the
 part), refit the winner on the whole training part and report it on the test part.
 ``implicit-rbm`` is ``rbmrec.ImplicitRBM()`` with its defaults (tuned the same way on ML-1M by
 ``benchmarks/tune_implicit.py``); ``rating-rbm-topn`` is ``rbmrec.RatingRBM`` ranking by its
-documented top-N score ``recommend_score="p_high"`` (probability of a rating >= 4).
+documented top-N score ``recommend_score="p_high"`` (probability of a rating >= 4);
+``rating-rbm-choice`` is ``ChooseAndLike(RatingRBM(), ImplicitRBM())``
+(:mod:`rbmrec.models.choice`): the log of the ImplicitRBM's probability of choosing an item
+plus ``beta`` times the RatingRBM's expected rating, ``beta`` chosen on the part of the
+training ratings it holds out itself (not in the default ``--models``: it fits both RBMs).
 
 Example::
 
@@ -95,7 +99,7 @@ BPR = {
 #: EASE's L2 penalty, a factor of 2 apart over the range that suits MovieLens-sized data.
 EASE_GRID = {"regularization": [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0]}
 GRID_SEARCHED = ("als-tuned", "bpr-tuned", "ease-tuned")
-TUNED = (*GRID_SEARCHED, "rating-rbm-topn")
+TUNED = (*GRID_SEARCHED, "rating-rbm-topn", "rating-rbm-choice")
 
 
 def _factory(name: str, args: Any) -> tuple[Any, dict[str, list[Any]]]:
@@ -152,6 +156,15 @@ def _build(name: str, args: Any) -> Any:
             n_epochs=args.rating_epochs,
             random_state=args.seed,
             num_threads=args.numba_threads,
+        )
+    if name == "rating-rbm-choice":
+        from rbmrec.models.choice import ChooseAndLike
+
+        threads = args.numba_threads
+        return ChooseAndLike(
+            registry.make("rating-rbm", random_state=args.seed, num_threads=threads),
+            registry.make("implicit-rbm", random_state=args.seed, num_threads=threads),
+            random_state=args.seed,
         )
     return MODEL_FACTORIES[name](seed=args.seed, threads=args.threads)
 

@@ -23,6 +23,7 @@ from rbmrec.models._estimator import (
     one_blas_thread,
     seed_generator,
 )
+from rbmrec.models._ranking import ndcg_sum
 from rbmrec.models.base import Recommender
 from rbmrec.models.implicit_train import _cd_step, _draws, _row_scale, _TrainData
 from rbmrec.models.persistence import (
@@ -453,7 +454,6 @@ class ImplicitRBM(Recommender, ParamsMixin):
     ) -> float:
         """Mean NDCG@10 over users with validation items (training items excluded)."""
         k = 10
-        disc = 1.0 / np.log2(np.arange(2, k + 2))
         users = np.flatnonzero(np.diff(valid.indptr) > 0).astype(np.int64)
         total = 0.0
         excluded = np.zeros(X.shape[1], dtype=np.bool_)
@@ -466,10 +466,7 @@ class ImplicitRBM(Recommender, ParamsMixin):
             sub = X[block]
             ids, _, _ = topn_select(scores, sub.indptr, sub.indices, excluded, k)
             vb = valid[block]
-            for r in range(block.size):
-                rel = vb.indices[vb.indptr[r] : vb.indptr[r + 1]]
-                hits = np.isin(ids[r], rel)
-                total += float(hits @ disc) / float(disc[: min(k, rel.size)].sum())
+            total += ndcg_sum(ids, vb.indptr, vb.indices)
         return total / max(users.size, 1)
 
     # -- scoring --------------------------------------------------------------------------

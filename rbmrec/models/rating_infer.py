@@ -194,13 +194,19 @@ class RatingInference:
         """Per-level weights of the ranking score, shape (n_levels,): values or a 0/1 mask."""
         if self.recommend_score == "expected":
             return np.asarray(self.values_, dtype=np.float64)
+        return (self.values_ >= self.high_threshold()).astype(np.float64)
+
+    def high_threshold(self) -> float:
+        """The lowest rating value that counts as high (``p_high``'s threshold).
+
+        ``high_rating`` when set (checked against the levels); else the second-highest
+        level, or the highest when there are only two levels (with two levels the
+        second-highest is the lowest: ``P(rating >= it) = 1`` for every item, and the list
+        would fall into id order).
+        """
         if self.high_rating is None:
-            # With two levels the second-highest is the lowest: P(rating >= it) = 1 for every
-            # item, and the list would fall into id order.
-            thr = self.values_[-2] if len(self.values_) > 2 else self.values_[-1]
-        else:
-            thr = check_high_threshold(check_high_rating(self.high_rating), self.values_)
-        return (self.values_ >= thr).astype(np.float64)
+            return float(self.values_[-2] if len(self.values_) > 2 else self.values_[-1])
+        return check_high_threshold(check_high_rating(self.high_rating), self.values_)
 
     def _score(self, probs: np.ndarray) -> np.ndarray:
         return probs @ self._level_weights()
