@@ -158,14 +158,7 @@ def _build(name: str, args: Any) -> Any:
             num_threads=args.numba_threads,
         )
     if name == "rating-rbm-choice":
-        from rbmrec.models.choice import ChooseAndLike
-
-        threads = args.numba_threads
-        return ChooseAndLike(
-            registry.make("rating-rbm", random_state=args.seed, num_threads=threads),
-            registry.make("implicit-rbm", random_state=args.seed, num_threads=threads),
-            random_state=args.seed,
-        )
+        return registry.make(name, random_state=args.seed, num_threads=args.numba_threads)
     return MODEL_FACTORIES[name](seed=args.seed, threads=args.threads)
 
 

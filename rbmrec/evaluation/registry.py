@@ -196,6 +196,14 @@ _BUILTIN = (
         aliases=("irbm", "implicitrbm"),
     ),
     ModelSpec(
+        "rating-rbm-choice",
+        "rbmrec.models.choice:default_choose_and_like",
+        "RatingRBM ranked by an ImplicitRBM's choice probability (ChooseAndLike)",
+        "rating",
+        "ChooseAndLike",
+        aliases=("choose-and-like",),
+    ),
+    ModelSpec(
         "global-mean",
         "rbmrec.evaluation.baselines:GlobalMean",
         "the mean training rating for every pair",

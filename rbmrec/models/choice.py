@@ -27,7 +27,7 @@ from rbmrec.models.validation import (
     check_user_rows,
 )
 
-__all__ = ["ChooseAndLike", "log_softmax"]
+__all__ = ["ChooseAndLike", "default_choose_and_like", "log_softmax"]
 
 #: Default grid of ``beta``, the weight of the rating model's score.
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
@@ -295,6 +295,33 @@ class ChooseAndLike(Recommender):
         )
         model.n_users_, model.n_items_ = shape
         return model
+
+
+def default_choose_and_like(*, random_state: Any = None, num_threads: int = 0) -> ChooseAndLike:
+    """``ChooseAndLike()`` with ``num_threads`` passed to both default members.
+
+    The members get the seeds ``ChooseAndLike(random_state=random_state)`` gives them (an
+    int or SeedSequence: both fit identically); this is the model registry's
+    ``rating-rbm-choice``.
+
+    Parameters
+    ----------
+    random_state : int, SeedSequence, Generator or None
+        Seeds the held-out draw and the two members.
+    num_threads : int, default 0
+        Numba threads of both members (0: Numba's default).
+
+    Returns
+    -------
+    ChooseAndLike
+        Unfitted.
+    """
+    seeds = spawn_seeds(random_state, 2)
+    return ChooseAndLike(
+        RatingRBM(random_state=seeds[0], num_threads=num_threads),
+        ImplicitRBM(random_state=seeds[1], num_threads=num_threads),
+        random_state=random_state,
+    )
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:

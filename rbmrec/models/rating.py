@@ -182,7 +182,8 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         time; the measured gain is in ``docs/performance.md``.
     recommend_score : {"expected", "p_high"}, default "expected"
         Ranking score of :meth:`recommend`: the expected rating, or the probability of a
-        rating at or above ``high_rating``.
+        rating at or above ``high_rating``: what a user would rate highly if made to; for
+        what a user picks and likes, :class:`~rbmrec.models.choice.ChooseAndLike`.
     high_rating : float or None, default None
         Threshold of ``"p_high"``; None means the second-highest rating level (the highest
         when there are only two levels, so that ``p_high`` still separates items). A number must

@@ -8,14 +8,14 @@ from rbmrec.evaluation import registry
 from rbmrec.evaluation.registry import ModelSpec, UnknownModelError
 
 CANONICAL = [
-    "rating-rbm", "implicit-rbm", "global-mean", "bias", "popularity", "ease", "als", "bpr",
-    "itemknn",
+    "rating-rbm", "implicit-rbm", "rating-rbm-choice", "global-mean", "bias", "popularity",
+    "ease", "als", "bpr", "itemknn",
 ]  # fmt: skip
 
 
 def test_canonical_names_kinds_and_descriptions() -> None:
     assert registry.names() == CANONICAL
-    assert registry.names("rating") == ["rating-rbm", "global-mean", "bias"]
+    assert registry.names("rating") == ["rating-rbm", "rating-rbm-choice", "global-mean", "bias"]
     for name in CANONICAL:
         spec = registry.get(name)
         assert spec.kind in registry.KINDS and spec.description and spec.label
@@ -39,7 +39,8 @@ def test_unknown_names_list_the_valid_ones() -> None:
         registry.parse("rbm,foo,bar")
     assert "'foo', 'bar'" in str(info.value) and "popularity" in str(info.value)
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
-    with pytest.raises(UnknownModelError, match="choose from rating-rbm, global-mean, bias"):
+    valid = "choose from rating-rbm, rating-rbm-choice, global-mean, bias"
+    with pytest.raises(UnknownModelError, match=valid):
         registry.parse("als", kind="rating")
     with pytest.raises(UnknownModelError):
         registry.parse(" , ")

@@ -154,3 +154,17 @@ def test_bad_data_and_unfitted_model():
         _model().recommend(0, X[0])
     with pytest.raises(NotFittedError):
         _model().save("unused.npz")
+
+
+def test_registry_model_is_the_default_with_threads_and_the_same_member_seeds():
+    from rbmrec.evaluation import registry
+    from rbmrec.models.mixture import spawn_seeds
+
+    model = registry.make("choose-and-like", random_state=5, num_threads=1)
+    assert isinstance(model, ChooseAndLike) and model.random_state == 5
+    members = (model.rating_model, model.chooser)
+    assert [type(m) for m in members] == [RatingRBM, ImplicitRBM]
+    assert all(m.num_threads == 1 for m in members)
+    for member, seed in zip(members, spawn_seeds(5, 2), strict=True):
+        assert member.random_state.entropy == seed.entropy
+        assert member.random_state.spawn_key == seed.spawn_key
