@@ -146,16 +146,16 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         units summed out (the paper's Eq. 7).
     n_epochs : int, default 60
     batch_size : int or None, default None
-        Rows (users, or items) per mini-batch. None: 100, or more on sparse data so that a
-        batch observes each visible unit 3.5 times on average (``ceil(3.5 / density)``:
-        299 at Netflix's shape, where every batch's momentum step streams all of ``W``),
-        or fewer on small data so that every epoch makes at least 10 updates
-        (``ceil(n_rows / 10)``): the learning-rate schedule and early stopping count epochs,
-        and with a handful of updates per epoch the rate decays (and patience runs out)
-        before training has left its initial plateau. The size used is ``batch_size_``
-        after ``fit``.
-    learning_rate : float, default 0.05
-        Step size applied to the batch-averaged gradient.
+        Rows (users, or items) per mini-batch. None: 200 (Gaussian visibles: 100), more on
+        sparse data so a batch observes each visible unit 3.5 times on average
+        (``ceil(3.5 / density)``: 299 at Netflix's shape, where every batch's momentum step
+        streams all of ``W``), fewer on small data so every epoch makes at least 10 updates
+        (``ceil(n_rows / 10)``: the learning-rate schedule and early stopping count epochs,
+        and with a handful of updates per epoch the rate decays before training leaves its
+        initial plateau). The size used is ``batch_size_`` after ``fit``.
+    learning_rate : float or None, default None
+        Step size applied to the batch-averaged gradient. None: 0.1 with softmax visibles,
+        0.05 with Gaussian ones (``rating_train.DEFAULT_RATE``).
     momentum : float, default 0.9
     lr_decay : float, default 0.95
         Learning rate of epoch ``e`` (0-based) is ``learning_rate * lr_decay ** e``.
@@ -259,7 +259,7 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
         prediction: str = "mean_field",
         n_epochs: int = 60,
         batch_size: int | None = None,
-        learning_rate: float = 0.05,
+        learning_rate: float | None = None,
         momentum: float = 0.9,
         lr_decay: float = 0.95,
         weight_decay: float = 0.004,
@@ -354,15 +354,13 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
     #: call; False runs the same arithmetic batch by batch from Python (tests compare them).
     _SPANS = True
 
-    #: Mini-batch size of ``batch_size=None`` on data with at least 10 batches of it.
-    _DEFAULT_BATCH = 100
     #: ``batch_size=None`` shrinks batches so an epoch has at least this many updates.
     _MIN_UPDATES = 10
 
     def _batch_for(self, n_rows: int, density: float | None = None) -> int:
         """The mini-batch size used on ``n_rows`` training rows that observe a ``density``
         fraction of the visible groups (:func:`~rbmrec.models.rating_train.dense_batch`)."""
-        default = T.dense_batch(self._DEFAULT_BATCH, density)
+        default = T.dense_batch(T.DEFAULT_BATCH[self.visible], density)
         return epoch_batch(self.batch_size, n_rows, default, self._MIN_UPDATES)
 
     def _config(self, n_rows: int | None = None, density: float | None = None) -> TrainerConfig:
@@ -370,7 +368,9 @@ class RatingRBM(Recommender, RatingInference, ParamsMixin):
             n_epochs=self.n_epochs,
             batch_size=self._batch_for(n_rows if n_rows is not None else 10**9, density),
             max_copy_bytes=T.MAX_COPY_BYTES,
-            learning_rate=self.learning_rate,
+            learning_rate=(
+                T.DEFAULT_RATE[self.visible] if self.learning_rate is None else self.learning_rate
+            ),
             momentum=self.momentum,
             weight_decay=self.weight_decay,
             lr_decay=self.lr_decay,

@@ -105,6 +105,12 @@ def normal_rows(
     return out
 
 
+#: ``learning_rate=None`` and the mini-batch size of ``batch_size=None`` (on data with at
+#: least 10 batches of it, before :func:`dense_batch`), by visible type: chosen on validation
+#: carves of ML-1M and ML-100K (docs/performance.md, "Time to a fitted model").
+DEFAULT_RATE = {"softmax": 0.1, "gaussian": 0.05}
+DEFAULT_BATCH = {"softmax": 200, "gaussian": 100}
+
 #: Average observations of each visible group per mini-batch that the automatic batch size
 #: keeps at least (:func:`dense_batch`).
 BATCH_VISITS = 3.5
@@ -123,7 +129,7 @@ def dense_batch(default: int, density: float | None) -> int:
     Every mini-batch's momentum step streams all of ``W`` (and ``D``) with its velocity, so
     an epoch costs ``n_rows / batch`` passes over them: in proportion to the ratings only
     while a batch holds a fixed multiple of the groups. ML-1M (density 0.04) keeps the
-    default 100; Netflix's shape (density 0.0117) gets 299 rows per batch.
+    default 200; Netflix's shape (density 0.0117) gets 299 rows per batch.
     """
     if density is None or not density > 0:
         return default

@@ -490,7 +490,20 @@ def test_default_batch_gives_every_epoch_ten_updates():
     big = sp.random(2500, 30, density=0.05, format="csr", random_state=0)
     big.data = np.ceil(big.data * 5)
     m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", conditional=False).fit(big)
-    assert m.batch_size_ == 100  # large data: the tuned batch
+    assert m.batch_size_ == 200  # large data: the tuned batch
+    g = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", conditional=False,
+                  visible="gaussian").fit(big)  # fmt: skip
+    assert g.batch_size_ == 100  # the Gaussian model's own default
+
+
+def test_default_learning_rate_follows_the_visible_type():
+    X, _, _ = planted(n_users=40, n_items=12)
+    for visible, rate in (("softmax", 0.1), ("gaussian", 0.05)):
+        m = RatingRBM(n_hidden=3, n_epochs=2, orientation="user", visible=visible).fit(X)
+        assert m.learning_rate is None
+        assert [h["learning_rate"] for h in m.history_] == pytest.approx([rate, rate * 0.95])
+    m = RatingRBM(n_hidden=3, n_epochs=1, orientation="user", learning_rate=0.02).fit(X)
+    assert m.history_[0]["learning_rate"] == pytest.approx(0.02)
 
 
 @pytest.mark.slow
