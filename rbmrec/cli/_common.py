@@ -29,6 +29,7 @@ SYNTHETIC_WORDS = ("demo", "synthetic")
 _KEY_KERNELS = {
     "rating-rbm": ("rbmrec.engine.softmax_batches", "softmax_train_batches"),
     "implicit-rbm": ("rbmrec.engine.sparse_binary", "csr_hidden_probs"),
+    "rating-rbm-choice": ("rbmrec.engine.softmax_batches", "softmax_train_batches"),
 }
 
 

@@ -13,6 +13,9 @@ from rbmrec.cli._common import UsageError
 
 #: Models that take the "RBM hyperparameters" options (--n-hidden, --epochs, ...).
 RBMS = ("rating-rbm", "implicit-rbm")
+#: ChooseAndLike: a rating-rbm and an implicit-rbm member; --n-hidden and --epochs apply to
+#: both, --learning-rate and --batch-size (on different scales for the two) to neither.
+CHOICE = "rating-rbm-choice"
 
 
 def label(name: str) -> str:
@@ -28,6 +31,8 @@ def make_model(name: str, args: argparse.Namespace, progress: bool) -> Any:
 
     name = registry.canonical(name)
     seed = int(args.seed)
+    if name == CHOICE:
+        return _choice_model(args, progress)
     if name not in RBMS:
         return registry.make(name, random_state=seed)
     epochs = getattr(args, "epochs", None)
@@ -56,6 +61,34 @@ def make_model(name: str, args: argparse.Namespace, progress: bool) -> Any:
         if getattr(args, "validation_fraction", None) is not None:
             kw["validation_fraction"] = args.validation_fraction
     return registry.make(name, random_state=seed, **kw)
+
+
+def _choice_model(args: argparse.Namespace, progress: bool) -> Any:
+    """``ChooseAndLike`` of a ``rating-rbm`` and an ``implicit-rbm`` built from the command's
+    options, with the member seeds ``ChooseAndLike(random_state=--seed)`` gives them."""
+    from rbmrec.models.choice import ChooseAndLike
+    from rbmrec.models.mixture import spawn_seeds
+
+    for option in ("learning_rate", "batch_size"):
+        if getattr(args, option, None) is not None:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} does not apply to {CHOICE}: its two RBMs take different "
+                "scales; fit them in Python (rbmrec.models.choice.ChooseAndLike) to set them"
+            )
+    fraction = getattr(args, "validation_fraction", None)
+    if fraction == 0:
+        raise UsageError(
+            f"--validation-fraction 0: {CHOICE} holds out part of the ratings to weigh its "
+            "two RBMs; give a fraction in (0, 1)"
+        )
+    held_out = {} if fraction is None else {"validation_fraction": fraction}
+    members = []
+    for key, seed in zip(RBMS, spawn_seeds(int(args.seed), 2), strict=True):
+        member = make_model(key, args, progress)
+        member.random_state = seed
+        members.append(member)
+    return ChooseAndLike(*members, random_state=int(args.seed), **held_out)
 
 
 def parse_models(text: str, option: str = "--models") -> list[str]:

@@ -22,7 +22,7 @@ from rbmrec.cli._common import (
     model_path,
 )
 from rbmrec.cli._data import load_data
-from rbmrec.cli._models import RBMS, label, make_model, parse_models
+from rbmrec.cli._models import CHOICE, RBMS, label, make_model, parse_models
 
 
 def _check_model_output(out: str, args: argparse.Namespace) -> Path:
@@ -40,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from rbmrec.bundle import ModelBundle
 
     key = parse_models(args.model, option="--model")[0]
-    if key not in RBMS:
-        raise UsageError(f"--model must be rating-rbm or implicit-rbm, got {args.model!r}")
+    if key not in (*RBMS, CHOICE):
+        raise UsageError(
+            f"--model must be rating-rbm, implicit-rbm or {CHOICE}, got {args.model!r}"
+        )
+    if key == CHOICE and args.cluster:
+        raise UsageError(f"--cluster trains rating-rbm or implicit-rbm, not {CHOICE}")
     if args.orientation is not None and key != "rating-rbm":
         raise UsageError(
             f"--orientation applies only to --model rating-rbm, not to {args.model} (the "
@@ -52,14 +56,15 @@ def run(args: argparse.Namespace) -> int:
     final = _check_model_output(args.out, args)
     data = load_data(args)
     print(f"data: {data!r}")
-    if key == "rating-rbm" and args.visible != "gaussian":
+    if key in ("rating-rbm", CHOICE) and args.visible != "gaussian":
         _check_levels(data.user_items)
         _warn_levels(data.user_items)
     model = make_model(key, args, progress=not args.quiet)
     validation = None
     train = data.user_items
-    # rating-rbm holds out its own part (make_model passes --validation-fraction to it).
-    if key != "rating-rbm" and args.validation_fraction:
+    # rating-rbm and rating-rbm-choice hold out their own part (make_model passes
+    # --validation-fraction to them).
+    if key == "implicit-rbm" and args.validation_fraction:
         from rbmrec.data import random_split
 
         split = random_split(data, test_fraction=args.validation_fraction, seed=args.seed)

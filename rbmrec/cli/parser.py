@@ -12,7 +12,7 @@ from rbmrec.cli import datasets, demo, evaluate, fit, recommend
 from rbmrec.cli._cluster import add_cluster_arg
 
 #: What ``fit --model`` accepts (canonical names and the short spellings).
-FIT_MODELS = ("rating-rbm", "implicit-rbm", "rbm", "irbm")
+FIT_MODELS = ("rating-rbm", "implicit-rbm", "rating-rbm-choice", "rbm", "irbm", "choose-and-like")
 #: ``evaluate``'s default models, and ``benchmark``'s (every model of the first releases).
 EVALUATE_MODELS = "rating-rbm,implicit-rbm,bias,als"
 BENCHMARK_MODELS = "rating-rbm,implicit-rbm,als,bpr,popularity,bias"
@@ -157,7 +157,12 @@ def _add_fit(sub: Any) -> None:
     )
     _add_data_args(p)
     p.add_argument(
-        "--model", default="rating-rbm", choices=FIT_MODELS, help="model to fit (rating-rbm)"
+        "--model",
+        default="rating-rbm",
+        choices=FIT_MODELS,
+        help="model to fit (rating-rbm); rating-rbm-choice ranks the rating RBM's items by an "
+        "implicit RBM's probability that the user picks them (better top-N lists, both fits' "
+        "time; --n-hidden and --epochs apply to both RBMs)",
     )
     _add_hyper_args(p)
     p.add_argument(

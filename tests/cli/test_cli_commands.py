@@ -194,6 +194,53 @@ def test_fold_in_with_the_default_both_model(work: Path) -> None:
     assert len(json.loads(res.stdout)["recommendations"]) == 4
 
 
+def test_fit_and_recommend_rating_rbm_choice(work: Path) -> None:
+    """`fit --model rating-rbm-choice` saves a ChooseAndLike whose members took --n-hidden and
+    --epochs; `recommend` ranks by it, for a known user and a folded-in one."""
+    from rbmrec.bundle import ModelBundle
+    from rbmrec.models.choice import ChooseAndLike
+
+    out = work / "choice.npz"
+    res = run(
+        "fit", "--data", "ratings.csv", "--model", "choose-and-like", *FAST, "--out", str(out),
+        cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    model = ModelBundle.load(out).model
+    assert isinstance(model, ChooseAndLike) and model.beta_ in model.betas
+    members = (model.rating_model_, model.chooser_)
+    assert [(m.n_hidden, m.n_epochs) for m in members] == [(8, 3), (8, 3)]
+    res = run("recommend", "--model", str(out), "--user", "u3", "-n", "4", "--json", cwd=work)
+    assert res.returncode == 0, res.stderr
+    got = [r["item_id"] for r in json.loads(res.stdout)["recommendations"]]
+    bundle = ModelBundle.load(out)
+    want, _ = bundle.recommend("u3", N=4)
+    assert got == [int(i) for i in want]
+    _, recs = _fold_in_top3(out, work)
+    assert len(recs) == 3 and not {100, 101} & {r["item_id"] for r in recs}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--learning-rate", "0.1"], "--learning-rate does not apply"),
+        (["--batch-size", "10"], "--batch-size does not apply"),
+        (["--validation-fraction", "0"], "holds out part of the ratings"),
+        (["--orientation", "user"], "--orientation applies only"),
+        (["--cluster", "local"], "--cluster trains"),
+    ],
+)
+def test_fit_rating_rbm_choice_refuses_options_it_cannot_take(
+    work: Path, extra: list[str], message: str
+) -> None:
+    res = run(
+        "fit", "--data", "ratings.csv", "--model", "rating-rbm-choice", *extra, "--out",
+        str(work / "never.npz"), cwd=work,
+    )  # fmt: skip
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert not (work / "never.npz").exists()
+
+
 def test_fit_reports_early_stopping_per_member(work: Path) -> None:
     out = work / "both_valid.npz"
     res = run(
