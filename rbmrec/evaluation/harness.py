@@ -504,19 +504,7 @@ def _evaluate(
     relevant = relevant_items(test, relevance_threshold)
     users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int32)
     if users.size == 0 and any(hasattr(m, "recommend") for m in models.values()):
-        # Only a threshold can leave nothing relevant (None keeps every stored rating).
-        low, high = float(test.data.min()), float(test.data.max())
-        values = f"all {low:g}" if low == high else f"between {low:g} and {high:g}"
-        message = (
-            f"no rating of {test_name} is >= relevance_threshold={relevance_threshold!r} "
-            f"(its {test.nnz} ratings are {values}), so every ranking metric is NaN; "
-            f"pass relevance_threshold <= {high:g}, or relevance_threshold=None to count "
-            "every held-out item as relevant (e.g. for 0/1 interaction data)"
-        )
-        if no_relevant == "raise":
-            raise DataError(message)
-        # The rating metrics stay valid (as the command line, which says so itself).
-        warnings.warn(message, UserWarning, stacklevel=3)
+        _no_relevant(test, relevance_threshold, test_name, no_relevant)
     test_coo = test.tocoo()
     validation = split.validation  # passed to the models as given
     warm_validation = sp.csr_matrix(validation) if sp.issparse(validation) else None
@@ -533,22 +521,59 @@ def _evaluate(
                 else:
                     model.fit(train)
                 row["fit_seconds"] = time.perf_counter() - t0
-        if hasattr(model, "predict"):
-            with _naming(f"{who} (predict)"):
-                row.update(rating_scores(model, test_coo))
-        if hasattr(model, "recommend"):
-            with _naming(f"{who} (recommend)"):
-                t0 = time.perf_counter()
-                ids = recommend_all(model, train, users, int(K), batch_size)
-                row["recommend_seconds"] = time.perf_counter() - t0
-                m = ranking_metrics(ids, relevant[users], int(K), n_items=train.shape[1])
-            row.update({k: m[k] for k in RANKING_METRICS})
-            row["n_users"] = m["n_users"]
-        row["seed"] = model_seed(model)
-        row["params"] = model_params(model)
+        row.update(_scores(model, who, train, test_coo, users, relevant, int(K), batch_size))
         logger.info("%s on %s: %s", name, split.name, summary(row))
         rows.append(row)
     return pl.DataFrame(rows, schema=SCHEMA)
+
+
+def _no_relevant(
+    test: sp.csr_matrix, threshold: float | None, test_name: str, no_relevant: str
+) -> None:
+    """Warn (or raise, ``no_relevant="raise"``) that no held-out rating is relevant, naming
+    the threshold and the range of the ratings; only a threshold can cause it (None keeps
+    every stored rating). The rating metrics stay valid."""
+    low, high = float(test.data.min()), float(test.data.max())
+    values = f"all {low:g}" if low == high else f"between {low:g} and {high:g}"
+    message = (
+        f"no rating of {test_name} is >= relevance_threshold={threshold!r} "
+        f"(its {test.nnz} ratings are {values}), so every ranking metric is NaN; "
+        f"pass relevance_threshold <= {high:g}, or relevance_threshold=None to count "
+        "every held-out item as relevant (e.g. for 0/1 interaction data)"
+    )
+    if no_relevant == "raise":
+        raise DataError(message)
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _scores(
+    model: Any,
+    who: str,
+    train: sp.csr_matrix,
+    test_coo: sp.coo_matrix,
+    users: np.ndarray,
+    relevant: sp.csr_matrix,
+    K: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """A fitted model's row entries: rating metrics (``predict``), ranking metrics and
+    recommend time (``recommend``; ``users`` those with a relevant held-out item), its seed
+    and parameters. ``who`` names the model in errors (:func:`_naming`)."""
+    out: dict[str, Any] = {}
+    if hasattr(model, "predict"):
+        with _naming(f"{who} (predict)"):
+            out.update(rating_scores(model, test_coo))
+    if hasattr(model, "recommend"):
+        with _naming(f"{who} (recommend)"):
+            t0 = time.perf_counter()
+            ids = recommend_all(model, train, users, K, batch_size)
+            out["recommend_seconds"] = time.perf_counter() - t0
+            m = ranking_metrics(ids, relevant[users], K, n_items=train.shape[1])
+        out.update({k: m[k] for k in RANKING_METRICS})
+        out["n_users"] = m["n_users"]
+    out["seed"] = model_seed(model)
+    out["params"] = model_params(model)
+    return out
 
 
 def cross_validate(
