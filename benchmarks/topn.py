@@ -99,7 +99,7 @@ BPR = {
 #: EASE's L2 penalty, a factor of 2 apart over the range that suits MovieLens-sized data.
 EASE_GRID = {"regularization": [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0]}
 GRID_SEARCHED = ("als-tuned", "bpr-tuned", "ease-tuned")
-TUNED = (*GRID_SEARCHED, "rating-rbm-topn", "rating-rbm-choice")
+TUNED = (*GRID_SEARCHED, "rating-rbm-topn")
 
 
 def _factory(name: str, args: Any) -> tuple[Any, dict[str, list[Any]]]:
@@ -140,10 +140,8 @@ def _tuned(name: str, split: Split, args: Any, meta: dict[str, str], fold: str) 
 
 
 def _build(name: str, args: Any) -> Any:
-    if name == "implicit-rbm":
-        return registry.make(
-            "implicit-rbm", random_state=args.seed, num_threads=args.numba_threads
-        )
+    if name in ("implicit-rbm", "rating-rbm-choice"):  # RBMs: Numba threads
+        return registry.make(name, random_state=args.seed, num_threads=args.numba_threads)
     if name == "rating-rbm-topn":
         # 20 epochs: the validation-best epoch count of the default RatingRBM on ML-1M
         # (benchmarks/README.md, rating section); no validation part is passed at test time.
@@ -157,8 +155,6 @@ def _build(name: str, args: Any) -> Any:
             random_state=args.seed,
             num_threads=args.numba_threads,
         )
-    if name == "rating-rbm-choice":
-        return registry.make(name, random_state=args.seed, num_threads=args.numba_threads)
     return MODEL_FACTORIES[name](seed=args.seed, threads=args.threads)
 
 

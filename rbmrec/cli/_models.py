@@ -66,8 +66,7 @@ def make_model(name: str, args: argparse.Namespace, progress: bool) -> Any:
 def _choice_model(args: argparse.Namespace, progress: bool) -> Any:
     """``ChooseAndLike`` of a ``rating-rbm`` and an ``implicit-rbm`` built from the command's
     options, with the member seeds ``ChooseAndLike(random_state=--seed)`` gives them."""
-    from rbmrec.models.choice import ChooseAndLike
-    from rbmrec.models.mixture import spawn_seeds
+    from rbmrec.models.choice import seeded
 
     for option in ("learning_rate", "batch_size"):
         if getattr(args, option, None) is not None:
@@ -83,12 +82,12 @@ def _choice_model(args: argparse.Namespace, progress: bool) -> Any:
             "two RBMs; give a fraction in (0, 1)"
         )
     held_out = {} if fraction is None else {"validation_fraction": fraction}
-    members = []
-    for key, seed in zip(RBMS, spawn_seeds(int(args.seed), 2), strict=True):
-        member = make_model(key, args, progress)
-        member.random_state = seed
-        members.append(member)
-    return ChooseAndLike(*members, random_state=int(args.seed), **held_out)
+    return seeded(
+        make_model("rating-rbm", args, progress),
+        make_model("implicit-rbm", args, progress),
+        int(args.seed),
+        **held_out,
+    )
 
 
 def parse_models(text: str, option: str = "--models") -> list[str]:

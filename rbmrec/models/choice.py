@@ -27,7 +27,7 @@ from rbmrec.models.validation import (
     check_user_rows,
 )
 
-__all__ = ["ChooseAndLike", "default_choose_and_like", "log_softmax"]
+__all__ = ["ChooseAndLike", "default_choose_and_like", "log_softmax", "seeded"]
 
 #: Default grid of ``beta``, the weight of the rating model's score.
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
@@ -158,7 +158,7 @@ class ChooseAndLike(Recommender):
         """
         betas = self._check_params()
         X = check_ratings("user_items", user_items)
-        seeds = spawn_seeds(self.random_state, 2)
+        seeds = spawn_seeds(self.random_state, 2)  # the default members' (also :func:`seeded`)
         rating, chooser = self.rating_model, self.chooser
         if rating is None:
             rating = RatingRBM(random_state=seeds[0])
@@ -297,12 +297,36 @@ class ChooseAndLike(Recommender):
         return model
 
 
-def default_choose_and_like(*, random_state: Any = None, num_threads: int = 0) -> ChooseAndLike:
-    """``ChooseAndLike()`` with ``num_threads`` passed to both default members.
+def seeded(
+    rating_model: RatingRBM, chooser: ImplicitRBM, random_state: Any = None, **params: Any
+) -> ChooseAndLike:
+    """``ChooseAndLike`` of unfitted members that keep their settings but take the seeds
+    ``ChooseAndLike(random_state=random_state)`` gives its default members (an int or
+    SeedSequence: the default settings then fit identically).
 
-    The members get the seeds ``ChooseAndLike(random_state=random_state)`` gives them (an
-    int or SeedSequence: both fit identically); this is the model registry's
-    ``rating-rbm-choice``.
+    Parameters
+    ----------
+    rating_model : RatingRBM
+        Unfitted; its ``random_state`` is replaced.
+    chooser : ImplicitRBM
+        Unfitted; its ``random_state`` is replaced.
+    random_state : int, SeedSequence, Generator or None
+        Seeds the held-out draw and the two members.
+    **params
+        Other ``ChooseAndLike`` arguments (``betas``, ``validation_fraction``).
+
+    Returns
+    -------
+    ChooseAndLike
+        Unfitted.
+    """
+    rating_model.random_state, chooser.random_state = spawn_seeds(random_state, 2)
+    return ChooseAndLike(rating_model, chooser, random_state=random_state, **params)
+
+
+def default_choose_and_like(*, random_state: Any = None, num_threads: int = 0) -> ChooseAndLike:
+    """``ChooseAndLike()`` with ``num_threads`` passed to both default members
+    (:func:`seeded`); the model registry's ``rating-rbm-choice``.
 
     Parameters
     ----------
@@ -316,11 +340,8 @@ def default_choose_and_like(*, random_state: Any = None, num_threads: int = 0) -
     ChooseAndLike
         Unfitted.
     """
-    seeds = spawn_seeds(random_state, 2)
-    return ChooseAndLike(
-        RatingRBM(random_state=seeds[0], num_threads=num_threads),
-        ImplicitRBM(random_state=seeds[1], num_threads=num_threads),
-        random_state=random_state,
+    return seeded(
+        RatingRBM(num_threads=num_threads), ImplicitRBM(num_threads=num_threads), random_state
     )
 
 

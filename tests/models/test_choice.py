@@ -168,3 +168,18 @@ def test_registry_model_is_the_default_with_threads_and_the_same_member_seeds():
     for member, seed in zip(members, spawn_seeds(5, 2), strict=True):
         assert member.random_state.entropy == seed.entropy
         assert member.random_state.spawn_key == seed.spawn_key
+
+
+def test_seeded_keeps_member_settings_and_gives_the_default_members_seeds():
+    from rbmrec.models.choice import seeded
+    from rbmrec.models.mixture import spawn_seeds
+
+    rating = RatingRBM(n_hidden=8, n_epochs=4, random_state=99)
+    chooser = ImplicitRBM(n_hidden=6, n_models=1, random_state=99)
+    model = seeded(rating, chooser, 7, betas=(0.0, 2.0), validation_fraction=0.2)
+    assert model.rating_model is rating and model.chooser is chooser
+    assert (rating.n_hidden, rating.n_epochs, chooser.n_hidden) == (8, 4, 6)
+    assert model.betas == (0.0, 2.0) and model.validation_fraction == 0.2
+    for member, seed in zip((rating, chooser), spawn_seeds(7, 2), strict=True):
+        assert member.random_state.spawn_key == seed.spawn_key
+        assert member.random_state.entropy == seed.entropy
